@@ -1,0 +1,64 @@
+# covidct — see README.md. `make demo` and `make test` work on a fresh machine with Python 3.11.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen --no-sync
+SHARED ?= $(abspath ../shared)
+
+# The embedded default: everything under .demo/ (SQLite, local folders, CPU).
+DEMO_HOME ?= $(abspath .demo)
+export COVIDCT_HOME ?= $(DEMO_HOME)
+export AIRFLOW_HOME ?= $(DEMO_HOME)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(abspath dags)
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(abspath plugins)
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.db
+export TF_CPP_MIN_LOG_LEVEL := 2
+export GIT_PYTHON_REFRESH := quiet
+
+.PHONY: help install demo demo-clean test test-fast lint airflow-ui mlflow-ui bench
+
+help:
+	@echo "make demo      install from the lock file and run the retraining DAG end to end (CPU)"
+	@echo "make test      install from the lock file and run lint + every test"
+	@echo "make airflow-ui / make mlflow-ui   open the UIs on the demo's stores"
+
+$(UV):
+	$(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv
+
+install: $(UV)
+	$(UV) sync --frozen --python 3.11
+
+demo: install
+	SHARED=$(SHARED) RUN="$(RUN)" bash infra/demo.sh
+
+demo-clean:
+	rm -rf $(DEMO_HOME)
+
+lint: install
+	$(RUN) ruff check covidct dags plugins tests benchmarks
+	$(RUN) ruff format --check covidct dags plugins tests benchmarks
+	$(RUN) mypy covidct
+
+test: install lint
+	$(RUN) pytest -q -p no:cacheprovider --timeout 1500
+
+test-fast: install
+	$(RUN) pytest -q -m "not slow" --timeout 900
+
+airflow-ui: install
+	@echo "Airflow UI on http://localhost:8080 (user admin; password printed below by 'airflow standalone')"
+	$(RUN) airflow standalone
+
+mlflow-ui: install
+	@echo "MLflow UI on http://localhost:5000"
+	$(RUN) mlflow ui --backend-store-uri sqlite:///$(COVIDCT_HOME)/mlflow.db --host 127.0.0.1 --port 5000
+
+bench: install
+	$(RUN) python benchmarks/manifest_speed.py
+	$(RUN) python benchmarks/folds_speed.py
+	$(RUN) python benchmarks/pipeline_speed.py

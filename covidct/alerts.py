@@ -1,0 +1,133 @@
+"""Alerts: one schema, one notifier interface, and metric-regression detection.
+
+The embedded notifier (:class:`JsonlNotifier`) writes a structured log line and appends one JSON
+line to ``alerts.jsonl``. Slack and SMTP notifiers live in ``plugins/`` (they go through the
+Airflow providers); all of them take the same :class:`Alert`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+#: Version of the alert line schema; bump when a field changes meaning.
+ALERT_SCHEMA_VERSION = 1
+
+
+class AlertKind(StrEnum):
+    """What happened."""
+
+    BATCH_QUARANTINED = "batch_quarantined"
+    TASK_FAILED = "task_failed"
+    NOT_PROMOTED = "not_promoted"
+    PROMOTED = "promoted"
+    METRIC_REGRESSION = "metric_regression"
+    RUN_LATE = "run_late"
+
+
+class Severity(StrEnum):
+    """How loud."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert. ``details`` must be JSON-serialisable; links may be empty strings."""
+
+    kind: AlertKind
+    severity: Severity
+    summary: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+    dag_id: str = ""
+    run_id: str = ""
+    airflow_url: str = ""
+    mlflow_url: str = ""
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    schema_version: int = ALERT_SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the alert as a JSON-safe dict (the stable line schema)."""
+        record = asdict(self)
+        record["kind"] = self.kind.value
+        record["severity"] = self.severity.value
+        record["details"] = dict(self.details)
+        return record
+
+
+class Notifier(Protocol):
+    """Anything that delivers an :class:`Alert`."""
+
+    def send(self, alert: Alert) -> None:  # pragma: no cover - protocol
+        """Deliver one alert; raise on delivery failure."""
+
+
+class JsonlNotifier:
+    """Embedded notifier: a structured log line plus one line in ``path`` (created if absent)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def send(self, alert: Alert) -> None:
+        """Append ``alert`` as one JSON line to the file and log it."""
+        record = alert.to_dict()
+        line = json.dumps(record, sort_keys=True, default=str)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+        log = logger.warning if alert.severity != Severity.INFO else logger.info
+        log("covidct alert %s: %s", alert.kind.value, alert.summary, extra={"alert": record})
+
+
+def read_alerts(path: Path) -> list[dict[str, Any]]:
+    """Return every alert line of an ``alerts.jsonl`` file (empty list if the file is absent)."""
+    if not Path(path).exists():
+        return []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@dataclass(frozen=True)
+class Regression:
+    """One metric that dropped by more than its threshold."""
+
+    metric: str
+    previous: float
+    current: float
+    drop: float
+    threshold: float
+
+
+def detect_regressions(
+    previous: Mapping[str, float],
+    current: Mapping[str, float],
+    thresholds: Mapping[str, float],
+) -> list[Regression]:
+    """Return the metrics whose value fell by more than their threshold.
+
+    ``previous`` and ``current``: metric name -> value (higher is better, fractions in [0, 1]).
+    ``thresholds``: metric name -> largest tolerated absolute drop. Metrics missing from either
+    side, or NaN on either side, are not compared. Ordered as ``thresholds``.
+    """
+    regressions: list[Regression] = []
+    for metric, threshold in thresholds.items():
+        if metric not in previous or metric not in current:
+            continue
+        before, after = float(previous[metric]), float(current[metric])
+        if math.isnan(before) or math.isnan(after):
+            continue
+        drop = before - after
+        if drop > threshold:
+            regressions.append(Regression(metric, before, after, drop, threshold))
+    return regressions

@@ -1,0 +1,226 @@
+"""The ``covidct`` command line. Configuration comes from the environment (``covidct.config``).
+
+Exit codes: 0 success (for ``validate``: the batch passed), 1 the batch failed validation,
+2 a usage or I/O error (the message names the file, batch or value).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from covidct.config import Settings
+
+    return Settings.from_env(os.environ)
+
+
+def cmd_ingest_dicom(args: argparse.Namespace) -> int:
+    from covidct.dicom import ingest_dicom
+
+    report = ingest_dicom(
+        args.dicom_dir, args.out_dir, args.label, args.source, size_policy=args.size_policy
+    )
+    print(json.dumps(report.to_dict(), indent=2, default=str))
+    return EXIT_OK
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from covidct.synth import write_synthetic_batch
+
+    report = write_synthetic_batch(
+        args.out_dir,
+        patients=args.patients,
+        seed=args.seed,
+        source=args.source,
+        max_slices_per_patient=args.max_slices,
+    )
+    print(report if not hasattr(report, "to_dict") else json.dumps(report.to_dict(), default=str))
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from covidct.validation import format_verdict, validate_batch
+
+    if not args.batch_dir.is_dir():
+        raise FileNotFoundError(f"batch folder not found: {args.batch_dir}")
+    verdict = validate_batch(args.batch_dir, report_dir=args.report, progress=not args.json)
+    if args.json:
+        print(json.dumps(verdict.to_dict(), indent=2, default=str))
+    else:
+        print(format_verdict(verdict))
+    return EXIT_OK if verdict.passed else EXIT_INVALID
+
+
+def cmd_folds(args: argparse.Namespace) -> int:
+    from covidct.folds import run_folds_command
+
+    print(run_folds_command(args.roster, args.labels, args.k, args.seed, args.out))
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from covidct.models import run_models_command
+
+    shape = tuple(int(part) for part in args.input_shape.split(","))
+    if len(shape) != 3:
+        raise ValueError(f"--input-shape: expected H,W,C; got {args.input_shape!r}")
+    print(run_models_command(shape))  # type: ignore[arg-type]
+    return EXIT_OK
+
+
+def cmd_evaluate_predictions(args: argparse.Namespace) -> int:
+    from covidct.evaluation import run_evaluate_predictions
+
+    print(run_evaluate_predictions(args.predictions, args.json))
+    return EXIT_OK
+
+
+def cmd_land(args: argparse.Namespace) -> int:
+    from covidct.pipeline import lake
+    from covidct.schema import LANDING
+
+    if not args.batch_dir.is_dir():
+        raise FileNotFoundError(f"batch folder not found: {args.batch_dir}")
+    batch_id = args.batch_id or args.batch_dir.name
+    store = lake(_settings())
+    store.upload_dir(args.batch_dir, f"{LANDING}/{batch_id}")
+    print(f"landed {args.batch_dir} as {store.uri(f'{LANDING}/{batch_id}')}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from covidct.pipeline import lake
+    from covidct.report import collect_summary, format_summary
+    from covidct.schema import RUNS
+
+    settings = _settings()
+    run_id = args.run
+    if run_id is None:
+        store = lake(settings)
+        if not store.exists(f"{RUNS}/LATEST"):
+            raise FileNotFoundError(f"no run recorded yet in {settings.lake.uri}")
+        run_id = store.read_bytes(f"{RUNS}/LATEST").decode()
+    summary = collect_summary(settings, run_id)
+    print(json.dumps(summary, indent=2, default=str) if args.json else format_summary(summary))
+    return EXIT_OK
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from covidct import registry
+    from covidct.pipeline import lake
+
+    settings = _settings()
+    store = lake(settings)
+    if args.registry_command == "history":
+        records = registry.read_ledger(store)
+        if args.json:
+            print(json.dumps(records, indent=2, default=str))
+            return EXIT_OK
+        if not records:
+            print("(no promotion decision recorded yet)")
+        for record in records:
+            print(
+                f"{record['at']}  {record['action']:<8} v{record.get('version')} "
+                f"(champion before: {record.get('previous_champion')})  run {record.get('dag_run_id')}"
+                f"\n    {record.get('reason')}"
+            )
+        return EXIT_OK
+    client = registry.client(settings.mlflow.tracking_uri)
+    event = registry.rollback(client, store, settings.mlflow.model_name, args.version, args.reason)
+    print(f"@champion moved back to version {event['version']} (was {event['previous_champion']})")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of every ``covidct`` command."""
+    parser = argparse.ArgumentParser(prog="covidct", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest-dicom", help="convert DICOM series into a Negin-style batch")
+    p.add_argument("dicom_dir", type=Path)
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--label", required=True, choices=["Positive", "Negative"])
+    p.add_argument("--source", required=True, help="source name that namespaces patient ids")
+    p.add_argument("--size-policy", default="skip", choices=["skip", "resample"])
+    p.set_defaults(func=cmd_ingest_dicom)
+
+    p = sub.add_parser("synth", help="write a synthetic Negin-style batch")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--patients", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--source", default="synth")
+    p.add_argument("--max-slices", type=int, default=None, help="cap slices per patient")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("validate", help="validate a batch (exit 0 pass, 1 fail, 2 error)")
+    p.add_argument("batch_dir", type=Path)
+    p.add_argument("--report", type=Path, default=None, help="folder for the HTML/JSON report")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("folds", help="patient-level folds of a roster (COVID-CTset protocol)")
+    p.add_argument("--roster", type=Path, required=True, help="all.csv (filename,class)")
+    p.add_argument("--labels", type=Path, required=True, help="Patient_details.csv")
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_folds)
+
+    p = sub.add_parser("models", help="list registry backbones with parameter counts")
+    p.add_argument("--input-shape", default="512,512,1")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("evaluate-predictions", help="every metric of a predictions CSV")
+    p.add_argument("predictions", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate_predictions)
+
+    p = sub.add_parser("land", help="put a local batch into the data lake's landing area")
+    p.add_argument("batch_dir", type=Path)
+    p.add_argument("--batch-id", default=None)
+    p.set_defaults(func=cmd_land)
+
+    p = sub.add_parser("report", help="print a DAG run's summary (latest by default)")
+    p.add_argument("--run", default=None, help="DAG run id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("registry", help="champion history and rollback")
+    rsub = p.add_subparsers(dest="registry_command", required=True)
+    h = rsub.add_parser("history", help="print the promotion audit ledger")
+    h.add_argument("--json", action="store_true")
+    r = rsub.add_parser("rollback", help="move @champion back to VERSION (audited)")
+    r.add_argument("version")
+    r.add_argument("--reason", default="manual rollback")
+    p.set_defaults(func=cmd_registry)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``covidct`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except (ValueError, OSError, KeyError) as error:
+        print(f"covidct {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

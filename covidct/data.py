@@ -1,0 +1,378 @@
+"""Input pipeline: 16-bit CT slices from TIFF files to float32 model inputs.
+
+Slices are Negin-style TIFFs (DESIGN.md): single page, 2-D, uint16 DICOM stored values with
+HU = value - 1024 (:data:`covidct.schema.HU_OFFSET`). They are read with :mod:`tifffile` only
+(never an 8-bit image loader), cast to float32 with all 16 bits kept, passed through a documented
+:class:`IntensityTransform`, resized if asked, cached once in memory (or in a file cache) and then
+batched, augmented (the seed's Table 5 augmentation, :class:`AugmentConfig`) and prefetched.
+
+Augmentation is one random affine warp per image (flips, rotation, zoom, shift) written in plain
+TensorFlow ops (:func:`affine_warp`), so the same code runs in ``tf.data`` on the host and inside
+an XLA-compiled train step on the device (:class:`DeviceAugmentation`); TensorFlow's
+``ImageProjectiveTransformV3`` has no XLA kernel. Pixels mapped from outside the slice take the
+slice's minimum value (air), and bilinear interpolation is a convex combination, so augmented
+values always stay inside the range of the input slice (no wrap-around).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tifffile
+
+from covidct.schema import CLASS_NAMES, HU_OFFSET
+
+logger = logging.getLogger(__name__)
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+class IntensityMode(StrEnum):
+    """How uint16 stored values become float32 model inputs.
+
+    - ``raw``: the stored values themselves as float32 (0..65535; CT ~0..5000). This is what the
+      COVID-CTset authors fed their networks: their evaluation reads slices with
+      ``cv2.imread(path, cv2.IMREAD_UNCHANGED)`` and predicts on the unscaled values, and their
+      ``ImageDataGenerator`` has no ``rescale`` (mr7495/COVID-CT-Code,
+      ``COVID_Train&Validation.ipynb``). Dividing by the slice maximum appears in their dataset
+      README only as a way to *view* the images.
+    - ``slice-max``: value / max(slice), in [0, 1] (the README's viewing rule).
+    - ``hu-window``: HU = value - 1024, clipped to [level - width/2, level + width/2] and mapped
+      linearly to [0, 1].
+    """
+
+    RAW = "raw"
+    SLICE_MAX = "slice-max"
+    HU_WINDOW = "hu-window"
+
+    @classmethod
+    def parse(cls, value: str) -> IntensityMode:
+        """Return the member named ``value``; raise ValueError listing the valid names."""
+        try:
+            return cls(value)
+        except ValueError:
+            valid = ", ".join(member.value for member in cls)
+            raise ValueError(f"unknown intensity mode {value!r}; valid: {valid}") from None
+
+
+@dataclass(frozen=True)
+class IntensityTransform:
+    """uint16 stored values -> float32 model input, keeping all 16 bits.
+
+    ``level_hu`` and ``width_hu`` (Hounsfield units) apply to ``hu-window`` only; the default is a
+    lung window (level -600 HU, width 1500 HU: -1350..150 HU). float32 represents every uint16
+    integer exactly, so no level is lost before the scaling.
+    Raises ValueError for a non-positive ``width_hu``.
+    """
+
+    mode: IntensityMode = IntensityMode.HU_WINDOW
+    level_hu: float = -600.0
+    width_hu: float = 1500.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", IntensityMode.parse(str(self.mode)))
+        if not self.width_hu > 0:
+            raise ValueError(f"width_hu must be > 0 HU, got {self.width_hu}")
+
+    def apply(self, stored: tf.Tensor) -> tf.Tensor:
+        """Map stored values (any shape, any numeric dtype) to float32 model inputs."""
+        values = tf.cast(stored, tf.float32)
+        if self.mode is IntensityMode.RAW:
+            return values
+        if self.mode is IntensityMode.SLICE_MAX:
+            return values / tf.maximum(tf.reduce_max(values), 1.0)
+        low = self.level_hu - self.width_hu / 2.0 + HU_OFFSET
+        return tf.clip_by_value((values - low) / self.width_hu, 0.0, 1.0)
+
+    def output_range(self) -> tuple[float, float]:
+        """The closed interval the transformed values lie in."""
+        return (0.0, 65535.0) if self.mode is IntensityMode.RAW else (0.0, 1.0)
+
+    def to_params(self) -> dict[str, str]:
+        """Flat string parameters for MLflow (``intensity_*``)."""
+        return {f"intensity_{key}": str(value) for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random augmentation of the seed's Table 5 (defaults are Table 5's values).
+
+    ``rotation_degrees`` = 360 draws an angle uniformly in [0, 360) degrees; ``zoom`` = 0.05 draws
+    independent x and y scale factors in [0.95, 1.05]; ``width_shift``/``height_shift`` = 0.05
+    shift by up to 5% of the width/height (Keras ``ImageDataGenerator`` semantics, which the seed
+    and the COVID-CTset authors used). Flips each happen with probability 0.5.
+    """
+
+    horizontal_flip: bool = True
+    vertical_flip: bool = True
+    rotation_degrees: float = 360.0
+    zoom: float = 0.05
+    width_shift: float = 0.05
+    height_shift: float = 0.05
+
+    def to_params(self) -> dict[str, str]:
+        """Flat string parameters for MLflow (``augment_*``)."""
+        return {f"augment_{key}": str(value) for key, value in asdict(self).items()}
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def read_slice(path: Path) -> np.ndarray:
+    """Read one TIFF slice with tifffile: uint16 array (H, W), DICOM stored values.
+
+    Raises ValueError naming the file when it is not a 2-D uint16 image.
+    """
+    array = tifffile.imread(path)
+    if array.dtype != np.uint16 or array.ndim != 2:
+        raise ValueError(
+            f"{path}: expected a 2-D uint16 slice, got dtype {array.dtype} shape {array.shape}"
+        )
+    return array
+
+
+def _read_slice_tf(path: tf.Tensor) -> tf.Tensor:
+    def read(raw_path: bytes) -> np.ndarray:
+        return read_slice(Path(raw_path.decode()))
+
+    image = tf.numpy_function(read, [path], tf.uint16, stateful=False)
+    return tf.ensure_shape(image, [None, None])
+
+
+def _decode(path: tf.Tensor, image_size: int, transform: IntensityTransform) -> tf.Tensor:
+    """Path -> float32 (image_size, image_size, 1)."""
+    image = transform.apply(_read_slice_tf(path))[..., tf.newaxis]
+    if image_size is None:
+        return image
+    resized = tf.image.resize(image, (image_size, image_size), method="area")
+    return tf.ensure_shape(resized, [image_size, image_size, 1])
+
+
+def one_hot_labels(labels: Sequence[int]) -> np.ndarray:
+    """Class indices (0 normal, 1 COVID; :data:`CLASS_NAMES`) -> float32 one-hot (n, 2).
+
+    Raises ValueError naming the first index outside [0, len(CLASS_NAMES)).
+    """
+    indices = np.asarray(labels, dtype=np.int64).reshape(-1)
+    bad = np.flatnonzero((indices < 0) | (indices >= len(CLASS_NAMES)))
+    if bad.size:
+        raise ValueError(
+            f"label {indices[bad[0]]} at position {bad[0]} is not a class index of {CLASS_NAMES}"
+        )
+    return np.eye(len(CLASS_NAMES), dtype=np.float32)[indices]
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def affine_warp(images: tf.Tensor, matrices: tf.Tensor, shifts: tf.Tensor) -> tf.Tensor:
+    """Warp a batch with one affine map per image, bilinear, filled with each image's minimum.
+
+    ``images``: float (B, H, W, C). ``matrices``: float32 (B, 2, 2) mapping an output pixel's
+    (x, y) offset from the image centre to the input offset; ``shifts``: float32 (B, 2) input
+    (x, y) translation in pixels. Output pixel (x, y) samples the input at
+    ``M @ ((x, y) - c) + c + shift`` with c = ((W - 1) / 2, (H - 1) / 2). Neighbours outside the
+    image take the image minimum, so every output value lies in [min, max] of its input image.
+    Plain gathers and arithmetic: compiles under XLA.
+    """
+    dtype = images.dtype
+    images = tf.cast(images, tf.float32)
+    shape = tf.shape(images)
+    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+    qx, qy = _source_coordinates(matrices, shifts, height, width)
+    fill = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)[:, :, 0, :]  # (B, 1, 1)
+    flat = tf.reshape(images, [batch, height * width, channels])
+    x0, y0 = tf.floor(qx), tf.floor(qy)
+    wx, wy = (qx - x0)[..., tf.newaxis], (qy - y0)[..., tf.newaxis]
+
+    def corner(dx: float, dy: float) -> tf.Tensor:
+        return _gather_or_fill(flat, x0 + dx, y0 + dy, height, width, fill)
+
+    top = corner(0.0, 0.0) * (1.0 - wx) + corner(1.0, 0.0) * wx
+    bottom = corner(0.0, 1.0) * (1.0 - wx) + corner(1.0, 1.0) * wx
+    warped = top * (1.0 - wy) + bottom * wy
+    return tf.cast(tf.reshape(warped, [batch, height, width, channels]), dtype)
+
+
+def _source_coordinates(
+    matrices: tf.Tensor, shifts: tf.Tensor, height: tf.Tensor, width: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Input (x, y) sampled by each output pixel, each float32 (B, H * W)."""
+    ys, xs = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
+    centre_x = tf.cast(width - 1, tf.float32) / 2.0
+    centre_y = tf.cast(height - 1, tf.float32) / 2.0
+    px = tf.reshape(tf.cast(xs, tf.float32), [1, -1]) - centre_x
+    py = tf.reshape(tf.cast(ys, tf.float32), [1, -1]) - centre_y
+    m = tf.cast(matrices, tf.float32)
+    s = tf.cast(shifts, tf.float32)
+    qx = m[:, 0, 0:1] * px + m[:, 0, 1:2] * py + centre_x + s[:, 0:1]
+    qy = m[:, 1, 0:1] * px + m[:, 1, 1:2] * py + centre_y + s[:, 1:2]
+    return qx, qy
+
+
+def _gather_or_fill(
+    flat: tf.Tensor,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    height: tf.Tensor,
+    width: tf.Tensor,
+    fill: tf.Tensor,
+) -> tf.Tensor:
+    """Values of ``flat`` (B, H*W, C) at integer-valued (x, y) (B, H*W); outside -> ``fill``."""
+    inside = (x >= 0) & (y >= 0) & (x <= tf.cast(width - 1, x.dtype))
+    inside &= y <= tf.cast(height - 1, y.dtype)
+    xi = tf.clip_by_value(tf.cast(x, tf.int32), 0, width - 1)
+    yi = tf.clip_by_value(tf.cast(y, tf.int32), 0, height - 1)
+    values = tf.gather(flat, yi * width + xi, batch_dims=1)
+    return tf.where(inside[..., tf.newaxis], values, fill)
+
+
+def random_affine_parameters(
+    seed: tf.Tensor, batch: tf.Tensor, height: tf.Tensor, width: tf.Tensor, config: AugmentConfig
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Draw (matrices (B, 2, 2), shifts (B, 2)) for :func:`affine_warp` from a stateless seed.
+
+    ``seed``: int32/int64 tensor of shape (2,). Matrix = rotation(angle) @ diag(zoom_x, zoom_y)
+    @ diag(flip_x, flip_y), flips being -1 with probability 0.5 when enabled.
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
+
+    def uniform(index: int, low: float, high: float, count: int = 1) -> tf.Tensor:
+        return tf.random.stateless_uniform([batch, count], seeds[index], low, high)
+
+    angle = uniform(0, 0.0, math.radians(config.rotation_degrees))[:, 0]
+    zoom = uniform(1, 1.0 - config.zoom, 1.0 + config.zoom, 2)
+    enabled = tf.constant([config.horizontal_flip, config.vertical_flip])
+    flips = tf.where((uniform(2, 0.0, 1.0, 2) < 0.5) & enabled, -1.0, 1.0)
+    scale = zoom * flips
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    matrices = tf.stack(
+        [
+            tf.stack([cos * scale[:, 0], -sin * scale[:, 1]], axis=-1),
+            tf.stack([sin * scale[:, 0], cos * scale[:, 1]], axis=-1),
+        ],
+        axis=1,
+    )
+    extent = tf.cast(tf.stack([width, height]), tf.float32)
+    limits = tf.constant([config.width_shift, config.height_shift], tf.float32) * extent
+    shifts = (uniform(3, -1.0, 1.0, 2)) * limits
+    return matrices, shifts
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> tf.Tensor:
+    """Table 5 augmentation of float (B, H, W, C) images, deterministic for a (2,) int seed.
+
+    Output has the input's shape and dtype; each image's values stay within its [min, max].
+    """
+    shape = tf.shape(images)
+    matrices, shifts = random_affine_parameters(seed, shape[0], shape[1], shape[2], config)
+    return affine_warp(images, matrices, shifts)
+
+
+@keras.saving.register_keras_serializable(package="covidct")
+class DeviceAugmentation(keras.layers.Layer):
+    """Table 5 augmentation as a layer, applied only when ``training`` is true.
+
+    Put in front of a model so the augmentation runs on the accelerator inside the (XLA) train
+    step; identity at inference. Inputs float (B, H, W, C); computes in float32 whatever the
+    global mixed-precision policy.
+    """
+
+    def __init__(
+        self, config: dict[str, Any] | None = None, seed: int | None = None, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.augment = AugmentConfig(**(config or {}))
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        if not training:
+            return inputs
+        seed = tf.cast(self.seed_generator.next(), tf.int64)
+        return augment_batch(inputs, seed, self.augment)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "config": asdict(self.augment), "seed": self.seed}
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def make_dataset(
+    paths: Sequence[Path],
+    labels: Sequence[int],
+    *,
+    image_size: int | None,
+    batch_size: int,
+    augment: AugmentConfig | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    cache: bool | Path = True,
+    transform: IntensityTransform | None = None,
+    repeat: bool = False,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """TIFF slices and class indices -> batches of (float32 (B, S, S, 1), one-hot float32 (B, 2)).
+
+    ``paths``: TIFF files (2-D uint16, stored values). ``labels``: class indices (0 normal,
+    1 COVID). ``image_size`` S: square side after area resizing (None keeps the native size,
+    which must then be equal for all slices to batch). Decoding, the intensity ``transform``
+    (default :class:`IntensityTransform`) and resizing run once per slice in a parallel map and
+    are cached (``cache=True`` in memory, a Path for a file cache, False for none), so later
+    epochs never decode a TIFF again. Then: shuffle (whole set, reshuffled every epoch),
+    ``repeat`` (infinite), batch, ``augment`` (:func:`augment_batch`, stateless seeds derived
+    from ``seed``), prefetch. Raises ValueError if lengths differ or a label is not a class.
+    A file that cannot be read fails the iteration with an error naming the file.
+    """
+    if len(paths) != len(labels):
+        raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+    transform = transform or IntensityTransform()
+    targets = one_hot_labels(labels)
+    dataset = tf.data.Dataset.from_tensor_slices(([str(path) for path in paths], targets))
+    dataset = dataset.map(
+        lambda path, target: (_decode(path, image_size, transform), target),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    dataset = _cache(dataset, cache)
+    if shuffle:
+        dataset = dataset.shuffle(max(len(paths), 1), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if augment is not None:
+        dataset = _augmented(dataset, augment, seed)
+    return dataset.prefetch(AUTOTUNE)
+
+
+def _cache(dataset: tf.data.Dataset, cache: bool | Path) -> tf.data.Dataset:
+    if cache is False:
+        return dataset
+    if cache is True:
+        return dataset.cache()
+    Path(cache).parent.mkdir(parents=True, exist_ok=True)
+    return dataset.cache(str(cache))
+
+
+def _augmented(dataset: tf.data.Dataset, augment: AugmentConfig, seed: int) -> tf.data.Dataset:
+    seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
+    paired = tf.data.Dataset.zip((dataset, seeds))
+    return paired.map(
+        lambda batch, batch_seed: (augment_batch(batch[0], batch_seed, augment), batch[1]),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )

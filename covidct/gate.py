@@ -1,0 +1,163 @@
+"""The promotion gate: a verdict, never an exception (CONVENTIONS 9; TFX blessing semantics).
+
+Rule (issue 7). The candidate (this run's best backbone by the primary metric, mean over folds)
+is compared, on this run's pooled test predictions, with (a) the ResNet152 trained in the same run
+on the same folds and (b) the current champion re-evaluated on the same test patients. Against
+each comparator it passes when
+
+* the lower bound of the 95% paired bootstrap interval (resampling patients, not slices) of the
+  primary metric's difference (candidate - comparator) exceeds ``GateSettings.margin``; and
+* the candidate's image-level COVID sensitivity is not lower than the comparator's by more than
+  ``GateSettings.sensitivity_margin`` (non-inferiority).
+
+Defaults: primary metric patient-level balanced accuracy (the test set is unbalanced, about
+1:17 in images, so accuracy rewards calling everything normal; a patient-level metric matches the
+unit of diagnosis and of the bootstrap), margin 0.0, sensitivity margin 0.05.
+
+No champion yet is its own named verdict (:attr:`GateStatus.FIRST_RUN`); the policy
+``beat-baseline`` (default) still requires beating ResNet152, ``promote-best`` rubber-stamps the
+best backbone as TFX does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+
+from covidct.config import FirstRunPolicy, GateSettings
+from covidct.schema import BASELINE_BACKBONE
+
+
+class GateStatus(StrEnum):
+    """Named outcomes of the gate."""
+
+    PROMOTE = "promote"
+    REFUSE = "refuse"
+    FIRST_RUN = "first-run"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate against one comparator (``baseline`` or ``champion``)."""
+
+    comparator: str
+    comparator_name: str
+    metric: str
+    difference: float
+    ci_low: float
+    ci_high: float
+    sensitivity_candidate: float
+    sensitivity_comparator: float
+    passed: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """Outcome of the gate: ``passed`` means move ``@champion`` to the candidate."""
+
+    passed: bool
+    status: GateStatus
+    candidate: str
+    reasons: tuple[str, ...]
+    comparisons: tuple[Comparison, ...] = ()
+    figures: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict of the verdict."""
+        record = asdict(self)
+        record["status"] = self.status.value
+        record["figures"] = dict(self.figures)
+        return record
+
+
+#: (candidate predictions, comparator predictions, metric) -> (difference, ci_low, ci_high)
+PairedBootstrap = Callable[[pd.DataFrame, pd.DataFrame, str], tuple[float, float, float]]
+
+
+def compare(
+    comparator: str,
+    comparator_name: str,
+    candidate_predictions: pd.DataFrame,
+    comparator_predictions: pd.DataFrame,
+    *,
+    settings: GateSettings,
+    paired_bootstrap: PairedBootstrap,
+    sensitivity: Callable[[pd.DataFrame], float],
+) -> Comparison:
+    """Judge the candidate against one comparator on the same test patients (rule in module doc).
+
+    Both prediction tables have columns ``patient_id, y_true, p_covid`` (one row per slice) over
+    the same patients. Raises ValueError if their patient sets differ.
+    """
+    patients_a = set(candidate_predictions["patient_id"])
+    patients_b = set(comparator_predictions["patient_id"])
+    if patients_a != patients_b:
+        raise ValueError(
+            f"gate: candidate and {comparator} were not evaluated on the same patients "
+            f"({len(patients_a ^ patients_b)} differ)"
+        )
+    difference, low, high = paired_bootstrap(
+        candidate_predictions, comparator_predictions, settings.primary_metric
+    )
+    sens_a = sensitivity(candidate_predictions)
+    sens_b = sensitivity(comparator_predictions)
+    reasons: list[str] = []
+    if not low > settings.margin:
+        reasons.append(
+            f"vs {comparator} {comparator_name}: {settings.primary_metric} difference "
+            f"{difference:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}]; lower bound not above the "
+            f"margin {settings.margin:+.4f}"
+        )
+    if sens_a < sens_b - settings.sensitivity_margin:
+        reasons.append(
+            f"vs {comparator} {comparator_name}: COVID sensitivity {sens_a:.4f} falls more than "
+            f"{settings.sensitivity_margin:.4f} below {sens_b:.4f}"
+        )
+    return Comparison(
+        comparator, comparator_name, settings.primary_metric, difference, low, high,
+        sens_a, sens_b, not reasons, tuple(reasons),
+    )  # fmt: skip
+
+
+def decide(
+    candidate: str,
+    comparisons: Mapping[str, Comparison],
+    *,
+    has_champion: bool,
+    settings: GateSettings,
+    figures: Mapping[str, float] | None = None,
+) -> GateVerdict:
+    """Combine the comparisons into a verdict.
+
+    ``comparisons`` maps ``"baseline"`` and/or ``"champion"`` to :func:`compare` results; a
+    candidate that *is* the baseline backbone has no baseline comparison. With no champion,
+    the first-run policy decides (module doc).
+    """
+    figures = dict(figures or {})
+    done = tuple(comparisons.values())
+    failed = tuple(reason for item in done for reason in item.reasons)
+    if not has_champion:
+        if settings.first_run_policy == FirstRunPolicy.PROMOTE_BEST:
+            reason = f"no champion yet; first-run policy promote-best promotes {candidate}"
+            return GateVerdict(True, GateStatus.FIRST_RUN, candidate, (reason,), done, figures)
+        if "baseline" not in comparisons:
+            reason = (
+                f"no champion yet and the best backbone is the {BASELINE_BACKBONE} baseline "
+                "itself; first-run policy beat-baseline requires another backbone to beat it"
+            )
+            return GateVerdict(False, GateStatus.FIRST_RUN, candidate, (reason,), done, figures)
+        head = "no champion yet; first-run policy beat-baseline"
+        if failed:
+            return GateVerdict(False, GateStatus.FIRST_RUN, candidate, (head, *failed), done, figures)
+        ok = f"{head}: {candidate} beats the {BASELINE_BACKBONE} baseline"
+        return GateVerdict(True, GateStatus.FIRST_RUN, candidate, (ok,), done, figures)
+    if failed:
+        return GateVerdict(False, GateStatus.REFUSE, candidate, failed, done, figures)
+    beaten = " and ".join(f"{c.comparator} {c.comparator_name}" for c in done)
+    reason = f"{candidate} beats {beaten} beyond the margins"
+    return GateVerdict(True, GateStatus.PROMOTE, candidate, (reason,), done, figures)

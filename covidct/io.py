@@ -1,0 +1,257 @@
+"""Reading and writing the files of a Negin-style batch (DESIGN.md, "The Negin-style batch contract").
+
+A batch is a folder holding ``Patient_details.csv`` (columns ``schema.PATIENT_DETAILS_COLUMNS``),
+an optional ``batch.json`` (``{"source": NAME, ...provenance...}``) and one folder per patient with
+``SR_2``/``SR_3``/``SR_4`` sub-folders of ``IM00001.tif ...`` slices.
+
+Each slice is a single-page, 2-D, 512x512, uint16 TIFF holding DICOM stored values in the Negin
+convention (HU = value - 1024, ``schema.HU_OFFSET``). :func:`write_slice` writes them
+uncompressed, little-endian, with no ImageDescription, Software or date tag, so a slice carries
+nothing but its pixels and the baseline TIFF tags; the same array always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import tifffile
+
+from covidct import schema
+
+logger = logging.getLogger(__name__)
+
+SLICE_NAME_FORMAT = "IM{index:05d}.tif"
+_THICKNESS_COLUMNS: tuple[str, ...] = schema.PATIENT_DETAILS_COLUMNS[5:]
+_TEXT_COLUMNS: tuple[str, ...] = schema.PATIENT_DETAILS_COLUMNS[:5]
+
+
+class SliceReadError(ValueError):
+    """A file is not a readable Negin slice. ``path`` names the file, ``reason`` says why."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class PatientDetailsError(ValueError):
+    """A ``Patient_details.csv`` cannot be read or written. ``path`` and ``reason`` as above."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def slice_name(index: int) -> str:
+    """Return the file name of the ``index``-th slice of a series (1-based): ``IM00001.tif``."""
+    if index < 1:
+        raise ValueError(f"slice index must be >= 1, got {index}")
+    return SLICE_NAME_FORMAT.format(index=index)
+
+
+def read_slice(
+    path: str | Path, *, expected_shape: tuple[int, int] | None = schema.SLICE_SHAPE
+) -> np.ndarray:
+    """Read one Negin slice.
+
+    Returns a native-endian uint16 array of shape ``expected_shape`` (default (512, 512)), DICOM
+    stored values, HU = value - 1024. Compressed or big-endian TIFFs are decoded when tifffile
+    can (the contract asks writers for uncompressed ones; :func:`write_slice` does that).
+    ``expected_shape=None`` accepts any 2-D shape.
+
+    Raises SliceReadError (a ValueError; ``.path``, ``.reason``) when the file is missing, is not
+    a TIFF, is truncated or corrupt, has more than one page, is not 2-D single-channel, is not
+    16-bit unsigned, or has another shape than expected.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SliceReadError(path, "no such file")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            n_pages = len(tif.pages)
+            if n_pages != 1:
+                raise SliceReadError(path, f"expected a single-page TIFF, found {n_pages} pages")
+            array = tif.pages[0].asarray()
+    except SliceReadError:
+        raise
+    except Exception as error:  # tifffile raises TiffFileError, ValueError, OSError, ...
+        raise SliceReadError(path, f"cannot decode TIFF ({type(error).__name__}: {error})") from error
+    return _checked_slice(path, array, expected_shape)
+
+
+def _checked_slice(
+    path: Path, array: np.ndarray, expected_shape: tuple[int, int] | None
+) -> np.ndarray:
+    if array.ndim != 2:
+        raise SliceReadError(path, f"expected a 2-D single-channel image, got shape {array.shape}")
+    if array.dtype.kind != "u" or array.dtype.itemsize != 2:
+        raise SliceReadError(path, f"expected uint16 pixels, got {array.dtype}")
+    if expected_shape is not None and tuple(array.shape) != tuple(expected_shape):
+        raise SliceReadError(path, f"expected shape {tuple(expected_shape)}, got {array.shape}")
+    return np.ascontiguousarray(array, dtype=np.uint16)
+
+
+def write_slice(path: str | Path, array: np.ndarray) -> None:
+    """Write one Negin slice: ``array`` uint16 (rows, cols), DICOM stored values.
+
+    The TIFF is single-page, uncompressed, little-endian, MinIsBlack, with no description,
+    software or date tag (tifffile ``metadata=None``, ``software=False``). Parent folders are
+    created. Raises ValueError if ``array`` is not a 2-D uint16 array; the contract's 512x512 shape
+    is checked by readers and validation, not here.
+    """
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise ValueError(f"{path}: a slice must be 2-D, got shape {array.shape}")
+    if array.dtype != np.uint16:
+        raise ValueError(f"{path}: a slice must be uint16, got {array.dtype}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(
+        path,
+        np.ascontiguousarray(array, dtype="<u2"),
+        byteorder="<",
+        photometric="minisblack",
+        compression=None,
+        metadata=None,
+        software=False,
+    )
+
+
+def _format_cell(column: str, value: object) -> str:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return ""
+        return str(int(value)) if float(value).is_integer() else format(float(value), "g")
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        raise ValueError(f"column {column!r}: line breaks are not allowed, got {text!r}")
+    return text
+
+
+def _details_row(path: Path, row: Mapping[str, object]) -> list[str]:
+    unknown = sorted(set(row) - set(schema.PATIENT_DETAILS_COLUMNS))
+    if unknown:
+        raise PatientDetailsError(
+            path, f"unknown columns {unknown}; valid: {list(schema.PATIENT_DETAILS_COLUMNS)}"
+        )
+    patient = _format_cell(schema.PATIENT_COLUMN, row.get(schema.PATIENT_COLUMN))
+    if not patient:
+        raise PatientDetailsError(path, f"a row has no {schema.PATIENT_COLUMN!r}: {dict(row)}")
+    label = _format_cell(schema.LABEL_COLUMN, row.get(schema.LABEL_COLUMN))
+    if label not in {member.value for member in schema.Label}:
+        raise PatientDetailsError(
+            path,
+            f"patient {patient!r}: {schema.LABEL_COLUMN!r} must be one of "
+            f"{[member.value for member in schema.Label]}, got {label!r}",
+        )
+    return [_format_cell(column, row.get(column)) for column in schema.PATIENT_DETAILS_COLUMNS]
+
+
+def write_patient_details(path: str | Path, rows: Iterable[Mapping[str, object]]) -> None:
+    """Write ``Patient_details.csv`` with exactly ``schema.PATIENT_DETAILS_COLUMNS``.
+
+    ``rows``: mappings from column name to value; a missing column, None or NaN is written empty;
+    integral floats are written without ``.0`` and line endings are CRLF, as in the published
+    COVID-CTset file. Raises PatientDetailsError (a ValueError) on an unknown column, an empty
+    ``Patient ID``, a duplicated patient or a label other than Positive/Negative.
+    """
+    path = Path(path)
+    lines = [_details_row(path, row) for row in rows]
+    patients = [line[0] for line in lines]
+    duplicated = sorted({patient for patient in patients if patients.count(patient) > 1})
+    if duplicated:
+        raise PatientDetailsError(path, f"patients listed more than once: {duplicated}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow(schema.PATIENT_DETAILS_COLUMNS)
+        writer.writerows(lines)
+
+
+def read_patient_details(path: str | Path) -> pd.DataFrame:
+    """Read a ``Patient_details.csv``.
+
+    Returns one row per patient with exactly ``schema.PATIENT_DETAILS_COLUMNS``: ``Patient ID``,
+    ``SEX``, ``AGE``, ``Date`` and ``COVID-19 Infection`` as strings (missing values NaN; ``Date``
+    kept as text, e.g. ``"20200407"``), the three ``SR_n Folder thickness(mm)`` columns float64 in
+    millimetres (NaN when unknown). Label values are not judged here (validation does that).
+
+    Raises PatientDetailsError (a ValueError) when the file is missing or unparsable, its header
+    is not exactly the expected columns, or a thickness is not a number.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PatientDetailsError(path, "no such file")
+    try:
+        frame = pd.read_csv(path, dtype={column: str for column in _TEXT_COLUMNS})
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise PatientDetailsError(path, f"cannot parse CSV ({error})") from error
+    columns = tuple(frame.columns)
+    if columns != schema.PATIENT_DETAILS_COLUMNS:
+        raise PatientDetailsError(
+            path, f"expected columns {list(schema.PATIENT_DETAILS_COLUMNS)}, got {list(columns)}"
+        )
+    for column in _THICKNESS_COLUMNS:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame.loc[numbers.isna() & frame[column].notna(), schema.PATIENT_COLUMN]
+        if len(bad):
+            raise PatientDetailsError(
+                path, f"{column!r} is not a number for patients {list(bad)[:5]}"
+            )
+        frame[column] = numbers.astype("float64")
+    return frame
+
+
+def write_batch_info(batch_dir: str | Path, info: Mapping[str, Any]) -> Path:
+    """Write ``<batch_dir>/batch.json`` deterministically (sorted keys, 2-space indent, LF).
+
+    ``info`` must hold a non-empty string ``source``. Returns the path written. Raises ValueError
+    when ``source`` is missing or empty, or ``info`` is not JSON-serialisable.
+    """
+    source = info.get("source")
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"{batch_dir}: batch.json needs a non-empty 'source', got {source!r}")
+    path = Path(batch_dir) / schema.BATCH_INFO
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(dict(info), indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def read_batch_info(batch_dir: str | Path) -> dict[str, Any]:
+    """Read ``<batch_dir>/batch.json``; a batch without one is ``{"source": DEFAULT_SOURCE}``.
+
+    Raises ValueError naming the file when it is not a JSON object with a non-empty string
+    ``source``.
+    """
+    path = Path(batch_dir) / schema.BATCH_INFO
+    if not path.exists():
+        return {"source": schema.DEFAULT_SOURCE}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: cannot read JSON ({error})") from error
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(info).__name__}")
+    source = info.get("source")
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"{path}: expected a non-empty string 'source', got {source!r}")
+    return info
+
+
+def batch_source(batch_dir: str | Path) -> str:
+    """Return the source that namespaces this batch's patient keys (``schema.patient_key``)."""
+    return str(read_batch_info(batch_dir)["source"])

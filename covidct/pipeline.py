@@ -1,0 +1,709 @@
+"""The retraining workflow's steps, one function per DAG task (DAG files only wire these).
+
+Every step takes the :class:`~covidct.config.Settings`, plain ids and small dicts, and returns a
+small JSON-safe dict for XCom (URIs, ids, metric figures; never data). Each step writes under
+``runs/<run_key>/`` (keyed by the DAG run), so a retried step overwrites its own output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from covidct import alerts as alerts_mod
+from covidct.config import AlertChannel, Settings
+from covidct.schema import (
+    ALIAS_BASELINE,
+    ALIAS_CHALLENGER,
+    BASELINE_BACKBONE,
+    CURATED,
+    FOLDS,
+    LANDING,
+    LABEL_TO_CLASS,
+    RUNS,
+)
+
+logger = logging.getLogger(__name__)
+
+DAG_ID = "covidct_retraining"
+HISTORY_PREFIX = f"{RUNS}/history"
+CURATED_BATCHES = f"{CURATED}/batches"
+CURATED_MANIFESTS = f"{CURATED}/manifests"
+
+#: Metrics carried in XCom and in the leaderboard (keys of ``evaluation`` results).
+HEADLINE_METRICS: tuple[str, ...] = (
+    "image_accuracy",
+    "image_covid_sensitivity",
+    "image_covid_specificity",
+    "image_covid_precision",
+    "image_normal_precision",
+    "image_balanced_accuracy",
+    "image_roc_auc",
+    "image_pr_auc",
+    "patient_balanced_accuracy",
+    "patient_accuracy",
+)
+
+
+def run_key_of(dag_run_id: str) -> str:
+    """Return a storage-safe key for a DAG run id (``manual__2026-...`` -> ``manual__2026-...``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", dag_run_id)
+
+
+def lake(settings: Settings) -> Any:
+    """Open the data lake's object store."""
+    from covidct import storage
+
+    return storage.open_store(settings.lake.uri, endpoint_url=settings.lake.s3_endpoint_url)
+
+
+def materialize(store: Any, prefix: str, settings: Settings) -> Path:
+    """Return a local folder holding ``prefix`` (the folder itself on a local lake, else a copy)."""
+    local_root = getattr(store, "root", None)
+    if local_root is not None:
+        return Path(local_root) / prefix
+    return Path(store.download_prefix(prefix, settings.work_dir / "cache" / prefix))
+
+
+def notifier(settings: Settings) -> alerts_mod.Notifier:
+    """Return the configured notifier (the embedded JSONL one in the library)."""
+    if settings.alerts.channel != AlertChannel.JSONL:
+        raise ValueError(
+            f"alert channel {settings.alerts.channel.value} is delivered by the Airflow plugin "
+            "(plugins/covidct_notifiers.py); the library only writes alerts.jsonl"
+        )
+    return alerts_mod.JsonlNotifier(settings.alerts.jsonl_path)
+
+
+def send_alert(
+    settings: Settings,
+    kind: alerts_mod.AlertKind,
+    severity: alerts_mod.Severity,
+    summary: str,
+    details: Mapping[str, Any],
+    *,
+    dag_run_id: str = "",
+    mlflow_run_id: str = "",
+    send: Any = None,
+) -> dict[str, Any]:
+    """Build an alert with links to the Airflow run and the MLflow run and deliver it."""
+    airflow_url = (
+        f"{settings.alerts.airflow_url}/dags/{DAG_ID}/runs/{dag_run_id}" if dag_run_id else ""
+    )
+    mlflow_url = f"{settings.alerts.mlflow_url}/#/runs/{mlflow_run_id}" if mlflow_run_id else ""
+    alert = alerts_mod.Alert(
+        kind, severity, summary, dict(details), DAG_ID, dag_run_id, airflow_url, mlflow_url
+    )
+    (send or notifier(settings).send)(alert)
+    return alert.to_dict()
+
+
+def _write_json(store: Any, key: str, payload: Any) -> str:
+    store.write_bytes(key, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
+    return key
+
+
+def _write_parquet(store: Any, key: str, frame: pd.DataFrame) -> str:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    store.write_bytes(key, buffer.getvalue())
+    return key
+
+
+def _read_parquet(store: Any, key: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(store.read_bytes(key)))
+
+
+# --------------------------------------------------------------------------- discover / validate
+
+
+def discover(settings: Settings) -> list[str]:
+    """Return the ids of batches in ``landing/`` whose content hash is not yet in the ledger."""
+    from covidct import custody
+
+    batches = custody.discover_new_batches(lake(settings))
+    logger.info("new batches: %s", batches or "none")
+    return batches
+
+
+def validate(settings: Settings, batch_id: str, dag_run_id: str) -> dict[str, Any]:
+    """Validate one landed batch; save its report and manifest under ``runs/<run>/validation/``.
+
+    Returns ``{"batch_id", "passed", "reasons", "report_dir", "manifest_key", "n_slices"}``.
+    """
+    from covidct import custody, validation
+
+    store = lake(settings)
+    batch_dir = materialize(store, f"{LANDING}/{batch_id}", settings)
+    report_dir = settings.work_dir / "reports" / run_key_of(dag_run_id) / batch_id
+    verdict = validation.validate_batch(
+        batch_dir,
+        known_labels=custody.known_labels(store),
+        known_hashes=custody.known_hashes(store),
+        report_dir=report_dir,
+        progress=False,
+    )
+    prefix = f"{RUNS}/{run_key_of(dag_run_id)}/validation/{batch_id}"
+    manifest_key = _write_parquet(store, f"{prefix}/manifest.parquet", verdict.manifest)
+    _write_json(store, f"{prefix}/verdict.json", verdict.to_dict())
+    logger.info("batch %s: %s", batch_id, validation.format_verdict(verdict))
+    return {
+        "batch_id": batch_id,
+        "passed": bool(verdict.passed),
+        "reasons": list(verdict.reasons),
+        "report_dir": str(report_dir),
+        "manifest_key": manifest_key,
+        "n_slices": int(len(verdict.manifest)),
+    }
+
+
+def quarantine(settings: Settings, verdict: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
+    """Move a failed batch to ``quarantine/`` byte-identical with its report, and alert.
+
+    A passed batch is left alone (returns ``{"quarantined": False}``).
+    """
+    from covidct import custody
+
+    if verdict["passed"]:
+        return {"batch_id": verdict["batch_id"], "quarantined": False}
+    store = lake(settings)
+    where = custody.quarantine_batch(
+        store, verdict["batch_id"], dict(verdict), Path(verdict["report_dir"])
+    )
+    send_alert(
+        settings,
+        alerts_mod.AlertKind.BATCH_QUARANTINED,
+        alerts_mod.Severity.WARNING,
+        f"batch {verdict['batch_id']} quarantined: {len(verdict['reasons'])} failed check(s)",
+        {"batch_id": verdict["batch_id"], "reasons": verdict["reasons"][:20], "where": where},
+        dag_run_id=dag_run_id,
+    )
+    return {"batch_id": verdict["batch_id"], "quarantined": True, "where": where}
+
+
+# --------------------------------------------------------------------------- curate / folds
+
+
+def dataset_digest(manifest: pd.DataFrame) -> str:
+    """Content hash of a curated manifest: order-independent over (patient_key, path, sha256, label)."""
+    rows = manifest[["patient_key", "path", "sha256", "label"]].astype(str)
+    lines = sorted("\t".join(row) for row in rows.itertuples(index=False, name=None))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def curate(
+    settings: Settings, verdicts: Sequence[Mapping[str, Any]], dag_run_id: str
+) -> dict[str, Any]:
+    """Accept every passed batch into ``curated/`` and write the dataset version's manifest.
+
+    The manifest covers every batch accepted so far (this run's and earlier ones); its paths are
+    relative to ``curated/batches/``. Returns ``{"dataset_version", "manifest_key", "n_slices",
+    "n_patients", "accepted"}``; ``dataset_version`` is None when nothing was ever accepted.
+    """
+    from covidct import custody
+
+    store = lake(settings)
+    accepted = []
+    for verdict in verdicts:
+        if not verdict["passed"]:
+            continue
+        batch_id = verdict["batch_id"]
+        custody.accept_batch(store, batch_id, {"dag_run_id": dag_run_id})
+        manifest = _read_parquet(store, verdict["manifest_key"])
+        manifest["batch_id"] = batch_id
+        _write_parquet(store, f"{CURATED_MANIFESTS}/{batch_id}.parquet", manifest)
+        accepted.append(batch_id)
+    keys = sorted(k for k in store.list(CURATED_MANIFESTS) if k.endswith(".parquet"))
+    if not keys:
+        return {"dataset_version": None, "accepted": accepted, "n_slices": 0, "n_patients": 0}
+    frames = [_read_parquet(store, key) for key in keys]
+    manifest = pd.concat(frames, ignore_index=True)
+    manifest["path"] = manifest["batch_id"] + "/" + manifest["path"]
+    version = dataset_digest(manifest)
+    manifest_key = _write_parquet(store, f"{CURATED}/{version}/manifest.parquet", manifest)
+    return {
+        "dataset_version": version,
+        "manifest_key": manifest_key,
+        "n_slices": int(len(manifest)),
+        "n_patients": int(manifest["patient_key"].nunique()),
+        "accepted": accepted,
+    }
+
+
+def make_folds(settings: Settings, curated: Mapping[str, Any], k: int, seed: int) -> list[dict]:
+    """Build patient-level folds for the dataset version; patients keep earlier folds.
+
+    Returns one ``{"fold", "key", "digest", "dataset_version"}`` per fold.
+    """
+    from covidct import folds
+
+    store = lake(settings)
+    version = curated["dataset_version"]
+    manifest = _read_parquet(store, curated["manifest_key"])
+    previous_key = f"{FOLDS}/assignment-k{k}-seed{seed}.parquet"
+    previous = _read_parquet(store, previous_key) if store.exists(previous_key) else None
+    assignment = folds.assign_folds(manifest, k=k, seed=seed, previous=previous)
+    _write_parquet(store, previous_key, assignment.patients)
+    specs = []
+    for fold in range(k):
+        frame = assignment.fold_manifest(fold)
+        key = _write_parquet(store, f"{FOLDS}/{version}/fold-{fold}.parquet", frame)
+        digest = folds.manifest_digest(frame)
+        specs.append({"fold": fold, "key": key, "digest": digest, "dataset_version": version})
+    return specs
+
+
+# --------------------------------------------------------------------------- MLflow helpers
+
+
+def setup_mlflow(settings: Settings) -> str:
+    """Point MLflow at the configured store; create the experiment and registered model once.
+
+    Returns the experiment id. Run it before parallel tasks (MLflow's experiment creation races).
+    """
+    import mlflow
+
+    from covidct import registry
+
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow.tracking_uri)
+    experiment = mlflow.get_experiment_by_name(settings.mlflow.experiment)
+    if experiment is None:
+        experiment_id = mlflow.create_experiment(
+            settings.mlflow.experiment, artifact_location=settings.mlflow.artifact_root
+        )
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    registry.ensure_registered_model(
+        registry.client(settings.mlflow.tracking_uri), settings.mlflow.model_name
+    )
+    return str(experiment_id)
+
+
+# --------------------------------------------------------------------------- train / evaluate
+
+
+def _split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    return frame[frame["split"] == split].reset_index(drop=True)
+
+
+def train(
+    settings: Settings,
+    backbone: str,
+    fold_spec: Mapping[str, Any],
+    train_params: Mapping[str, Any],
+    dag_run_id: str,
+) -> dict[str, Any]:
+    """Train one backbone on one fold; log it to MLflow. Resumes from its last checkpoint.
+
+    ``train_params``: ``profile`` plus optional overrides ``epochs``, ``steps_per_epoch``,
+    ``image_size``, ``batch_size``. Returns ``{"backbone", "fold", "run_id", "model_uri",
+    "val_accuracy", "fold_key", "train_params"}``.
+    """
+    import mlflow
+
+    from covidct import folds, training
+
+    setup_mlflow(settings)
+    store = lake(settings)
+    fold = int(fold_spec["fold"])
+    frame = _read_parquet(store, fold_spec["key"])
+    image_root = materialize(store, CURATED_BATCHES, settings)
+    config = training.config_from_params(train_params)
+    checkpoint_dir = settings.work_dir / "checkpoints" / run_key_of(dag_run_id) / backbone
+    tags = {
+        "dag_run_id": dag_run_id,
+        "backbone": backbone,
+        "fold": str(fold),
+        "dataset_version": fold_spec["dataset_version"],
+        "fold_manifest_digest": fold_spec["digest"],
+    }
+    with mlflow.start_run(run_name=f"{backbone}-fold{fold}", tags=tags) as run:
+        folds.log_fold_dataset(_split(frame, "train"), name=f"fold-{fold}-train")
+        folds.log_fold_dataset(_split(frame, "val"), name=f"fold-{fold}-val", context="validation")
+        folds.log_fold_dataset(_split(frame, "test"), name=f"fold-{fold}-test", context="test")
+        result = training.train_model(
+            backbone,
+            _split(frame, "train"),
+            _split(frame, "val"),
+            image_root=image_root,
+            config=config,
+            checkpoint_dir=checkpoint_dir / f"fold-{fold}",
+        )
+        run_id = run.info.run_id
+    return {
+        "backbone": backbone,
+        "fold": fold,
+        "run_id": run_id,
+        "model_uri": result.model_uri,
+        "val_accuracy": float(result.val_accuracy),
+        "fold_key": fold_spec["key"],
+        "fold_digest": fold_spec["digest"],
+        "dataset_version": fold_spec["dataset_version"],
+        "train_params": dict(train_params),
+    }
+
+
+def predictions_frame(
+    frame: pd.DataFrame, p_covid: Sequence[float], fold: int | None = None
+) -> pd.DataFrame:
+    """Build the predictions table (``patient_id, y_true, p_covid, fold, slice_id, selected``).
+
+    ``frame``: fold-manifest rows (``patient_key``, ``label``, ``path``, ``series``,
+    ``dark_pixels``). ``selected`` marks open-lung slices by the COVID-CTset selection algorithm,
+    run per (patient, series) sequence.
+    """
+    from covidct import selection
+
+    out = pd.DataFrame(
+        {
+            "patient_id": frame["patient_key"].astype(str),
+            "y_true": frame["label"].map(LABEL_TO_CLASS),
+            "p_covid": pd.Series(p_covid, dtype="float64"),
+            "slice_id": frame["path"].astype(str),
+        }
+    )
+    if fold is not None:
+        out["fold"] = fold
+    selected = pd.Series(False, index=frame.index)
+    for _, sequence in frame.groupby(["patient_key", "series"], sort=False):
+        mask = selection.select_open_lung(sequence["dark_pixels"].to_numpy())
+        selected.loc[sequence.index] = mask
+    out["selected"] = selected.to_numpy(dtype=bool)
+    return out
+
+
+def predict_split(
+    settings: Settings, model: Any, frame: pd.DataFrame, train_params: Mapping[str, Any]
+) -> pd.DataFrame:
+    """Predict p(COVID) for every slice of ``frame`` (a fold-manifest split)."""
+    from covidct import training
+
+    store = lake(settings)
+    image_root = materialize(store, CURATED_BATCHES, settings)
+    config = training.config_from_params(train_params)
+    scores = training.predict_p_covid(model, list(frame["path"]), image_root=image_root, config=config)
+    return predictions_frame(frame, scores)
+
+
+def evaluate(settings: Settings, trained: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
+    """Evaluate one trained model on its fold's unbalanced test set; log metrics and plots.
+
+    The patient-level threshold is chosen on the fold's validation split. Returns ``trained``
+    plus ``{"predictions_key", "metrics"}`` (headline metrics, fractions).
+    """
+    import mlflow
+
+    from covidct import evaluation
+
+    setup_mlflow(settings)
+    store = lake(settings)
+    frame = _read_parquet(store, trained["fold_key"])
+    model = mlflow.keras.load_model(trained["model_uri"])
+    fold = int(trained["fold"])
+    val = predict_split(settings, model, _split(frame, "val"), trained["train_params"])
+    test = predict_split(settings, model, _split(frame, "test"), trained["train_params"])
+    test["fold"] = fold
+    threshold = evaluation.choose_patient_threshold(val)
+    test["patient_threshold"] = threshold
+    prefix = f"{RUNS}/{run_key_of(dag_run_id)}/predictions"
+    key = f"{prefix}/{trained['backbone']}-fold{fold}.csv"
+    store.write_bytes(key, test.to_csv(index=False).encode())
+    metrics = headline_metrics(test, threshold)
+    with mlflow.start_run(run_id=trained["run_id"]):
+        mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
+        mlflow.log_param("patient_threshold", threshold)
+        mlflow.log_text(test.to_csv(index=False), "predictions/test.csv")
+        log_figures(test)
+    return {**trained, "predictions_key": key, "metrics": metrics}
+
+
+def headline_metrics(predictions: pd.DataFrame, patient_threshold: float) -> dict[str, float]:
+    """Return the :data:`HEADLINE_METRICS` of one prediction table (fractions, NaN if undefined)."""
+    from covidct import evaluation
+
+    return evaluation.headline_metrics(predictions, patient_threshold=patient_threshold)
+
+
+def log_figures(predictions: pd.DataFrame) -> None:
+    """Log the confusion matrix, ROC and PR curves of ``predictions`` to the active MLflow run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    from covidct import evaluation
+
+    for name, plot in (
+        ("confusion_matrix.png", evaluation.plot_confusion_matrix),
+        ("roc.png", evaluation.plot_roc_curves),
+        ("pr.png", evaluation.plot_pr_curve),
+    ):
+        figure = plot(predictions)
+        mlflow.log_figure(figure, f"plots/{name}")
+        plt.close(figure)
+
+
+# --------------------------------------------------------------------------- aggregate / gate
+
+
+def pooled_predictions(store: Any, evaluations: Sequence[Mapping[str, Any]], backbone: str) -> pd.DataFrame:
+    """Concatenate a backbone's test predictions over folds.
+
+    A normal patient can sit in the test set of several folds, so the unit of pooling and of the
+    bootstrap is the (fold, patient) pair: ``patient_id`` becomes ``fold-<k>/<patient_key>``.
+    """
+    frames = []
+    for item in sorted(evaluations, key=lambda e: int(e["fold"])):
+        if item["backbone"] != backbone:
+            continue
+        frame = pd.read_csv(io.BytesIO(store.read_bytes(item["predictions_key"])))
+        frame["patient_id"] = f"fold-{int(item['fold'])}/" + frame["patient_id"].astype(str)
+        frames.append(frame)
+    if not frames:
+        raise ValueError(f"no evaluated fold for backbone {backbone}")
+    return pd.concat(frames, ignore_index=True)
+
+
+def leaderboard(evaluations: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Backbone x metric table: mean and standard deviation over folds (rows sorted by name).
+
+    Columns ``<metric>_mean`` and ``<metric>_sd`` for each headline metric, plus ``folds``.
+    """
+    rows = [{"backbone": e["backbone"], "fold": e["fold"], **e["metrics"]} for e in evaluations]
+    frame = pd.DataFrame(rows)
+    metrics = [m for m in HEADLINE_METRICS if m in frame.columns]
+    grouped = frame.groupby("backbone")
+    table = grouped[metrics].mean().add_suffix("_mean").join(
+        grouped[metrics].std(ddof=1).add_suffix("_sd")
+    )
+    table["folds"] = grouped.size()
+    return table.sort_index()
+
+
+def choose_candidate(table: pd.DataFrame, primary_metric: str) -> str:
+    """Best backbone by mean primary metric; ties broken by mean image ROC AUC, then by name."""
+    keys = [f"{primary_metric}_mean", "image_roc_auc_mean"]
+    ranked = table.reset_index().sort_values(
+        keys + ["backbone"], ascending=[False, False, True], na_position="last"
+    )
+    return str(ranked.iloc[0]["backbone"])
+
+
+def aggregate(
+    settings: Settings, evaluations: Sequence[Mapping[str, Any]], dag_run_id: str
+) -> dict[str, Any]:
+    """Write the leaderboard (mean ± sd over folds) and name the candidate."""
+    store = lake(settings)
+    evaluations = list(evaluations)
+    table = leaderboard(evaluations)
+    candidate = choose_candidate(table, settings.gate.primary_metric)
+    prefix = f"{RUNS}/{run_key_of(dag_run_id)}"
+    store.write_bytes(f"{prefix}/leaderboard.csv", table.to_csv().encode())
+    pooled = {}
+    for backbone in table.index:
+        frame = pooled_predictions(store, evaluations, str(backbone))
+        pooled[str(backbone)] = pooled_metrics(frame)
+    _write_json(store, f"{prefix}/pooled_metrics.json", pooled)
+    return {
+        "leaderboard": json.loads(table.reset_index().to_json(orient="records")),
+        "pooled": pooled,
+        "candidate": candidate,
+        "evaluations": evaluations,
+    }
+
+
+def _champion_predictions(
+    settings: Settings, champion: Any, evaluations: Sequence[Mapping[str, Any]], mlflow_client: Any
+) -> pd.DataFrame:
+    """Re-evaluate the current champion on this run's test folds (its threshold from val)."""
+    import mlflow
+
+    from covidct import evaluation
+
+    store = lake(settings)
+    version = mlflow_client.get_model_version(settings.mlflow.model_name, champion.version)
+    train_params = json.loads(version.tags.get("train_params", "{}")) or {"profile": "cpu-smoke"}
+    model = mlflow.keras.load_model(f"models:/{settings.mlflow.model_name}/{champion.version}")
+    frames = []
+    seen_folds = sorted({(int(e["fold"]), e["fold_key"]) for e in evaluations})
+    for fold, key in seen_folds:
+        frame = _read_parquet(store, key)
+        val = predict_split(settings, model, _split(frame, "val"), train_params)
+        test = predict_split(settings, model, _split(frame, "test"), train_params)
+        test["fold"] = fold
+        test["patient_threshold"] = evaluation.choose_patient_threshold(val)
+        test["patient_id"] = f"fold-{fold}/" + test["patient_id"].astype(str)
+        frames.append(test)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _register(
+    settings: Settings,
+    mlflow_client: Any,
+    evaluations: Sequence[Mapping[str, Any]],
+    backbone: str,
+    metrics: Mapping[str, float],
+    dag_run_id: str,
+    status: str,
+) -> str:
+    """Register ``backbone``'s fold model with the best validation accuracy; return the version."""
+    from covidct import registry
+
+    mine = [e for e in evaluations if e["backbone"] == backbone]
+    best = sorted(mine, key=lambda e: (-float(e["val_accuracy"]), int(e["fold"])))[0]
+    tags = {
+        "dataset_version": best["dataset_version"],
+        "fold": str(best["fold"]),
+        "fold_manifest_digest": best["fold_digest"],
+        "train_params": json.dumps(best["train_params"], sort_keys=True),
+        "gate_verdict": status,
+        **{f"metric.{k}": f"{v:.4f}" for k, v in metrics.items()},
+    }
+    return registry.register_version(
+        mlflow_client,
+        settings.mlflow.model_name,
+        model_uri=best["model_uri"],
+        run_id=best["run_id"],
+        dag_run_id=dag_run_id,
+        backbone=backbone,
+        tags=tags,
+    )
+
+
+def gate_and_promote(
+    settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str
+) -> dict[str, Any]:
+    """Judge the candidate (``covidct.gate``), register it, and move ``@champion`` if it passed.
+
+    Returns ``{"verdict", "candidate", "version", "champion_before", "champion_after",
+    "champion_metrics"}``; writes ``runs/<run>/gate.json`` and a history record.
+    """
+    from covidct import evaluation, gate, registry
+
+    setup_mlflow(settings)
+    store = lake(settings)
+    mlflow_client = registry.client(settings.mlflow.tracking_uri)
+    evaluations = aggregated["evaluations"]
+    candidate = aggregated["candidate"]
+    champion = registry.get_champion(mlflow_client, settings.mlflow.model_name)
+    pooled = {b: pooled_predictions(store, evaluations, b) for b in aggregated["pooled"]}
+
+    def bootstrap(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float, float]:
+        return evaluation.gate_bootstrap(
+            a, b, metric, n_boot=settings.gate.n_boot, seed=settings.gate.seed
+        )
+
+    def sensitivity(frame: pd.DataFrame) -> float:
+        return float(pooled_metrics(frame)["image_covid_sensitivity"])
+
+    comparisons = {}
+    if candidate != BASELINE_BACKBONE and BASELINE_BACKBONE in pooled:
+        comparisons["baseline"] = gate.compare(
+            "baseline", BASELINE_BACKBONE, pooled[candidate], pooled[BASELINE_BACKBONE],
+            settings=settings.gate, paired_bootstrap=bootstrap, sensitivity=sensitivity,
+        )  # fmt: skip
+    champion_metrics_now: dict[str, float] = {}
+    if champion.version is not None:
+        champion_frame = _champion_predictions(settings, champion, evaluations, mlflow_client)
+        champion_metrics_now = pooled_metrics(champion_frame)
+        comparisons["champion"] = gate.compare(
+            "champion", f"v{champion.version} ({champion.backbone})", pooled[candidate],
+            champion_frame, settings=settings.gate, paired_bootstrap=bootstrap,
+            sensitivity=sensitivity,
+        )  # fmt: skip
+    candidate_metrics = aggregated["pooled"][candidate]
+    verdict = gate.decide(
+        candidate, comparisons, has_champion=champion.version is not None,
+        settings=settings.gate, figures=candidate_metrics,
+    )  # fmt: skip
+    version = _register(
+        settings, mlflow_client, evaluations, candidate, candidate_metrics, dag_run_id,
+        "passed" if verdict.passed else "refused",
+    )  # fmt: skip
+    if BASELINE_BACKBONE in pooled:
+        baseline_version = _register(
+            settings, mlflow_client, evaluations, BASELINE_BACKBONE,
+            aggregated["pooled"][BASELINE_BACKBONE], dag_run_id, "baseline",
+        )  # fmt: skip
+        mlflow_client.set_registered_model_alias(
+            settings.mlflow.model_name, ALIAS_BASELINE, baseline_version
+        )
+    reason = "; ".join(verdict.reasons)
+    if verdict.passed:
+        registry.promote(
+            mlflow_client, store, settings.mlflow.model_name, version=version,
+            expected_champion=champion.version, reason=reason, dag_run_id=dag_run_id,
+            figures=candidate_metrics,
+        )  # fmt: skip
+        champion_after, champion_metrics = version, candidate_metrics
+    else:
+        mlflow_client.set_registered_model_alias(
+            settings.mlflow.model_name, ALIAS_CHALLENGER, version
+        )
+        registry.append_ledger(
+            store,
+            {
+                "action": "refuse", "model": settings.mlflow.model_name, "version": version,
+                "previous_champion": champion.version, "reason": reason,
+                "dag_run_id": dag_run_id, "figures": candidate_metrics,
+            },
+        )  # fmt: skip
+        send_alert(
+            settings, alerts_mod.AlertKind.NOT_PROMOTED, alerts_mod.Severity.INFO,
+            f"candidate {candidate} (v{version}) not promoted: {reason}",
+            {"candidate": candidate, "version": version, "verdict": verdict.to_dict()},
+            dag_run_id=dag_run_id,
+        )  # fmt: skip
+        champion_after, champion_metrics = champion.version, champion_metrics_now
+    result = {
+        "verdict": verdict.to_dict(),
+        "candidate": candidate,
+        "version": version,
+        "champion_before": champion.version,
+        "champion_after": champion_after,
+        "champion_metrics": champion_metrics,
+    }
+    run_key = run_key_of(dag_run_id)
+    _write_json(store, f"{RUNS}/{run_key}/gate.json", result)
+    _write_json(
+        store,
+        f"{HISTORY_PREFIX}/{run_key}.json",
+        {"dag_run_id": dag_run_id, "champion": champion_after, "metrics": champion_metrics},
+    )
+    return result
+
+
+def regression_check(settings: Settings, gated: Mapping[str, Any], dag_run_id: str) -> dict:
+    """Compare this run's champion metrics with the previous run's; alert on any regression."""
+    store = lake(settings)
+    run_key = run_key_of(dag_run_id)
+    keys = sorted(k for k in store.list(HISTORY_PREFIX) if not k.endswith(f"/{run_key}.json"))
+    records = [json.loads(store.read_bytes(k)) for k in keys]
+    previous = [r for r in records if r.get("metrics")]
+    if not previous or not gated["champion_metrics"]:
+        return {"compared_with": None, "regressions": []}
+    last = max(previous, key=lambda r: r.get("dag_run_id", ""))
+    found = alerts_mod.detect_regressions(
+        last["metrics"], gated["champion_metrics"], settings.gate.regression_thresholds
+    )
+    regressions = [r.__dict__ for r in found]
+    if regressions:
+        names = ", ".join(f"{r.metric} {r.previous:.3f}->{r.current:.3f}" for r in found)
+        send_alert(
+            settings, alerts_mod.AlertKind.METRIC_REGRESSION, alerts_mod.Severity.WARNING,
+            f"champion metrics regressed against run {last['dag_run_id']}: {names}",
+            {"previous_run": last["dag_run_id"], "regressions": regressions},
+            dag_run_id=dag_run_id,
+        )  # fmt: skip
+    return {"compared_with": last["dag_run_id"], "regressions": regressions}

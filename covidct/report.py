@@ -1,0 +1,141 @@
+"""The run report: leaderboard, promotion decision, quarantined batches, where artifacts are.
+
+:func:`write_summary` gathers what a DAG run wrote under ``runs/<run_key>/`` into
+``summary.json`` and ``report.html``; :func:`format_summary` renders it for a terminal.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import logging
+from typing import Any
+
+import pandas as pd
+
+from covidct.config import Settings
+from covidct.schema import QUARANTINE, RUNS
+
+logger = logging.getLogger(__name__)
+
+LEADERBOARD_COLUMNS: tuple[str, ...] = (
+    "image_accuracy",
+    "image_covid_sensitivity",
+    "image_covid_specificity",
+    "image_covid_precision",
+    "image_roc_auc",
+    "patient_balanced_accuracy",
+)
+
+
+def _read_json(store: Any, key: str) -> Any:
+    return json.loads(store.read_bytes(key)) if store.exists(key) else None
+
+
+def collect_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
+    """Gather one run's outputs from the lake into a JSON-safe dict."""
+    from covidct.pipeline import lake, run_key_of
+
+    store = lake(settings)
+    prefix = f"{RUNS}/{run_key_of(dag_run_id)}"
+    verdict_keys = sorted(k for k in store.list(f"{prefix}/validation") if k.endswith("verdict.json"))
+    verdicts = [json.loads(store.read_bytes(k)) for k in verdict_keys]
+    board_key = f"{prefix}/leaderboard.csv"
+    board = (
+        pd.read_csv(io.BytesIO(store.read_bytes(board_key))).to_dict(orient="records")
+        if store.exists(board_key)
+        else []
+    )
+    return {
+        "dag_run_id": dag_run_id,
+        "batches": [
+            {"batch_id": v.get("batch_id"), "passed": v.get("passed"), "reasons": v.get("reasons", [])}
+            for v in verdicts
+        ],
+        "quarantined": sorted({k.split("/")[1] for k in store.list(QUARANTINE) if "/" in k}),
+        "leaderboard": board,
+        "gate": _read_json(store, f"{prefix}/gate.json"),
+        "pooled": _read_json(store, f"{prefix}/pooled_metrics.json"),
+        "lake": settings.lake.uri,
+        "run_prefix": store.uri(prefix),
+        "mlflow": settings.mlflow.tracking_uri,
+        "alerts": str(settings.alerts.jsonl_path),
+    }
+
+
+def _fmt(value: Any) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "  n/a " if number != number else f"{100 * number:6.2f}"
+
+
+def leaderboard_text(board: list[dict[str, Any]]) -> str:
+    """Render the leaderboard: backbone x metric, mean ± sd over folds, in percent."""
+    if not board:
+        return "(no model was trained in this run)"
+    header = f"{'backbone':<16}" + "".join(f"{name:>30}" for name in LEADERBOARD_COLUMNS)
+    lines = [header, "-" * len(header)]
+    for row in board:
+        cells = "".join(
+            f"{_fmt(row.get(f'{name}_mean')):>20} ± {_fmt(row.get(f'{name}_sd')).strip():>7}"
+            for name in LEADERBOARD_COLUMNS
+        )
+        lines.append(f"{row['backbone']:<16}{cells}")
+    lines.append(f"(percent; mean ± sd over {board[0].get('folds', '?')} folds)")
+    return "\n".join(lines)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Render :func:`collect_summary`'s dict for a terminal."""
+    lines = [f"== covidct run {summary['dag_run_id']} =="]
+    lines.append("\nBatches:")
+    for batch in summary["batches"] or [{"batch_id": "(none new)", "passed": None, "reasons": []}]:
+        state = {True: "accepted", False: "QUARANTINED", None: ""}[batch["passed"]]
+        lines.append(f"  {batch['batch_id']:<32} {state}")
+        lines.extend(f"      - {reason}" for reason in batch["reasons"][:5])
+    lines.append("\nLeaderboard:")
+    lines.append(leaderboard_text(summary["leaderboard"]))
+    gate = summary.get("gate")
+    lines.append("\nPromotion:")
+    if gate:
+        verdict = gate["verdict"]
+        decision = "PROMOTED to @champion" if verdict["passed"] else "NOT promoted"
+        lines.append(f"  candidate {gate['candidate']} (version {gate['version']}): {decision}")
+        lines.extend(f"  reason: {reason}" for reason in verdict["reasons"])
+        lines.append(f"  champion: {gate['champion_before']} -> {gate['champion_after']}")
+    else:
+        lines.append("  (no gate in this run)")
+    lines.append(f"\nQuarantined batches: {', '.join(summary['quarantined']) or 'none'}")
+    lines.append("\nArtifacts:")
+    lines.append(f"  run outputs   {summary['run_prefix']}")
+    lines.append(f"  data lake     {summary['lake']}")
+    lines.append(f"  MLflow        {summary['mlflow']}")
+    lines.append(f"  alerts        {summary['alerts']}")
+    return "\n".join(lines)
+
+
+def html_report(summary: dict[str, Any]) -> str:
+    """Return a self-contained HTML page of the summary."""
+    body = html.escape(format_summary(summary))
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>covidct run "
+        f"{html.escape(summary['dag_run_id'])}</title></head><body><pre>{body}</pre></body></html>"
+    )
+
+
+def write_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
+    """Write ``summary.json``, ``summary.txt`` and ``report.html`` under ``runs/<run_key>/``."""
+    from covidct.pipeline import lake, run_key_of
+
+    store = lake(settings)
+    summary = collect_summary(settings, dag_run_id)
+    prefix = f"{RUNS}/{run_key_of(dag_run_id)}"
+    store.write_bytes(f"{prefix}/summary.json", json.dumps(summary, indent=2, default=str).encode())
+    store.write_bytes(f"{prefix}/summary.txt", format_summary(summary).encode())
+    store.write_bytes(f"{prefix}/report.html", html_report(summary).encode())
+    store.write_bytes(f"{RUNS}/LATEST", dag_run_id.encode())
+    logger.info("%s", format_summary(summary))
+    return {"summary": store.uri(f"{prefix}/summary.json"), "report": store.uri(f"{prefix}/report.html")}

@@ -1,0 +1,216 @@
+"""
+### covidct_retraining
+
+Weekly retraining of the COVID-19 CT-slice classifiers (see `DESIGN.md`).
+
+discover new batches -> validate each (Great Expectations over a per-slice manifest) ->
+quarantine failing batches (byte-identical, with the report) -> curate -> patient-level folds ->
+train (backbone x fold, queue `gpu`, pool `gpu`) -> evaluate on each fold's unbalanced test set ->
+aggregate (leaderboard) -> gate and promote (pool `promote`, one slot) -> regression check.
+
+Trigger it by hand with the parameter form (backbones, folds, profile, epochs, steps per epoch,
+image size, dry run). Tasks are thin calls into the `covidct` library; nothing heavy is imported
+when the scheduler parses this file.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.exceptions import AirflowSkipException
+
+from covidct_alerting import on_task_failure  # plugins/ is on Airflow's path
+
+ALL_BACKBONES = [
+    "resnet152",
+    "resnet50",
+    "vgg16",
+    "vgg19",
+    "inceptionv3",
+    "xception",
+    "resnet152_lstm",
+    "resnet50v2_fpn",
+]
+
+default_args = {
+    "owner": "covidct",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "on_failure_callback": on_task_failure,
+}
+
+
+def _settings():
+    from covidct.config import Settings
+
+    return Settings.from_env(os.environ)
+
+
+def _run_id() -> str:
+    return str(get_current_context()["run_id"])
+
+
+@dag(
+    dag_id="covidct_retraining",
+    schedule="@weekly",
+    start_date=pendulum.datetime(2026, 1, 4, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=48),
+    default_args=default_args,
+    doc_md=__doc__,
+    tags=["covidct", "retraining", "ml"],
+    params={
+        "backbones": Param(
+            ["resnet152", "resnet50", "vgg16"],
+            type="array",
+            items={"type": "string", "enum": ALL_BACKBONES},
+            title="Backbones",
+            description="Backbones to train; resnet152 is the baseline the gate compares with.",
+        ),
+        "folds": Param(5, type="integer", minimum=2, maximum=10, title="Folds (k)"),
+        "seed": Param(0, type="integer", minimum=0, title="Fold seed"),
+        "profile": Param(
+            "paper",
+            type="string",
+            enum=["paper", "gpu-fast", "cpu-smoke"],
+            title="Training profile",
+            description="paper = the seed's Table 5; gpu-fast; cpu-smoke for CPU machines.",
+        ),
+        "epochs": Param(None, type=["null", "integer"], minimum=1, title="Epochs (override)"),
+        "steps_per_epoch": Param(
+            None, type=["null", "integer"], minimum=1, title="Steps per epoch (override)"
+        ),
+        "image_size": Param(
+            None, type=["null", "integer"], minimum=32, maximum=1024, title="Image size (override)"
+        ),
+        "dry_run": Param(
+            False, type="boolean", title="Dry run", description="Validate, curate and fold only."
+        ),
+        "force_retrain": Param(
+            False, type="boolean", title="Retrain even when no new batch was accepted"
+        ),
+    },
+)
+def covidct_retraining():
+    @task
+    def setup() -> str:
+        from covidct import pipeline
+
+        return pipeline.setup_mlflow(_settings())
+
+    @task
+    def discover() -> list[str]:
+        from covidct import pipeline
+
+        return pipeline.discover(_settings())
+
+    @task(map_index_template="{{ batch_id }}")
+    def validate(batch_id: str) -> dict:
+        from covidct import pipeline
+
+        return pipeline.validate(_settings(), batch_id, _run_id())
+
+    @task(map_index_template="{{ verdict['batch_id'] }}")
+    def quarantine(verdict: dict) -> dict:
+        from covidct import pipeline
+
+        if verdict["passed"]:
+            raise AirflowSkipException(f"batch {verdict['batch_id']} passed validation")
+        return pipeline.quarantine(_settings(), verdict, _run_id())
+
+    @task(trigger_rule="none_failed")
+    def curate(verdicts: list[dict] | None = None) -> dict:
+        from covidct import pipeline
+
+        return pipeline.curate(_settings(), list(verdicts or []), _run_id())
+
+    @task
+    def make_folds(curated: dict) -> list[dict]:
+        from covidct import pipeline
+
+        params = get_current_context()["params"]
+        if curated["dataset_version"] is None:
+            raise AirflowSkipException("no curated data yet: nothing to train on")
+        if not curated["accepted"] and not params["force_retrain"]:
+            raise AirflowSkipException("no new batch accepted; set force_retrain to retrain")
+        return pipeline.make_folds(_settings(), curated, params["folds"], params["seed"])
+
+    @task
+    def plan() -> dict:
+        params = get_current_context()["params"]
+        backbones = [] if params["dry_run"] else list(dict.fromkeys(params["backbones"]))
+        train_params = {
+            key: params[key]
+            for key in ("profile", "epochs", "steps_per_epoch", "image_size")
+            if params[key] is not None
+        }
+        return {"backbones": backbones, "train_params": train_params}
+
+    @task
+    def backbones_of(the_plan: dict) -> list[str]:
+        return the_plan["backbones"]
+
+    @task(
+        queue="gpu",
+        pool="gpu",
+        map_index_template="{{ backbone }} fold {{ fold_spec['fold'] }}",
+        execution_timeout=timedelta(hours=12),
+    )
+    def train(backbone: str, fold_spec: dict, the_plan: dict) -> dict:
+        from covidct import pipeline
+
+        return pipeline.train(_settings(), backbone, fold_spec, the_plan["train_params"], _run_id())
+
+    @task(queue="gpu", pool="gpu", map_index_template="{{ trained['backbone'] }} fold {{ trained['fold'] }}")
+    def evaluate(trained: dict) -> dict:
+        from covidct import pipeline
+
+        return pipeline.evaluate(_settings(), trained, _run_id())
+
+    @task
+    def aggregate(evaluations: list[dict]) -> dict:
+        from covidct import pipeline
+
+        return pipeline.aggregate(_settings(), list(evaluations), _run_id())
+
+    @task(pool="promote", retries=1)
+    def gate_and_promote(aggregated: dict) -> dict:
+        from covidct import pipeline
+
+        return pipeline.gate_and_promote(_settings(), aggregated, _run_id())
+
+    @task
+    def regression_check(gated: dict) -> dict:
+        from covidct import pipeline
+
+        return pipeline.regression_check(_settings(), gated, _run_id())
+
+    @task(trigger_rule="all_done")
+    def summarize() -> dict:
+        from covidct import report
+
+        return report.write_summary(_settings(), _run_id())
+
+    ready = setup()
+    batches = discover()
+    ready >> batches
+    verdicts = validate.expand(batch_id=batches)
+    quarantine.expand(verdict=verdicts)
+    curated = curate(verdicts)
+    fold_specs = make_folds(curated)
+    the_plan = plan()
+    trained = train.partial(the_plan=the_plan).expand(
+        backbone=backbones_of(the_plan), fold_spec=fold_specs
+    )
+    evaluated = evaluate.expand(trained=trained)
+    aggregated = aggregate(evaluated)
+    gated = gate_and_promote(aggregated)
+    checked = regression_check(gated)
+    checked >> summarize()
+
+
+covidct_retraining()

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The main job on the embedded default (SQLite, local folders, CPU): called by `make demo`.
+# Converts real TCIA DICOM and a synthetic batch into Negin-style batches, lands them with a
+# deliberately faulty batch, then runs the covidct_retraining DAG end to end with `airflow dags test`.
+set -euo pipefail
+: "${SHARED:?set SHARED to the shared data folder}" "${COVIDCT_HOME:?}" "${AIRFLOW_HOME:?}"
+RUN=${RUN:-uv run --frozen}
+INBOX=$COVIDCT_HOME/inbox
+CONF=${DEMO_CONF:-'{"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "resnet50", "vgg16"]}'}
+start=$(date +%s)
+step() { printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
+mkdir -p "$INBOX" "$AIRFLOW_HOME"
+if [ ! -d "$SHARED/data/tcia" ]; then
+  echo "demo: the shared data folder $SHARED/data/tcia is missing (set SHARED=...)" >&2; exit 2
+fi
+
+step "convert real DICOM (TCIA) into Negin-style batches"
+[ -d "$INBOX/tcia-covid19-ny-sbu" ] || $RUN covidct ingest-dicom "$SHARED/data/tcia/covid19-ny-sbu" \
+  "$INBOX/tcia-covid19-ny-sbu" --label Positive --source covid19-ny-sbu --size-policy resample >/dev/null
+[ -d "$INBOX/tcia-lung-pet-ct-dx" ] || $RUN covidct ingest-dicom "$SHARED/data/tcia/lung-pet-ct-dx" \
+  "$INBOX/tcia-lung-pet-ct-dx" --label Negative --source lung-pet-ct-dx >/dev/null
+
+step "write a synthetic Negin-style batch shaped like the COVID-CTset roster, and a faulty one"
+[ -d "$INBOX/synth-seed0" ] || $RUN covidct synth "$INBOX/synth-seed0" --patients 24 --seed 0 --max-slices 18 >/dev/null
+[ -d "$INBOX/faulty-batch" ] || $RUN python -m covidct.demo faulty-batch "$INBOX/faulty-batch"
+
+step "land the batches in the data lake ($COVIDCT_HOME/lake/landing)"
+for batch in tcia-covid19-ny-sbu tcia-lung-pet-ct-dx synth-seed0 faulty-batch; do
+  $RUN covidct land "$INBOX/$batch" --batch-id "$batch"
+done
+
+step "prepare Airflow (SQLite metadata DB, pools gpu and promote)"
+$RUN airflow db migrate >/dev/null
+$RUN airflow pools set gpu 1 "GPU slots: one per GPU worker" >/dev/null
+$RUN airflow pools set promote 1 "serialises champion moves" >/dev/null
+
+step "run the covidct_retraining DAG end to end: $CONF"
+$RUN airflow dags test covidct_retraining -c "$CONF" > "$COVIDCT_HOME/dag-test.log" 2>&1 || {
+  echo "demo: the DAG run failed; the last lines of $COVIDCT_HOME/dag-test.log:" >&2
+  tail -n 60 "$COVIDCT_HOME/dag-test.log" >&2; exit 1; }
+grep -E "DagRun Finished|state=" "$COVIDCT_HOME/dag-test.log" | tail -n 1 || true
+
+step "summary"
+$RUN covidct report
+echo
+echo "Full DAG log: $COVIDCT_HOME/dag-test.log"
+echo "Promotion history: $RUN covidct registry history;  UIs: make airflow-ui / make mlflow-ui"
+echo "demo finished in $(( $(date +%s) - start )) s"
