@@ -30,9 +30,12 @@ on the input row order, and adding patients does not reorder the others):
    duplicate rows), every normal patient trains in at most one fold, as published; otherwise the
    ring wraps and some normal patients train in two folds. Each pool holds at least two normal
    patients and leaves at least one normal patient for the test set.
-3. In each fold and class, pool patients in a per-fold hash order go to ``val`` while
-   ``val_images + n/2 <= val_fraction * pool_images`` and to ``train`` otherwise; if either
-   split would be empty, the smallest newly placed patient is moved to it.
+3. In each fold and class, pool patients in a per-fold hash order go to whichever of ``val``
+   and ``train`` is further behind its share of the images (``val`` when
+   ``val_images * (1 - val_fraction) < train_images * val_fraction``). The choice never looks
+   at the patient's own size, so validation patients are not biased towards small ones, and
+   ``val`` ends within one patient of ``val_fraction`` of the pool images. If either split
+   would be empty, the smallest newly placed patient is moved to it.
 
 Incremental rule (``previous``, a new weekly batch): a patient present in ``previous`` keeps its
 split in every fold (its COVID test fold, its train / val / test role), whatever its label
@@ -178,7 +181,7 @@ def assign_folds(
     roles = _previous_roles(previous, patients, k)
     newcomer = (roles == _UNSET).all(axis=0)
     is_covid = (patients[LABEL] == Label.POSITIVE.value).to_numpy()
-    _check_counts(patients, is_covid, k, roles)
+    _check_counts(is_covid, k)
     n_images = patients["n_images"].to_numpy(np.int64)
     mixed = _key_hashes(patients[PATIENT_KEY_COLUMN], seed)
     _place_covid(roles, n_images, mixed, np.flatnonzero(is_covid & newcomer))
@@ -219,12 +222,12 @@ def _patient_table(slices: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     codes, uniques = pd.factorize(keys, sort=True)
     labels = slices[LABEL].astype(str).to_numpy()
     _check_labels(labels, codes, np.asarray(uniques, dtype=object))
-    first = np.full(len(uniques), -1, dtype=np.int64)
-    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    some_row = np.zeros(len(uniques), dtype=np.int64)
+    some_row[codes] = np.arange(len(codes))  # labels are constant per patient (checked above)
     patients = pd.DataFrame(
         {
             PATIENT_KEY_COLUMN: np.asarray(uniques, dtype=object),
-            LABEL: labels[first],
+            LABEL: labels[some_row],
             "n_images": np.bincount(codes, minlength=len(uniques)).astype(np.int64),
         }
     )
@@ -319,10 +322,13 @@ def _check_previous_complete(roles: np.ndarray, patients: pd.DataFrame) -> None:
     wrong = is_covid & known & (tests != 1)
     if wrong.any():
         who = list(patients.loc[wrong, PATIENT_KEY_COLUMN][:10])
-        raise ValueError(f"previous assignment does not test COVID patient(s) {who} exactly once")
+        raise ValueError(
+            f"previous assignment does not test COVID patient(s) {who} exactly once "
+            "(relabelled since?); rebuild the folds without `previous`"
+        )
 
 
-def _check_counts(patients: pd.DataFrame, is_covid: np.ndarray, k: int, roles: np.ndarray) -> None:
+def _check_counts(is_covid: np.ndarray, k: int) -> None:
     n_covid, n_normal = int(is_covid.sum()), int((~is_covid).sum())
     if n_covid < k:
         raise ValueError(f"{n_covid} COVID patient(s) cannot fill the test sets of {k} folds")
@@ -367,7 +373,8 @@ def _fill_normal_pools(
             if size >= 2 and 2 * current + n_images[patient] > 2 * target:
                 break
             roles[fold, patient] = _POOL
-            current, size, taken, cursor = current + int(n_images[patient]), size + 1, taken + 1, cursor + 1
+            current += int(n_images[patient])
+            size, taken, cursor = size + 1, taken + 1, cursor + 1
         rest = ring[roles[fold, ring] == _UNSET]
         roles[fold, rest] = _TEST
 
@@ -395,16 +402,19 @@ def _split_pool(
     if not len(pending):
         return
     kept = members[role[members] != _POOL]
-    pool = int(n_images[kept].sum())
     val = int(n_images[kept][role[kept] == _VAL].sum())
+    train = int(n_images[kept][role[kept] == _TRAIN].sum())
     for patient in pending:
-        pool += int(n_images[patient])
-        to_val = val + n_images[patient] / 2 <= val_fraction * pool
+        to_val = val * (1.0 - val_fraction) < train * val_fraction
         role[patient] = _VAL if to_val else _TRAIN
-        val += int(n_images[patient]) if to_val else 0
+        if to_val:
+            val += int(n_images[patient])
+        else:
+            train += int(n_images[patient])
     for empty, other in ((_VAL, _TRAIN), (_TRAIN, _VAL)):
         movable = pending[role[pending] == other]
-        if not (role[members] == empty).any() and (role[members] == other).sum() >= 2:
+        lacking = not (role[members] == empty).any() and (role[members] == other).sum() >= 2
+        if lacking and len(movable):
             role[movable[np.argmin(n_images[movable])]] = empty
 
 
@@ -533,7 +543,9 @@ def protocol_table(assignment: FoldAssignment) -> pd.DataFrame:
     counts.columns = [f"{cls}_{what}" for what, cls in counts.columns]
     splits = [Split.TRAIN.value, Split.VAL.value, POOL_SPLIT, Split.TEST.value]
     index = pd.MultiIndex.from_product([assignment.folds, splits], names=[FOLD_COLUMN, "split"])
-    columns = [f"{c}_{w}" for c in (ClassName.COVID, ClassName.NORMAL) for w in ("patients", "images")]
+    columns = [
+        f"{c}_{w}" for c in (ClassName.COVID, ClassName.NORMAL) for w in ("patients", "images")
+    ]
     out = counts.reindex(index=index, columns=columns, fill_value=0).astype(np.int64)
     return out.reset_index()
 
@@ -586,7 +598,9 @@ def _read_ctset_roster(
     bad = parts["patient_id"].isna()
     if bad.any():
         lines = [f"line {i + 2}: {roster.at[i, FILENAME_COLUMN]}" for i in roster.index[bad][:5]]
-        raise ValueError(f"{roster_csv}: filename(s) not <group>_<patient>_<SR_n>_<IMn>.tif: {lines}")
+        raise ValueError(
+            f"{roster_csv}: filename(s) not <group>_<patient>_<SR_n>_<IMn>.tif: {lines}"
+        )
     slices = pd.concat([roster, parts.rename(columns={"patient_id": PATIENT_ID_COLUMN})], axis=1)
     slices[LABEL] = _labels_for(slices, roster_csv, labels_csv)
     slices[PATIENT_KEY_COLUMN] = [patient_key(source, p) for p in slices[PATIENT_ID_COLUMN]]

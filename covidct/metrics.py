@@ -352,14 +352,16 @@ def classification_metrics(
     """
     truth = encode_labels(y_true)
     pred = encode_labels(y_pred, name="y_pred")
-    result = metrics_from_confusion(confusion_counts(truth, pred))
+    everything = metrics_from_confusion(confusion_counts(truth, pred))
+    counts = {key: everything.pop(key) for key in COUNT_KEYS}
     if y_score is not None:
         scores = check_scores(y_score)
         if len(scores) != len(truth):
             raise ValueError(f"y_true has {len(truth)} rows but y_score has {len(scores)}")
         data = cluster_predictions(truth, pred, scores, np.zeros(len(truth), np.int64), 1)
         aucs = weighted_metrics(data, np.ones((1, 1)), SCORE_METRICS)
-        result |= {metric.value: float(values[0]) for metric, values in aucs.items()}
+        everything |= {metric.value: float(aucs[metric][0]) for metric in Metric if metric in aucs}
+    result = everything | counts
     _warn_undefined(result)
     return result
 

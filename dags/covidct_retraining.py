@@ -20,7 +20,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
-from airflow.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException
 
 from covidct_alerting import on_task_failure  # plugins/ is on Airflow's path
 

