@@ -264,7 +264,11 @@ class ClusteredPredictions:
 
 
 def cluster_predictions(
-    y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarray, cluster: np.ndarray, n_clusters: int
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    y_score: np.ndarray,
+    cluster: np.ndarray,
+    n_clusters: int,
 ) -> ClusteredPredictions:
     """Summarise units per cluster.
 
@@ -284,7 +288,9 @@ def cluster_predictions(
         ones = np.ones(int(mask.sum()))
         return sparse.csr_matrix((ones, (score_index[mask], cluster[mask])), shape=shape)
 
-    return ClusteredPredictions(cells.astype(np.float64), by_score(truth == 1), by_score(truth == 0))
+    return ClusteredPredictions(
+        cells.astype(np.float64), by_score(truth == 1), by_score(truth == 0)
+    )
 
 
 def weighted_metrics(
@@ -311,7 +317,9 @@ def weighted_metrics(
     return out
 
 
-def _score_metrics(data: ClusteredPredictions, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _score_metrics(
+    data: ClusteredPredictions, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """ROC AUC and average precision for each row of ``weights``, in memory-bounded chunks."""
     n_scores = max(data.positives.shape[0], 1)
     chunk = max(1, _CHUNK_CELLS // n_scores)
@@ -355,15 +363,21 @@ def classification_metrics(
     everything = metrics_from_confusion(confusion_counts(truth, pred))
     counts = {key: everything.pop(key) for key in COUNT_KEYS}
     if y_score is not None:
-        scores = check_scores(y_score)
-        if len(scores) != len(truth):
-            raise ValueError(f"y_true has {len(truth)} rows but y_score has {len(scores)}")
-        data = cluster_predictions(truth, pred, scores, np.zeros(len(truth), np.int64), 1)
-        aucs = weighted_metrics(data, np.ones((1, 1)), SCORE_METRICS)
-        everything |= {metric.value: float(aucs[metric][0]) for metric in Metric if metric in aucs}
+        everything |= score_metrics(truth, y_score)
     result = everything | counts
     _warn_undefined(result)
     return result
+
+
+def score_metrics(y_true: Iterable[Any], y_score: Iterable[Any]) -> dict[str, float]:
+    """ROC AUC and PR AUC (average precision) of p(COVID) scores, COVID positive; NaN (no
+    warning) with one class only. Raises ValueError on bad labels, scores or lengths."""
+    truth, scores = encode_labels(y_true), check_scores(y_score)
+    if len(scores) != len(truth):
+        raise ValueError(f"y_true has {len(truth)} rows but y_score has {len(scores)}")
+    data = cluster_predictions(truth, truth, scores, np.zeros(len(truth), np.int64), 1)
+    aucs = weighted_metrics(data, np.ones((1, 1)), SCORE_METRICS)
+    return {metric.value: float(aucs[metric][0]) for metric in Metric if metric in aucs}
 
 
 def compute_metrics(

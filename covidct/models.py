@@ -252,7 +252,10 @@ BACKBONES: dict[str, BackboneSpec] = {
             "xception", _APPS.Xception, "xception_weights_tf_dim_ordering_tf_kernels_notop.h5", 71
         ),
         BackboneSpec(
-            "resnet152", _APPS.ResNet152, "resnet152_weights_tf_dim_ordering_tf_kernels_notop.h5", 32
+            "resnet152",
+            _APPS.ResNet152,
+            "resnet152_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            32,
         ),
         BackboneSpec(
             "resnet152_lstm",
@@ -277,9 +280,7 @@ def get_backbone(name: str) -> BackboneSpec:
     try:
         return BACKBONES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown backbone {name!r}; valid: {', '.join(BACKBONES)}"
-        ) from None
+        raise ValueError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONES)}") from None
 
 
 def build_model(

@@ -82,7 +82,7 @@ BASELINE_BACKBONE = "resnet152"
 
 
 class Split(StrEnum):
-    """Role of a patient (and all its slices) in one fold: the ``split`` column of a fold manifest."""
+    """Role of a patient (all its slices) in one fold: the ``split`` column of a fold manifest."""
 
     TRAIN = "train"
     VAL = "val"

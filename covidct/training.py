@@ -1,0 +1,687 @@
+"""Training: the seed's Table 5 as profiles, resumable per-epoch checkpoints, MLflow records.
+
+Profiles (:class:`Profile`, :meth:`TrainingConfig.from_profile`):
+
+- ``paper``: Table 5 of the seed exactly: Nadam, learning rate 1e-4, batch 10, categorical
+  cross-entropy, 100 epochs x 100 steps, horizontal and vertical flips, rotation 0-360 degrees,
+  zoom 5%, width and height shift 5%, 512x512 input; float32, no XLA, one device.
+- ``gpu-fast``: the same model, loss, optimizer, augmentation and images per epoch (1,000), with
+  mixed precision (``mixed_bfloat16``: no loss scaling needed), XLA (``jit_compile=True``), the
+  augmentation inside the compiled step on the device (:class:`covidct.data.DeviceAugmentation`),
+  ``tf.distribute.MirroredStrategy`` over all visible GPUs and 32 images per replica. Learning
+  rate rule: linear scaling (Goyal et al. 2017, "Accurate, Large Minibatch SGD"): lr = 1e-4 x
+  global batch / 10; steps per epoch = ceil(1000 / global batch).
+- ``cpu-smoke``: everything of ``paper`` but the sizes: 64x64, batch 8, 2 epochs x 3 steps.
+
+Under bf16 mixed precision the first convolution sees bf16 inputs (8 significant bits); the
+``paper`` profile keeps float32 end to end.
+
+Resuming (:func:`train_model`): after every epoch the compiled training model (weights and
+optimizer state) is written to ``checkpoint_dir/epoch-NNNN.keras`` and ``state.json`` records the
+epoch, history and steps; a retried call with the same directory continues from there, so a run
+killed and retried ends with exactly ``epochs x steps_per_epoch`` optimizer steps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from covidct.data import (
+    AugmentConfig,
+    DeviceAugmentation,
+    IntensityTransform,
+    make_dataset,
+)
+from covidct.models import BACKBONES, ChannelAdaptation, get_backbone, parameter_counts
+from covidct.schema import CLASS_NAMES, LABEL_TO_CLASS, POSITIVE_CLASS
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+CHECKPOINT_GLOB = "epoch-*.keras"
+AUGMENT_LAYER = "device_augmentation"
+PATH_COLUMN = "path"
+LABEL_COLUMN = "label"
+
+
+class Profile(StrEnum):
+    """Training profile (see module docstring)."""
+
+    PAPER = "paper"
+    GPU_FAST = "gpu-fast"
+    CPU_SMOKE = "cpu-smoke"
+
+    @classmethod
+    def parse(cls, value: str) -> Profile:
+        """Return the member named ``value``; raise ValueError listing the valid names."""
+        try:
+            return cls(value)
+        except ValueError:
+            valid = ", ".join(member.value for member in cls)
+            raise ValueError(f"unknown profile {value!r}; valid: {valid}") from None
+
+
+class LearningRateRule(StrEnum):
+    """``constant``: the configured rate; ``linear``: rate x global batch / reference batch."""
+
+    CONSTANT = "constant"
+    LINEAR = "linear"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything a training run needs besides the data. Build with :meth:`from_profile`.
+
+    ``batch_size`` is per replica; ``learning_rate`` is the rate at ``reference_batch_size``
+    images per step (see :class:`LearningRateRule`); ``steps_per_epoch`` None means
+    ceil(``images_per_epoch`` / global batch). ``image_size``: square input side in pixels.
+    ``validation_steps`` None validates on the whole validation set every epoch.
+    """
+
+    profile: Profile
+    epochs: int
+    steps_per_epoch: int | None
+    batch_size: int
+    image_size: int
+    learning_rate: float = 1e-4
+    learning_rate_rule: LearningRateRule = LearningRateRule.CONSTANT
+    reference_batch_size: int = 10
+    images_per_epoch: int = 1000
+    optimizer: str = "nadam"
+    loss: str = "categorical_crossentropy"
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    augment_on_device: bool = False
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    distribute: bool = False
+    transform: IntensityTransform = field(default_factory=IntensityTransform)
+    channel_adaptation: ChannelAdaptation = ChannelAdaptation.SUM
+    weights: str | None = None
+    weights_cache_dir: Path | None = None
+    validation_steps: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "image_size", "reference_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+    @classmethod
+    def from_profile(cls, profile: Profile | str, **overrides: Any) -> TrainingConfig:
+        """The profile's settings with ``overrides`` (field names) applied.
+
+        Raises ValueError for an unknown profile or an unknown override name.
+        """
+        base = _PROFILES[Profile.parse(str(profile))]
+        unknown = set(overrides) - {item.name for item in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown TrainingConfig fields {sorted(unknown)}")
+        return replace(base, **overrides)
+
+    def global_batch_size(self, replicas: int) -> int:
+        """Images per optimizer step over all ``replicas``."""
+        return self.batch_size * replicas
+
+    def effective_learning_rate(self, replicas: int) -> float:
+        """The rate the optimizer uses, after :class:`LearningRateRule`."""
+        if self.learning_rate_rule is LearningRateRule.LINEAR:
+            return self.learning_rate * self.global_batch_size(replicas) / self.reference_batch_size
+        return self.learning_rate
+
+    def effective_steps_per_epoch(self, replicas: int) -> int:
+        """Optimizer steps per epoch."""
+        if self.steps_per_epoch is not None:
+            return self.steps_per_epoch
+        return math.ceil(self.images_per_epoch / self.global_batch_size(replicas))
+
+    def to_params(self) -> dict[str, str]:
+        """Every setting as flat strings (MLflow params); augmentation and transform expanded."""
+        params: dict[str, str] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "augment":
+                params.update(value.to_params() if value else {"augment": "none"})
+            elif item.name == "transform":
+                params.update(value.to_params())
+            else:
+                params[item.name] = str(value)
+        return params
+
+
+_PROFILES: dict[Profile, TrainingConfig] = {
+    Profile.PAPER: TrainingConfig(
+        Profile.PAPER, epochs=100, steps_per_epoch=100, batch_size=10, image_size=512
+    ),
+    Profile.GPU_FAST: TrainingConfig(
+        Profile.GPU_FAST,
+        epochs=100,
+        steps_per_epoch=None,
+        batch_size=32,
+        image_size=512,
+        learning_rate_rule=LearningRateRule.LINEAR,
+        augment_on_device=True,
+        mixed_precision=True,
+        jit_compile=True,
+        distribute=True,
+    ),
+    Profile.CPU_SMOKE: TrainingConfig(
+        Profile.CPU_SMOKE, epochs=2, steps_per_epoch=3, batch_size=8, image_size=64
+    ),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    """Outcome of :func:`train_model`.
+
+    ``model``: the inference model (no augmentation layer), float32 (B, S, S, 1) ->
+    float32 (B, 2) softmax. ``history``: per-epoch metrics over all attempts, keyed by Keras
+    metric name. ``total_steps``: optimizer iterations at the end (= epochs x steps per epoch).
+    ``model_uri``/``run_id``: the MLflow logged model and run, None when nothing was logged.
+    """
+
+    backbone: str
+    model: keras.Model
+    history: dict[str, list[float]]
+    epochs_completed: int
+    total_steps: int
+    resumed_from_epoch: int
+    checkpoint_path: Path
+    global_batch_size: int
+    learning_rate: float
+    steps_per_epoch: int
+    wall_seconds: float
+    run_id: str | None = None
+    model_uri: str | None = None
+
+
+# --------------------------------------------------------------------------- labels and data
+
+
+def label_indices(frame: pd.DataFrame) -> np.ndarray:
+    """``label`` column (Positive/Negative) -> int64 class indices (1 = COVID, CLASS_NAMES).
+
+    Raises ValueError naming the first row's path whose label is unknown, or missing columns.
+    """
+    missing = {PATH_COLUMN, LABEL_COLUMN} - set(frame.columns)
+    if missing:
+        raise ValueError(f"fold frame lacks columns {sorted(missing)}; has {list(frame.columns)}")
+    classes = frame[LABEL_COLUMN].astype(str).map(LABEL_TO_CLASS)
+    unknown = classes.isna()
+    if unknown.any():
+        row = frame[unknown].iloc[0]
+        raise ValueError(
+            f"{row[PATH_COLUMN]}: label {row[LABEL_COLUMN]!r} not in {sorted(LABEL_TO_CLASS)}"
+        )
+    return classes.map(CLASS_NAMES.index).to_numpy(dtype=np.int64)
+
+
+def _paths(frame: pd.DataFrame, image_root: Path) -> list[Path]:
+    return [Path(image_root) / str(path) for path in frame[PATH_COLUMN]]
+
+
+def _train_dataset(
+    frame: pd.DataFrame, image_root: Path, config: TrainingConfig, global_batch: int, epoch: int
+) -> tf.data.Dataset:
+    return make_dataset(
+        _paths(frame, image_root),
+        label_indices(frame).tolist(),
+        image_size=config.image_size,
+        batch_size=global_batch,
+        augment=None if config.augment_on_device else config.augment,
+        shuffle=True,
+        seed=config.seed + epoch,
+        transform=config.transform,
+        repeat=True,
+        drop_remainder=True,
+    )
+
+
+def _eval_dataset(
+    paths: Sequence[Path],
+    labels: Sequence[int],
+    config: TrainingConfig,
+    batch: int,
+    cache: bool = False,
+) -> tf.data.Dataset:
+    return make_dataset(
+        paths,
+        labels,
+        image_size=config.image_size,
+        batch_size=batch,
+        transform=config.transform,
+        cache=cache,
+    )
+
+
+# --------------------------------------------------------------------------- model set-up
+
+
+@contextmanager
+def precision_policy(mixed: bool) -> Iterator[None]:
+    """Set Keras's global dtype policy to ``mixed_bfloat16`` (or float32) and restore it."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16" if mixed else "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def distribution_strategy(config: TrainingConfig) -> tf.distribute.Strategy:
+    """MirroredStrategy over all visible GPUs when ``config.distribute``, else the default."""
+    if config.distribute:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def new_training_model(backbone: str, config: TrainingConfig, replicas: int) -> keras.Model:
+    """Build and compile the model to fit (call inside the strategy scope and dtype policy).
+
+    With ``augment_on_device`` the backbone is wrapped behind a :class:`DeviceAugmentation`
+    layer named ``device_augmentation``; :func:`inference_model` unwraps it.
+    """
+    model = get_backbone(backbone).build(
+        (config.image_size, config.image_size, 1),
+        len(CLASS_NAMES),
+        config.weights,
+        weights_cache_dir=config.weights_cache_dir,
+        channel_adaptation=config.channel_adaptation,
+    )
+    if config.augment_on_device and config.augment is not None:
+        inputs = keras.Input(model.input_shape[1:], name="slice")
+        augmented = DeviceAugmentation(asdict(config.augment), seed=config.seed, name=AUGMENT_LAYER)
+        model = keras.Model(inputs, model(augmented(inputs)), name=f"{backbone}_training")
+    compile_model(model, config, replicas)
+    return model
+
+
+def compile_model(model: keras.Model, config: TrainingConfig, replicas: int) -> None:
+    """Compile with Nadam at the effective learning rate, categorical cross-entropy, accuracy."""
+    model.compile(
+        optimizer=keras.optimizers.Nadam(learning_rate=config.effective_learning_rate(replicas)),
+        loss=config.loss,
+        metrics=["accuracy"],
+        jit_compile=config.jit_compile,
+    )
+
+
+def inference_model(training_model: keras.Model, backbone: str) -> keras.Model:
+    """The backbone model inside ``training_model`` (itself when there is no augmentation)."""
+    names = {layer.name for layer in training_model.layers}
+    return training_model.get_layer(backbone) if AUGMENT_LAYER in names else training_model
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def read_state(checkpoint_dir: Path) -> dict[str, Any] | None:
+    """The last completed epoch's state (``state.json``), or None when there is none."""
+    path = Path(checkpoint_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    return dict(json.loads(path.read_text()))
+
+
+def _write_json_atomically(path: Path, payload: Mapping[str, Any]) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(payload, indent=2))
+    os.replace(temporary, path)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Save the compiled model and ``state.json`` after every epoch; keep only the latest file.
+
+    The model file is written first and renamed into place, then the state is replaced
+    atomically, so a kill at any moment leaves a consistent (model, state) pair.
+    """
+
+    def __init__(self, directory: Path, identity: Mapping[str, Any], history: dict) -> None:
+        super().__init__()
+        self.directory = Path(directory)
+        self.identity = dict(identity)
+        self.history = history
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        name = f"epoch-{epoch + 1:04d}.keras"
+        partial = self.directory / f"partial-{name}"
+        self.model.save(partial)
+        os.replace(partial, self.directory / name)
+        state = {
+            **self.identity,
+            "epoch": epoch + 1,
+            "checkpoint": name,
+            "optimizer_steps": int(self.model.optimizer.iterations.numpy()),
+            "history": self.history,
+        }
+        _write_json_atomically(self.directory / STATE_FILE, state)
+        for old in self.directory.glob(CHECKPOINT_GLOB):
+            if old.name != name:
+                old.unlink()
+        logger.info("checkpoint %s (epoch %d)", self.directory / name, epoch + 1)
+
+
+def _identity(backbone: str, config: TrainingConfig, steps: int, batch: int) -> dict[str, Any]:
+    return {
+        "backbone": backbone,
+        "profile": config.profile.value,
+        "image_size": config.image_size,
+        "steps_per_epoch": steps,
+        "global_batch_size": batch,
+    }
+
+
+def _check_resumable(state: Mapping[str, Any], identity: Mapping[str, Any], where: Path) -> None:
+    different = {key: (state.get(key), value) for key, value in identity.items()}
+    different = {key: pair for key, pair in different.items() if pair[0] != pair[1]}
+    if different:
+        raise ValueError(
+            f"{where}: checkpoint was made with other settings (stored, requested): {different}; "
+            "use a fresh checkpoint directory"
+        )
+
+
+def _restore(checkpoint_dir: Path, state: Mapping[str, Any]) -> keras.Model:
+    path = Path(checkpoint_dir) / str(state["checkpoint"])
+    if not path.is_file():
+        raise FileNotFoundError(f"{checkpoint_dir}/{STATE_FILE} names {path}, which is missing")
+    logger.info("resuming from %s (epoch %s)", path, state["epoch"])
+    return keras.saving.load_model(path, compile=True)
+
+
+# --------------------------------------------------------------------------- MLflow
+
+
+class MlflowEpochMetrics(keras.callbacks.Callback):
+    """Log each epoch's Keras metrics to the active MLflow run, step = epoch number (1-based)."""
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        import mlflow
+
+        metrics = {key: float(value) for key, value in (logs or {}).items()}
+        mlflow.log_metrics(metrics, step=epoch + 1)
+
+
+def _mlflow_active(requested: bool) -> bool:
+    if not requested:
+        return False
+    import mlflow
+
+    if mlflow.active_run() is None:
+        logger.warning("mlflow_run=True but no MLflow run is active: nothing is logged")
+        return False
+    return True
+
+
+def _log_run_setup(
+    session: _Session, frames: Mapping[str, pd.DataFrame], derived: Mapping[str, Any]
+) -> None:
+    import mlflow
+
+    total, non_trainable = parameter_counts(session.model)
+    size = session.config.image_size
+    params = {
+        **session.config.to_params(),
+        "backbone": session.backbone,
+        "input_shape": f"{size}x{size}x1",
+        "total_params": str(total),
+        "non_trainable_params": str(non_trainable),
+        **{key: str(value) for key, value in derived.items()},
+    }
+    mlflow.log_params(params)
+    mlflow.set_tag("resumed_from_epoch", str(session.resumed_from))
+    for context, frame in frames.items():
+        name = f"{session.backbone}-{context}"
+        dataset = mlflow.data.from_pandas(frame, name=name, targets=LABEL_COLUMN)
+        mlflow.log_input(dataset, context=context)
+
+
+def log_keras_model(model: keras.Model, name: str, example: np.ndarray) -> str:
+    """Log ``model`` (Keras 3 format) with a signature inferred from ``example``; return its URI.
+
+    No ``input_example`` (MLflow 3.17 + Keras 3 crash on it; shared/reference/pitfalls.md).
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(example, model.predict(example, verbose=0))
+    info = mlflow.keras.log_model(model, name=name, signature=signature)
+    return str(info.model_uri)
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class _Session:
+    """Mutable state of one ``train_model`` call (internal)."""
+
+    backbone: str
+    config: TrainingConfig
+    checkpoint_dir: Path
+    replicas: int
+    training_model: keras.Model
+    resumed_from: int
+    history: dict[str, list[float]]
+
+    @property
+    def batch(self) -> int:
+        return self.config.global_batch_size(self.replicas)
+
+    @property
+    def steps(self) -> int:
+        return self.config.effective_steps_per_epoch(self.replicas)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return _identity(self.backbone, self.config, self.steps, self.batch)
+
+    @property
+    def model(self) -> keras.Model:
+        return inference_model(self.training_model, self.backbone)
+
+    def derived_params(self, train_images: int, validation_images: int) -> dict[str, Any]:
+        return {
+            "replicas": self.replicas,
+            "global_batch_size": self.batch,
+            "effective_learning_rate": self.config.effective_learning_rate(self.replicas),
+            "effective_steps_per_epoch": self.steps,
+            "train_images": train_images,
+            "validation_images": validation_images,
+        }
+
+
+def _open_session(backbone: str, config: TrainingConfig, checkpoint_dir: Path) -> _Session:
+    """Build a new training model, or restore the one ``checkpoint_dir`` holds."""
+    strategy = distribution_strategy(config)
+    replicas = strategy.num_replicas_in_sync
+    identity = _identity(
+        backbone,
+        config,
+        config.effective_steps_per_epoch(replicas),
+        config.global_batch_size(replicas),
+    )
+    state = read_state(checkpoint_dir)
+    with precision_policy(config.mixed_precision), strategy.scope():
+        if state is None:
+            training_model = new_training_model(backbone, config, replicas)
+        else:
+            _check_resumable(state, identity, checkpoint_dir)
+            training_model = _restore(checkpoint_dir, state)
+    return _Session(
+        backbone=backbone,
+        config=config,
+        checkpoint_dir=checkpoint_dir,
+        replicas=replicas,
+        training_model=training_model,
+        resumed_from=int(state["epoch"]) if state else 0,
+        history=dict(state["history"]) if state else {},
+    )
+
+
+def train_model(
+    backbone: str,
+    train_df: pd.DataFrame,
+    val_df: pd.DataFrame,
+    *,
+    image_root: Path,
+    config: TrainingConfig,
+    checkpoint_dir: Path,
+    mlflow_run: bool = True,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> TrainResult:
+    """Train ``backbone`` on one fold, resuming from ``checkpoint_dir`` when it holds a state.
+
+    ``train_df``/``val_df``: columns ``path`` (TIFF path relative to ``image_root``) and
+    ``label`` (``Positive``/``Negative``). Checkpoints every epoch (see module docstring). When
+    ``mlflow_run`` and an MLflow run is active, logs every setting as params, the folds as
+    inputs, per-epoch metrics and the final model with a signature (``mlflow_run`` with no
+    active run logs a warning and nothing else). ``callbacks`` run after the checkpoint
+    callback. Raises ValueError for an unknown backbone, an empty training frame, an unknown
+    label, or a checkpoint made with other settings.
+    """
+    started = time.perf_counter()
+    get_backbone(backbone)
+    if train_df.empty:
+        raise ValueError(f"{backbone}: the training frame has no rows")
+    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    logging_on = _mlflow_active(mlflow_run)
+    keras.utils.set_random_seed(config.seed)
+    session = _open_session(backbone, config, checkpoint_dir)
+    if logging_on:
+        frames = {"training": train_df, "validation": val_df}
+        _log_run_setup(session, frames, session.derived_params(len(train_df), len(val_df)))
+    if session.resumed_from < config.epochs:
+        _fit(session, (train_df, val_df), image_root, _callbacks(session, logging_on, callbacks))
+    uri = None
+    if logging_on:
+        example = _example_batch(val_df, train_df, image_root, config)
+        uri = log_keras_model(session.model, backbone, example)
+    return _result(session, time.perf_counter() - started, uri if logging_on else None)
+
+
+def _callbacks(
+    session: _Session, logging_on: bool, extra: Sequence[keras.callbacks.Callback]
+) -> list[keras.callbacks.Callback]:
+    chosen: list[keras.callbacks.Callback] = [
+        EpochCheckpoint(session.checkpoint_dir, session.identity, session.history)
+    ]
+    if logging_on:
+        chosen.append(MlflowEpochMetrics())
+    return chosen + list(extra)
+
+
+def _fit(
+    session: _Session,
+    frames: tuple[pd.DataFrame, pd.DataFrame],
+    image_root: Path,
+    callbacks: list[keras.callbacks.Callback],
+) -> None:
+    train_df, val_df = frames
+    config = session.config
+    train = _train_dataset(train_df, image_root, config, session.batch, session.resumed_from)
+    validation = None
+    if not val_df.empty:
+        labels = label_indices(val_df).tolist()
+        paths = _paths(val_df, image_root)
+        validation = _eval_dataset(paths, labels, config, session.batch, cache=True)
+    session.training_model.fit(
+        train,
+        epochs=config.epochs,
+        initial_epoch=session.resumed_from,
+        steps_per_epoch=session.steps,
+        validation_data=validation,
+        validation_steps=config.validation_steps,
+        callbacks=callbacks,
+        verbose=0,
+    )
+
+
+def _result(session: _Session, wall_seconds: float, model_uri: str | None) -> TrainResult:
+    state = read_state(session.checkpoint_dir) or {"epoch": 0}
+    return TrainResult(
+        backbone=session.backbone,
+        model=session.model,
+        history=session.history,
+        epochs_completed=int(state["epoch"]),
+        total_steps=int(session.training_model.optimizer.iterations.numpy()),
+        resumed_from_epoch=session.resumed_from,
+        checkpoint_path=_latest_checkpoint(session.checkpoint_dir),
+        global_batch_size=session.batch,
+        learning_rate=session.config.effective_learning_rate(session.replicas),
+        steps_per_epoch=session.steps,
+        wall_seconds=wall_seconds,
+        run_id=_active_run_id() if model_uri else None,
+        model_uri=model_uri,
+    )
+
+
+def _latest_checkpoint(checkpoint_dir: Path) -> Path:
+    state = read_state(checkpoint_dir)
+    return checkpoint_dir / str(state["checkpoint"]) if state else checkpoint_dir
+
+
+def _active_run_id() -> str | None:
+    import mlflow
+
+    run = mlflow.active_run()
+    return run.info.run_id if run else None
+
+
+def _example_batch(
+    val_df: pd.DataFrame, train_df: pd.DataFrame, image_root: Path, config: TrainingConfig
+) -> np.ndarray:
+    frame = (val_df if not val_df.empty else train_df).head(2)
+    dataset = _eval_dataset(_paths(frame, image_root), [0] * len(frame), config, len(frame))
+    return next(iter(dataset))[0].numpy()
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def predict_p_covid(
+    model: keras.Model,
+    paths: Sequence[str | Path],
+    *,
+    image_root: Path,
+    config: TrainingConfig,
+) -> np.ndarray:
+    """P(COVID) per slice: float64 array (n,), the softmax column of class index 1.
+
+    ``paths``: TIFFs relative to ``image_root`` (absolute paths are used as they are). Uses the
+    config's image size and intensity transform, no augmentation.
+    """
+    if len(paths) == 0:
+        return np.zeros(0, dtype=np.float64)
+    files = [Path(image_root) / str(path) for path in paths]
+    dataset = _eval_dataset(files, [0] * len(files), config, config.batch_size)
+    images = dataset.map(lambda image, _target: image)
+    probabilities = model.predict(images, verbose=0)
+    return np.asarray(probabilities, dtype=np.float64)[:, CLASS_NAMES.index(POSITIVE_CLASS)]
+
+
+def available_backbones() -> list[str]:
+    """Registry names, in registry order."""
+    return list(BACKBONES)
