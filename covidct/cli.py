@@ -130,7 +130,8 @@ def cmd_registry(args: argparse.Namespace) -> int:
         for record in records:
             print(
                 f"{record['at']}  {record['action']:<8} v{record.get('version')} "
-                f"(champion before: {record.get('previous_champion')})  run {record.get('dag_run_id')}"
+                f"(champion before: {record.get('previous_champion')})  "
+                f"run {record.get('dag_run_id')}"
                 f"\n    {record.get('reason')}"
             )
         return EXIT_OK

@@ -151,7 +151,9 @@ class Settings:
                 model_name=env.get("COVIDCT_MODEL_NAME") or "covidct-classifier",
             ),
             alerts=AlertSettings(
-                channel=parse_enum(AlertChannel, env.get("COVIDCT_ALERTS") or "jsonl", "COVIDCT_ALERTS"),
+                channel=parse_enum(
+                    AlertChannel, env.get("COVIDCT_ALERTS") or "jsonl", "COVIDCT_ALERTS"
+                ),
                 jsonl_path=Path(env.get("COVIDCT_ALERTS_PATH") or home / "alerts.jsonl"),
                 airflow_url=env.get("COVIDCT_AIRFLOW_URL") or "http://localhost:8080",
                 mlflow_url=env.get("COVIDCT_MLFLOW_URL") or "http://localhost:5000",

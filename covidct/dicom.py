@@ -26,9 +26,11 @@ Rules, in order:
    file name. Files are written ``IM00001.tif ...`` with no gap.
 5. **Pixels.** HU = stored x RescaleSlope + RescaleIntercept (PS3.3 C.11.1 Modality LUT); pydicom
    applies PixelRepresentation (signed) and BitsStored. One of the two rescale tags absent: slope
-   1 or intercept 0 in its place. Both absent and a ModalityLUTSequence present: that LUT
-   (pydicom ``apply_modality_lut``). Both absent and no LUT: identity (HU = stored), logged as a
-   warning, since the file then says nothing about its units. Negin value =
+   1 or intercept 0 in its place (pydicom's ``apply_modality_lut`` would then apply no rescale at
+   all, turning an intercept-only -1024 file into HU = stored). Both absent and a
+   ModalityLUTSequence present: that LUT (pydicom ``apply_modality_lut``). Both absent and no
+   LUT: identity (HU = stored), logged as a warning, since the file then says nothing about its
+   units. Negin value =
    ``clip(rint(HU + 1024), 0, 65535)`` as uint16 (round half to even), so the output follows
    HU = value - 1024 whatever the file's intercept (0 or -1024). Padding below -1024 HU (e.g. GE's
    -2000 stored outside the field of view) clips to 0.
@@ -46,7 +48,9 @@ Rules, in order:
    tags only). ``Patient_details.csv`` rows carry the patient id, the label and each SR folder's
    SliceThickness (the most common value of its slices); SEX, AGE and Date stay empty.
    ``batch.json`` records the source, series assignments, file mapping and skipped files; no
-   patient name, birth date, UID or date is copied into it.
+   tag value (patient name, birth date, UID, date) is copied into it. File paths relative to
+   ``dicom_dir`` are recorded as given: name subject folders and files without identifying data
+   before ingest (COVID-19-NY-SBU's file names carry TCIA's shifted study dates).
 """
 
 from __future__ import annotations
@@ -234,7 +238,11 @@ def invert_stored(stored: np.ndarray, bits_stored: int, signed: bool) -> np.ndar
 
     Range: [0, 2**bits - 1] unsigned, [-2**(bits-1), 2**(bits-1) - 1] signed. Returns int64.
     """
-    low, high = (-(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1) if signed else (0, 2**bits_stored - 1)
+    low, high = (
+        (-(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1)
+        if signed
+        else (0, 2**bits_stored - 1)
+    )
     return low + high - stored.astype(np.int64)
 
 
@@ -284,7 +292,9 @@ def _transfer_syntax_problem(ds: Dataset) -> str | None:
         available = False
     if available:
         return None
-    return f"transfer syntax {uid.name} ({uid}) cannot be decoded with the installed pydicom handlers"
+    return (
+        f"transfer syntax {uid.name} ({uid}) cannot be decoded with the installed pydicom handlers"
+    )
 
 
 def _geometry_problems(ds: Dataset, size_policy: SizePolicy) -> list[str]:
@@ -294,7 +304,9 @@ def _geometry_problems(ds: Dataset, size_policy: SizePolicy) -> list[str]:
         problems.append("no ImageOrientationPatient, cannot confirm an axial slice")
     elif not is_axial([float(value) for value in orientation]):
         cosines = [round(float(value), 3) for value in orientation]
-        problems.append(f"not axial: ImageOrientationPatient {cosines} (tolerance {AXIAL_TOLERANCE_DEG} deg)")
+        problems.append(
+            f"not axial: ImageOrientationPatient {cosines} (tolerance {AXIAL_TOLERANCE_DEG} deg)"
+        )
     rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     if (rows, columns) != schema.SLICE_SHAPE and size_policy is SizePolicy.SKIP:
         problems.append(f"size {rows}x{columns}, expected 512x512 (size_policy=skip)")
@@ -321,27 +333,36 @@ def slice_problems(ds: Dataset, size_policy: SizePolicy = SizePolicy.SKIP) -> li
 # --------------------------------------------------------------------------- discovery
 
 
+def _layout_problem(rel: Path) -> str | None:
+    """Why a file (relative to the DICOM folder) is not a candidate slice, or None."""
+    if any(part.startswith(".") for part in rel.parts):
+        return "hidden file" if rel.name.startswith(".") else "inside a hidden folder"
+    if len(rel.parts) != 3:
+        return "unexpected depth: expected <subject>/<series folder>/<file>"
+    return None
+
+
 def _discover(dicom_dir: Path) -> tuple[dict[str, list[Path]], list[tuple[str, str]]]:
-    """Subject -> files at the expected depth; everything else as (file, reason)."""
-    subjects: dict[str, list[Path]] = {}
+    """Subject -> candidate files (sorted); every other file as (file, reason).
+
+    Every non-hidden folder directly under ``dicom_dir`` is a subject, even an empty one.
+    Symbolic links to folders are not followed (os.walk default) and are reported.
+    """
+    subjects: dict[str, list[Path]] = {
+        p.name: [] for p in dicom_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+    }
     skipped: list[tuple[str, str]] = []
     for root, dirs, files in os.walk(dicom_dir):
         dirs.sort()
-        for name in sorted(files):
-            path = Path(root) / name
-            rel = path.relative_to(dicom_dir)
-            if name.startswith("."):
-                skipped.append((rel.as_posix(), "hidden file"))
-            elif len(rel.parts) != 3:
-                skipped.append(
-                    (rel.as_posix(), "unexpected depth: expected <subject>/<series folder>/<file>")
-                )
-            else:
-                subjects.setdefault(rel.parts[0], []).append(path)
         for name in [d for d in dirs if Path(root, d).is_symlink()]:
-            skipped.append(((Path(root, name).relative_to(dicom_dir)).as_posix(), "symbolic link"))
-    for directory in sorted(p for p in dicom_dir.iterdir() if p.is_dir() and not p.is_symlink()):
-        subjects.setdefault(directory.name, [])
+            skipped.append((Path(root, name).relative_to(dicom_dir).as_posix(), "symbolic link"))
+        for name in sorted(files):
+            rel = (Path(root) / name).relative_to(dicom_dir)
+            problem = _layout_problem(rel)
+            if problem:
+                skipped.append((rel.as_posix(), problem))
+            else:
+                subjects.setdefault(rel.parts[0], []).append(dicom_dir / rel)
     return dict(sorted(subjects.items())), skipped
 
 
@@ -403,7 +424,7 @@ def _subject_slices(
     return series
 
 
-def order_slices(slices: Sequence[_Slice]) -> list[_Slice]:
+def _order_slices(slices: Sequence[_Slice]) -> list[_Slice]:
     """Head-to-feet order of one series (rule 4 of the module docstring)."""
     big = float("inf")
     if all(item.z is not None for item in slices):
@@ -430,14 +451,16 @@ def _convert_series(
     skipped: list[tuple[str, str]],
 ) -> list[tuple[_Slice, np.ndarray]]:
     converted: list[tuple[_Slice, np.ndarray]] = []
-    for item in order_slices(slices):
+    for item in _order_slices(slices):
         try:
             ds = pydicom.dcmread(item.path)
             array = dataset_to_negin(
                 ds, size_policy=size_policy, invert_monochrome1=invert_monochrome1
             )
         except Exception as error:  # decoder failures come as many types; keep going, report it
-            skipped.append((item.rel, f"pixel data not converted ({type(error).__name__}: {error})"))
+            skipped.append(
+                (item.rel, f"pixel data not converted ({type(error).__name__}: {error})")
+            )
             continue
         converted.append((item, array))
     return converted
@@ -506,7 +529,9 @@ def _ingest_subject(
         progress.written[patient_id] += assignment.slices
 
 
-def _details_rows(series: Sequence[SeriesAssignment], label: schema.Label) -> list[dict[str, object]]:
+def _details_rows(
+    series: Sequence[SeriesAssignment], label: schema.Label
+) -> list[dict[str, object]]:
     rows: dict[str, dict[str, object]] = {}
     for assignment in series:
         row = rows.setdefault(
@@ -522,12 +547,15 @@ def _check_arguments(dicom_dir: Path, out_dir: Path, source: str) -> None:
         raise FileNotFoundError(f"DICOM folder {dicom_dir} does not exist")
     if not _SOURCE_PATTERN.match(source):
         raise ValueError(
-            f"source must be letters, digits, '.', '_' or '-' (it prefixes patient keys), got {source!r}"
+            "source must be letters, digits, '.', '_' or '-' (it prefixes patient keys), "
+            f"got {source!r}"
         )
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise FileExistsError(f"output folder {out_dir} exists and is not an empty folder")
     if out_dir.resolve().is_relative_to(dicom_dir.resolve()):
-        raise ValueError(f"output folder {out_dir} must not lie inside the DICOM folder {dicom_dir}")
+        raise ValueError(
+            f"output folder {out_dir} must not lie inside the DICOM folder {dicom_dir}"
+        )
 
 
 def ingest_dicom(
@@ -576,6 +604,9 @@ def ingest_dicom(
     staging.replace(out_dir)
     logger.info(
         "ingested %s: %d slices of %d patients, %d files skipped",
-        dicom_dir, report.slices_written, len(report.written), len(report.skipped),
+        dicom_dir,
+        report.slices_written,
+        len(report.written),
+        len(report.skipped),
     )
     return report

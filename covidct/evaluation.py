@@ -531,7 +531,7 @@ def _clustered(
     else:
         rows = patient_level(frame, patient_threshold, slice_threshold=slice_threshold)
         scores, predicted = rows["covid_fraction"].to_numpy(), encode_labels(rows["y_pred"])
-    cluster = patients.ids.get_indexer(rows[PATIENT_ID])
+    cluster = patients.ids.get_indexer(pd.Index(rows[PATIENT_ID]))
     truth = encode_labels(rows[Y_TRUE])
     return cluster_predictions(truth, predicted, scores, cluster, len(patients.ids))
 
@@ -881,7 +881,8 @@ def _unit_text(result: EvaluationResult, unit: Unit) -> list[str]:
     summary = result.summary(unit)
     pct = int(round(100 * result.level))
     lines = [f"{'metric':<20}{'pooled':>10}  {f'{pct}% CI (patients)':<22}{'fold mean ± sd':>20}"]
-    for metric, row in summary.iterrows():
+    for name, row in summary.iterrows():
+        metric = str(name)
         ci = f"[{_cell(metric, row.ci_low)}, {_cell(metric, row.ci_high)}]"
         spread = "n/a" if not math.isfinite(row.fold_sd) else _cell(metric, row.fold_sd).rstrip("%")
         fold = f"{_cell(metric, row.fold_mean)} ± {spread}"

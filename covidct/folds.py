@@ -184,7 +184,7 @@ def assign_folds(
     _check_counts(is_covid, k)
     n_images = patients["n_images"].to_numpy(np.int64)
     mixed = _key_hashes(patients[PATIENT_KEY_COLUMN], seed)
-    _place_covid(roles, n_images, mixed, np.flatnonzero(is_covid & newcomer))
+    _place_covid(roles, n_images, mixed, is_covid, newcomer)
     _fill_normal_pools(roles, n_images, is_covid, _hash_order(mixed, ~is_covid & newcomer))
     _assign_pool_roles(roles, n_images, is_covid, mixed, val_fraction)
     _check_assignment(roles, is_covid, patients[PATIENT_KEY_COLUMN])
@@ -337,14 +337,18 @@ def _check_counts(is_covid: np.ndarray, k: int) -> None:
 
 
 def _place_covid(
-    roles: np.ndarray, n_images: np.ndarray, hashes: np.ndarray, new: np.ndarray
+    roles: np.ndarray,
+    n_images: np.ndarray,
+    hashes: np.ndarray,
+    is_covid: np.ndarray,
+    newcomer: np.ndarray,
 ) -> None:
-    """Put each new COVID patient in the test set of the fold with the fewest test images."""
+    """Put each new COVID patient in the test set of the fold with the fewest COVID test images."""
     k = roles.shape[0]
-    tested = roles == _TEST
-    covid_known = (roles != _UNSET).all(axis=0)
-    load = [int(n_images[tested[f] & covid_known].sum()) for f in range(k)]
-    count = [int((tested[f] & covid_known).sum()) for f in range(k)]
+    kept_tests = (roles == _TEST) & (is_covid & ~newcomer)
+    load = [int(n_images[kept_tests[f]].sum()) for f in range(k)]
+    count = [int(kept_tests[f].sum()) for f in range(k)]
+    new = np.flatnonzero(is_covid & newcomer)
     unit = _mix(hashes[new], 1).astype(np.float64) / 2.0**64
     jittered = n_images[new] * np.exp2(unit - 0.5)
     order = new[np.lexsort((hashes[new], -jittered))]

@@ -153,7 +153,9 @@ def decide(
             return GateVerdict(False, GateStatus.FIRST_RUN, candidate, (reason,), done, figures)
         head = "no champion yet; first-run policy beat-baseline"
         if failed:
-            return GateVerdict(False, GateStatus.FIRST_RUN, candidate, (head, *failed), done, figures)
+            return GateVerdict(
+                False, GateStatus.FIRST_RUN, candidate, (head, *failed), done, figures
+            )
         ok = f"{head}: {candidate} beats the {BASELINE_BACKBONE} baseline"
         return GateVerdict(True, GateStatus.FIRST_RUN, candidate, (ok,), done, figures)
     if failed:

@@ -1,4 +1,4 @@
-"""Reading and writing the files of a Negin-style batch (DESIGN.md, "The Negin-style batch contract").
+"""Reading and writing the files of a Negin-style batch (DESIGN.md: the Negin-style batch contract).
 
 A batch is a folder holding ``Patient_details.csv`` (columns ``schema.PATIENT_DETAILS_COLUMNS``),
 an optional ``batch.json`` (``{"source": NAME, ...provenance...}``) and one folder per patient with
@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 SLICE_NAME_FORMAT = "IM{index:05d}.tif"
 _THICKNESS_COLUMNS: tuple[str, ...] = schema.PATIENT_DETAILS_COLUMNS[5:]
 _TEXT_COLUMNS: tuple[str, ...] = schema.PATIENT_DETAILS_COLUMNS[:5]
+#: How the published Patient_details.csv writes an unknown folder thickness.
+MISSING_THICKNESS = "N/A"
 
 
 class SliceReadError(ValueError):
@@ -84,7 +86,9 @@ def read_slice(
     except SliceReadError:
         raise
     except Exception as error:  # tifffile raises TiffFileError, ValueError, OSError, ...
-        raise SliceReadError(path, f"cannot decode TIFF ({type(error).__name__}: {error})") from error
+        raise SliceReadError(
+            path, f"cannot decode TIFF ({type(error).__name__}: {error})"
+        ) from error
     return _checked_slice(path, array, expected_shape)
 
 
@@ -157,16 +161,21 @@ def _details_row(path: Path, row: Mapping[str, object]) -> list[str]:
             f"patient {patient!r}: {schema.LABEL_COLUMN!r} must be one of "
             f"{[member.value for member in schema.Label]}, got {label!r}",
         )
-    return [_format_cell(column, row.get(column)) for column in schema.PATIENT_DETAILS_COLUMNS]
+    cells = [_format_cell(column, row.get(column)) for column in schema.PATIENT_DETAILS_COLUMNS]
+    return [
+        MISSING_THICKNESS if column in _THICKNESS_COLUMNS and not cell else cell
+        for column, cell in zip(schema.PATIENT_DETAILS_COLUMNS, cells, strict=True)
+    ]
 
 
 def write_patient_details(path: str | Path, rows: Iterable[Mapping[str, object]]) -> None:
     """Write ``Patient_details.csv`` with exactly ``schema.PATIENT_DETAILS_COLUMNS``.
 
-    ``rows``: mappings from column name to value; a missing column, None or NaN is written empty;
-    integral floats are written without ``.0`` and line endings are CRLF, as in the published
-    COVID-CTset file. Raises PatientDetailsError (a ValueError) on an unknown column, an empty
-    ``Patient ID``, a duplicated patient or a label other than Positive/Negative.
+    ``rows``: mappings from column name to value; a missing column, None or NaN is written empty,
+    except an unknown thickness, written ``N/A``; integral floats are written without ``.0`` and
+    line endings are CRLF: the conventions of the published COVID-CTset file, which this writer
+    reproduces byte for byte. Raises PatientDetailsError (a ValueError) on an unknown column, an
+    empty ``Patient ID``, a duplicated patient or a label other than Positive/Negative.
     """
     path = Path(path)
     lines = [_details_row(path, row) for row in rows]
@@ -187,7 +196,8 @@ def read_patient_details(path: str | Path) -> pd.DataFrame:
     Returns one row per patient with exactly ``schema.PATIENT_DETAILS_COLUMNS``: ``Patient ID``,
     ``SEX``, ``AGE``, ``Date`` and ``COVID-19 Infection`` as strings (missing values NaN; ``Date``
     kept as text, e.g. ``"20200407"``), the three ``SR_n Folder thickness(mm)`` columns float64 in
-    millimetres (NaN when unknown). Label values are not judged here (validation does that).
+    millimetres (NaN when unknown: empty or ``N/A``). Label values are not judged here
+    (validation does that).
 
     Raises PatientDetailsError (a ValueError) when the file is missing or unparsable, its header
     is not exactly the expected columns, or a thickness is not a number.

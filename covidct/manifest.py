@@ -184,14 +184,18 @@ def read_patient_details(batch_dir: Path) -> pd.DataFrame:
 
 
 def labels_by_patient(batch_dir: Path) -> dict[str, str]:
-    """Map ``Patient ID`` -> ``COVID-19 Infection`` text (last row wins; {} if unreadable)."""
+    """Map ``Patient ID`` -> ``COVID-19 Infection`` text.
+
+    The first row of a patient wins; empty labels are left out; {} when the file is unreadable.
+    """
     try:
         details = read_patient_details(batch_dir)
     except (FileNotFoundError, ValueError) as error:
         logger.warning("no labels for batch %s: %s", batch_dir, error)
         return {}
-    ids = details[schema.PATIENT_COLUMN]
-    return dict(zip(ids, details[schema.LABEL_COLUMN], strict=True))
+    first = details.drop_duplicates(schema.PATIENT_COLUMN, keep="first")
+    pairs = zip(first[schema.PATIENT_COLUMN], first[schema.LABEL_COLUMN], strict=True)
+    return {patient: label for patient, label in pairs if label}
 
 
 # --------------------------------------------------------------------------- file discovery

@@ -249,18 +249,30 @@ class ClusteredPredictions:
     """Predictions summarised per cluster, for evaluation under cluster weights.
 
     ``cells``: float64 (n_clusters, 4), the confusion cells ``tp, fn, fp, tn`` (COVID positive)
-    of each cluster's units. ``positives`` / ``negatives``: sparse (n_scores, n_clusters) counts
-    of COVID / normal units per distinct score (ascending) and cluster.
+    of each cluster's units. ``positives`` / ``negatives``: sparse (n_groups, n_clusters) counts
+    of COVID / normal units per score group, ascending; a group is one distinct score holding a
+    positive, or a run of consecutive distinct scores holding negatives only (merging such runs
+    changes neither AUC nor average precision). ``pair_wins``: float64 (n_pos_clusters,
+    n_neg_clusters) Mann-Whitney wins between the positives of one cluster and the negatives of
+    another (ties one half), or None when that matrix would be too large; ``pos_clusters`` /
+    ``neg_clusters`` index its rows / columns.
     """
 
     cells: np.ndarray
     positives: sparse.csr_matrix
     negatives: sparse.csr_matrix
+    pair_wins: np.ndarray | None
+    pos_clusters: np.ndarray
+    neg_clusters: np.ndarray
 
     @property
     def n_clusters(self) -> int:
         """Number of clusters (columns of the weight matrices)."""
         return int(self.cells.shape[0])
+
+
+# Largest (positive clusters x negative clusters) pair matrix kept for the bilinear ROC AUC.
+_MAX_PAIR_CELLS = 250_000
 
 
 def cluster_predictions(
@@ -278,19 +290,61 @@ def cluster_predictions(
     truth = np.asarray(y_true, dtype=np.int64)
     pred = np.asarray(y_pred, dtype=np.int64)
     cluster = np.asarray(cluster, dtype=np.int64)
+    scores = np.asarray(y_score, dtype=np.float64)
     # cell order tp, fn, fp, tn with COVID (1) positive: code = 2 * (1 - true) + (1 - pred)
     codes = 2 * (1 - truth) + (1 - pred)
     cells = np.bincount(cluster * 4 + codes, minlength=n_clusters * 4).reshape(n_clusters, 4)
-    scores, score_index = np.unique(np.asarray(y_score, dtype=np.float64), return_inverse=True)
-    shape = (len(scores), n_clusters)
+    group = _score_groups(truth, scores)
+    shape = (int(group.max(initial=-1)) + 1, n_clusters)
 
-    def by_score(mask: np.ndarray) -> sparse.csr_matrix:
+    def by_group(mask: np.ndarray) -> sparse.csr_matrix:
         ones = np.ones(int(mask.sum()))
-        return sparse.csr_matrix((ones, (score_index[mask], cluster[mask])), shape=shape)
+        return sparse.csr_matrix((ones, (group[mask], cluster[mask])), shape=shape)
 
+    pos_clusters = np.unique(cluster[truth == 1])
+    neg_clusters = np.unique(cluster[truth == 0])
+    wins = None
+    if len(pos_clusters) * len(neg_clusters) <= _MAX_PAIR_CELLS:
+        wins = _pair_wins(truth, scores, cluster, pos_clusters, neg_clusters)
     return ClusteredPredictions(
-        cells.astype(np.float64), by_score(truth == 1), by_score(truth == 0)
+        cells.astype(np.float64),
+        by_group(truth == 1),
+        by_group(truth == 0),
+        wins,
+        pos_clusters,
+        neg_clusters,
     )
+
+
+def _score_groups(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Ascending group index of each unit (distinct scores; negative-only runs merged)."""
+    distinct, index = np.unique(scores, return_inverse=True)
+    has_pos = np.bincount(index, weights=truth, minlength=len(distinct)) > 0
+    starts = has_pos | np.concatenate([[True], has_pos[:-1]])
+    return (np.cumsum(starts) - 1)[index]
+
+
+def _pair_wins(
+    truth: np.ndarray,
+    scores: np.ndarray,
+    cluster: np.ndarray,
+    pos_clusters: np.ndarray,
+    neg_clusters: np.ndarray,
+) -> np.ndarray:
+    """Wins of each positive cluster's units over each negative cluster's units (ties 1/2)."""
+    pos = truth == 1
+    pos_scores, pos_rows = scores[pos], np.searchsorted(pos_clusters, cluster[pos])
+    order = np.lexsort((scores[~pos], cluster[~pos]))
+    neg_scores, neg_cluster = scores[~pos][order], cluster[~pos][order]
+    starts = np.searchsorted(neg_cluster, neg_clusters, side="left")
+    ends = np.searchsorted(neg_cluster, neg_clusters, side="right")
+    wins = np.zeros((len(pos_clusters), len(neg_clusters)))
+    for column, (lo, hi) in enumerate(zip(starts, ends, strict=True)):
+        block = neg_scores[lo:hi]
+        below = np.searchsorted(block, pos_scores, side="left")
+        tied = np.searchsorted(block, pos_scores, side="right") - below
+        wins[:, column] = np.bincount(pos_rows, below + 0.5 * tied, minlength=len(pos_clusters))
+    return wins
 
 
 def weighted_metrics(
@@ -311,38 +365,57 @@ def weighted_metrics(
         cells = weights @ data.cells
         rates = rates_from_counts(cells[:, 0], cells[:, 1], cells[:, 2], cells[:, 3])
         out |= {metric: rates[metric] for metric in wanted - SCORE_METRICS}
-    if wanted & SCORE_METRICS:
-        roc, ap = _score_metrics(data, weights)
-        out |= {m: v for m, v in ((Metric.ROC_AUC, roc), (Metric.PR_AUC, ap)) if m in wanted}
+    if Metric.ROC_AUC in wanted:
+        out[Metric.ROC_AUC] = _roc_auc(data, weights)
+    if Metric.PR_AUC in wanted:
+        out[Metric.PR_AUC] = _chunked(_average_precision, data, weights)
     return out
 
 
-def _score_metrics(
-    data: ClusteredPredictions, weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """ROC AUC and average precision for each row of ``weights``, in memory-bounded chunks."""
-    n_scores = max(data.positives.shape[0], 1)
-    chunk = max(1, _CHUNK_CELLS // n_scores)
-    parts = [_score_chunk(data, weights[i : i + chunk]) for i in range(0, len(weights), chunk)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+def _class_totals(data: ClusteredPredictions, weights: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Weighted number of positive and negative units per weight row, zero where undefined."""
+    total_pos = weights @ (data.cells[:, 0] + data.cells[:, 1])
+    total_neg = weights @ (data.cells[:, 2] + data.cells[:, 3])
+    defined = (total_pos > 0) & (total_neg > 0)
+    return np.where(defined, total_pos, 0.0), np.where(defined, total_neg, 0.0)
 
 
-def _score_chunk(data: ClusteredPredictions, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    positives = np.asarray(data.positives @ weights.T)  # (n_scores, n_weights), ascending score
+def _roc_auc(data: ClusteredPredictions, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC per weight row: bilinear in the weights when the pair matrix is small."""
+    if data.pair_wins is None:
+        return _chunked(_roc_auc_by_groups, data, weights)
+    total_pos, total_neg = _class_totals(data, weights)
+    pos_w, neg_w = weights[:, data.pos_clusters], weights[:, data.neg_clusters]
+    wins = ((pos_w @ data.pair_wins) * neg_w).sum(axis=1)
+    return _ratio(wins, total_pos * total_neg)
+
+
+def _chunked(function: Any, data: ClusteredPredictions, weights: np.ndarray) -> np.ndarray:
+    """Apply a per-group score metric to memory-bounded chunks of weight rows."""
+    chunk = max(1, _CHUNK_CELLS // max(data.positives.shape[0], 1))
+    parts = [function(data, weights[i : i + chunk]) for i in range(0, len(weights), chunk)]
+    return np.concatenate(parts)
+
+
+def _roc_auc_by_groups(data: ClusteredPredictions, weights: np.ndarray) -> np.ndarray:
+    """Mann-Whitney: each positive beats the negatives below its group, ties count one half."""
+    positives = np.asarray(data.positives @ weights.T)  # (n_groups, n_weights), ascending
     negatives = np.asarray(data.negatives @ weights.T)
-    total_pos, total_neg = positives.sum(axis=0), negatives.sum(axis=0)
-    # Mann-Whitney: each positive beats the negatives below its score, ties count one half.
     below = np.cumsum(negatives, axis=0) - negatives
     wins = (positives * (below + 0.5 * negatives)).sum(axis=0)
-    defined = (total_pos > 0) & (total_neg > 0)
-    roc = _ratio(wins, np.where(defined, total_pos * total_neg, 0.0))
-    # Average precision: thresholds at distinct scores, descending; recall steps times precision.
-    true_pos = np.cumsum(positives[::-1], axis=0)
-    flagged = true_pos + np.cumsum(negatives[::-1], axis=0)
-    precision = _ratio(true_pos, flagged)
-    steps = np.nansum(positives[::-1] * precision, axis=0)
-    ap = _ratio(steps, np.where(defined, total_pos, 0.0))
-    return roc, ap
+    total_pos, total_neg = _class_totals(data, weights)
+    return _ratio(wins, total_pos * total_neg)
+
+
+def _average_precision(data: ClusteredPredictions, weights: np.ndarray) -> np.ndarray:
+    """Thresholds at distinct scores, descending: sum of recall steps times precision."""
+    positives = np.asarray(data.positives @ weights.T)[::-1]  # descending score
+    negatives = np.asarray(data.negatives @ weights.T)[::-1]
+    true_pos = np.cumsum(positives, axis=0)
+    precision = _ratio(true_pos, true_pos + np.cumsum(negatives, axis=0))
+    steps = np.nansum(positives * precision, axis=0)
+    total_pos, _ = _class_totals(data, weights)
+    return _ratio(steps, total_pos)
 
 
 # --------------------------------------------------------------------------- public one-shot API

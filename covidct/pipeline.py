@@ -26,8 +26,8 @@ from covidct.schema import (
     BASELINE_BACKBONE,
     CURATED,
     FOLDS,
-    LANDING,
     LABEL_TO_CLASS,
+    LANDING,
     RUNS,
 )
 
@@ -193,7 +193,7 @@ def quarantine(settings: Settings, verdict: Mapping[str, Any], dag_run_id: str) 
 
 
 def dataset_digest(manifest: pd.DataFrame) -> str:
-    """Content hash of a curated manifest: order-independent over (patient_key, path, sha256, label)."""
+    """Order-independent content hash of a curated manifest over (patient_key, path, sha256, label)."""
     rows = manifest[["patient_key", "path", "sha256", "label"]].astype(str)
     lines = sorted("\t".join(row) for row in rows.itertuples(index=False, name=None))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
@@ -292,6 +292,18 @@ def setup_mlflow(settings: Settings) -> str:
 # --------------------------------------------------------------------------- train / evaluate
 
 
+def config_from_params(train_params: Mapping[str, Any]) -> Any:
+    """Return the ``TrainingConfig`` of a profile name plus the DAG form's overrides."""
+    from covidct import training
+
+    overrides = {
+        key: int(train_params[key])
+        for key in ("epochs", "steps_per_epoch", "image_size", "batch_size")
+        if train_params.get(key) is not None
+    }
+    return training.TrainingConfig.from_profile(train_params.get("profile", "paper"), **overrides)
+
+
 def _split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     return frame[frame["split"] == split].reset_index(drop=True)
 
@@ -318,7 +330,7 @@ def train(
     fold = int(fold_spec["fold"])
     frame = _read_parquet(store, fold_spec["key"])
     image_root = materialize(store, CURATED_BATCHES, settings)
-    config = training.config_from_params(train_params)
+    config = config_from_params(train_params)
     checkpoint_dir = settings.work_dir / "checkpoints" / run_key_of(dag_run_id) / backbone
     tags = {
         "dag_run_id": dag_run_id,
@@ -345,7 +357,7 @@ def train(
         "fold": fold,
         "run_id": run_id,
         "model_uri": result.model_uri,
-        "val_accuracy": float(result.val_accuracy),
+        "val_accuracy": float((result.history.get("val_accuracy") or [float("nan")])[-1]),
         "fold_key": fold_spec["key"],
         "fold_digest": fold_spec["digest"],
         "dataset_version": fold_spec["dataset_version"],
@@ -390,8 +402,10 @@ def predict_split(
 
     store = lake(settings)
     image_root = materialize(store, CURATED_BATCHES, settings)
-    config = training.config_from_params(train_params)
-    scores = training.predict_p_covid(model, list(frame["path"]), image_root=image_root, config=config)
+    config = config_from_params(train_params)
+    scores = training.predict_p_covid(
+        model, list(frame["path"]), image_root=image_root, config=config
+    )
     return predictions_frame(frame, scores)
 
 
@@ -427,11 +441,22 @@ def evaluate(settings: Settings, trained: Mapping[str, Any], dag_run_id: str) ->
     return {**trained, "predictions_key": key, "metrics": metrics}
 
 
-def headline_metrics(predictions: pd.DataFrame, patient_threshold: float) -> dict[str, float]:
-    """Return the :data:`HEADLINE_METRICS` of one prediction table (fractions, NaN if undefined)."""
+def headline_metrics(
+    predictions: pd.DataFrame, patient_threshold: float | None
+) -> dict[str, float]:
+    """Return the :data:`HEADLINE_METRICS` of one prediction table (fractions, NaN if undefined).
+
+    ``patient_threshold`` None uses the table's ``patient_threshold`` column (one per fold).
+    """
     from covidct import evaluation
 
-    return evaluation.headline_metrics(predictions, patient_threshold=patient_threshold)
+    every = evaluation.headline_metrics(predictions, patient_threshold=patient_threshold)
+    return {name: float(every[name]) for name in HEADLINE_METRICS if name in every}
+
+
+def pooled_metrics(predictions: pd.DataFrame) -> dict[str, float]:
+    """Headline metrics of predictions pooled over folds (each fold's own patient threshold)."""
+    return headline_metrics(predictions, None)
 
 
 def log_figures(predictions: pd.DataFrame) -> None:
@@ -457,7 +482,9 @@ def log_figures(predictions: pd.DataFrame) -> None:
 # --------------------------------------------------------------------------- aggregate / gate
 
 
-def pooled_predictions(store: Any, evaluations: Sequence[Mapping[str, Any]], backbone: str) -> pd.DataFrame:
+def pooled_predictions(
+    store: Any, evaluations: Sequence[Mapping[str, Any]], backbone: str
+) -> pd.DataFrame:
     """Concatenate a backbone's test predictions over folds.
 
     A normal patient can sit in the test set of several folds, so the unit of pooling and of the
@@ -484,8 +511,11 @@ def leaderboard(evaluations: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     metrics = [m for m in HEADLINE_METRICS if m in frame.columns]
     grouped = frame.groupby("backbone")
-    table = grouped[metrics].mean().add_suffix("_mean").join(
-        grouped[metrics].std(ddof=1).add_suffix("_sd")
+    table = (
+        grouped[metrics]
+        .mean()
+        .add_suffix("_mean")
+        .join(grouped[metrics].std(ddof=1).add_suffix("_sd"))
     )
     table["folds"] = grouped.size()
     return table.sort_index()
@@ -548,6 +578,11 @@ def _champion_predictions(
     return pd.concat(frames, ignore_index=True)
 
 
+def _finite(value: Any) -> float:
+    number = float(value)
+    return number if number == number else float("-inf")
+
+
 def _register(
     settings: Settings,
     mlflow_client: Any,
@@ -561,7 +596,7 @@ def _register(
     from covidct import registry
 
     mine = [e for e in evaluations if e["backbone"] == backbone]
-    best = sorted(mine, key=lambda e: (-float(e["val_accuracy"]), int(e["fold"])))[0]
+    best = sorted(mine, key=lambda e: (-_finite(e["val_accuracy"]), int(e["fold"])))[0]
     tags = {
         "dataset_version": best["dataset_version"],
         "fold": str(best["fold"]),
@@ -600,9 +635,10 @@ def gate_and_promote(
     pooled = {b: pooled_predictions(store, evaluations, b) for b in aggregated["pooled"]}
 
     def bootstrap(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float, float]:
-        return evaluation.gate_bootstrap(
+        result = evaluation.paired_bootstrap(
             a, b, metric, n_boot=settings.gate.n_boot, seed=settings.gate.seed
         )
+        return result.as_tuple()
 
     def sensitivity(frame: pd.DataFrame) -> float:
         return float(pooled_metrics(frame)["image_covid_sensitivity"])

@@ -92,8 +92,8 @@ def register_version(
 ) -> str:
     """Register ``model_uri`` as a new version, or return the one this DAG run already made.
 
-    Tags every version with ``dag_run_id``, ``backbone`` and ``tags`` (dataset version, fold-manifest
-    digest, headline metrics, gate verdict). Returns the version number as a string.
+    Tags every version with ``dag_run_id``, ``backbone`` and ``tags`` (dataset version,
+    fold-manifest digest, headline metrics, gate verdict). Returns the version number as a string.
     """
     ensure_registered_model(mlflow_client, model_name)
     query = f"name='{model_name}' and tag.dag_run_id='{dag_run_id}' and tag.backbone='{backbone}'"

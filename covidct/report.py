@@ -39,7 +39,9 @@ def collect_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
 
     store = lake(settings)
     prefix = f"{RUNS}/{run_key_of(dag_run_id)}"
-    verdict_keys = sorted(k for k in store.list(f"{prefix}/validation") if k.endswith("verdict.json"))
+    verdict_keys = sorted(
+        k for k in store.list(f"{prefix}/validation") if k.endswith("verdict.json")
+    )
     verdicts = [json.loads(store.read_bytes(k)) for k in verdict_keys]
     board_key = f"{prefix}/leaderboard.csv"
     board = (
@@ -50,7 +52,11 @@ def collect_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
     return {
         "dag_run_id": dag_run_id,
         "batches": [
-            {"batch_id": v.get("batch_id"), "passed": v.get("passed"), "reasons": v.get("reasons", [])}
+            {
+                "batch_id": v.get("batch_id"),
+                "passed": v.get("passed"),
+                "reasons": v.get("reasons", []),
+            }
             for v in verdicts
         ],
         "quarantined": sorted({k.split("/")[1] for k in store.list(QUARANTINE) if "/" in k}),
@@ -138,4 +144,7 @@ def write_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
     store.write_bytes(f"{prefix}/report.html", html_report(summary).encode())
     store.write_bytes(f"{RUNS}/LATEST", dag_run_id.encode())
     logger.info("%s", format_summary(summary))
-    return {"summary": store.uri(f"{prefix}/summary.json"), "report": store.uri(f"{prefix}/report.html")}
+    return {
+        "summary": store.uri(f"{prefix}/summary.json"),
+        "report": store.uri(f"{prefix}/report.html"),
+    }

@@ -46,7 +46,8 @@ logger = logging.getLogger(__name__)
 
 #: Pattern of an ``all.csv`` file name; named groups become roster columns.
 FILENAME_PATTERN = (
-    r"^(?P<group>[A-Za-z0-9]+)_(?P<patient_id>patient\d+)_(?P<series>SR_\d+)_IM(?P<instance>\d+)\.tif$"
+    r"^(?P<group>[A-Za-z0-9]+)_(?P<patient_id>patient\d+)_"
+    r"(?P<series>SR_\d+)_IM(?P<instance>\d+)\.tif$"
 )
 ALL_CSV = "all.csv"
 ROSTER_COLUMNS: tuple[str, ...] = (
@@ -111,7 +112,9 @@ def _read_all_csv(all_csv: Path) -> pd.DataFrame:
         raise RosterError(f"{all_csv}: expected columns ['filename', 'class'], got {list(frame)}")
     unknown = sorted(set(frame["class"]) - set(schema.CLASS_NAMES))
     if unknown:
-        raise RosterError(f"{all_csv}: unknown classes {unknown}; valid: {list(schema.CLASS_NAMES)}")
+        raise RosterError(
+            f"{all_csv}: unknown classes {unknown}; valid: {list(schema.CLASS_NAMES)}"
+        )
     if frame["filename"].duplicated().any():
         raise RosterError(f"{all_csv}: file names listed twice, e.g. {_first_duplicates(frame)}")
     return frame
@@ -122,7 +125,7 @@ def _first_duplicates(frame: pd.DataFrame) -> list[str]:
 
 
 def _series_thickness(details: pd.DataFrame) -> pd.DataFrame:
-    """Long table patient_id, series, thickness_mm from the ``SR_n Folder thickness(mm)`` columns."""
+    """Long table (patient_id, series, thickness_mm) from the ``SR_n Folder thickness(mm)``."""
     columns = {f"{series} Folder thickness(mm)": series for series in schema.SERIES}
     long = details.melt(
         id_vars=[schema.PATIENT_COLUMN],
@@ -174,11 +177,15 @@ def load_roster(
     roster = images.merge(labels, on="patient_id", how="left", validate="many_to_one")
     _check_labels(all_csv, patient_details_csv, roster)
     roster = roster.merge(_series_thickness(details), on=["patient_id", "series"], how="left")
-    roster["patient_key"] = [schema.patient_key(schema.DEFAULT_SOURCE, p) for p in roster["patient_id"]]
+    roster["patient_key"] = [
+        schema.patient_key(schema.DEFAULT_SOURCE, p) for p in roster["patient_id"]
+    ]
     roster["duplicate"] = roster.duplicated(["patient_id", "series", "instance"], keep="first")
     n_duplicates = int(roster["duplicate"].sum())
     if n_duplicates:
-        logger.info("%s: %d rows repeat an image already listed under another group", all_csv, n_duplicates)
+        logger.info(
+            "%s: %d rows repeat an image already listed under another group", all_csv, n_duplicates
+        )
     if drop_duplicates:
         roster = roster.loc[~roster["duplicate"]]
     return roster.loc[:, list(ROSTER_COLUMNS)].reset_index(drop=True)

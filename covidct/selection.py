@@ -65,16 +65,16 @@ def selection_threshold(counts: Sequence[int]) -> float:
 def select_open_lung(counts: Sequence[int]) -> np.ndarray:
     """Boolean mask (len(counts),): True where the count exceeds ``(max - min) / 1.5``.
 
-    ``counts``: dark-pixel counts of one sequence, any order. Raises ValueError on a negative
-    count or a non-1-D input.
+    ``counts``: dark-pixel counts of one sequence (list or 1-D array), any order. Raises
+    ValueError on a negative or non-finite (NaN: unreadable slice) count, or a non-1-D input.
     """
     values = np.asarray(counts, dtype=np.float64)
     if values.ndim != 1:
         raise ValueError(f"counts must be 1-D, got shape {values.shape}")
     if values.size == 0:
         return np.zeros(0, dtype=bool)
-    if (values < 0).any():
-        raise ValueError(f"counts must be >= 0, got {values.min()}")
+    if not np.isfinite(values).all() or (values < 0).any():
+        raise ValueError(f"counts must be finite and >= 0, got {values.tolist()[:10]}...")
     return values > selection_threshold(values.tolist())
 
 

@@ -203,7 +203,9 @@ class ObjectStore(ABC):
             raise ValueError(f"cannot copy {self.uri(src_base)} onto overlapping {dst_base!r}")
 
         def copy(relative: str) -> tuple[str, str]:
-            return relative, self._copy_verified(src_base + relative, dst_base + relative, overwrite)
+            return relative, self._copy_verified(
+                src_base + relative, dst_base + relative, overwrite
+            )
 
         copied = dict(_parallel(copy, self.list_relative(src)))
         logger.info("copied %d objects %s -> %s", len(copied), self.uri(src_base), dst_base)
@@ -368,7 +370,9 @@ class S3Store(ObjectStore):
 
     def list(self, prefix: str = "") -> list[str]:
         start = len(self.prefix)
-        keys = [obj["Key"][start:] for page in self._pages(prefix) for obj in page.get("Contents", [])]
+        keys = [
+            obj["Key"][start:] for page in self._pages(prefix) for obj in page.get("Contents", [])
+        ]
         return sorted(keys)
 
     def list_dirs(self, prefix: str = "") -> list[str]:
@@ -451,7 +455,7 @@ def s3_client(
     from botocore.config import Config
 
     config = Config(
-        retries={"max_attempts": max_attempts, "mode": "standard"},
+        retries={"total_max_attempts": max_attempts, "mode": "standard"},
         connect_timeout=10,
         read_timeout=60,
         max_pool_connections=TRANSFER_THREADS * 2,

@@ -126,7 +126,9 @@ def sample_patients(roster: pd.DataFrame, patients: int, rng: np.random.Generato
     n_positive = round(patients * len(positive) / len(table))
     n_positive = min(max(n_positive, 1), patients - 1, len(positive))
     if patients - n_positive > len(negative):
-        raise ValueError(f"roster has {len(negative)} Negative patients, {patients - n_positive} needed")
+        raise ValueError(
+            f"roster has {len(negative)} Negative patients, {patients - n_positive} needed"
+        )
     chosen = pd.concat(
         [
             positive.iloc[np.sort(rng.choice(len(positive), n_positive, replace=False))],
@@ -180,7 +182,9 @@ def _ellipse_box(
     rows_box = slice(max(int(cy - ry) - 1, 0), min(int(cy + ry) + 2, SIZE))
     cols_box = slice(max(int(cx - rx) - 1, 0), min(int(cx + rx) + 2, SIZE))
     rows, cols = _grid()
-    inside = ((rows[rows_box, cols_box] - cy) / ry) ** 2 + ((cols[rows_box, cols_box] - cx) / rx) ** 2
+    inside = ((rows[rows_box, cols_box] - cy) / ry) ** 2 + (
+        (cols[rows_box, cols_box] - cx) / rx
+    ) ** 2
     return (rows_box, cols_box), inside <= 1.0
 
 
@@ -271,9 +275,7 @@ def _draw_opacities(hu: np.ndarray, lungs: np.ndarray, rng: np.random.Generator)
         patch[inside] = np.maximum(patch[inside], blob[inside])
 
 
-def _draw_slice(
-    body: _Body, openness: float, covid: bool, rng: np.random.Generator
-) -> np.ndarray:
+def _draw_slice(body: _Body, openness: float, covid: bool, rng: np.random.Generator) -> np.ndarray:
     hu = body.base.copy()
     lungs = np.zeros(hu.shape, dtype=bool)
     ry, rx = body.radii
@@ -358,7 +360,7 @@ def write_synthetic_batch(
     truth) and the TIFFs. Returns a SynthReport.
 
     Raises FileExistsError when ``out_dir`` is a non-empty folder, ValueError on ``patients``
-    outside 1..roster size, a cap below 3 or an empty source.
+    outside 1..roster size, a cap below 3, a negative seed or an empty source.
     """
     out_dir = Path(out_dir)
     if max_slices_per_patient is not None and max_slices_per_patient < MIN_SLICES_PER_SERIES:
@@ -367,12 +369,14 @@ def write_synthetic_batch(
         raise FileExistsError(f"output folder {out_dir} exists and is not an empty folder")
     if not source:
         raise ValueError("source must not be empty")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     roster = roster if roster is not None else load_default_roster(roster_dir)
     chosen = sample_patients(roster, patients, np.random.default_rng(seed))
     counts = series_counts(roster)
     written = []
-    for index, patient in chosen.iterrows():
-        rng = np.random.default_rng(np.random.SeedSequence([seed, int(index)]))
+    for index, (_, patient) in enumerate(chosen.iterrows()):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
         mine = counts[counts["patient_id"] == patient["patient_id"]].sort_values("series")
         written.append(_write_patient(out_dir, patient, mine, rng, max_slices_per_patient))
     report = SynthReport(str(out_dir), source, seed, tuple(written))
@@ -380,5 +384,7 @@ def write_synthetic_batch(
     write_patient_details(out_dir / schema.PATIENT_DETAILS, rows)
     synthetic = {"generator": __name__, "seed": seed, "patients": [p.to_dict() for p in written]}
     write_batch_info(out_dir, {"source": source, "synthetic": synthetic})
-    logger.info("wrote %d synthetic slices of %d patients to %s", report.slices_written, patients, out_dir)
+    logger.info(
+        "wrote %d synthetic slices of %d patients to %s", report.slices_written, patients, out_dir
+    )
     return report

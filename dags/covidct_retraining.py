@@ -21,7 +21,6 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
-
 from covidct_alerting import on_task_failure  # plugins/ is on Airflow's path
 
 ALL_BACKBONES = [
@@ -165,7 +164,11 @@ def covidct_retraining():
 
         return pipeline.train(_settings(), backbone, fold_spec, the_plan["train_params"], _run_id())
 
-    @task(queue="gpu", pool="gpu", map_index_template="{{ trained['backbone'] }} fold {{ trained['fold'] }}")
+    @task(
+        queue="gpu",
+        pool="gpu",
+        map_index_template="{{ trained['backbone'] }} fold {{ trained['fold'] }}",
+    )
     def evaluate(trained: dict) -> dict:
         from covidct import pipeline
 

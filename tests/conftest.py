@@ -8,6 +8,7 @@ it at the end. Tests that use it are marked ``s3``; they skip (with the reason) 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -20,7 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tifffile
 
 #: ``../shared/data`` beside the checkout (CI has the same layout).
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -163,7 +166,11 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     }
     with server.log_file.open("wb") as log:
         process = subprocess.Popen(
-            command, cwd=data_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+            command,
+            cwd=data_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
@@ -183,3 +190,80 @@ def s3_store(s3_server: S3Server):  # noqa: ANN201 - covidct.storage.ObjectStore
         endpoint_url=s3_server.endpoint_url,
         session=s3_server.session(),
     )
+
+
+# ------------------------------------------------------------------ tiny Negin-style batches
+
+
+def ct_slice(seed: int, shape: tuple[int, int] = (512, 512)) -> np.ndarray:
+    """Return a chest-like uint16 slice in Negin stored values (HU + 1024).
+
+    Air ~24 outside a body ellipse (~1060), two lungs (~200) with dark pixels inside the
+    COVID-CTset window (rows 240-340, cols 120-370), noise sd 20; distinct per ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    rows, cols = np.ogrid[0 : shape[0], 0 : shape[1]]
+    cy, cx = shape[0] / 2, shape[1] / 2
+    image = np.full(shape, 24.0)
+    body = ((rows - cy) / (0.39 * shape[0])) ** 2 + ((cols - cx) / (0.45 * shape[1])) ** 2 < 1
+    image[body] = 1060.0
+    for lung_x in (0.31, 0.69):
+        lung = ((rows - cy) / (0.23 * shape[0])) ** 2 + (
+            (cols - lung_x * shape[1]) / (0.14 * shape[1])
+        ) ** 2 < 1
+        image[lung] = 200.0
+    return np.clip(image + rng.normal(0, 20, shape), 0, 4095).astype(np.uint16)
+
+
+@dataclass
+class BatchFactory:
+    """Writes tiny Negin-style batches with tifffile (no covidct code involved)."""
+
+    root: Path
+    seed: int = 0
+
+    def write(
+        self,
+        name: str = "batch1",
+        patients: dict[str, str] | None = None,
+        *,
+        series: tuple[str, ...] = ("SR_2", "SR_3", "SR_4"),
+        slices_per_series: int = 1,
+        source: str | None = None,
+    ) -> Path:
+        """Write ``name`` with ``patients`` (id -> label) and return the batch folder."""
+        patients = patients if patients is not None else {"patient1": "Positive",
+                                                          "patient2": "Negative"}
+        batch = self.root / name
+        batch.mkdir(parents=True)
+        for patient in patients:
+            for sr in series:
+                (batch / patient / sr).mkdir(parents=True)
+                for index in range(1, slices_per_series + 1):
+                    self.seed += 1
+                    tifffile.imwrite(batch / patient / sr / f"IM{index:05d}.tif",
+                                     ct_slice(self.seed), photometric="minisblack")
+        write_details(batch, [details_row(p, label) for p, label in patients.items()])
+        if source is not None:
+            (batch / "batch.json").write_text(json.dumps({"source": source}))
+        return batch
+
+
+def details_row(patient_id: str, label: str, thickness: tuple[str, str, str] = ("5", "5", "5")
+                ) -> list[str]:
+    """Return one Patient_details.csv row (columns as in the real COVID-CTset file)."""
+    return [patient_id, "F", "050Y", "20200401", label, *thickness]
+
+
+def write_details(batch: Path, rows: list[list[str]]) -> None:
+    """Write ``Patient_details.csv`` with the real column header and ``rows``."""
+    header = ("Patient ID,SEX,AGE,Date,COVID-19 Infection,SR_2 Folder thickness(mm),"
+              "SR_3 Folder thickness(mm),SR_4 Folder thickness(mm)")
+    lines = [header, *(",".join(row) for row in rows)]
+    (batch / "Patient_details.csv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def batch_factory(tmp_path: Path) -> BatchFactory:
+    """Return a :class:`BatchFactory` writing under ``tmp_path``."""
+    return BatchFactory(tmp_path)

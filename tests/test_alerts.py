@@ -7,7 +7,14 @@ import math
 
 import pytest
 
-from covidct.alerts import Alert, AlertKind, JsonlNotifier, Severity, detect_regressions, read_alerts
+from covidct.alerts import (
+    Alert,
+    AlertKind,
+    JsonlNotifier,
+    Severity,
+    detect_regressions,
+    read_alerts,
+)
 
 THRESHOLDS = {"acc": 0.05, "sens": 0.02}
 
@@ -28,13 +35,17 @@ def test_detect_regressions(previous, current, expected) -> None:  # type: ignor
     found = detect_regressions(previous, current, THRESHOLDS)
     assert [r.metric for r in found] == expected
     for regression in found:
-        assert regression.drop == pytest.approx(previous[regression.metric] - current[regression.metric])
+        assert regression.drop == pytest.approx(
+            previous[regression.metric] - current[regression.metric]
+        )
 
 
 def test_jsonl_notifier_appends_stable_schema(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "sub" / "alerts.jsonl"
     notifier = JsonlNotifier(path)
-    notifier.send(Alert(AlertKind.BATCH_QUARANTINED, Severity.WARNING, "batch b1 quarantined", {"n": 2}))
+    notifier.send(
+        Alert(AlertKind.BATCH_QUARANTINED, Severity.WARNING, "batch b1 quarantined", {"n": 2})
+    )
     notifier.send(Alert(AlertKind.NOT_PROMOTED, Severity.INFO, "kept champion", run_id="r1"))
     lines = path.read_text().splitlines()
     assert len(lines) == 2

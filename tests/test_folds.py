@@ -79,11 +79,10 @@ def rosters(draw: st.DrawFn) -> tuple[pd.DataFrame, int, dict[str, int]]:
         st.integers(1, 60),
     )
     entries = draw(st.lists(entry, min_size=k + 3, max_size=60, unique_by=lambda e: e[:2]))
-    if sum(e[2] for e in entries) < k:  # the first k become COVID
-        entries = [(s, i, c or j < k, n) for j, (s, i, c, n) in enumerate(entries)]
-    if len(entries) - sum(e[2] for e in entries) < 3:  # the last 3 (never among the first k) normal
+    n_covid = sum(e[2] for e in entries)
+    if n_covid < k or len(entries) - n_covid < 3:  # first k COVID, last 3 normal (len >= k + 3)
         last = len(entries) - 3
-        entries = [(s, i, c and j < last, n) for j, (s, i, c, n) in enumerate(entries)]
+        entries = [(s, i, (c or j < k) and j < last, n) for j, (s, i, c, n) in enumerate(entries)]
     patients = [(s, f"patient{i}", POS if c else NEG, n) for s, i, c, n in entries]
     truth = {patient_key(s, p): n for s, p, _, n in patients}
     return make_slices(patients), k, truth
@@ -229,7 +228,8 @@ def test_protocol_on_hand_computed_rosters(
     assert pools["covid_images"].tolist() == [sum(covid_sizes) - t for t in covid_test]
     assert pools["normal_images"].tolist() == normal_pool
     assert tests["normal_patients"].tolist() == normal_test_patients
-    assert (tests["normal_images"] + pools["normal_images"] == sum(normal_sizes)).all()
+    totals = tests["normal_images"].to_numpy() + pools["normal_images"].to_numpy()
+    assert (totals == sum(normal_sizes)).all()
 
 
 def test_disjoint_training_normals_when_there_are_enough():

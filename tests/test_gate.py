@@ -12,7 +12,9 @@ from covidct.gate import Comparison, GateStatus, compare, decide
 
 def _comparison(name: str, passed: bool) -> Comparison:
     reasons = () if passed else (f"vs {name}: worse",)
-    return Comparison(name, name, "m", 0.1, 0.05 if passed else -0.01, 0.2, 0.9, 0.9, passed, reasons)
+    return Comparison(
+        name, name, "m", 0.1, 0.05 if passed else -0.01, 0.2, 0.9, 0.9, passed, reasons
+    )
 
 
 STRICT = GateSettings()
@@ -47,7 +49,9 @@ def _predictions(p_covid: list[float]) -> pd.DataFrame:
     return pd.DataFrame({"patient_id": ["a", "b", "c", "d"], "y_true": truth, "p_covid": p_covid})
 
 
-def _difference_of_accuracy(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float, float]:
+def _difference_of_accuracy(
+    a: pd.DataFrame, b: pd.DataFrame, metric: str
+) -> tuple[float, float, float]:
     def accuracy(frame: pd.DataFrame) -> float:
         return float(np.mean((frame["p_covid"] > 0.5) == (frame["y_true"] == "covid")))
 

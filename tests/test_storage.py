@@ -63,15 +63,17 @@ def test_upload_download_are_byte_identical(store: ObjectStore, tmp_path: Path) 
     hashes = store.upload_dir(source, "landing/b1")
     assert hashes == {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
     target = store.download_prefix("landing/b1", tmp_path / "dst")
-    assert {p.relative_to(target).as_posix(): p.read_bytes() for p in target.rglob("*") if
-            p.is_file()} == files
+    assert {
+        p.relative_to(target).as_posix(): p.read_bytes() for p in target.rglob("*") if p.is_file()
+    } == files
 
 
 def test_copy_prefix_verifies_and_refuses_to_clobber(store: ObjectStore) -> None:
     objects = _fill(store, "landing/b1", 5)
     copied = store.copy_prefix("landing/b1", "curated/b1")
-    assert copied == {k.removeprefix("landing/b1/"): hashlib.sha256(v).hexdigest()
-                      for k, v in objects.items()}
+    assert copied == {
+        k.removeprefix("landing/b1/"): hashlib.sha256(v).hexdigest() for k, v in objects.items()
+    }
     assert store.copy_prefix("landing/b1", "curated/b1") == copied  # retry: no-op
     store.write_bytes("curated/b1/p0/IM00000.tif", b"someone else's bytes")
     with pytest.raises(FileExistsError, match="curated/b1/p0/IM00000.tif"):
@@ -127,6 +129,7 @@ class _FlakyProxy(BaseHTTPRequestHandler):
 
     upstream: tuple[str, int]
     failures: int
+    protocol_version = "HTTP/1.1"  # so "Expect: 100-continue" is answered at once
     served_errors = 0
     lock = threading.Lock()
 
@@ -144,11 +147,12 @@ class _FlakyProxy(BaseHTTPRequestHandler):
             self._reply(503, [("Content-Type", "application/xml")], error)
             return
         connection = http.client.HTTPConnection(*self.upstream, timeout=30)
-        connection.request(self.command, self.path, body, dict(self.headers.items()))
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "expect"}
+        connection.request(self.command, self.path, body, headers)
         response = connection.getresponse()
         skip = {"transfer-encoding", "connection", "content-length"}
-        headers = [(k, v) for k, v in response.getheaders() if k.lower() not in skip]
-        self._reply(response.status, headers, response.read())
+        reply_headers = [(k, v) for k, v in response.getheaders() if k.lower() not in skip]
+        self._reply(response.status, reply_headers, response.read())
         connection.close()
 
     def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
@@ -180,7 +184,10 @@ def flaky_endpoint(s3_server) -> Iterator[type[_FlakyProxy]]:  # noqa: ANN001
 @pytest.mark.s3
 @pytest.mark.parametrize(("max_attempts", "survives"), [(3, True), (2, False)])
 def test_transient_errors_are_retried(
-    flaky_endpoint: type[_FlakyProxy], s3_server, max_attempts: int, survives: bool  # noqa: ANN001
+    flaky_endpoint: type[_FlakyProxy],
+    s3_server,
+    max_attempts: int,
+    survives: bool,  # noqa: ANN001
 ) -> None:
     client = s3_client(
         endpoint_url=flaky_endpoint.endpoint_url,  # type: ignore[attr-defined]

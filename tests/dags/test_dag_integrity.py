@@ -72,7 +72,15 @@ def test_task_order(dag) -> None:  # type: ignore[no-untyped-def]
 
 def test_params_form(dag) -> None:  # type: ignore[no-untyped-def]
     params = dag.params
-    for name in ("backbones", "folds", "profile", "epochs", "steps_per_epoch", "image_size", "dry_run"):
+    for name in (
+        "backbones",
+        "folds",
+        "profile",
+        "epochs",
+        "steps_per_epoch",
+        "image_size",
+        "dry_run",
+    ):
         assert name in params
     assert params["profile"] == "paper"
     assert "resnet152" in params["backbones"]
