@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -570,9 +571,11 @@ def log_fold_dataset(
         raise RuntimeError(f"no active MLflow run to log fold dataset {name!r} to")
     digest = manifest_digest(fold_df)
     targets = LABEL if LABEL in fold_df.columns else None
-    dataset = mlflow.data.from_pandas(
-        fold_df, source=source, targets=targets, name=name, digest=digest
-    )
+    with warnings.catch_warnings():  # schema inference hints about int columns: not actionable
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema", category=UserWarning)
+        dataset = mlflow.data.from_pandas(
+            fold_df, source=source, targets=targets, name=name, digest=digest
+        )
     mlflow.log_input(dataset, context=context)
     return digest
 

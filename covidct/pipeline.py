@@ -193,7 +193,7 @@ def quarantine(settings: Settings, verdict: Mapping[str, Any], dag_run_id: str) 
 
 
 def dataset_digest(manifest: pd.DataFrame) -> str:
-    """Order-independent content hash of a curated manifest over (patient_key, path, sha256, label)."""
+    """Order-independent content hash over (patient_key, path, sha256, label) of a manifest."""
     rows = manifest[["patient_key", "path", "sha256", "label"]].astype(str)
     lines = sorted("\t".join(row) for row in rows.itertuples(index=False, name=None))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]

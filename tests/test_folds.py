@@ -389,28 +389,31 @@ def test_written_manifests_keep_their_digest_and_are_byte_stable(tmp_path):
 # --------------------------------------------------------------------------- MLflow
 
 
-@pytest.fixture
-def mlflow_sqlite(tmp_path):
+@pytest.fixture(scope="module")
+def mlflow_sqlite(tmp_path_factory):
+    """A real MLflow SQLite backend with its artifact folder, both in a temporary folder."""
+    root = tmp_path_factory.mktemp("mlflow")
     previous_uri = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri("sqlite:///" + str(tmp_path / "mlflow.db"))
-    experiment = mlflow.create_experiment("folds", artifact_location=(tmp_path / "art").as_uri())
-    yield experiment
+    mlflow.set_tracking_uri("sqlite:///" + str(root / "mlflow.db"))
+    yield mlflow.create_experiment("folds", artifact_location=(root / "artifacts").as_uri())
     mlflow.set_tracking_uri(previous_uri)
 
 
-def test_log_fold_dataset_links_the_manifest_to_the_run(mlflow_sqlite):
+@pytest.mark.parametrize("context", ["training", "validation"])
+def test_log_fold_dataset_links_the_manifest_to_the_run(mlflow_sqlite, context):
     manifest = _manifest()
     with mlflow.start_run(experiment_id=mlflow_sqlite) as run:
-        digest = log_fold_dataset(manifest, name="fold-1", context="training")
+        digest = log_fold_dataset(manifest, name="fold-1", context=context)
     inputs = MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs
     assert len(inputs) == 1
     assert inputs[0].dataset.digest == digest == manifest_digest(manifest)
     assert inputs[0].dataset.name == "fold-1"
-    assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "training"
+    assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == context
     assert f'"num_rows": {len(manifest)}' in inputs[0].dataset.profile
 
 
-def test_log_fold_dataset_needs_an_active_run(mlflow_sqlite):
+def test_log_fold_dataset_needs_an_active_run():
+    assert mlflow.active_run() is None
     with pytest.raises(RuntimeError, match="no active MLflow run"):
         log_fold_dataset(_manifest(), name="fold-1")
 
