@@ -39,18 +39,20 @@ def write_batch(batch_dir: Path, n_slices: int) -> None:
     """Write a Negin-style batch of ``n_slices`` distinct TIFFs under ``batch_dir``."""
     rng = np.random.default_rng(0)
     base = synthetic_slice(rng)
-    rows = []
+    series_of: dict[str, set[str]] = {}
     for index in range(n_slices):
         patient = f"patient{index // (SLICES_PER_SERIES * 3) + 1}"
         series = schema.SERIES[(index // SLICES_PER_SERIES) % 3]
         folder = batch_dir / patient / series
         folder.mkdir(parents=True, exist_ok=True)
         pixels = base.copy()
-        pixels[0, 0] = index % 4096  # distinct bytes, so distinct sha256
+        pixels[0, 0], pixels[0, 1] = index % 4096, index // 4096  # distinct sha256 per slice
         tifffile.imwrite(folder / f"IM{index:05d}.tif", pixels)
-        rows.append(patient)
+        series_of.setdefault(patient, set()).add(series)
     lines = [",".join(schema.PATIENT_DETAILS_COLUMNS)]
-    lines += [f"{p},F,050Y,20200401,Positive,5,5,5" for p in dict.fromkeys(rows)]
+    for patient, present in series_of.items():
+        thickness = ",".join("5" if s in present else "" for s in schema.SERIES)
+        lines.append(f"{patient},F,050Y,20200401,Positive,{thickness}")
     (batch_dir / schema.PATIENT_DETAILS).write_text("\n".join(lines) + "\n")
 
 
@@ -76,6 +78,9 @@ def main() -> None:
     parser.add_argument(
         "--executor", choices=[k.value for k in ExecutorKind], action="append", default=None
     )
+    parser.add_argument(
+        "--validate", action="store_true", help="also time validate_batch (with GE Data Docs)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     executors = args.executor or [k.value for k in ExecutorKind]
@@ -91,6 +96,21 @@ def main() -> None:
                 f"build_manifest executor={executor:<7} workers={args.workers or 'auto'}:"
                 f" {rate:,.0f} slices/s ({rows} rows), ratio to bare read {rate / bare:.2f}"
             )
+        if args.validate:
+            validate_rate(batch_dir, Path(tmp) / "report", args.workers)
+
+
+def validate_rate(batch_dir: Path, report_dir: Path, workers: int | None) -> None:
+    """Print the wall time of one full ``validate_batch`` (manifest, four GE suites, docs)."""
+    from covidct.validation import validate_batch
+
+    started = time.perf_counter()
+    verdict = validate_batch(batch_dir, report_dir=report_dir, progress=False, workers=workers)
+    seconds = time.perf_counter() - started
+    print(
+        f"validate_batch with Data Docs: {seconds:.1f} s for {verdict.n_slices} slices"
+        f" ({verdict.n_slices / seconds:,.0f} slices/s), passed={verdict.passed}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,2 +1,3 @@
 """covidct: weekly retraining of COVID-19 CT-slice classifiers."""
+
 __version__ = "0.1.0"

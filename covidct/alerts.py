@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,43 @@ class Alert:
         record["severity"] = self.severity.value
         record["details"] = dict(self.details)
         return record
+
+    @property
+    def title(self) -> str:
+        """One line, e.g. ``[covidct] WARNING metric_regression: <summary>`` (for subjects)."""
+        return f"[covidct] {self.severity.value.upper()} {self.kind.value}: {self.summary}"
+
+    def links(self) -> dict[str, str]:
+        """Return the non-empty links, ``{"Airflow run": url, "MLflow run": url}``."""
+        named = {"Airflow run": self.airflow_url, "MLflow run": self.mlflow_url}
+        return {name: url for name, url in named.items() if url}
+
+    def to_text(self) -> str:
+        """Plain-text rendering (title, DAG run, links, details as JSON) for chat and mail."""
+        lines = [self.title]
+        if self.dag_id or self.run_id:
+            lines.append(f"DAG run: {self.dag_id} / {self.run_id}")
+        lines += [f"{name}: {url}" for name, url in self.links().items()]
+        if self.details:
+            lines.append(json.dumps(dict(self.details), sort_keys=True, default=str))
+        return "\n".join(lines)
+
+
+def airflow_run_url(base_url: str, dag_id: str, run_id: str) -> str:
+    """Return the Airflow 3 UI page of a DAG run (``<base>/dags/<dag_id>/runs/<run_id>``).
+
+    ``run_id`` is percent-encoded (manual run ids hold ``:`` and ``+``); empty when it is empty.
+    """
+    if not run_id:
+        return ""
+    return f"{base_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def mlflow_run_url(base_url: str, mlflow_run_id: str) -> str:
+    """Return the MLflow UI page of a run (``<base>/#/runs/<run_id>``); empty when no run id."""
+    if not mlflow_run_id:
+        return ""
+    return f"{base_url.rstrip('/')}/#/runs/{quote(mlflow_run_id, safe='')}"
 
 
 class Notifier(Protocol):

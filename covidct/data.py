@@ -148,8 +148,8 @@ def _read_slice_tf(path: tf.Tensor) -> tf.Tensor:
     return tf.ensure_shape(image, [None, None])
 
 
-def _decode(path: tf.Tensor, image_size: int, transform: IntensityTransform) -> tf.Tensor:
-    """Path -> float32 (image_size, image_size, 1)."""
+def _decode(path: tf.Tensor, image_size: int | None, transform: IntensityTransform) -> tf.Tensor:
+    """Path -> float32 (image_size, image_size, 1) (native size when ``image_size`` is None)."""
     image = transform.apply(_read_slice_tf(path))[..., tf.newaxis]
     if image_size is None:
         return image
@@ -241,13 +241,15 @@ def random_affine_parameters(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Draw (matrices (B, 2, 2), shifts (B, 2)) for :func:`affine_warp` from a stateless seed.
 
-    ``seed``: int32/int64 tensor of shape (2,). Matrix = rotation(angle) @ diag(zoom_x, zoom_y)
+    ``seed``: int32/int64 tensor of shape (2,); four Philox streams are derived from it. The draw
+    is reproducible on one device kind, but XLA's Philox differs from the CPU kernel's. Matrix = rotation(angle) @ diag(zoom_x, zoom_y)
     @ diag(flip_x, flip_y), flips being -1 with probability 0.5 when enabled.
     """
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
+    base = tf.cast(seed, tf.int64)
 
     def uniform(index: int, low: float, high: float, count: int = 1) -> tf.Tensor:
-        return tf.random.stateless_uniform([batch, count], seeds[index], low, high)
+        stream = tf.stack([base[0], base[1] * 8 + index])
+        return tf.random.stateless_uniform([batch, count], stream, low, high, alg="philox")
 
     angle = uniform(0, 0.0, math.radians(config.rotation_degrees))[:, 0]
     zoom = uniform(1, 1.0 - config.zoom, 1.0 + config.zoom, 2)

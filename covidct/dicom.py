@@ -45,8 +45,9 @@ Rules, in order:
    pixel spacing becomes FOV / 512; then converted to uint16 as above. Bilinear weights are convex,
    so no value leaves the input's range.
 8. **No DICOM tag reaches a TIFF** (:func:`covidct.io.write_slice` writes pixels and baseline
-   tags only). ``Patient_details.csv`` rows carry the patient id, the label and each SR folder's
-   SliceThickness (the most common value of its slices); SEX, AGE and Date stay empty.
+   tags only). ``Patient_details.csv`` rows carry the patient id, the label and each written SR
+   folder's SliceThickness (the most common value of its slices; ``N/A`` when no slice has one;
+   empty for SR folders not written); SEX, AGE and Date stay empty.
    ``batch.json`` records the source, series assignments, file mapping and skipped files; no
    tag value (patient name, birth date, UID, date) is copied into it. File paths relative to
    ``dicom_dir`` are recorded as given: name subject folders and files without identifying data
@@ -75,7 +76,13 @@ from pydicom.pixels import apply_modality_lut, get_decoder
 from scipy import ndimage
 
 from covidct import schema
-from covidct.io import slice_name, write_batch_info, write_patient_details, write_slice
+from covidct.io import (
+    UNKNOWN_THICKNESS,
+    slice_name,
+    write_batch_info,
+    write_patient_details,
+    write_slice,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -538,7 +545,10 @@ def _details_rows(
             assignment.patient_id,
             {schema.PATIENT_COLUMN: assignment.patient_id, schema.LABEL_COLUMN: label.value},
         )
-        row[f"{assignment.sr_folder} Folder thickness(mm)"] = assignment.thickness_mm
+        thickness = assignment.thickness_mm
+        row[f"{assignment.sr_folder} Folder thickness(mm)"] = (
+            UNKNOWN_THICKNESS if thickness is None else thickness
+        )
     return [rows[patient] for patient in sorted(rows)]
 
 

@@ -70,6 +70,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -115,7 +116,7 @@ class FoldAssignment:
     """Patient-level folds of one slice table.
 
     Attributes:
-        slices: the input slice table (one row per slice), unchanged.
+        slices: the input slice table (one row per slice), unchanged and not copied.
         patients: one row per patient, sorted by ``patient_key``: ``patient_key`` (str),
             ``label`` (``Positive``/``Negative``), ``n_images`` (int64, slices of the patient),
             ``test_fold`` (Int64, 1..k: the fold whose test set holds the COVID patient; <NA>
@@ -188,7 +189,7 @@ def assign_folds(
     _place_covid(roles, n_images, mixed, is_covid, newcomer)
     _fill_normal_pools(roles, n_images, is_covid, _hash_order(mixed, ~is_covid & newcomer))
     _assign_pool_roles(roles, n_images, is_covid, mixed, val_fraction)
-    _check_assignment(roles, is_covid, patients[PATIENT_KEY_COLUMN])
+    _check_assignment(roles, is_covid)
     _warn_unbalanced(roles, n_images, is_covid)
     patients = _finish_patients(patients, roles, is_covid, newcomer)
     return FoldAssignment(
@@ -219,8 +220,11 @@ def _patient_table(slices: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         raise ValueError(f"slice table lacks column(s) {missing}; has {list(slices.columns)}")
     if slices.empty:
         raise ValueError("slice table is empty: no patients to assign to folds")
-    keys = slices[PATIENT_KEY_COLUMN].astype(str)
-    codes, uniques = pd.factorize(keys, sort=True)
+    if slices[PATIENT_KEY_COLUMN].isna().any():
+        rows = np.flatnonzero(slices[PATIENT_KEY_COLUMN].isna().to_numpy())[:5].tolist()
+        raise ValueError(f"slice table has no patient_key in row(s) {rows}")
+    codes, uniques = pd.factorize(slices[PATIENT_KEY_COLUMN].astype(str), sort=True)
+    _check_namespaced(np.asarray(uniques, dtype=object))
     labels = slices[LABEL].astype(str).to_numpy()
     _check_labels(labels, codes, np.asarray(uniques, dtype=object))
     some_row = np.zeros(len(uniques), dtype=np.int64)
@@ -233,6 +237,14 @@ def _patient_table(slices: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         }
     )
     return patients, codes.astype(np.int64)
+
+
+def _check_namespaced(keys: np.ndarray) -> None:
+    """Raise ValueError unless every key is ``<source>/<patient_id>`` (schema.patient_key)."""
+    source, _, patient = np.char.partition(keys.astype(str), "/").T
+    bad = keys[(source == "") | (patient == "")]
+    if len(bad):
+        raise ValueError(f"patient key(s) {list(bad[:10])} are not <source>/<patient_id>")
 
 
 def _check_labels(labels: np.ndarray, codes: np.ndarray, keys: np.ndarray) -> None:
@@ -423,7 +435,7 @@ def _split_pool(
             role[movable[np.argmin(n_images[movable])]] = empty
 
 
-def _check_assignment(roles: np.ndarray, is_covid: np.ndarray, keys: pd.Series) -> None:
+def _check_assignment(roles: np.ndarray, is_covid: np.ndarray) -> None:
     """Raise ValueError if any split of any fold lacks a class."""
     for fold in range(roles.shape[0]):
         for code, split in enumerate(_SPLIT_CODES):
@@ -545,7 +557,8 @@ def protocol_table(assignment: FoldAssignment) -> pd.DataFrame:
     table["cls"] = table[LABEL].map(LABEL_TO_CLASS)
     grouped = table.groupby([FOLD_COLUMN, SPLIT_COLUMN, "cls"])["n_images"]
     counts = grouped.agg(patients="size", images="sum").unstack("cls", fill_value=0)
-    counts.columns = [f"{cls}_{what}" for what, cls in counts.columns]
+    pairs = cast("list[tuple[str, str]]", counts.columns.tolist())
+    counts.columns = [f"{cls}_{what}" for what, cls in pairs]
     splits = [Split.TRAIN.value, Split.VAL.value, POOL_SPLIT, Split.TEST.value]
     index = pd.MultiIndex.from_product([assignment.folds, splits], names=[FOLD_COLUMN, "split"])
     columns = [
@@ -562,10 +575,12 @@ def log_fold_dataset(
 
     The dataset is ``mlflow.data.from_pandas(fold_df, name=name, digest=manifest_digest(...),
     targets="label", source=source)`` linked with ``mlflow.log_input(..., context=context)``.
+    MLflow identifies a dataset by (experiment, name, digest): the same manifest logged again
+    under the same name links the existing dataset entry (with its first ``source``).
     Raises RuntimeError if no MLflow run is active (this never starts one).
     """
     import mlflow
-    import mlflow.data
+    from mlflow.data.pandas_dataset import from_pandas
 
     if mlflow.active_run() is None:
         raise RuntimeError(f"no active MLflow run to log fold dataset {name!r} to")
@@ -573,10 +588,9 @@ def log_fold_dataset(
     targets = LABEL if LABEL in fold_df.columns else None
     with warnings.catch_warnings():  # schema inference hints about int columns: not actionable
         warnings.filterwarnings("ignore", message="Hint: Inferred schema", category=UserWarning)
-        dataset = mlflow.data.from_pandas(
-            fold_df, source=source, targets=targets, name=name, digest=digest
-        )
-    mlflow.log_input(dataset, context=context)
+        located = {"source": source} if source is not None else {}
+        dataset = from_pandas(fold_df, targets=targets, name=name, digest=digest, **located)
+        mlflow.log_input(dataset, context=context)
     return digest
 
 
@@ -604,7 +618,8 @@ def _read_ctset_roster(
     parts = roster[FILENAME_COLUMN].str.extract(_ROSTER_PATTERN)
     bad = parts["patient_id"].isna()
     if bad.any():
-        lines = [f"line {i + 2}: {roster.at[i, FILENAME_COLUMN]}" for i in roster.index[bad][:5]]
+        rows = np.flatnonzero(bad.to_numpy())[:5]
+        lines = [f"line {r + 2}: {roster[FILENAME_COLUMN].iloc[r]}" for r in rows]
         raise ValueError(
             f"{roster_csv}: filename(s) not <group>_<patient>_<SR_n>_<IMn>.tif: {lines}"
         )

@@ -31,8 +31,10 @@ logger = logging.getLogger(__name__)
 SLICE_NAME_FORMAT = "IM{index:05d}.tif"
 _THICKNESS_COLUMNS: tuple[str, ...] = schema.PATIENT_DETAILS_COLUMNS[5:]
 _TEXT_COLUMNS: tuple[str, ...] = schema.PATIENT_DETAILS_COLUMNS[:5]
-#: How the published Patient_details.csv writes an unknown folder thickness.
-MISSING_THICKNESS = "N/A"
+#: Thickness cell of a series folder that exists but whose thickness is unknown. The published
+#: Patient_details.csv writes it so (e.g. patient78 and patient83 have SR_2 images and SR_2
+#: ``N/A``); an empty cell means the patient has no such folder.
+UNKNOWN_THICKNESS = "N/A"
 
 
 class SliceReadError(ValueError):
@@ -162,20 +164,29 @@ def _details_row(path: Path, row: Mapping[str, object]) -> list[str]:
             f"{[member.value for member in schema.Label]}, got {label!r}",
         )
     cells = [_format_cell(column, row.get(column)) for column in schema.PATIENT_DETAILS_COLUMNS]
-    return [
-        MISSING_THICKNESS if column in _THICKNESS_COLUMNS and not cell else cell
-        for column, cell in zip(schema.PATIENT_DETAILS_COLUMNS, cells, strict=True)
-    ]
+    for column, cell in zip(schema.PATIENT_DETAILS_COLUMNS, cells, strict=True):
+        if column in _THICKNESS_COLUMNS and cell not in ("", UNKNOWN_THICKNESS):
+            try:
+                float(cell)
+            except ValueError:
+                raise PatientDetailsError(
+                    path,
+                    f"patient {patient!r}: {column!r} must be a number, empty or "
+                    f"{UNKNOWN_THICKNESS!r}, got {cell!r}",
+                ) from None
+    return cells
 
 
 def write_patient_details(path: str | Path, rows: Iterable[Mapping[str, object]]) -> None:
     """Write ``Patient_details.csv`` with exactly ``schema.PATIENT_DETAILS_COLUMNS``.
 
-    ``rows``: mappings from column name to value; a missing column, None or NaN is written empty,
-    except an unknown thickness, written ``N/A``; integral floats are written without ``.0`` and
-    line endings are CRLF: the conventions of the published COVID-CTset file, which this writer
-    reproduces byte for byte. Raises PatientDetailsError (a ValueError) on an unknown column, an
-    empty ``Patient ID``, a duplicated patient or a label other than Positive/Negative.
+    ``rows``: mappings from column name to value; a missing column, None or NaN is written empty.
+    A thickness is a number, empty (no such series folder) or :data:`UNKNOWN_THICKNESS` (``N/A``:
+    the folder exists, its thickness is unknown). Integral floats are written without ``.0``;
+    line endings are CRLF. These are the conventions of the published COVID-CTset file, which
+    this writer reproduces byte for byte. Raises PatientDetailsError (a ValueError) on an unknown
+    column, an empty ``Patient ID``, a duplicated patient, a label other than Positive/Negative
+    or a thickness that is none of the three.
     """
     path = Path(path)
     lines = [_details_row(path, row) for row in rows]
@@ -196,8 +207,8 @@ def read_patient_details(path: str | Path) -> pd.DataFrame:
     Returns one row per patient with exactly ``schema.PATIENT_DETAILS_COLUMNS``: ``Patient ID``,
     ``SEX``, ``AGE``, ``Date`` and ``COVID-19 Infection`` as strings (missing values NaN; ``Date``
     kept as text, e.g. ``"20200407"``), the three ``SR_n Folder thickness(mm)`` columns float64 in
-    millimetres (NaN when unknown: empty or ``N/A``). Label values are not judged here
-    (validation does that).
+    millimetres (NaN for both an empty cell and ``N/A``; read the CSV as text where the
+    difference matters). Label values are not judged here (validation does that).
 
     Raises PatientDetailsError (a ValueError) when the file is missing or unparsable, its header
     is not exactly the expected columns, or a thickness is not a number.

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -461,7 +462,9 @@ def read_all_facts(
 def _executor(kind: ExecutorKind, workers: int) -> Executor:
     if kind is ExecutorKind.THREAD:
         return ThreadPoolExecutor(max_workers=workers)
-    return ProcessPoolExecutor(max_workers=workers)
+    # fork: workers start in milliseconds and need no ``__main__`` guard in the caller's script
+    # (forkserver/spawn re-import it); the readers only use numpy, tifffile and hashlib.
+    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork"))
 
 
 def _collect(chunks: Iterable[list[dict[str, Any]]], bar: tqdm) -> list[dict[str, Any]]:

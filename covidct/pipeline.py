@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,7 +37,6 @@ logger = logging.getLogger(__name__)
 DAG_ID = "covidct_retraining"
 HISTORY_PREFIX = f"{RUNS}/history"
 CURATED_BATCHES = f"{CURATED}/batches"
-CURATED_MANIFESTS = f"{CURATED}/manifests"
 
 #: Metrics carried in XCom and in the leaderboard (keys of ``evaluation`` results).
 HEADLINE_METRICS: tuple[str, ...] = (
@@ -78,7 +78,7 @@ def notifier(settings: Settings) -> alerts_mod.Notifier:
     if settings.alerts.channel != AlertChannel.JSONL:
         raise ValueError(
             f"alert channel {settings.alerts.channel.value} is delivered by the Airflow plugin "
-            "(plugins/covidct_notifiers.py); the library only writes alerts.jsonl"
+            "(plugins/covidct_alerting.py); the library only writes alerts.jsonl"
         )
     return alerts_mod.JsonlNotifier(settings.alerts.jsonl_path)
 
@@ -161,14 +161,17 @@ def validate(settings: Settings, batch_id: str, dag_run_id: str) -> dict[str, An
         "reasons": list(verdict.reasons),
         "report_dir": str(report_dir),
         "manifest_key": manifest_key,
-        "n_slices": int(len(verdict.manifest)),
+        "n_slices": int(verdict.n_slices),
     }
 
 
-def quarantine(settings: Settings, verdict: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
+def quarantine(
+    settings: Settings, verdict: Mapping[str, Any], dag_run_id: str, send: Any = None
+) -> dict[str, Any]:
     """Move a failed batch to ``quarantine/`` byte-identical with its report, and alert.
 
-    A passed batch is left alone (returns ``{"quarantined": False}``).
+    A passed batch is left alone (returns ``{"quarantined": False}``). ``send``: the alert
+    delivery function (the Airflow plugin's, for Slack/SMTP); None writes ``alerts.jsonl``.
     """
     from covidct import custody
 
@@ -185,6 +188,7 @@ def quarantine(settings: Settings, verdict: Mapping[str, Any], dag_run_id: str) 
         f"batch {verdict['batch_id']} quarantined: {len(verdict['reasons'])} failed check(s)",
         {"batch_id": verdict["batch_id"], "reasons": verdict["reasons"][:20], "where": where},
         dag_run_id=dag_run_id,
+        send=send,
     )
     return {"batch_id": verdict["batch_id"], "quarantined": True, "where": where}
 
@@ -216,16 +220,15 @@ def curate(
         if not verdict["passed"]:
             continue
         batch_id = verdict["batch_id"]
-        custody.accept_batch(store, batch_id, {"dag_run_id": dag_run_id})
         manifest = _read_parquet(store, verdict["manifest_key"])
-        manifest["batch_id"] = batch_id
-        _write_parquet(store, f"{CURATED_MANIFESTS}/{batch_id}.parquet", manifest)
+        custody.accept_batch(store, batch_id, manifest=manifest, info={"dag_run_id": dag_run_id})
         accepted.append(batch_id)
-    keys = sorted(k for k in store.list(CURATED_MANIFESTS) if k.endswith(".parquet"))
-    if not keys:
+    manifest = custody.accepted_manifests(store)
+    if manifest.empty:
         return {"dataset_version": None, "accepted": accepted, "n_slices": 0, "n_patients": 0}
-    frames = [_read_parquet(store, key) for key in keys]
-    manifest = pd.concat(frames, ignore_index=True)
+    if "excluded" in manifest.columns:
+        manifest = manifest[~manifest["excluded"].fillna(False).astype(bool)]
+    manifest = manifest[manifest["read_error"].isna()].reset_index(drop=True)
     manifest["path"] = manifest["batch_id"] + "/" + manifest["path"]
     version = dataset_digest(manifest)
     manifest_key = _write_parquet(store, f"{CURATED}/{version}/manifest.parquet", manifest)
@@ -251,9 +254,9 @@ def make_folds(settings: Settings, curated: Mapping[str, Any], k: int, seed: int
     previous_key = f"{FOLDS}/assignment-k{k}-seed{seed}.parquet"
     previous = _read_parquet(store, previous_key) if store.exists(previous_key) else None
     assignment = folds.assign_folds(manifest, k=k, seed=seed, previous=previous)
-    _write_parquet(store, previous_key, assignment.patients)
+    _write_parquet(store, previous_key, assignment.splits)
     specs = []
-    for fold in range(k):
+    for fold in assignment.folds:
         frame = assignment.fold_manifest(fold)
         key = _write_parquet(store, f"{FOLDS}/{version}/fold-{fold}.parquet", frame)
         digest = folds.manifest_digest(frame)
@@ -433,12 +436,46 @@ def evaluate(settings: Settings, trained: Mapping[str, Any], dag_run_id: str) ->
     key = f"{prefix}/{trained['backbone']}-fold{fold}.csv"
     store.write_bytes(key, test.to_csv(index=False).encode())
     metrics = headline_metrics(test, threshold)
+    gradcam_key = f"{RUNS}/{run_key_of(dag_run_id)}/gradcam/{trained['backbone']}-fold{fold}.png"
     with mlflow.start_run(run_id=trained["run_id"]):
-        mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
+        finite = {f"test_{k}": v for k, v in metrics.items() if v is not None}
+        mlflow.log_metrics(finite)
         mlflow.log_param("patient_threshold", threshold)
         mlflow.log_text(test.to_csv(index=False), "predictions/test.csv")
         log_figures(test)
-    return {**trained, "predictions_key": key, "metrics": metrics}
+        store.write_bytes(gradcam_key, gradcam_png(settings, model, test, trained["train_params"]))
+        mlflow.log_artifact(str(_local_copy(store, gradcam_key, settings)), "plots")
+    return {**trained, "predictions_key": key, "gradcam_key": gradcam_key, "metrics": metrics}
+
+
+def _local_copy(store: Any, key: str, settings: Settings) -> Path:
+    path = settings.work_dir / "cache" / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(store.read_bytes(key))
+    return path
+
+
+def gradcam_png(
+    settings: Settings, model: Any, test: pd.DataFrame, train_params: Mapping[str, Any]
+) -> bytes:
+    """Grad-CAM overlays (PNG bytes) for a sample of true/false positives/negatives of ``test``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from covidct import explain
+
+    config = config_from_params(train_params)
+    image_root = materialize(lake(settings), CURATED_BATCHES, settings)
+    figure = explain.gradcam_for_predictions(
+        model, test, image_root=image_root, transform=config.transform,
+        image_size=config.image_size, n_per_cell=2,
+    )  # fmt: skip
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
 
 
 def headline_metrics(
@@ -451,7 +488,13 @@ def headline_metrics(
     from covidct import evaluation
 
     every = evaluation.headline_metrics(predictions, patient_threshold=patient_threshold)
-    return {name: float(every[name]) for name in HEADLINE_METRICS if name in every}
+    return {name: _finite_or_none(every[name]) for name in HEADLINE_METRICS if name in every}
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN: an undefined metric (one class only, say) travels as None."""
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def pooled_metrics(predictions: pd.DataFrame) -> dict[str, float]:
@@ -510,6 +553,7 @@ def leaderboard(evaluations: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     rows = [{"backbone": e["backbone"], "fold": e["fold"], **e["metrics"]} for e in evaluations]
     frame = pd.DataFrame(rows)
     metrics = [m for m in HEADLINE_METRICS if m in frame.columns]
+    frame[metrics] = frame[metrics].astype("float64")
     grouped = frame.groupby("backbone")
     table = (
         grouped[metrics]
@@ -603,7 +647,7 @@ def _register(
         "fold_manifest_digest": best["fold_digest"],
         "train_params": json.dumps(best["train_params"], sort_keys=True),
         "gate_verdict": status,
-        **{f"metric.{k}": f"{v:.4f}" for k, v in metrics.items()},
+        **{f"metric.{k}": "nan" if v is None else f"{v:.4f}" for k, v in metrics.items()},
     }
     return registry.register_version(
         mlflow_client,
@@ -617,7 +661,7 @@ def _register(
 
 
 def gate_and_promote(
-    settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str
+    settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str, send: Any = None
 ) -> dict[str, Any]:
     """Judge the candidate (``covidct.gate``), register it, and move ``@champion`` if it passed.
 
@@ -631,6 +675,22 @@ def gate_and_promote(
     mlflow_client = registry.client(settings.mlflow.tracking_uri)
     evaluations = aggregated["evaluations"]
     candidate = aggregated["candidate"]
+    resumed = registry.resume_promotion(
+        mlflow_client, store, settings.mlflow.model_name, dag_run_id
+    )
+    if resumed is not None:  # a retry after a crash mid-promotion: finish, never re-judge
+        return _record_gate(
+            store,
+            dag_run_id,
+            {
+                "verdict": {"passed": True, "status": "resumed", "reasons": [resumed["reason"]]},
+                "candidate": candidate,
+                "version": resumed["version"],
+                "champion_before": resumed["previous_champion"],
+                "champion_after": resumed["version"],
+                "champion_metrics": resumed["figures"],
+            },
+        )
     champion = registry.get_champion(mlflow_client, settings.mlflow.model_name)
     pooled = {b: pooled_predictions(store, evaluations, b) for b in aggregated["pooled"]}
 
@@ -641,7 +701,8 @@ def gate_and_promote(
         return result.as_tuple()
 
     def sensitivity(frame: pd.DataFrame) -> float:
-        return float(pooled_metrics(frame)["image_covid_sensitivity"])
+        value = pooled_metrics(frame)["image_covid_sensitivity"]
+        return float("nan") if value is None else float(value)
 
     comparisons = {}
     if candidate != BASELINE_BACKBONE and BASELINE_BACKBONE in pooled:
@@ -700,6 +761,7 @@ def gate_and_promote(
             f"candidate {candidate} (v{version}) not promoted: {reason}",
             {"candidate": candidate, "version": version, "verdict": verdict.to_dict()},
             dag_run_id=dag_run_id,
+            send=send,
         )  # fmt: skip
         champion_after, champion_metrics = champion.version, champion_metrics_now
     result = {
@@ -710,17 +772,28 @@ def gate_and_promote(
         "champion_after": champion_after,
         "champion_metrics": champion_metrics,
     }
+    return _record_gate(store, dag_run_id, result)
+
+
+def _record_gate(store: Any, dag_run_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Write ``runs/<run>/gate.json`` and this run's champion-history record; return ``result``."""
+    from datetime import UTC, datetime
+
     run_key = run_key_of(dag_run_id)
     _write_json(store, f"{RUNS}/{run_key}/gate.json", result)
-    _write_json(
-        store,
-        f"{HISTORY_PREFIX}/{run_key}.json",
-        {"dag_run_id": dag_run_id, "champion": champion_after, "metrics": champion_metrics},
-    )
+    record = {
+        "dag_run_id": dag_run_id,
+        "at": datetime.now(UTC).isoformat(),
+        "champion": result["champion_after"],
+        "metrics": result["champion_metrics"],
+    }
+    _write_json(store, f"{HISTORY_PREFIX}/{run_key}.json", record)
     return result
 
 
-def regression_check(settings: Settings, gated: Mapping[str, Any], dag_run_id: str) -> dict:
+def regression_check(
+    settings: Settings, gated: Mapping[str, Any], dag_run_id: str, send: Any = None
+) -> dict:
     """Compare this run's champion metrics with the previous run's; alert on any regression."""
     store = lake(settings)
     run_key = run_key_of(dag_run_id)
@@ -729,7 +802,7 @@ def regression_check(settings: Settings, gated: Mapping[str, Any], dag_run_id: s
     previous = [r for r in records if r.get("metrics")]
     if not previous or not gated["champion_metrics"]:
         return {"compared_with": None, "regressions": []}
-    last = max(previous, key=lambda r: r.get("dag_run_id", ""))
+    last = max(previous, key=lambda r: r.get("at", ""))
     found = alerts_mod.detect_regressions(
         last["metrics"], gated["champion_metrics"], settings.gate.regression_thresholds
     )
@@ -741,5 +814,6 @@ def regression_check(settings: Settings, gated: Mapping[str, Any], dag_run_id: s
             f"champion metrics regressed against run {last['dag_run_id']}: {names}",
             {"previous_run": last["dag_run_id"], "regressions": regressions},
             dag_run_id=dag_run_id,
+            send=send,
         )  # fmt: skip
     return {"compared_with": last["dag_run_id"], "regressions": regressions}

@@ -10,6 +10,7 @@ import html
 import io
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -132,6 +133,42 @@ def html_report(summary: dict[str, Any]) -> str:
     )
 
 
+def write_picture_report(
+    settings: Settings, store: Any, prefix: str, summary: dict[str, Any]
+) -> Path:
+    """Write the run's HTML report with its pictures (``covidct.html_report``); return its folder.
+
+    Pictures per backbone: confusion matrix, ROC per fold with the mean, PR curve, and the
+    Grad-CAM panel of its first fold.
+    """
+    from covidct import html_report
+
+    out_dir = settings.work_dir / "reports" / prefix.replace("/", "_")
+    board = pd.DataFrame(summary["leaderboard"]).set_index("backbone")
+    predictions: dict[str, pd.DataFrame] = {}
+    gradcam: dict[str, Path] = {}
+    for backbone in board.index:
+        keys = sorted(
+            k for k in store.list(f"{prefix}/predictions") if k.split("/")[-1].startswith(f"{backbone}-fold")
+        )
+        frames = [pd.read_csv(io.BytesIO(store.read_bytes(k))) for k in keys]
+        if frames:
+            predictions[str(backbone)] = pd.concat(frames, ignore_index=True)
+        cams = sorted(
+            k for k in store.list(f"{prefix}/gradcam") if k.split("/")[-1].startswith(f"{backbone}-fold")
+        )
+        if cams:
+            local = out_dir / "_gradcam" / cams[0].split("/")[-1]
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(store.read_bytes(cams[0]))
+            gradcam[str(backbone)] = local
+    path = html_report.write_run_report(
+        out_dir, leaderboard=board, gate=summary.get("gate"), batches=summary["batches"],
+        predictions=predictions, gradcam=gradcam or None, title=f"covidct run {summary['dag_run_id']}",
+    )  # fmt: skip
+    return path.parent
+
+
 def write_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
     """Write ``summary.json``, ``summary.txt`` and ``report.html`` under ``runs/<run_key>/``."""
     from covidct.pipeline import lake, run_key_of
@@ -142,6 +179,9 @@ def write_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
     store.write_bytes(f"{prefix}/summary.json", json.dumps(summary, indent=2, default=str).encode())
     store.write_bytes(f"{prefix}/summary.txt", format_summary(summary).encode())
     store.write_bytes(f"{prefix}/report.html", html_report(summary).encode())
+    if summary["leaderboard"]:
+        local = write_picture_report(settings, store, prefix, summary)
+        store.upload_dir(local, f"{prefix}/report")
     store.write_bytes(f"{RUNS}/LATEST", dag_run_id.encode())
     logger.info("%s", format_summary(summary))
     return {

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 #: Threads used for per-object transfers (I/O bound; S3 requests wait on the network).
 TRANSFER_THREADS = 8
 _PARTIAL_SUFFIX = ".covidct-partial"
+#: Sorted object keys (an alias: inside ObjectStore, ``list`` names the listing method).
+KeyList = list[str]
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -84,14 +86,14 @@ class ObjectStore(ABC):
     # ---------------------------------------------------------------- backend primitives
 
     @abstractmethod
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "") -> KeyList:
         """Return every key starting with ``prefix`` (plain string prefix), sorted.
 
         All pages are fetched (S3 returns at most 1,000 keys per request).
         """
 
     @abstractmethod
-    def list_dirs(self, prefix: str = "") -> list[str]:
+    def list_dirs(self, prefix: str = "") -> KeyList:
         """Return the names of the immediate sub-folders of folder ``prefix`` that hold objects."""
 
     @abstractmethod
@@ -143,7 +145,7 @@ class ObjectStore(ABC):
         """Return the hex sha256 of the object's bytes."""
         return sha256_hex(self.read_bytes(key))
 
-    def list_relative(self, prefix: str) -> list[str]:
+    def list_relative(self, prefix: str) -> KeyList:
         """Return keys under folder ``prefix``, relative to it, sorted."""
         base = folder(prefix)
         return [key[len(base) :] for key in self.list(base)]
@@ -282,7 +284,7 @@ class LocalStore(ObjectStore):
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "") -> KeyList:
         directory = self.root.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else self.root
         if not directory.is_dir():
             return []
@@ -296,7 +298,7 @@ class LocalStore(ObjectStore):
                     keys.append(key)
         return sorted(keys)
 
-    def list_dirs(self, prefix: str = "") -> list[str]:
+    def list_dirs(self, prefix: str = "") -> KeyList:
         base = folder(prefix)
         directory = self.root.joinpath(*base.split("/")[:-1]) if base else self.root
         if not directory.is_dir():
@@ -368,14 +370,14 @@ class S3Store(ObjectStore):
         paginator = self.client.get_paginator("list_objects_v2")
         yield from paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix, **extra)
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "") -> KeyList:
         start = len(self.prefix)
         keys = [
             obj["Key"][start:] for page in self._pages(prefix) for obj in page.get("Contents", [])
         ]
         return sorted(keys)
 
-    def list_dirs(self, prefix: str = "") -> list[str]:
+    def list_dirs(self, prefix: str = "") -> KeyList:
         base = folder(prefix)
         names = [
             common["Prefix"][len(self.prefix + base) :].rstrip("/")
@@ -478,7 +480,9 @@ def open_store(
     """Return the store for ``uri``: ``file:///abs/root`` or ``s3://bucket[/prefix]``.
 
     ``endpoint_url``, ``session`` and ``max_attempts`` configure the S3 client (see
-    :func:`s3_client`); ``client`` passes a ready one. Raises ValueError for another scheme
+    :func:`s3_client`; without ``session`` boto3 finds credentials by its default chain:
+    environment, shared config, instance role); ``client`` passes a ready one. Nothing is
+    contacted until the first operation. Raises ValueError for another scheme
     (listing the valid ones) or a malformed URI.
     """
     parsed = urlparse(uri)

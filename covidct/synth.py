@@ -33,7 +33,13 @@ import numpy as np
 import pandas as pd
 
 from covidct import schema
-from covidct.io import slice_name, write_batch_info, write_patient_details, write_slice
+from covidct.io import (
+    UNKNOWN_THICKNESS,
+    slice_name,
+    write_batch_info,
+    write_patient_details,
+    write_slice,
+)
 from covidct.roster import load_default_roster, series_counts
 
 logger = logging.getLogger(__name__)
@@ -330,7 +336,10 @@ def _details_row(patient: SynthPatient, thickness: dict[str, float]) -> dict[str
         schema.LABEL_COLUMN: patient.label,
     }
     for series in patient.series:
-        row[f"{series.name} Folder thickness(mm)"] = thickness.get(series.name)
+        value = thickness.get(series.name, math.nan)
+        row[f"{series.name} Folder thickness(mm)"] = (
+            UNKNOWN_THICKNESS if math.isnan(value) else value
+        )
     return row
 
 
@@ -355,7 +364,8 @@ def write_synthetic_batch(
     (default ``../shared/data/covid-ctset`` beside the checkout). ``max_slices_per_patient``
     caps each patient's slices (SR_4 then SR_3 are dropped when fewer than 3 per series fit, then
     closed ends shorten to one slice, then the longest open runs shrink). Writes
-    ``Patient_details.csv`` (id, label, thickness from the roster; SEX/AGE/Date empty),
+    ``Patient_details.csv`` (id, label, the roster's thickness of each written series, ``N/A``
+    where the roster has none; SEX/AGE/Date empty),
     ``batch.json`` (``source`` plus a ``synthetic`` section with seed and per-slice open-lung
     truth) and the TIFFs. Returns a SynthReport.
 

@@ -11,7 +11,10 @@ Profiles (:class:`Profile`, :meth:`TrainingConfig.from_profile`):
   ``tf.distribute.MirroredStrategy`` over all visible GPUs and 32 images per replica. Learning
   rate rule: linear scaling (Goyal et al. 2017, "Accurate, Large Minibatch SGD"): lr = 1e-4 x
   global batch / 10; steps per epoch = ceil(1000 / global batch).
-- ``cpu-smoke``: everything of ``paper`` but the sizes: 64x64, batch 8, 2 epochs x 3 steps.
+- ``cpu-smoke``: everything of ``paper`` but the sizes: 64x64, batch 8, 2 epochs x 3 steps,
+  run eagerly: tracing the graph of one ResNet152 Nadam train step takes 80-200 s on 2 busy
+  cores (Keras traces it twice; the per-variable optimizer update dominates), far more than the
+  six eager steps (~7 s each) it would save.
 
 Under bf16 mixed precision the first convolution sees bf16 inputs (8 significant bits); the
 ``paper`` profile keeps float32 end to end.
@@ -108,6 +111,7 @@ class TrainingConfig:
     augment_on_device: bool = False
     mixed_precision: bool = False
     jit_compile: bool = False
+    run_eagerly: bool = False
     distribute: bool = False
     transform: IntensityTransform = field(default_factory=IntensityTransform)
     channel_adaptation: ChannelAdaptation = ChannelAdaptation.SUM
@@ -184,7 +188,12 @@ _PROFILES: dict[Profile, TrainingConfig] = {
         distribute=True,
     ),
     Profile.CPU_SMOKE: TrainingConfig(
-        Profile.CPU_SMOKE, epochs=2, steps_per_epoch=3, batch_size=8, image_size=64
+        Profile.CPU_SMOKE,
+        epochs=2,
+        steps_per_epoch=3,
+        batch_size=8,
+        image_size=64,
+        run_eagerly=True,
     ),
 }
 
@@ -322,6 +331,7 @@ def compile_model(model: keras.Model, config: TrainingConfig, replicas: int) -> 
         loss=config.loss,
         metrics=["accuracy"],
         jit_compile=config.jit_compile,
+        run_eagerly=config.run_eagerly,
     )
 
 
@@ -376,7 +386,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "history": self.history,
         }
         _write_json_atomically(self.directory / STATE_FILE, state)
-        for old in self.directory.glob(CHECKPOINT_GLOB):
+        for old in [*self.directory.glob(CHECKPOINT_GLOB), *self.directory.glob("partial-*")]:
             if old.name != name:
                 old.unlink()
         logger.info("checkpoint %s (epoch %d)", self.directory / name, epoch + 1)
@@ -437,7 +447,9 @@ def _mlflow_active(requested: bool) -> bool:
 def _log_run_setup(
     session: _Session, frames: Mapping[str, pd.DataFrame], derived: Mapping[str, Any]
 ) -> None:
+    """Params (every setting), tag, fold inputs, and the history of earlier attempts."""
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
 
     total, non_trainable = parameter_counts(session.model)
     size = session.config.image_size
@@ -453,8 +465,11 @@ def _log_run_setup(
     mlflow.set_tag("resumed_from_epoch", str(session.resumed_from))
     for context, frame in frames.items():
         name = f"{session.backbone}-{context}"
-        dataset = mlflow.data.from_pandas(frame, name=name, targets=LABEL_COLUMN)
+        dataset = from_pandas(frame, name=name, targets=LABEL_COLUMN)
         mlflow.log_input(dataset, context=context)
+    for key, values in session.history.items():  # epochs of an earlier, killed attempt
+        for epoch, value in enumerate(values, start=1):
+            mlflow.log_metric(key, value, step=epoch)
 
 
 def log_keras_model(model: keras.Model, name: str, example: np.ndarray) -> str:
@@ -550,16 +565,18 @@ def train_model(
     checkpoint_dir: Path,
     mlflow_run: bool = True,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    log_datasets: bool = True,
 ) -> TrainResult:
     """Train ``backbone`` on one fold, resuming from ``checkpoint_dir`` when it holds a state.
 
     ``train_df``/``val_df``: columns ``path`` (TIFF path relative to ``image_root``) and
     ``label`` (``Positive``/``Negative``). Checkpoints every epoch (see module docstring). When
     ``mlflow_run`` and an MLflow run is active, logs every setting as params, the folds as
-    inputs, per-epoch metrics and the final model with a signature (``mlflow_run`` with no
-    active run logs a warning and nothing else). ``callbacks`` run after the checkpoint
-    callback. Raises ValueError for an unknown backbone, an empty training frame, an unknown
-    label, or a checkpoint made with other settings.
+    inputs (``log_datasets``; contexts ``training``/``validation``), per-epoch metrics (the
+    epochs of an earlier killed attempt too) and the final model with a signature
+    (``mlflow_run`` with no active run logs a warning and nothing else). ``callbacks`` run
+    after the checkpoint callback. Raises ValueError for an unknown backbone, an empty
+    training frame, an unknown label, or a checkpoint made with other settings.
     """
     started = time.perf_counter()
     get_backbone(backbone)
@@ -571,7 +588,7 @@ def train_model(
     keras.utils.set_random_seed(config.seed)
     session = _open_session(backbone, config, checkpoint_dir)
     if logging_on:
-        frames = {"training": train_df, "validation": val_df}
+        frames = {"training": train_df, "validation": val_df} if log_datasets else {}
         _log_run_setup(session, frames, session.derived_params(len(train_df), len(val_df)))
     if session.resumed_from < config.epochs:
         _fit(session, (train_df, val_df), image_root, _callbacks(session, logging_on, callbacks))
@@ -615,6 +632,7 @@ def _fit(
         validation_data=validation,
         validation_steps=config.validation_steps,
         callbacks=callbacks,
+        shuffle=False,  # the dataset is shuffled already
         verbose=0,
     )
 

@@ -19,9 +19,17 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import (
+    DeadlineAlert,
+    DeadlineReference,
+    Param,
+    SyncCallback,
+    dag,
+    get_current_context,
+    task,
+)
 from airflow.sdk.exceptions import AirflowSkipException
-from covidct_alerting import on_task_failure  # plugins/ is on Airflow's path
+from covidct_alerting import on_run_late, on_task_failure, send  # plugins/ is on the path
 
 ALL_BACKBONES = [
     "resnet152",
@@ -36,7 +44,8 @@ ALL_BACKBONES = [
 
 default_args = {
     "owner": "covidct",
-    "retries": 2,
+    # COVIDCT_TASK_RETRIES lets tests fail fast; production keeps two retries.
+    "retries": int(os.environ.get("COVIDCT_TASK_RETRIES", "2")),
     "retry_delay": timedelta(minutes=1),
     "on_failure_callback": on_task_failure,
 }
@@ -59,6 +68,11 @@ def _run_id() -> str:
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=48),
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(hours=36),
+        callback=SyncCallback(on_run_late, kwargs={"expected": "done within 36 h of being queued"}),
+    ),
     default_args=default_args,
     doc_md=__doc__,
     tags=["covidct", "retraining", "ml"],
@@ -119,7 +133,7 @@ def covidct_retraining():
 
         if verdict["passed"]:
             raise AirflowSkipException(f"batch {verdict['batch_id']} passed validation")
-        return pipeline.quarantine(_settings(), verdict, _run_id())
+        return pipeline.quarantine(_settings(), verdict, _run_id(), send=send)
 
     @task(trigger_rule="none_failed")
     def curate(verdicts: list[dict] | None = None) -> dict:
@@ -184,13 +198,13 @@ def covidct_retraining():
     def gate_and_promote(aggregated: dict) -> dict:
         from covidct import pipeline
 
-        return pipeline.gate_and_promote(_settings(), aggregated, _run_id())
+        return pipeline.gate_and_promote(_settings(), aggregated, _run_id(), send=send)
 
     @task
     def regression_check(gated: dict) -> dict:
         from covidct import pipeline
 
-        return pipeline.regression_check(_settings(), gated, _run_id())
+        return pipeline.regression_check(_settings(), gated, _run_id(), send=send)
 
     @task(trigger_rule="all_done")
     def summarize() -> dict:

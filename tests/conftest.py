@@ -136,7 +136,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         return
     os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=15)
+        process.wait(timeout=3)  # its data is a temporary folder: no need to wait longer
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=15)
@@ -232,8 +232,9 @@ class BatchFactory:
         source: str | None = None,
     ) -> Path:
         """Write ``name`` with ``patients`` (id -> label) and return the batch folder."""
-        patients = patients if patients is not None else {"patient1": "Positive",
-                                                          "patient2": "Negative"}
+        patients = (
+            patients if patients is not None else {"patient1": "Positive", "patient2": "Negative"}
+        )
         batch = self.root / name
         batch.mkdir(parents=True)
         for patient in patients:
@@ -241,26 +242,41 @@ class BatchFactory:
                 (batch / patient / sr).mkdir(parents=True)
                 for index in range(1, slices_per_series + 1):
                     self.seed += 1
-                    tifffile.imwrite(batch / patient / sr / f"IM{index:05d}.tif",
-                                     ct_slice(self.seed), photometric="minisblack")
+                    tifffile.imwrite(
+                        batch / patient / sr / f"IM{index:05d}.tif",
+                        ct_slice(self.seed),
+                        photometric="minisblack",
+                    )
         write_details(batch, [details_row(p, label) for p, label in patients.items()])
         if source is not None:
             (batch / "batch.json").write_text(json.dumps({"source": source}))
         return batch
 
 
-def details_row(patient_id: str, label: str, thickness: tuple[str, str, str] = ("5", "5", "5")
-                ) -> list[str]:
+def details_row(
+    patient_id: str, label: str, thickness: tuple[str, str, str] = ("5", "5", "5")
+) -> list[str]:
     """Return one Patient_details.csv row (columns as in the real COVID-CTset file)."""
     return [patient_id, "F", "050Y", "20200401", label, *thickness]
 
 
 def write_details(batch: Path, rows: list[list[str]]) -> None:
     """Write ``Patient_details.csv`` with the real column header and ``rows``."""
-    header = ("Patient ID,SEX,AGE,Date,COVID-19 Infection,SR_2 Folder thickness(mm),"
-              "SR_3 Folder thickness(mm),SR_4 Folder thickness(mm)")
+    header = (
+        "Patient ID,SEX,AGE,Date,COVID-19 Infection,SR_2 Folder thickness(mm),"
+        "SR_3 Folder thickness(mm),SR_4 Folder thickness(mm)"
+    )
     lines = [header, *(",".join(row) for row in rows)]
     (batch / "Patient_details.csv").write_text("\n".join(lines) + "\n")
+
+
+def set_compression_tag(file: Path, code: int) -> None:
+    """Overwrite the Compression tag (259) of the first page in place with ``code``."""
+    with tifffile.TiffFile(file) as tif:
+        offset = tif.pages.first.tags[259].valueoffset
+    data = bytearray(file.read_bytes())
+    data[offset : offset + 2] = code.to_bytes(2, "little")
+    file.write_bytes(bytes(data))
 
 
 @pytest.fixture

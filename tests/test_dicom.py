@@ -74,7 +74,7 @@ def make_ct(
     modality: str = "CT",
     modality_lut: tuple[list[int], list[int]] | None = None,
     transfer_syntax: str = ExplicitVRLittleEndian,
-    thickness: float = 5.0,
+    thickness: float | None = 5.0,
     sop_uid: str | None = None,
 ) -> Path:
     """Write a minimal CT slice; ``pixels`` are the stored values."""
@@ -92,7 +92,8 @@ def make_ct(
         ds.ImageOrientationPatient = list(orientation)
     if z is not None:
         ds.ImagePositionPatient = [-100.0, -100.0, z]
-    ds.SliceThickness = thickness
+    if thickness is not None:
+        ds.SliceThickness = thickness
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits_stored, bits_stored - 1
@@ -235,6 +236,11 @@ def test_lung_series_are_ordered_head_to_feet_and_numbered(lung) -> None:
         assert all(a > b for a, b in zip(z, z[1:], strict=False)), folder
     numbers = {a.sr_folder: (a.series_number, a.source_folders) for a in report.series}
     assert numbers == {"SR_2": (2, ("B70f-8mm",)), "SR_3": (3, ("B40f-8mm",))}
+    text = (out / schema.PATIENT_DETAILS).read_text().splitlines()
+    thickness = float(
+        pydicom.dcmread(LUNG / "Lung_Dx-A0002" / "B70f-8mm" / "1-01.dcm").SliceThickness
+    )
+    assert text[1] == f"Lung_Dx-A0002,,,,Negative,{thickness:g},{thickness:g},"
 
 
 def test_batch_files_of_a_real_ingest(sbu) -> None:
@@ -477,9 +483,18 @@ def test_series_become_sr_folders_by_series_number(tmp_path: Path) -> None:
 def test_one_folder_holding_two_series_gives_two_sr_folders(tmp_path: Path) -> None:
     subject = _subject(tmp_path)
     make_ct(subject / "axial" / "a.dcm", tiled([1], "uint16"), series_uid="1.9.1", z=5.0)
-    make_ct(subject / "axial" / "b.dcm", tiled([2], "uint16"), series_uid="1.9.2", z=50.0)
+    make_ct(
+        subject / "axial" / "b.dcm",
+        tiled([2], "uint16"),
+        series_uid="1.9.2",
+        z=50.0,
+        thickness=None,
+    )
     report = ingest_dicom(tmp_path / "in", tmp_path / "out", "Positive", "s")
     assert [(a.sr_folder, a.slices) for a in report.series] == [("SR_2", 1), ("SR_3", 1)]
+    # SR_3's thickness is unknown (N/A: the folder exists), SR_4 does not exist (empty)
+    text = (tmp_path / "out" / schema.PATIENT_DETAILS).read_text().splitlines()
+    assert text[1] == "S1,,,,Positive,5,N/A,"
 
 
 @pytest.mark.parametrize(

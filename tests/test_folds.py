@@ -295,6 +295,9 @@ def _two_label_patient() -> pd.DataFrame:
         (simple_roster([5] * 5, [5] * 2), {}, "2 normal patient"),
         (simple_roster([30, 10, 10, 10], [5] * 6), {"k": 2}, "fold 2: no covid patient in the"),
         (simple_roster([], [5] * 4).iloc[:0], {}, "empty"),
+        (simple_roster([5] * 5, [5] * 4).replace({"negin/c1": "c1"}), {}, "\\['c1'\\] are not"),
+        (simple_roster([5] * 5, [5] * 4).replace({"negin/c1": "negin/"}), {}, "not <source>/"),
+        (simple_roster([5] * 5, [5] * 4).replace({"negin/c1": None}), {}, "row\\(s\\) \\[5, 6"),
     ],
 )
 def test_assign_folds_rejects_bad_input(slices, kwargs, message):
@@ -399,17 +402,24 @@ def mlflow_sqlite(tmp_path_factory):
     mlflow.set_tracking_uri(previous_uri)
 
 
-@pytest.mark.parametrize("context", ["training", "validation"])
-def test_log_fold_dataset_links_the_manifest_to_the_run(mlflow_sqlite, context):
+@pytest.mark.parametrize(
+    ("context", "source"),
+    [("training", None), ("validation", "s3://lake/folds/v1/fold-1.parquet")],
+)
+def test_log_fold_dataset_links_the_manifest_to_the_run(mlflow_sqlite, context, source):
     manifest = _manifest()
     with mlflow.start_run(experiment_id=mlflow_sqlite) as run:
-        digest = log_fold_dataset(manifest, name="fold-1", context=context)
+        digest = log_fold_dataset(
+            manifest, name=f"fold-1-{context}", context=context, source=source
+        )
     inputs = MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs
     assert len(inputs) == 1
     assert inputs[0].dataset.digest == digest == manifest_digest(manifest)
-    assert inputs[0].dataset.name == "fold-1"
+    assert inputs[0].dataset.name == f"fold-1-{context}"
     assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == context
     assert f'"num_rows": {len(manifest)}' in inputs[0].dataset.profile
+    if source is not None:
+        assert source in inputs[0].dataset.source
 
 
 def test_log_fold_dataset_needs_an_active_run():

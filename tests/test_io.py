@@ -13,6 +13,7 @@ import tifffile
 
 from covidct import schema
 from covidct.io import (
+    UNKNOWN_THICKNESS,
     PatientDetailsError,
     SliceReadError,
     batch_source,
@@ -217,32 +218,45 @@ def test_patient_details_written_like_the_published_file(tmp_path: Path) -> None
             "SR_3 Folder thickness(mm)": math.nan,
             "SR_4 Folder thickness(mm)": 8,
         },
+        {
+            "Patient ID": "p3",
+            "COVID-19 Infection": "Negative",
+            "SR_2 Folder thickness(mm)": UNKNOWN_THICKNESS,
+            "SR_3 Folder thickness(mm)": "6",
+        },
     ]
     path = tmp_path / schema.PATIENT_DETAILS
     write_patient_details(path, rows)
     expected = (
         ",".join(schema.PATIENT_DETAILS_COLUMNS) + "\r\n"
-        "p1,,,,Positive,5,N/A,N/A\r\n"
-        "p2,F,053Y,20200407,Negative,1.5,N/A,8\r\n"
+        "p1,,,,Positive,5,,\r\n"
+        "p2,F,053Y,20200407,Negative,1.5,,8\r\n"
+        "p3,,,,Negative,N/A,6,\r\n"
     )
     assert path.read_bytes() == expected.encode()
     back = read_patient_details(path)
     assert tuple(back.columns) == schema.PATIENT_DETAILS_COLUMNS
-    assert list(back["Patient ID"]) == ["p1", "p2"]
+    assert list(back["Patient ID"]) == ["p1", "p2", "p3"]
     assert back["Date"].iloc[1] == "20200407"
     assert pd.isna(back["SEX"].iloc[0])
     assert back["SR_2 Folder thickness(mm)"].dtype == np.float64
-    assert back["SR_2 Folder thickness(mm)"].tolist() == [5.0, 1.5]
+    assert back["SR_2 Folder thickness(mm)"].tolist()[:2] == [5.0, 1.5]
     assert math.isnan(back["SR_3 Folder thickness(mm)"].iloc[1])
+    assert math.isnan(back["SR_2 Folder thickness(mm)"].iloc[2])  # N/A reads as unknown
 
 
 def test_real_patient_details_round_trips_byte_for_byte(tmp_path: Path) -> None:
     details = read_patient_details(REAL_DETAILS)
-    raw = pd.read_csv(REAL_DETAILS, dtype=str)
+    raw = pd.read_csv(REAL_DETAILS, dtype=str, keep_default_na=False)
     assert len(details) == len(raw)
     assert details["Patient ID"].is_unique
+    assert (raw == UNKNOWN_THICKNESS).any().any()
     out = tmp_path / schema.PATIENT_DETAILS
-    write_patient_details(out, details.to_dict("records"))
+    write_patient_details(out, raw.to_dict("records"))
+    assert out.read_bytes() == REAL_DETAILS.read_bytes()
+    # parsed numbers give the same file once unknown thicknesses are marked N/A again
+    parsed = details.astype(object).where(details.notna(), UNKNOWN_THICKNESS)
+    write_patient_details(out, parsed.to_dict("records"))
     assert out.read_bytes() == REAL_DETAILS.read_bytes()
 
 
@@ -261,8 +275,26 @@ def test_real_patient_details_round_trips_byte_for_byte(tmp_path: Path) -> None:
             "more than once",
         ),
         ([{"Patient ID": "p1", "COVID-19 Infection": "Positive", "SEX": "F\nM"}], "line breaks"),
+        (
+            [
+                {
+                    "Patient ID": "p1",
+                    "COVID-19 Infection": "Positive",
+                    "SR_2 Folder thickness(mm)": "x",
+                }
+            ],
+            "must be a number, empty or 'N/A'",
+        ),
     ],
-    ids=["unknown-column", "lowercase-label", "no-label", "no-id", "duplicate", "newline"],
+    ids=[
+        "unknown-column",
+        "lowercase-label",
+        "no-label",
+        "no-id",
+        "duplicate",
+        "newline",
+        "thickness",
+    ],
 )
 def test_write_patient_details_refuses_bad_rows(tmp_path: Path, rows: list, reason: str) -> None:
     path = tmp_path / schema.PATIENT_DETAILS

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from conftest import BatchFactory, ct_slice
+from conftest import BatchFactory, ct_slice, set_compression_tag
 
 from covidct import schema
 from covidct.manifest import (
@@ -127,7 +127,10 @@ def test_encodings_decode_identically(tmp_path: Path, write_kwargs: dict[str, ob
     pixels = ct_slice(6)
     tifffile.imwrite(tmp_path / "plain.tif", pixels)
     tifffile.imwrite(tmp_path / "other.tif", pixels, **write_kwargs)
-    plain, other = read_slice_facts(tmp_path / "plain.tif"), read_slice_facts(tmp_path / "other.tif")
+    plain, other = (
+        read_slice_facts(tmp_path / "plain.tif"),
+        read_slice_facts(tmp_path / "other.tif"),
+    )
     stats = ("min", "max", "mean", "p01", "p99", "dark_pixels", "border_mean", "shape", "dtype")
     assert other["read_error"] is None
     assert {k: other[k] for k in stats} == {k: plain[k] for k in stats}
@@ -153,15 +156,6 @@ def test_truncated_tiff_is_named(tmp_path: Path) -> None:
     tifffile.imwrite(file, ct_slice(2))
     file.write_bytes(file.read_bytes()[:300_000])
     assert "truncated" in read_slice_facts(file)["read_error"]
-
-
-def set_compression_tag(file: Path, code: int) -> None:
-    """Overwrite the Compression tag (259) of the first page in place with ``code``."""
-    with tifffile.TiffFile(file) as tif:
-        offset = tif.pages.first.tags[259].valueoffset
-    data = bytearray(file.read_bytes())
-    data[offset : offset + 2] = code.to_bytes(2, "little")
-    file.write_bytes(bytes(data))
 
 
 def test_undecodable_codec_is_named(tmp_path: Path) -> None:

@@ -88,6 +88,12 @@ def test_patient_details_and_batch_json(full_batch, roster: pd.DataFrame) -> Non
         for series, value in zip(thickness["series"], thickness["thickness_mm"], strict=True):
             got = row[f"{series} Folder thickness(mm)"]
             assert (pd.isna(got) and pd.isna(value)) or got == value
+    text = pd.read_csv(out / schema.PATIENT_DETAILS, dtype=str, keep_default_na=False)
+    for patient, (_, row) in zip(report.patients, text.iterrows(), strict=True):
+        written = {series.name for series in patient.series}
+        for series in schema.SERIES:
+            cell = row[f"{series} Folder thickness(mm)"]
+            assert (cell != "") == (series in written)  # empty: no folder; N/A: unknown
     info = json.loads((out / schema.BATCH_INFO).read_text())
     assert info["source"] == "synth"
     assert info["synthetic"]["seed"] == 3

@@ -1,0 +1,462 @@
+"""Tests for covidct.training: profiles, resumable training, MLflow records, prediction."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from covidct.data import AugmentConfig, IntensityMode, IntensityTransform
+from covidct.training import (
+    LearningRateRule,
+    Profile,
+    TrainingConfig,
+    label_indices,
+    predict_p_covid,
+    read_state,
+    train_model,
+)
+
+BACKBONE = "vgg16"  # the quickest registry model to build and step on 2 CPU cores
+
+
+class Killed(RuntimeError):
+    """Stands in for the worker dying (SIGKILL, pre-emption) at a chosen step."""
+
+
+class KillAt(keras.callbacks.Callback):
+    """Raise :class:`Killed` at the end of batch ``batch`` of epoch ``epoch`` (0-based)."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, -1
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.current = epoch
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        if (self.current, batch) == (self.epoch, self.batch):
+            raise Killed(f"killed at epoch {self.epoch} batch {batch}")
+
+
+class CountSteps(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.steps += 1
+
+
+def write_fold(root: Path, count: int = 12, size: int = 40) -> pd.DataFrame:
+    """``count`` uint16 TIFF slices under ``root``: COVID ones brighter; columns path, label."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(count):
+        positive = index % 2 == 1
+        stored = rng.normal(300 + 500 * positive, 80, (size, size)).clip(0, 4095)
+        name = f"patient{index}/SR_2/IM{index:05d}.tif"
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(root / name, stored.astype(np.uint16))
+        rows.append((name, "Positive" if positive else "Negative"))
+    return pd.DataFrame(rows, columns=["path", "label"])
+
+
+@pytest.fixture
+def fold(tmp_path: Path) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
+    root = tmp_path / "images"
+    frame = write_fold(root)
+    return root, frame.iloc[:8].reset_index(drop=True), frame.iloc[8:].reset_index(drop=True)
+
+
+def tiny_config(**overrides) -> TrainingConfig:
+    settings = {"image_size": 32, "batch_size": 4, "epochs": 2, "steps_per_epoch": 2}
+    return TrainingConfig.from_profile(Profile.CPU_SMOKE, **{**settings, **overrides})
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path) -> Iterator[str]:
+    """A real SQLite-backed MLflow tracking store with local artifacts under ``tmp_path``."""
+    previous = mlflow.get_tracking_uri()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.create_experiment(
+        "training-test", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    mlflow.set_experiment(experiment_id=experiment)
+    yield uri
+    mlflow.set_tracking_uri(previous)
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("optimizer", "nadam"),
+        ("learning_rate", 1e-4),
+        ("batch_size", 10),
+        ("loss", "categorical_crossentropy"),
+        ("epochs", 100),
+        ("steps_per_epoch", 100),
+        ("image_size", 512),
+        ("augment", AugmentConfig(True, True, 360.0, 0.05, 0.05, 0.05)),
+        ("mixed_precision", False),
+        ("jit_compile", False),
+        ("distribute", False),
+        ("learning_rate_rule", LearningRateRule.CONSTANT),
+    ],
+)
+def test_paper_profile_is_table_5(field: str, value: object) -> None:
+    assert getattr(TrainingConfig.from_profile("paper"), field) == value
+
+
+def test_paper_table_5_augment_values() -> None:
+    augment = TrainingConfig.from_profile("paper").augment
+    assert augment is not None
+    assert (augment.horizontal_flip, augment.vertical_flip) == (True, True)
+    assert augment.rotation_degrees == 360.0
+    assert (augment.zoom, augment.width_shift, augment.height_shift) == (0.05, 0.05, 0.05)
+
+
+@pytest.mark.parametrize(
+    ("replicas", "global_batch", "learning_rate", "steps"),
+    [(1, 32, 1e-4 * 32 / 10, 32), (2, 64, 1e-4 * 64 / 10, 16), (8, 256, 1e-4 * 256 / 10, 4)],
+)
+def test_gpu_fast_linear_scaling(
+    replicas: int, global_batch: int, learning_rate: float, steps: int
+) -> None:
+    config = TrainingConfig.from_profile("gpu-fast")
+    assert (config.mixed_precision, config.jit_compile, config.distribute) == (True, True, True)
+    assert config.augment_on_device
+    assert config.global_batch_size(replicas) == global_batch
+    assert config.effective_learning_rate(replicas) == pytest.approx(learning_rate)
+    assert config.effective_steps_per_epoch(replicas) == steps  # ceil(1000 / global batch)
+
+
+def test_cpu_smoke_is_small_and_keeps_table_5_otherwise() -> None:
+    smoke, paper = TrainingConfig.from_profile("cpu-smoke"), TrainingConfig.from_profile("paper")
+    assert (smoke.image_size, smoke.batch_size, smoke.epochs, smoke.steps_per_epoch) == (
+        64,
+        8,
+        2,
+        3,
+    )
+    assert (smoke.optimizer, smoke.loss, smoke.learning_rate) == (
+        paper.optimizer,
+        paper.loss,
+        paper.learning_rate,
+    )
+    assert smoke.augment == paper.augment
+
+
+@pytest.mark.parametrize(
+    ("profile", "overrides", "match"),
+    [
+        ("fast", {}, "valid: paper, gpu-fast, cpu-smoke"),
+        ("paper", {"epoch": 3}, "unknown TrainingConfig fields"),
+        ("paper", {"batch_size": 0}, "batch_size must be >= 1"),
+        ("paper", {"learning_rate": -1.0}, "learning_rate must be > 0"),
+    ],
+)
+def test_config_rejects(profile: str, overrides: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        TrainingConfig.from_profile(profile, **overrides)
+
+
+def test_overrides_apply_and_params_are_flat_strings() -> None:
+    config = TrainingConfig.from_profile(
+        "paper", epochs=3, steps_per_epoch=5, batch_size=4, image_size=128, learning_rate=2e-4
+    )
+    assert (config.epochs, config.steps_per_epoch, config.batch_size) == (3, 5, 4)
+    params = config.to_params()
+    assert params["epochs"] == "3" and params["learning_rate"] == "0.0002"
+    assert params["augment_rotation_degrees"] == "360.0"
+    assert params["intensity_mode"] == "hu-window"
+    assert all(isinstance(value, str) for value in params.values())
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [(["Positive", "Negative", "Positive"], [1, 0, 1]), (["Negative"], [0])],
+)
+def test_label_indices(labels: list[str], expected: list[int]) -> None:
+    frame = pd.DataFrame({"path": [f"s{i}.tif" for i in range(len(labels))], "label": labels})
+    np.testing.assert_array_equal(label_indices(frame), expected)
+
+
+def test_label_indices_names_the_bad_row() -> None:
+    frame = pd.DataFrame({"path": ["a.tif", "b.tif"], "label": ["Positive", "covid"]})
+    with pytest.raises(ValueError, match="b.tif"):
+        label_indices(frame)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_trains_and_checkpoints_every_epoch(fold, tmp_path: Path) -> None:
+    root, train_df, val_df = fold
+    config = tiny_config(epochs=2, steps_per_epoch=2)
+    result = train_model(
+        BACKBONE,
+        train_df,
+        val_df,
+        image_root=root,
+        config=config,
+        checkpoint_dir=tmp_path / "ckpt",
+        mlflow_run=False,
+    )
+    assert result.total_steps == 4 and result.epochs_completed == 2
+    assert len(result.history["loss"]) == 2 and len(result.history["val_accuracy"]) == 2
+    state = read_state(tmp_path / "ckpt")
+    assert state is not None and state["epoch"] == 2 and state["optimizer_steps"] == 4
+    assert [p.name for p in (tmp_path / "ckpt").glob("*.keras")] == ["epoch-0002.keras"]
+    assert result.checkpoint_path == tmp_path / "ckpt" / "epoch-0002.keras"
+    assert result.model.output_shape == (None, 2)
+
+
+def test_killed_mid_epoch_resumes_with_the_same_total_steps(fold, tmp_path: Path) -> None:
+    root, train_df, val_df = fold
+    config = tiny_config(epochs=3, steps_per_epoch=2)
+    arguments = {
+        "image_root": root,
+        "config": config,
+        "checkpoint_dir": tmp_path / "ckpt",
+        "mlflow_run": False,
+    }
+    with pytest.raises(Killed):
+        train_model(BACKBONE, train_df, val_df, callbacks=[KillAt(epoch=1, batch=0)], **arguments)
+    state = read_state(tmp_path / "ckpt")
+    assert state is not None and state["epoch"] == 1 and state["optimizer_steps"] == 2
+    counter = CountSteps()
+    result = train_model(BACKBONE, train_df, val_df, callbacks=[counter], **arguments)
+    assert result.resumed_from_epoch == 1
+    assert counter.steps == 2 * 2  # epochs 2 and 3 only
+    assert result.total_steps == config.epochs * 2
+    assert len(result.history["loss"]) == 3  # the killed attempt's epoch 1 is kept
+
+
+def test_resume_refuses_other_settings(fold, tmp_path: Path) -> None:
+    root, train_df, val_df = fold
+    arguments = {"image_root": root, "checkpoint_dir": tmp_path / "ckpt", "mlflow_run": False}
+    train_model(BACKBONE, train_df, val_df, config=tiny_config(epochs=1), **arguments)
+    with pytest.raises(ValueError, match="image_size"):
+        train_model(
+            BACKBONE, train_df, val_df, config=tiny_config(epochs=2, image_size=40), **arguments
+        )
+
+
+def test_finished_checkpoint_is_not_trained_again(fold, tmp_path: Path) -> None:
+    root, train_df, val_df = fold
+    arguments = {
+        "image_root": root,
+        "config": tiny_config(epochs=1),
+        "checkpoint_dir": tmp_path / "ckpt",
+        "mlflow_run": False,
+    }
+    first = train_model(BACKBONE, train_df, val_df, **arguments)
+    counter = CountSteps()
+    again = train_model(BACKBONE, train_df, val_df, callbacks=[counter], **arguments)
+    assert counter.steps == 0 and again.total_steps == first.total_steps == 2
+    images = np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_array_equal(again.model(images).numpy(), first.model(images).numpy())
+
+
+@pytest.mark.parametrize(("field", "bad"), [("backbone", "resnet"), ("train", "empty")])
+def test_train_model_rejects(fold, tmp_path: Path, field: str, bad: str) -> None:
+    root, train_df, val_df = fold
+    backbone = bad if field == "backbone" else BACKBONE
+    frame = train_df.iloc[:0] if field == "train" else train_df
+    with pytest.raises(ValueError, match="valid:|no rows"):
+        train_model(
+            backbone,
+            frame,
+            val_df,
+            image_root=root,
+            config=tiny_config(),
+            checkpoint_dir=tmp_path / "ckpt",
+            mlflow_run=False,
+        )
+
+
+def test_mlflow_records_and_reloads_identically(fold, tmp_path: Path, mlflow_store: str) -> None:
+    root, train_df, val_df = fold
+    config = tiny_config(epochs=2, steps_per_epoch=2)
+    with mlflow.start_run() as run:
+        result = train_model(
+            BACKBONE,
+            train_df,
+            val_df,
+            image_root=root,
+            config=config,
+            checkpoint_dir=tmp_path / "ckpt",
+        )
+    assert result.run_id == run.info.run_id and result.model_uri is not None
+    client = mlflow.MlflowClient(mlflow_store)
+    logged = client.get_run(run.info.run_id)
+    params = logged.data.params
+    for key, value in {
+        "optimizer": "nadam",
+        "learning_rate": "0.0001",
+        "loss": "categorical_crossentropy",
+        "batch_size": "4",
+        "epochs": "2",
+        "steps_per_epoch": "2",
+        "image_size": "32",
+        "augment_horizontal_flip": "True",
+        "augment_vertical_flip": "True",
+        "augment_rotation_degrees": "360.0",
+        "augment_zoom": "0.05",
+        "augment_width_shift": "0.05",
+        "augment_height_shift": "0.05",
+        "profile": "cpu-smoke",
+        "mixed_precision": "False",
+        "backbone": BACKBONE,
+        "intensity_mode": "hu-window",
+    }.items():
+        assert params[key] == value, key
+    for metric in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        history = client.get_metric_history(run.info.run_id, metric)
+        assert [point.step for point in history] == [1, 2]
+    assert {item.dataset.name for item in logged.inputs.dataset_inputs} == {
+        f"{BACKBONE}-training",
+        f"{BACKBONE}-validation",
+    }
+    restored = mlflow.keras.load_model(result.model_uri)
+    paths = list(val_df["path"])
+    np.testing.assert_array_equal(
+        predict_p_covid(restored, paths, image_root=root, config=config),
+        predict_p_covid(result.model, paths, image_root=root, config=config),
+    )
+    signature = mlflow.models.get_model_info(result.model_uri).signature
+    assert signature is not None and signature.inputs is not None
+
+
+def test_no_active_run_logs_nothing(fold, tmp_path: Path, mlflow_store: str) -> None:
+    root, train_df, val_df = fold
+    result = train_model(
+        BACKBONE,
+        train_df,
+        val_df,
+        image_root=root,
+        config=tiny_config(epochs=1),
+        checkpoint_dir=tmp_path / "ckpt",
+    )
+    assert result.run_id is None and result.model_uri is None
+    assert mlflow.search_runs(search_all_experiments=True).empty
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def test_predict_p_covid_matches_an_independent_forward_pass(fold) -> None:
+    root, _train, val_df = fold
+    config = tiny_config(image_size=40, transform=IntensityTransform(level_hu=-500, width_hu=1000))
+    model = keras.Sequential(
+        [
+            keras.Input((40, 40, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    scores = predict_p_covid(model, list(val_df["path"]), image_root=root, config=config)
+    stored = np.stack([tifffile.imread(root / path) for path in val_df["path"]]).astype(np.float64)
+    low = -500 - 500 + 1024  # HU window -1000..0 in stored values
+    inputs = np.clip((stored - low) / 1000, 0, 1)[..., None].astype(np.float32)
+    expected = model(inputs).numpy()[:, 1]
+    assert scores.dtype == np.float64 and scores.shape == (len(val_df),)
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)
+
+
+def test_predict_raw_transform_and_empty(fold) -> None:
+    root, _train, val_df = fold
+    config = tiny_config(image_size=40, transform=IntensityTransform(IntensityMode.RAW))
+    model = keras.Sequential(
+        [
+            keras.Input((40, 40, 1)),
+            keras.layers.GlobalMaxPooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    assert predict_p_covid(model, [], image_root=root, config=config).shape == (0,)
+    scores = predict_p_covid(model, list(val_df["path"]), image_root=root, config=config)
+    assert ((scores >= 0) & (scores <= 1)).all()
+
+
+# --------------------------------------------------------------------------- slow
+
+
+@pytest.mark.slow
+def test_gpu_fast_profile_runs_on_cpu_tiny(fold, tmp_path: Path) -> None:
+    """Mixed precision, XLA, on-device augmentation and MirroredStrategy, at toy size."""
+    root, train_df, val_df = fold
+    config = TrainingConfig.from_profile(
+        "gpu-fast", image_size=32, batch_size=4, epochs=2, steps_per_epoch=2
+    )
+    result = train_model(
+        BACKBONE,
+        train_df,
+        val_df,
+        image_root=root,
+        config=config,
+        checkpoint_dir=tmp_path / "ckpt",
+        mlflow_run=False,
+    )
+    assert result.total_steps == 4
+    assert result.model.name == BACKBONE
+    assert all(layer.name != "device_augmentation" for layer in result.model.layers)
+    assert result.model.get_layer("block1_conv1").compute_dtype == "bfloat16"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    scores = predict_p_covid(result.model, list(val_df["path"]), image_root=root, config=config)
+    assert scores.dtype == np.float64 and np.isfinite(scores).all()
+
+
+TRAIN_SCRIPT = """
+import sys
+from pathlib import Path
+import pandas as pd
+from covidct.training import TrainingConfig, train_model
+root, ckpt = Path(sys.argv[1]), Path(sys.argv[2])
+frame = pd.read_csv(root / "fold.csv")
+config = TrainingConfig.from_profile(
+    "cpu-smoke", image_size=32, batch_size=4, epochs=int(sys.argv[3]), steps_per_epoch=2
+)
+result = train_model("vgg16", frame.iloc[:8], frame.iloc[8:], image_root=root, config=config,
+                     checkpoint_dir=ckpt, mlflow_run=False)
+print("TOTAL_STEPS", result.total_steps, "RESUMED_FROM", result.resumed_from_epoch)
+"""
+
+
+@pytest.mark.slow
+def test_sigkilled_training_process_resumes(tmp_path: Path) -> None:
+    """A real process killed with SIGKILL after its first checkpoint; the retry resumes."""
+    root = tmp_path / "images"
+    write_fold(root).to_csv(root / "fold.csv", index=False)
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN_SCRIPT)
+    command = [sys.executable, str(script), str(root), str(tmp_path / "ckpt")]
+    slow = subprocess.Popen([*command, "1000"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while (read_state(tmp_path / "ckpt") or {}).get("epoch", 0) < 1:
+        assert slow.poll() is None and time.monotonic() < deadline
+        time.sleep(0.5)
+    os.kill(slow.pid, signal.SIGKILL)
+    slow.wait()
+    done = json.loads((tmp_path / "ckpt" / "state.json").read_text())["epoch"]
+    retry = subprocess.run(
+        [*command, str(done + 1)], capture_output=True, text=True, timeout=600, check=True
+    )
+    assert f"TOTAL_STEPS {(done + 1) * 2} RESUMED_FROM {done}" in retry.stdout
