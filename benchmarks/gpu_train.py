@@ -155,10 +155,10 @@ def time_profile(profile: str, args, paths: list[Path]) -> dict:
         transform=config.transform,
     )
     started = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=args.warmup, verbose=0)
+    model.fit(dataset, epochs=1, steps_per_epoch=args.warmup, shuffle=False, verbose=0)
     warm = time.perf_counter() - started
     started = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=args.steps, verbose=0)
+    model.fit(dataset, epochs=1, steps_per_epoch=args.steps, shuffle=False, verbose=0)
     float(model.optimizer.iterations.numpy())  # wait for the device
     elapsed = time.perf_counter() - started
     forward = analytic_forward_flops(inference_model(model, args.backbone))

