@@ -369,7 +369,7 @@ def train(
 
 
 def predictions_frame(
-    frame: pd.DataFrame, p_covid: Sequence[float], fold: int | None = None
+    frame: pd.DataFrame, p_covid: Sequence[float] | Any, fold: int | None = None
 ) -> pd.DataFrame:
     """Build the predictions table (``patient_id, y_true, p_covid, fold, slice_id, selected``).
 
@@ -391,7 +391,7 @@ def predictions_frame(
         out["fold"] = fold
     selected = pd.Series(False, index=frame.index)
     for _, sequence in frame.groupby(["patient_key", "series"], sort=False):
-        mask = selection.select_open_lung(sequence["dark_pixels"].to_numpy())
+        mask = selection.select_open_lung(sequence["dark_pixels"].astype(int).tolist())
         selected.loc[sequence.index] = mask
     out["selected"] = selected.to_numpy(dtype=bool)
     return out
@@ -743,7 +743,8 @@ def gate_and_promote(
             expected_champion=champion.version, reason=reason, dag_run_id=dag_run_id,
             figures=candidate_metrics,
         )  # fmt: skip
-        champion_after, champion_metrics = version, candidate_metrics
+        champion_after: str | None = version
+        champion_metrics = candidate_metrics
     else:
         mlflow_client.set_registered_model_alias(
             settings.mlflow.model_name, ALIAS_CHALLENGER, version

@@ -133,6 +133,10 @@ def html_report(summary: dict[str, Any]) -> str:
     )
 
 
+def _keys_of(store: Any, prefix: str, name_start: str) -> list[str]:
+    return sorted(k for k in store.list(prefix) if k.split("/")[-1].startswith(name_start))
+
+
 def write_picture_report(
     settings: Settings, store: Any, prefix: str, summary: dict[str, Any]
 ) -> Path:
@@ -148,24 +152,25 @@ def write_picture_report(
     predictions: dict[str, pd.DataFrame] = {}
     gradcam: dict[str, Path] = {}
     for backbone in board.index:
-        keys = sorted(
-            k for k in store.list(f"{prefix}/predictions") if k.split("/")[-1].startswith(f"{backbone}-fold")
-        )
+        keys = _keys_of(store, f"{prefix}/predictions", f"{backbone}-fold")
         frames = [pd.read_csv(io.BytesIO(store.read_bytes(k))) for k in keys]
         if frames:
             predictions[str(backbone)] = pd.concat(frames, ignore_index=True)
-        cams = sorted(
-            k for k in store.list(f"{prefix}/gradcam") if k.split("/")[-1].startswith(f"{backbone}-fold")
-        )
+        cams = _keys_of(store, f"{prefix}/gradcam", f"{backbone}-fold")
         if cams:
             local = out_dir / "_gradcam" / cams[0].split("/")[-1]
             local.parent.mkdir(parents=True, exist_ok=True)
             local.write_bytes(store.read_bytes(cams[0]))
             gradcam[str(backbone)] = local
     path = html_report.write_run_report(
-        out_dir, leaderboard=board, gate=summary.get("gate"), batches=summary["batches"],
-        predictions=predictions, gradcam=gradcam or None, title=f"covidct run {summary['dag_run_id']}",
-    )  # fmt: skip
+        out_dir,
+        leaderboard=board,
+        gate=summary.get("gate"),
+        batches=summary["batches"],
+        predictions=predictions,
+        gradcam=gradcam or None,
+        title=f"covidct run {summary['dag_run_id']}",
+    )
     return path.parent
 
 
