@@ -353,6 +353,7 @@ def train(
             image_root=image_root,
             config=config,
             checkpoint_dir=checkpoint_dir / f"fold-{fold}",
+            log_datasets=False,  # the fold manifests are logged above, with their digests
         )
         run_id = run.info.run_id
     return {

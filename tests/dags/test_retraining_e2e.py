@@ -55,20 +55,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     }
     covidct = str(BIN / "covidct")
     inbox = home / "inbox"
-    _run(
-        [
-            covidct,
-            "synth",
-            str(inbox / "good"),
-            "--patients",
-            "12",
-            "--seed",
-            "3",
-            "--max-slices",
-            "6",
-        ],
-        env,
-    )
+    sbu = REPO.parent / "shared" / "data" / "tcia" / "covid19-ny-sbu"
+    ingest = ["ingest-dicom", str(sbu), str(inbox / "sbu"), "--label", "Positive"]
+    _run([covidct, *ingest, "--source", "covid19-ny-sbu"], env)
+    synth = ["synth", str(inbox / "good"), "--patients", "14", "--seed", "3"]
+    _run([covidct, *synth, "--max-slices", "6"], env)
     _run([sys.executable, "-m", "covidct.demo", "faulty-batch", str(inbox / "bad")], env)
     bad_before = _sha_tree(inbox / "bad")
     for batch in ("sbu", "good", "bad"):

@@ -143,8 +143,8 @@ def test_compose_file_is_valid_once_interpolated_with_the_example_env(
 ) -> None:
     rendered = interpolate_tree(compose, _env_file(ENV_EXAMPLE))
     assert list(validator.iter_errors(rendered)) == []
-    assert rendered["services"]["airflow-worker-gpu"]["command"][:4] == [
-        "celery", "worker", "--queues", "gpu"
+    assert rendered["services"]["airflow-worker"]["command"][:4] == [
+        "celery", "worker", "--queues", "default"
     ]  # fmt: skip
 
 
@@ -217,17 +217,18 @@ def test_dependencies_wait_for_health_or_completion(compose: dict) -> None:
 
 
 def test_stack_topology_matches_issue_8(compose: dict) -> None:
-    services = compose["services"]
+    services = interpolate_tree(compose, _env_file(ENV_EXAMPLE))["services"]
     for name in (*AIRFLOW_SERVICES, "postgres", "redis", "seaweedfs", "mlflow", "airflow-init",
                  "flower", "s3-init", "secrets-check"):  # fmt: skip
         assert name in services, name
     worker, gpu = services["airflow-worker"], services["airflow-worker-gpu"]
     assert worker["command"][worker["command"].index("--queues") + 1] == "default"
-    assert gpu["command"][gpu["command"].index("--queues") + 1] == "gpu"
-    assert gpu["command"][gpu["command"].index("--concurrency") + 1] == "1"
+    assert gpu["entrypoint"][-1] == "/opt/covidct/infra/init/gpu-workers.sh"
     (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
-    assert len(device["device_ids"]) == 1  # concurrency 1 = its one GPU
+    assert device["count"] == "1"  # GPU_COUNT of .env.example: one GPU, one worker
+    assert services["airflow-init"]["environment"]["GPU_POOL_SLOTS"] == device["count"]
+    assert "trainer" in gpu["image"] and "trainer" in gpu["build"]["dockerfile"]
     assert services["flower"]["profiles"] == ["flower"]
     for name in AIRFLOW_SERVICES:
         env = services[name]["environment"]
@@ -241,6 +242,12 @@ def test_stack_topology_matches_issue_8(compose: dict) -> None:
         assert services[name]["depends_on"]["secrets-check"]["condition"] == (
             "service_completed_successfully"
         ), f"{name} must not start before the secrets are checked"
+
+
+def test_gpu_worker_script_starts_one_worker_per_gpu_pinned_with_cuda_visible_devices() -> None:
+    script = (REPO / "infra" / "init" / "gpu-workers.sh").read_text()
+    assert re.search(r"CUDA_VISIBLE_DEVICES=\$gpu airflow celery worker --queues gpu", script)
+    assert "--concurrency 1" in script
 
 
 def test_every_required_variable_is_in_env_example_and_the_stack_refuses_empty_ones(

@@ -31,6 +31,7 @@ import pytest
 from topology import (
     BIN,
     GPU_WORKER_HOST,
+    GPU_WORKERS_SCRIPT,
     AirflowClient,
     Supervisor,
     airflow_env,
@@ -100,11 +101,7 @@ def _wait_for_dag(client: AirflowClient, supervisor: Supervisor, timeout_s: floa
 
 
 def _trigger(client: AirflowClient) -> str:
-    """Create the pools, unpause and trigger the DAG as the UI's form does; return the run id."""
-    client.call("POST", "/pools", {"name": "gpu", "slots": 1,
-                                   "description": "GPU slots: one per GPU worker"})  # fmt: skip
-    client.call("POST", "/pools", {"name": "promote", "slots": 1,
-                                   "description": "serialises champion moves"})  # fmt: skip
+    """Unpause and trigger the DAG as the UI's form does; return the run id."""
     client.call("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
     run = client.call("POST", f"/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": CONF})
     return str(run["dag_run_id"])
@@ -227,6 +224,7 @@ def topology_run(
         client = AirflowClient(stack)
         client.login()
         result["dag"] = _wait_for_dag(client, supervisor, 180)
+        result["pools"] = {p["name"]: p["slots"] for p in client.call("GET", "/pools")["pools"]}
         run_id = _trigger(client)
         triggered = time.monotonic()
         result["run"] = _wait_for_run(client, supervisor, run_id)
@@ -235,6 +233,12 @@ def topology_run(
         result["failure"] = _failure_report(result["task_instances"], root / "airflow", supervisor)
         result["registry"] = _registry_state(mlflow_url)
         result["gpu_worker_log"] = supervisor.log("worker-gpu").read_text(errors="replace")
+        # the compose GPU worker's health check, against the live workers
+        result["gpu_ping"] = run_checked(
+            ["bash", str(GPU_WORKERS_SCRIPT), "--ping"],
+            {**env, "GPU_IDS": "0", "PATH": os.pathsep.join([str(BIN), env["PATH"]])},
+            timeout_s=120,
+        )
     finally:
         pids = [process.pid for _name, process in supervisor.processes]
         postgres_pid = _postgres_pid(pgdata)
@@ -279,6 +283,11 @@ def _s3_json(s3_server: Any, key: str) -> Any:
 # --------------------------------------------------------------------------- checks
 
 
+def test_init_job_created_the_pools(topology_run: dict) -> None:
+    assert topology_run["pools"]["gpu"] == 1
+    assert topology_run["pools"]["promote"] == 1
+
+
 def test_run_triggered_through_rest_api_succeeds(topology_run: dict) -> None:
     run = topology_run["run"]
     assert run["state"] == "success", topology_run["failure"]
@@ -309,6 +318,11 @@ def test_gpu_tasks_ran_on_the_gpu_worker_one_at_a_time(topology_run: dict, task_
         if "Executing workload" in line and f"/task_id={task_id}/" in line
     ]
     assert len(received) == len(mine)
+
+
+def test_gpu_worker_health_check_answers(topology_run: dict) -> None:
+    assert f"{GPU_WORKER_HOST}@" in topology_run["gpu_ping"]
+    assert "pong" in topology_run["gpu_ping"]
 
 
 def test_other_tasks_ran_on_the_default_worker(topology_run: dict) -> None:

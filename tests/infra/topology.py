@@ -18,7 +18,6 @@ for :func:`hostname` (``[core] hostname_callable``).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -36,9 +35,10 @@ BIN = Path(sys.executable).parent
 #: Environment variable naming the pretend host of one Airflow component (see :func:`hostname`).
 HOSTNAME_ENV = "COVIDCT_TOPOLOGY_HOSTNAME"
 HOSTNAME_CALLABLE = "topology.hostname"
-GPU_WORKER_HOST = "gpu-worker"
+GPU_WORKER_HOST = "gpu0"  # Celery name gpu<index>@<host> given by infra/init/gpu-workers.sh
 CPU_WORKER_HOST = "cpu-worker"
 ADMIN_USER = "covidct-admin"
+GPU_WORKERS_SCRIPT = REPO / "infra" / "init" / "gpu-workers.sh"
 
 
 def hostname() -> str:
@@ -223,20 +223,24 @@ def start_redis(work_dir: Path, password: str, supervisor: Supervisor) -> str:
 def start_mlflow(
     backend_uri: str, artifacts_uri: str, env: Mapping[str, str], supervisor: Supervisor
 ) -> str:
-    """Start ``mlflow server`` (one worker) on 127.0.0.1, artifacts proxied to ``artifacts_uri``.
+    """Start the stack's MLflow server (``infra/mlflow/start.sh``, one worker) on 127.0.0.1.
 
-    ``env`` carries the S3 credentials and ``MLFLOW_S3_ENDPOINT_URL``. Returns the tracking URL.
+    Artifacts are proxied to ``artifacts_uri``; ``env`` carries the S3 credentials and
+    ``MLFLOW_S3_ENDPOINT_URL``. Returns the tracking URL.
     """
     import requests
 
     (port,) = free_ports(1)
-    argv = [
-        str(BIN / "mlflow"), "server",
-        "--backend-store-uri", backend_uri,
-        "--artifacts-destination", artifacts_uri,
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    supervisor.start("mlflow", argv, env)
+    server_env = {
+        **env,
+        "PATH": os.pathsep.join([str(BIN), env.get("PATH", "")]),
+        "MLFLOW_BACKEND_STORE_URI": backend_uri,
+        "MLFLOW_ARTIFACTS_DESTINATION": artifacts_uri,
+        "MLFLOW_HOST": "127.0.0.1",
+        "MLFLOW_PORT": str(port),
+        "MLFLOW_WORKERS": "1",
+    }
+    supervisor.start("mlflow", ["bash", str(REPO / "infra" / "mlflow" / "start.sh")], server_env)
     url = f"http://127.0.0.1:{port}"
     wait_for(
         "mlflow server",
@@ -334,7 +338,7 @@ def run_checked(argv: Sequence[str], env: Mapping[str, str], timeout_s: float = 
 def start_airflow(
     env: Mapping[str, str], supervisor: Supervisor, host_envs: Mapping[str, Mapping[str, str]]
 ) -> AirflowStack:
-    """Migrate the metadata DB, write the admin's password, start every Airflow component.
+    """Run ``infra/init/airflow-init.sh``, then start every Airflow component.
 
     ``host_envs``: extra environment per component name (``worker-gpu`` ...), e.g. its own
     ``COVIDCT_HOME`` as if it ran on another host. Returns once the API server answers and
@@ -344,14 +348,18 @@ def start_airflow(
 
     import requests
 
-    home = Path(env["AIRFLOW_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     password = secrets.token_urlsafe(18)
-    passwords = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
-    passwords.write_text(json.dumps({ADMIN_USER: password}))
-    passwords.chmod(0o600)
+    init_env = {
+        **env,
+        "PATH": os.pathsep.join([str(BIN), env.get("PATH", "")]),
+        "AIRFLOW_ADMIN_USER": ADMIN_USER,
+        "AIRFLOW_ADMIN_PASSWORD": password,
+        "GPU_POOL_SLOTS": "1",
+    }
+    # the compose stack's airflow-init job: secrets check, migration, password file, pools
+    run_checked(["bash", str(REPO / "infra" / "init" / "airflow-init.sh")], init_env)
     airflow = str(BIN / "airflow")
-    run_checked([airflow, "db", "migrate"], env)
     health_port = free_ports(1)[0]
     components = {
         "api-server": [airflow, "api-server", "--workers", "1"],
@@ -361,13 +369,15 @@ def start_airflow(
         "worker-default": [airflow, "celery", "worker", "--queues", "default",
                            "--concurrency", "1", "--skip-serve-logs",
                            "--celery-hostname", f"{CPU_WORKER_HOST}@%h"],
-        "worker-gpu": [airflow, "celery", "worker", "--queues", "gpu",
-                       "--concurrency", "1", "--skip-serve-logs",
-                       "--celery-hostname", f"{GPU_WORKER_HOST}@%h"],
+        # the compose GPU worker's launcher: one worker per GPU in GPU_IDS (here: "0")
+        "worker-gpu": ["bash", str(GPU_WORKERS_SCRIPT)],
     }  # fmt: skip
     for name, argv in components.items():
         component_env = {
             **env,
+            "PATH": os.pathsep.join([str(BIN), env.get("PATH", "")]),
+            "GPU_IDS": "0",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_ports(1)[0]),
             HOSTNAME_ENV: name,
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(health_port),
             **host_envs.get(name, {}),
