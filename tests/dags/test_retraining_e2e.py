@@ -37,10 +37,9 @@ def _run(args: list[str], env: dict[str, str], timeout: int = 1200) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    home = tmp_path_factory.mktemp("covidct_home")
-    env = {
+def embedded_env(home: Path) -> dict[str, str]:
+    """Environment of the embedded default under ``home`` (what the Makefile exports)."""
+    return {
         **os.environ,
         "COVIDCT_HOME": str(home),
         "AIRFLOW_HOME": str(home / "airflow"),
@@ -53,6 +52,10 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "COVIDCT_DEADLINE_HOURS": "0",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
+
+
+def land_inputs(home: Path, env: dict[str, str]) -> dict[str, str]:
+    """Convert, synthesise and land the test batches; return the faulty batch's sha256 tree."""
     covidct = str(BIN / "covidct")
     inbox = home / "inbox"
     sbu = REPO.parent / "shared" / "data" / "tcia" / "covid19-ny-sbu"
@@ -65,18 +68,32 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     for batch in ("sbu", "good", "bad"):
         _run([covidct, "land", str(inbox / batch), "--batch-id", batch], env)
     _run([str(BIN / "airflow"), "db", "migrate"], env)
-    conf = {"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "vgg16"],
-            "epochs": 1, "steps_per_epoch": 2, "image_size": 48}  # fmt: skip
-    log = _run(
-        [str(BIN / "airflow"), "dags", "test", "covidct_retraining", "-c", json.dumps(conf)], env
-    )
-    report = _run([covidct, "report", "--json"], env)
+    return bad_before
+
+
+TINY = {"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "vgg16"],
+        "epochs": 1, "steps_per_epoch": 2, "image_size": 48}  # fmt: skip
+
+
+def run_dag(env: dict[str, str], conf: dict) -> tuple[str, dict]:
+    """Run the DAG with ``airflow dags test``; return its log and ``covidct report --json``."""
+    dag_test = [str(BIN / "airflow"), "dags", "test", "covidct_retraining", "-c", json.dumps(conf)]
+    log = _run(dag_test, env)
+    return log, json.loads(_run([str(BIN / "covidct"), "report", "--json"], env))
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    home = tmp_path_factory.mktemp("covidct_home")
+    env = embedded_env(home)
+    bad_before = land_inputs(home, env)
+    log, report = run_dag(env, TINY)
     return {
         "home": home,
         "env": env,
         "bad_before": bad_before,
         "log": log,
-        "report": json.loads(report),
+        "report": report,
     }
 
 

@@ -42,6 +42,7 @@ from topology import (
     start_mlflow,
     start_postgres,
     start_redis,
+    survivors,
     tail,
 )
 
@@ -154,19 +155,6 @@ def _registry_state(mlflow_url: str) -> dict[str, Any]:
     }
 
 
-def _groups_alive(pids: list[int]) -> list[int]:
-    alive = []
-    for pid in pids:
-        try:
-            os.killpg(pid, 0)
-            alive.append(pid)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            alive.append(pid)
-    return alive
-
-
 @pytest.fixture(scope="module")
 def topology_run(
     request: pytest.FixtureRequest,
@@ -243,9 +231,7 @@ def topology_run(
         pids = [process.pid for _name, process in supervisor.processes]
         postgres_pid = _postgres_pid(pgdata)
         result["killed"] = supervisor.stop_all()
-        result["alive_after_stop"] = _groups_alive(pids) + (
-            [postgres_pid] if postgres_pid and _pid_alive(postgres_pid) else []
-        )
+        result["alive_after_stop"] = survivors(pids + ([postgres_pid] if postgres_pid else []))
         timings["total_s"] = time.monotonic() - started
         (root / "timings.json").write_text(json.dumps(timings, indent=2))
         sys.stderr.write(f"\ntopology timings: {json.dumps(timings)}\n")
@@ -257,16 +243,6 @@ def _postgres_pid(pgdata: Path) -> int | None:
     if not pid_file.is_file():
         return None
     return int(pid_file.read_text().splitlines()[0])
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _s3_keys(s3_server: Any, prefix: str) -> list[str]:

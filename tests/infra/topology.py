@@ -174,6 +174,29 @@ def _terminate_group(process: subprocess.Popen[bytes], grace_s: float) -> bool:
     return graceful
 
 
+def live_members(pgid: int) -> list[int]:
+    """PIDs of process group ``pgid`` that are still running (zombies excluded; Linux /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while listing
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(stat.parent.name))
+    return members
+
+
+def survivors(pgids: Sequence[int], timeout_s: float = 15.0) -> list[int]:
+    """Wait up to ``timeout_s`` for every group in ``pgids`` to end; return the groups left."""
+    deadline = time.monotonic() + timeout_s
+    left = [pgid for pgid in pgids if live_members(pgid)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = [pgid for pgid in left if live_members(pgid)]
+    return left
+
+
 # --------------------------------------------------------------------------- stores
 
 
