@@ -22,7 +22,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export COVIDCT_DEADLINE_HOURS ?= 0
 export GIT_PYTHON_REFRESH := quiet
 
-.PHONY: help install demo demo-clean test test-fast lint airflow-ui mlflow-ui bench
+.PHONY: help install demo demo-rerun demo-clean test test-fast lint airflow-ui mlflow-ui bench
 
 help:
 	@echo "make demo      install from the lock file and run the retraining DAG end to end (CPU)"
@@ -37,6 +37,9 @@ install: $(UV)
 
 demo: install
 	SHARED=$(SHARED) RUN="$(RUN)" bash infra/demo.sh
+
+demo-rerun: install
+	SHARED=$(SHARED) RUN="$(RUN)" bash infra/demo.sh rerun
 
 demo-clean:
 	rm -rf $(DEMO_HOME)

@@ -725,10 +725,7 @@ def gate_and_promote(
         candidate, comparisons, has_champion=champion.version is not None,
         settings=settings.gate, figures=candidate_metrics,
     )  # fmt: skip
-    version = _register(
-        settings, mlflow_client, evaluations, candidate, candidate_metrics, dag_run_id,
-        "passed" if verdict.passed else "refused",
-    )  # fmt: skip
+    # the baseline first: when the candidate is ResNet152 itself, its gate verdict tag wins
     if BASELINE_BACKBONE in pooled:
         baseline_version = _register(
             settings, mlflow_client, evaluations, BASELINE_BACKBONE,
@@ -737,6 +734,10 @@ def gate_and_promote(
         mlflow_client.set_registered_model_alias(
             settings.mlflow.model_name, ALIAS_BASELINE, baseline_version
         )
+    version = _register(
+        settings, mlflow_client, evaluations, candidate, candidate_metrics, dag_run_id,
+        "passed" if verdict.passed else "refused",
+    )  # fmt: skip
     reason = "; ".join(verdict.reasons)
     if verdict.passed:
         registry.promote(

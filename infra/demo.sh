@@ -6,6 +6,12 @@ set -euo pipefail
 : "${SHARED:?set SHARED to the shared data folder}" "${COVIDCT_HOME:?}" "${AIRFLOW_HOME:?}"
 RUN=${RUN:-uv run --frozen}
 INBOX=$COVIDCT_HOME/inbox
+MODE=${1:-first}
+if [ "$MODE" = rerun ]; then
+  # `make demo-rerun`: retrain on the same folds with less training (a weaker candidate);
+  # the gate compares it with the champion re-evaluated on this run's test folds.
+  DEMO_CONF=${DEMO_CONF:-'{"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "resnet50", "vgg16"], "epochs": 2, "steps_per_epoch": 4, "force_retrain": true}'}
+fi
 CONF=${DEMO_CONF:-'{"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "resnet50", "vgg16"], "epochs": 4, "steps_per_epoch": 8}'}
 start=$(date +%s)
 step() { printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
@@ -14,6 +20,7 @@ if [ ! -d "$SHARED/data/tcia" ]; then
   echo "demo: the shared data folder $SHARED/data/tcia is missing (set SHARED=...)" >&2; exit 2
 fi
 
+if [ "$MODE" != rerun ]; then
 step "convert real DICOM (TCIA) into Negin-style batches"
 [ -d "$INBOX/tcia-covid19-ny-sbu" ] || $RUN covidct ingest-dicom "$SHARED/data/tcia/covid19-ny-sbu" \
   "$INBOX/tcia-covid19-ny-sbu" --label Positive --source covid19-ny-sbu --size-policy resample >/dev/null
@@ -28,6 +35,8 @@ step "land the batches in the data lake ($COVIDCT_HOME/lake/landing)"
 for batch in tcia-covid19-ny-sbu tcia-lung-pet-ct-dx synth-seed0 faulty-batch; do
   $RUN covidct land "$INBOX/$batch" --batch-id "$batch"
 done
+
+fi
 
 step "prepare Airflow (SQLite metadata DB, pools gpu and promote)"
 $RUN airflow db migrate >/dev/null
