@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
-from multiprocessing import get_context
+from multiprocessing import current_process, get_context
 from pathlib import Path
 from typing import Any
 
@@ -450,6 +450,10 @@ def read_all_facts(
     chunks = [files[i : i + chunk_size] for i in range(0, len(files), chunk_size)]
     workers = workers or os.cpu_count() or 1
     bar = tqdm(total=len(files), unit="slice", desc="manifest", disable=not progress)
+    if kind is ExecutorKind.PROCESS and current_process().daemon:
+        # a daemonic process (a Celery prefork worker's child, and the Airflow task process
+        # forked from it) may not start child processes: read with threads instead
+        kind = ExecutorKind.THREAD
     if kind is ExecutorKind.SERIAL or workers == 1 or len(chunks) < 2:
         results = _collect(map(_read_chunk, chunks), bar)
     else:

@@ -155,8 +155,16 @@ def register_version(
         logger.info("reusing version %s of %s for run %s", version, model_name, dag_run_id)
     else:
         all_tags = {"dag_run_id": dag_run_id, "backbone": backbone, **tags}
+        # MLflow 3 logged models (models:/m-<id>): a tracking server requires the model id
+        model_id = (
+            model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+        )
         created = mlflow_client.create_model_version(
-            model_name, model_uri, run_id=run_id, tags={k: str(v) for k, v in all_tags.items()}
+            model_name,
+            model_uri,
+            run_id=run_id,
+            tags={k: str(v) for k, v in all_tags.items()},
+            model_id=model_id,
         )
         version = str(created.version)
     for key, value in tags.items():

@@ -91,15 +91,29 @@ def scan_text(path: str, text: str) -> list[Leak]:
     ]
 
 
+#: Folders skipped when the tree is not a git checkout (environments, caches, build outputs).
+NOT_SOURCE = frozenset({".git", ".venv", ".demo", "__pycache__", ".pytest_cache", ".mypy_cache",
+                        ".ruff_cache", ".hypothesis", "node_modules"})  # fmt: skip
+
+
 def repository_files(repo: Path) -> list[Path]:
-    """Tracked files plus untracked ones git does not ignore (what a commit could carry)."""
+    """Tracked files plus untracked ones git does not ignore (what a commit could carry).
+
+    Outside a git checkout (a source archive), every file not under :data:`NOT_SOURCE`.
+    """
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=repo,
         capture_output=True,
-        check=True,
-    ).stdout.decode()
-    return sorted({repo / name for name in listed.split("\0") if name and (repo / name).is_file()})
+    )
+    if listed.returncode != 0:
+        return sorted(
+            path
+            for path in repo.rglob("*")
+            if path.is_file() and not NOT_SOURCE.intersection(path.relative_to(repo).parts)
+        )
+    names = listed.stdout.decode().split("\0")
+    return sorted({repo / name for name in names if name and (repo / name).is_file()})
 
 
 def scan_files(repo: Path, files: list[Path]) -> list[Leak]:
