@@ -4,7 +4,11 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 PYTHON ?= python3
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the uv that `pip install uv` puts beside this Python (run as a module).
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(PYTHON) -m uv
+endif
 RUN := $(UV) run --frozen --no-sync
 SHARED ?= $(abspath ../shared)
 
@@ -18,8 +22,6 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.db
 export TF_CPP_MIN_LOG_LEVEL := 2
-# `airflow dags test` (Airflow 3.3.2) crashes on deadline alerts; the scheduler path keeps them.
-export COVIDCT_DEADLINE_HOURS ?= 0
 export GIT_PYTHON_REFRESH := quiet
 
 .PHONY: help install demo demo-rerun demo-clean test test-fast lint airflow-ui mlflow-ui bench
@@ -29,10 +31,8 @@ help:
 	@echo "make test      install from the lock file and run lint + every test"
 	@echo "make airflow-ui / make mlflow-ui   open the UIs on the demo's stores"
 
-$(UV):
-	$(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv
-
-install: $(UV)
+install:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) sync --frozen --python 3.11
 
 demo: install
