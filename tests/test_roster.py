@@ -147,7 +147,7 @@ def test_thickness_comes_from_the_patients_series_column(roster: pd.DataFrame) -
 
 
 def test_default_roster_dir_is_the_shared_data() -> None:
-    assert default_roster_dir() == ROSTER_DIR.resolve()
+    assert default_roster_dir().resolve() == ROSTER_DIR.resolve()
     assert len(load_default_roster()) == len(load_default_roster(ROSTER_DIR))
 
 
