@@ -8,6 +8,7 @@ row is missing from ``Patient_details.csv`` (images without a label).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pandas as pd
 import tifffile
 
 from covidct.schema import PATIENT_COLUMN, PATIENT_DETAILS
+
+logger = logging.getLogger(__name__)
 
 
 def make_faulty_batch(out_dir: Path, *, seed: int = 7) -> dict[str, str]:
@@ -42,9 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", choices=["faulty-batch"])
     parser.add_argument("out_dir", type=Path)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     faults = make_faulty_batch(args.out_dir)
     for fault, where in faults.items():
-        print(f"faulty batch {args.out_dir.name}: {fault}: {where}")
+        logger.info("faulty batch %s: %s: %s", args.out_dir.name, fault, where)
     return 0
 
 
