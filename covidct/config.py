@@ -11,6 +11,10 @@ Environment variables (all optional; the defaults are the embedded stack of ``ma
                                  (default ``file://$COVIDCT_HOME/lake``)
 ``COVIDCT_S3_ENDPOINT_URL``      S3 endpoint for a non-AWS server (SeaweedFS, MinIO)
 ``COVIDCT_WORK_DIR``             local scratch for downloads and caches (``$COVIDCT_HOME/work``)
+``COVIDCT_WEIGHTS_CACHE``        ImageNet "notop" weights files for ``weights=imagenet``: a local
+                                 folder or ``s3://bucket/prefix`` (copied into
+                                 ``$COVIDCT_WORK_DIR/weights``; same S3 endpoint as the lake);
+                                 default ``$COVIDCT_HOME/weights``
 ``MLFLOW_TRACKING_URI``          MLflow tracking URI (``sqlite:///$COVIDCT_HOME/mlflow.db``)
 ``COVIDCT_MLFLOW_ARTIFACTS``     artifact root for new experiments (``$COVIDCT_HOME/mlartifacts``)
 ``COVIDCT_EXPERIMENT``           MLflow experiment name (``covidct``)
@@ -66,6 +70,18 @@ class LakeSettings:
     """Data lake root (landing, quarantine, curated, folds, runs, ledger live under it)."""
 
     uri: str
+    s3_endpoint_url: str | None = None
+
+
+@dataclass(frozen=True)
+class WeightsSettings:
+    """Where ``weights="imagenet"`` files are read from (see ``covidct.models.WeightsCache``).
+
+    ``cache``: a local folder or an object store URI (``s3://bucket/prefix``); nothing is ever
+    downloaded from the internet. ``s3_endpoint_url``: S3 endpoint of a non-AWS server.
+    """
+
+    cache: str
     s3_endpoint_url: str | None = None
 
 
@@ -128,6 +144,7 @@ class Settings:
     mlflow: MlflowSettings
     alerts: AlertSettings
     gate: GateSettings
+    weights: WeightsSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -137,12 +154,13 @@ class Settings:
         """
         home = Path(env.get("COVIDCT_HOME") or Path.home() / ".covidct").expanduser().resolve()
         gate_defaults = GateSettings()
+        s3_endpoint_url = env.get("COVIDCT_S3_ENDPOINT_URL") or None
         return cls(
             home=home,
             work_dir=Path(env.get("COVIDCT_WORK_DIR") or home / "work"),
             lake=LakeSettings(
                 uri=env.get("COVIDCT_LAKE_URI") or f"file://{home / 'lake'}",
-                s3_endpoint_url=env.get("COVIDCT_S3_ENDPOINT_URL") or None,
+                s3_endpoint_url=s3_endpoint_url,
             ),
             mlflow=MlflowSettings(
                 tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
@@ -170,5 +188,9 @@ class Settings:
                     "COVIDCT_GATE_FIRST_RUN",
                 ),
                 n_boot=int(env.get("COVIDCT_GATE_N_BOOT") or gate_defaults.n_boot),
+            ),
+            weights=WeightsSettings(
+                cache=env.get("COVIDCT_WEIGHTS_CACHE") or str(home / "weights"),
+                s3_endpoint_url=s3_endpoint_url,
             ),
         )

@@ -34,28 +34,38 @@ One-channel input (:class:`ChannelAdaptation`): by default the backbone is built
 ``load_weights(..., skip_mismatch=True)``); ``replicate`` copies the slice into three channels
 and keeps the three-colour first convolution.
 
-Weights: ``None`` (random; tests and the demo), ``"imagenet"`` read from
-``weights_cache_dir / spec.imagenet_file`` (the Keras Applications "notop" file name; nothing is
-ever downloaded), or a Path: a Keras Applications-style backbone file (``.h5``), or a whole-model
-weights file of this same architecture (``.weights.h5`` / ``.keras``).
+Weights: ``None`` (random; tests and the demo), ``"imagenet"`` read from a
+:class:`WeightsCache` (a local folder, or an object store such as ``s3://bucket/prefix`` whose
+file is copied into a local folder first) under ``spec.imagenet_file`` (the Keras Applications
+"notop" file name; nothing is ever downloaded from the internet), or a Path: a Keras
+Applications-style backbone file (``.h5``), or a whole-model weights file of this same
+architecture (``.weights.h5`` / ``.keras``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import keras
 import numpy as np
 import pandas as pd
 
+from covidct.storage import IntegrityError, ObjectStore, open_store, sha256_hex
+
 logger = logging.getLogger(__name__)
 
 InputShape = tuple[int, int, int]
 Weights = str | Path | None
+#: Suffix of the optional digest sidecar beside a cached weights file (``sha256sum`` format).
+SHA256_SIDECAR = ".sha256"
+_SOURCE_STAMP = ".source"
 
 FPN_FEATURE_SIZE = 256
 FPN_LAYERS: tuple[str, str, str] = (
@@ -108,14 +118,15 @@ class BackboneSpec:
         num_classes: int = 2,
         weights: Weights = None,
         *,
-        weights_cache_dir: Path | None = None,
+        weights_cache: WeightsCacheLike = None,
         channel_adaptation: ChannelAdaptation | str = ChannelAdaptation.SUM,
     ) -> keras.Model:
         """Build the model for float32 (B, *input_shape) inputs -> (B, num_classes) softmax.
 
+        ``weights_cache``: where ``weights="imagenet"`` is read (see :class:`WeightsCache`).
         Raises ValueError for an input smaller than ``min_size`` or with other than 1 or 3
-        channels, or ``weights="imagenet"`` without ``weights_cache_dir``; FileNotFoundError
-        when the weights file is missing.
+        channels, or ``weights="imagenet"`` without ``weights_cache``; FileNotFoundError
+        when the weights file is missing; IntegrityError when a remote copy fails its checks.
         """
         adaptation = ChannelAdaptation.parse(str(channel_adaptation))
         _check_input_shape(self, input_shape)
@@ -125,7 +136,7 @@ class BackboneSpec:
         outputs = _HEADS[self.head](inputs, trunk, num_classes)
         model = keras.Model(inputs, outputs, name=self.name)
         if weights is not None:
-            load_weights(model, self, weights, weights_cache_dir, adaptation)
+            load_weights(model, self, weights, weights_cache, adaptation)
         return model
 
 
@@ -289,7 +300,7 @@ def build_model(
     num_classes: int = 2,
     weights: Weights = None,
     *,
-    weights_cache_dir: Path | None = None,
+    weights_cache: WeightsCacheLike = None,
     channel_adaptation: ChannelAdaptation | str = ChannelAdaptation.SUM,
 ) -> keras.Model:
     """Build registry model ``name`` (see :meth:`BackboneSpec.build`); unknown -> ValueError."""
@@ -297,7 +308,7 @@ def build_model(
         input_shape,
         num_classes,
         weights,
-        weights_cache_dir=weights_cache_dir,
+        weights_cache=weights_cache,
         channel_adaptation=channel_adaptation,
     )
 
@@ -305,25 +316,147 @@ def build_model(
 # --------------------------------------------------------------------------- weights
 
 
-def resolve_weights_file(
-    spec: BackboneSpec, weights: str | Path, weights_cache_dir: Path | None
-) -> Path:
-    """The local file that ``weights`` names. Never downloads.
+@dataclass(frozen=True)
+class WeightsCache:
+    """Where ``weights="imagenet"`` files are read from; nothing comes from the internet.
 
-    Raises ValueError for ``"imagenet"`` without a cache directory or an unknown string, and
-    FileNotFoundError naming the expected path when the file is missing.
+    ``location``: a local folder (``/opt/weights`` or ``file:///opt/weights``) or an object
+    store URI (``s3://bucket/prefix``, see :func:`covidct.storage.open_store`) holding the
+    Keras Applications "notop" files under their own names (``BackboneSpec.imagenet_file``),
+    each optionally beside ``<file>.sha256`` (hex digest; ``sha256sum`` output works).
+    ``s3_endpoint_url``: endpoint of a non-AWS S3 server (credentials: boto3's default chain).
+    ``local_dir``: where files of a remote location are copied (the worker's work dir); needed
+    only for a remote location.
+    """
+
+    location: str
+    s3_endpoint_url: str | None = None
+    local_dir: Path | None = None
+
+    def __str__(self) -> str:
+        return self.location
+
+    @classmethod
+    def of(cls, value: WeightsCacheLike) -> WeightsCache | None:
+        """``value`` as a WeightsCache: a str or Path is a location; None stays None."""
+        if value is None or isinstance(value, WeightsCache):
+            return value
+        return cls(str(value))
+
+    @property
+    def is_remote(self) -> bool:
+        """True for an object store URI other than ``file://``."""
+        return urlparse(self.location).scheme not in ("", "file")
+
+    def local_folder(self) -> Path:
+        """The local folder the files are read from (the copy folder for a remote location).
+
+        Raises ValueError for a remote location without ``local_dir``.
+        """
+        parsed = urlparse(self.location)
+        if parsed.scheme == "file":
+            return Path(unquote(parsed.path))
+        if not self.is_remote:
+            return Path(self.location).expanduser()
+        if self.local_dir is None:
+            raise ValueError(f"weights cache {self.location} needs local_dir to copy files into")
+        parts = [parsed.scheme, parsed.netloc, *parsed.path.strip("/").split("/")]
+        return Path(self.local_dir).joinpath(*(part for part in parts if part))
+
+    def resolve(self, file_name: str) -> Path:
+        """The local path of ``file_name``, copied from a remote location first when needed.
+
+        Raises FileNotFoundError naming the location and ``file_name`` when it is absent, and
+        :class:`covidct.storage.IntegrityError` when a copied file fails its checks.
+        """
+        if not self.is_remote:
+            path = self.local_folder() / file_name
+            if not path.is_file():
+                raise FileNotFoundError(f"weights file {path} does not exist")
+            return path
+        store = open_store(self.location, endpoint_url=self.s3_endpoint_url)
+        return fetch_weights_file(store, file_name, self.local_folder())
+
+
+WeightsCacheLike = WeightsCache | str | Path | None
+
+
+def fetch_weights_file(store: ObjectStore, file_name: str, local_dir: Path) -> Path:
+    """Return ``local_dir / file_name``, a verified copy of the object ``file_name`` of ``store``.
+
+    A copy made earlier is reused while the object and its ``.sha256`` sidecar keep their
+    fingerprints (size and ETag or modification time; recorded in ``<file>.source``). Otherwise
+    the object is read, its size checked against the store's listing and its sha256 against the
+    sidecar when one exists, then written atomically. Raises FileNotFoundError naming the
+    store URI and the expected file name when the object is absent, IntegrityError when the
+    size or the sha256 differ (nothing is written then).
+    """
+    marks = store.fingerprints("")
+    if file_name not in marks:
+        raise FileNotFoundError(
+            f"weights cache {store.uri()} has no {file_name} (expected {store.uri(file_name)}); "
+            "nothing is downloaded from the internet"
+        )
+    target = Path(local_dir) / file_name
+    stamp = target.with_name(target.name + _SOURCE_STAMP)
+    source = f"{marks[file_name]} {marks.get(file_name + SHA256_SIDECAR, '-')}"
+    if target.is_file() and stamp.is_file() and stamp.read_text() == source:
+        logger.info("weights %s: reusing %s", store.uri(file_name), target)
+        return target
+    data = store.read_bytes(file_name)
+    _check_weights_bytes(store, file_name, data, int(marks[file_name].split(":", 1)[0]))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(target, data)
+    _write_atomically(stamp, source.encode())
+    logger.info("weights %s: copied to %s (%d bytes)", store.uri(file_name), target, len(data))
+    return target
+
+
+def _check_weights_bytes(store: ObjectStore, file_name: str, data: bytes, size: int) -> None:
+    if len(data) != size:
+        raise IntegrityError(f"{store.uri(file_name)}: read {len(data)} bytes, listed {size}")
+    sidecar = file_name + SHA256_SIDECAR
+    if not store.exists(sidecar):
+        return
+    words = store.read_text(sidecar).split()
+    expected = words[0].lower() if words else "<empty>"
+    actual = sha256_hex(data)
+    if actual != expected:
+        raise IntegrityError(
+            f"{store.uri(file_name)}: sha256 {actual} differs from {expected} in "
+            f"{store.uri(sidecar)}"
+        )
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def resolve_weights_file(
+    spec: BackboneSpec, weights: str | Path, weights_cache: WeightsCacheLike
+) -> Path:
+    """The local file that ``weights`` names. Never downloads from the internet.
+
+    Raises ValueError for ``"imagenet"`` without a cache or an unknown string, FileNotFoundError
+    naming the expected path or URI when the file is missing, IntegrityError (see
+    :func:`fetch_weights_file`).
     """
     if isinstance(weights, str) and not weights.endswith((".h5", ".keras")):
         if weights != "imagenet":
             raise ValueError(f"weights must be None, 'imagenet' or a file path, got {weights!r}")
-        if weights_cache_dir is None:
+        cache = WeightsCache.of(weights_cache)
+        if cache is None:
             raise ValueError(
-                f"{spec.name}: weights='imagenet' needs weights_cache_dir holding "
-                f"{spec.imagenet_file}; nothing is downloaded"
+                f"{spec.name}: weights='imagenet' needs a weights cache (folder or s3:// URI) "
+                f"holding {spec.imagenet_file}; nothing is downloaded"
             )
-        path = Path(weights_cache_dir) / spec.imagenet_file
-    else:
-        path = Path(weights)
+        return cache.resolve(spec.imagenet_file)
+    path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"{spec.name}: weights file {path} does not exist")
     return path
@@ -333,11 +466,11 @@ def load_weights(
     model: keras.Model,
     spec: BackboneSpec,
     weights: str | Path,
-    weights_cache_dir: Path | None,
+    weights_cache: WeightsCacheLike,
     adaptation: ChannelAdaptation,
 ) -> None:
     """Load ``weights`` into ``model`` in place (see module docstring for what is accepted)."""
-    path = resolve_weights_file(spec, weights, weights_cache_dir)
+    path = resolve_weights_file(spec, weights, weights_cache)
     if path.name.endswith((".weights.h5", ".keras")):
         model.load_weights(path)
         logger.info("%s: loaded whole-model weights from %s", spec.name, path)

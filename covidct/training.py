@@ -50,7 +50,13 @@ from covidct.data import (
     IntensityTransform,
     make_dataset,
 )
-from covidct.models import BACKBONES, ChannelAdaptation, get_backbone, parameter_counts
+from covidct.models import (
+    BACKBONES,
+    ChannelAdaptation,
+    WeightsCache,
+    get_backbone,
+    parameter_counts,
+)
 from covidct.schema import CLASS_NAMES, LABEL_TO_CLASS, POSITIVE_CLASS
 
 logger = logging.getLogger(__name__)
@@ -94,6 +100,8 @@ class TrainingConfig:
     images per step (see :class:`LearningRateRule`); ``steps_per_epoch`` None means
     ceil(``images_per_epoch`` / global batch). ``image_size``: square input side in pixels.
     ``validation_steps`` None validates on the whole validation set every epoch.
+    ``weights``: None (random), ``"imagenet"`` (read from ``weights_cache``, see
+    :class:`covidct.models.WeightsCache`) or a weights file path.
     """
 
     profile: Profile
@@ -116,7 +124,7 @@ class TrainingConfig:
     transform: IntensityTransform = field(default_factory=IntensityTransform)
     channel_adaptation: ChannelAdaptation = ChannelAdaptation.SUM
     weights: str | None = None
-    weights_cache_dir: Path | None = None
+    weights_cache: WeightsCache | None = None
     validation_steps: int | None = None
     seed: int = 0
 
@@ -313,7 +321,7 @@ def new_training_model(backbone: str, config: TrainingConfig, replicas: int) -> 
         (config.image_size, config.image_size, 1),
         len(CLASS_NAMES),
         config.weights,
-        weights_cache_dir=config.weights_cache_dir,
+        weights_cache=config.weights_cache,
         channel_adaptation=config.channel_adaptation,
     )
     if config.augment_on_device and config.augment is not None:

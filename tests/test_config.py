@@ -16,6 +16,8 @@ def test_embedded_defaults_live_under_home(tmp_path: Path) -> None:
     assert settings.alerts.channel is AlertChannel.JSONL
     assert settings.alerts.jsonl_path == tmp_path / "alerts.jsonl"
     assert settings.gate.first_run_policy is FirstRunPolicy.BEAT_BASELINE
+    assert settings.weights.cache == str(tmp_path / "weights")
+    assert settings.weights.s3_endpoint_url is None
 
 
 def test_overrides(tmp_path: Path) -> None:
@@ -26,12 +28,15 @@ def test_overrides(tmp_path: Path) -> None:
             "COVIDCT_S3_ENDPOINT_URL": "http://127.0.0.1:8333",
             "COVIDCT_GATE_MARGIN": "0.02",
             "COVIDCT_GATE_FIRST_RUN": "promote-best",
+            "COVIDCT_WEIGHTS_CACHE": "s3://models/imagenet",
         }
     )
     assert settings.lake.uri == "s3://lake/covidct"
     assert settings.lake.s3_endpoint_url == "http://127.0.0.1:8333"
     assert settings.gate.margin == 0.02
     assert settings.gate.first_run_policy is FirstRunPolicy.PROMOTE_BEST
+    assert settings.weights.cache == "s3://models/imagenet"
+    assert settings.weights.s3_endpoint_url == "http://127.0.0.1:8333"  # the lake's endpoint
 
 
 @pytest.mark.parametrize(

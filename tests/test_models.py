@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import h5py
@@ -12,12 +13,15 @@ import pytest
 from covidct.models import (
     BACKBONES,
     ChannelAdaptation,
+    WeightsCache,
     build_model,
+    fetch_weights_file,
     get_backbone,
     list_models,
     parameter_counts,
     run_models_command,
 )
+from covidct.storage import IntegrityError
 
 # Backbones whose build + two eager steps + save/reload take well under 10 s here.
 FAST = {"vgg16", "resnet50", "resnet50v2_fpn"}
@@ -139,7 +143,7 @@ def imagenet_cache(tmp_path: Path) -> tuple[Path, keras.Model]:
 
 def test_imagenet_weights_summed_over_colour(imagenet_cache: tuple[Path, keras.Model]) -> None:
     cache, reference = imagenet_cache
-    model = build_model("resnet50", (48, 48, 1), weights="imagenet", weights_cache_dir=cache)
+    model = build_model("resnet50", (48, 48, 1), weights="imagenet", weights_cache=cache)
     rgb_kernel, bias = reference.get_layer("conv1_conv").get_weights()
     kernel, loaded_bias = model.get_layer("conv1_conv").get_weights()
     np.testing.assert_allclose(kernel, rgb_kernel.sum(axis=2, keepdims=True), rtol=1e-6)
@@ -158,7 +162,7 @@ def test_summed_first_conv_equals_rgb_model_on_grey_input(
 ) -> None:
     """Summing over colour is exact for a grey image (R = G = B)."""
     cache, reference = imagenet_cache
-    model = build_model("resnet50", (32, 32, 1), weights="imagenet", weights_cache_dir=cache)
+    model = build_model("resnet50", (32, 32, 1), weights="imagenet", weights_cache=cache)
     grey = np.random.default_rng(2).uniform(0, 1, (2, 32, 32, 1)).astype(np.float32)
     trunk = keras.Model(model.input, model.get_layer("conv5_block3_out").output)
     np.testing.assert_allclose(
@@ -181,7 +185,7 @@ def test_other_channel_adaptations(
         "resnet50",
         (32, 32, 1),
         weights="imagenet",
-        weights_cache_dir=cache,
+        weights_cache=cache,
         channel_adaptation=adaptation,
     )
     kernel = model.get_layer("conv1_conv").get_weights()[0]
@@ -197,7 +201,7 @@ def test_other_channel_adaptations(
 @pytest.mark.parametrize(
     ("weights", "cache", "error", "match"),
     [
-        ("imagenet", None, ValueError, "needs weights_cache_dir"),
+        ("imagenet", None, ValueError, "needs a weights cache"),
         ("imagenet", "empty", FileNotFoundError, "resnet50_weights_tf_dim_ordering"),
         ("missing.h5", None, FileNotFoundError, "missing.h5"),
         ("places365", None, ValueError, "None, 'imagenet' or a file path"),
@@ -211,7 +215,7 @@ def test_weights_errors_and_no_download(
             "resnet50",
             (32, 32, 1),
             weights=str(tmp_path / weights) if weights.endswith(".h5") else weights,
-            weights_cache_dir=tmp_path if cache else None,
+            weights_cache=tmp_path if cache else None,
         )
 
 
@@ -223,6 +227,111 @@ def test_whole_model_weights_file(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         loaded.predict(batch, verbose=0), source.predict(batch, verbose=0)
     )
+
+
+# ------------------------------------------------------------------ weights from an S3 cache
+
+
+@pytest.mark.parametrize(
+    ("location", "local_dir", "expected"),
+    [
+        ("/opt/weights", None, "/opt/weights"),
+        ("file:///opt/weights", None, "/opt/weights"),
+        ("s3://models/imagenet/keras", "/work/weights", "/work/weights/s3/models/imagenet/keras"),
+        ("s3://models", "/work/weights", "/work/weights/s3/models"),
+    ],
+)
+def test_weights_cache_local_folder(location: str, local_dir: str | None, expected: str) -> None:
+    cache = WeightsCache(location, local_dir=Path(local_dir) if local_dir else None)
+    assert cache.local_folder() == Path(expected)
+    assert cache.is_remote is location.startswith("s3://")
+    assert str(cache) == location
+
+
+def test_remote_weights_cache_needs_a_local_dir() -> None:
+    with pytest.raises(ValueError, match="needs local_dir"):
+        WeightsCache("s3://models/imagenet").local_folder()
+
+
+WEIGHTS_SHA256 = hashlib.sha256(b"weights").hexdigest()
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize(
+    ("name", "sidecar", "error", "match"),
+    [
+        ("w.h5", None, None, None),
+        ("w.h5", f"{WEIGHTS_SHA256}  w.h5\n", None, None),  # sha256sum output
+        ("w.h5", WEIGHTS_SHA256.upper(), None, None),
+        ("w.h5", hashlib.sha256(b"other").hexdigest(), IntegrityError, "sha256 .* differs"),
+        ("w.h5", "", IntegrityError, "differs from <empty>"),
+        ("other.h5", None, FileNotFoundError, r"has no w\.h5 \(expected s3://.*/w\.h5\)"),
+    ],
+)
+def test_fetch_weights_file_from_s3(
+    s3_store, tmp_path: Path, name: str, sidecar: str | None, error: type | None, match: str | None
+) -> None:
+    s3_store.write_bytes(name, b"weights")
+    if sidecar is not None:
+        s3_store.write_text(f"{name}.sha256", sidecar)
+    if error is not None:
+        with pytest.raises(error, match=match):
+            fetch_weights_file(s3_store, "w.h5", tmp_path)
+        assert list(tmp_path.iterdir()) == []  # nothing written
+        return
+    copy = fetch_weights_file(s3_store, "w.h5", tmp_path)
+    assert copy == tmp_path / "w.h5" and copy.read_bytes() == b"weights"
+
+
+@pytest.mark.s3
+def test_fetched_weights_are_reused_until_the_object_changes(s3_store, tmp_path: Path) -> None:
+    s3_store.write_bytes("w.h5", b"first")
+    inode = fetch_weights_file(s3_store, "w.h5", tmp_path).stat().st_ino
+    assert fetch_weights_file(s3_store, "w.h5", tmp_path).stat().st_ino == inode  # not copied
+    s3_store.write_bytes("w.h5", b"second, longer")
+    copy = fetch_weights_file(s3_store, "w.h5", tmp_path)
+    assert copy.read_bytes() == b"second, longer" and copy.stat().st_ino != inode
+
+
+@pytest.mark.s3
+def test_imagenet_weights_from_an_s3_cache(
+    s3_server, s3_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stand-in VGG16 'notop' file in the bucket loads, summed over colour, with no internet."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    spec = BACKBONES["vgg16"]
+    reference = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    write_keras_applications_file(tmp_path / spec.imagenet_file, reference)
+    data = (tmp_path / spec.imagenet_file).read_bytes()
+    s3_store.write_bytes(spec.imagenet_file, data)
+    s3_store.write_text(spec.imagenet_file + ".sha256", hashlib.sha256(data).hexdigest())
+    cache = WeightsCache(s3_store.uri(), s3_server.endpoint_url, local_dir=tmp_path / "work")
+    model = build_model("vgg16", (32, 32, 1), weights="imagenet", weights_cache=cache)
+    rgb_kernel, bias = reference.get_layer("block1_conv1").get_weights()
+    kernel, loaded_bias = model.get_layer("block1_conv1").get_weights()
+    assert kernel.shape == (3, 3, 1, 64)
+    np.testing.assert_allclose(kernel, rgb_kernel.sum(axis=2, keepdims=True), rtol=1e-6)
+    np.testing.assert_array_equal(loaded_bias, bias)
+    for got, want in zip(
+        model.get_layer("block5_conv3").get_weights(),
+        reference.get_layer("block5_conv3").get_weights(),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(got, want)
+    assert (cache.local_folder() / spec.imagenet_file).read_bytes() == data
+
+
+@pytest.mark.s3
+def test_imagenet_weights_missing_from_the_s3_cache_names_uri_and_file(
+    s3_server, s3_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    cache = WeightsCache(s3_store.uri(), s3_server.endpoint_url, local_dir=tmp_path)
+    expected = f"{s3_store.uri()}{BACKBONES['vgg16'].imagenet_file}"
+    with pytest.raises(FileNotFoundError, match=expected):
+        build_model("vgg16", (32, 32, 1), weights="imagenet", weights_cache=cache)
 
 
 # --------------------------------------------------------------------------- listing
