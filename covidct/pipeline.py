@@ -13,7 +13,9 @@ import json
 import logging
 import math
 import re
+import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,10 @@ logger = logging.getLogger(__name__)
 DAG_ID = "covidct_retraining"
 HISTORY_PREFIX = f"{RUNS}/history"
 CURATED_BATCHES = f"{CURATED}/batches"
+#: Folder name of training checkpoints, in the lake (under ``runs/<run>/``) and the work dir.
+CHECKPOINTS = "checkpoints"
+#: Work-dir folder that holds copies of ImageNet weights read from a remote cache.
+WEIGHTS_DIR = "weights"
 
 #: Metrics carried in XCom and in the leaderboard (keys of ``evaluation`` results).
 HEADLINE_METRICS: tuple[str, ...] = (
@@ -296,15 +302,37 @@ def setup_mlflow(settings: Settings) -> str:
 
 
 def config_from_params(train_params: Mapping[str, Any]) -> Any:
-    """Return the ``TrainingConfig`` of a profile name plus the DAG form's overrides."""
+    """Return the ``TrainingConfig`` of a profile name plus the DAG form's overrides.
+
+    ``weights`` (None or ``"imagenet"``) is taken as it is; the cache it reads from is the
+    worker's (:func:`weights_cache`), added by :func:`train`.
+    """
     from covidct import training
 
-    overrides = {
+    overrides: dict[str, Any] = {
         key: int(train_params[key])
         for key in ("epochs", "steps_per_epoch", "image_size", "batch_size")
         if train_params.get(key) is not None
     }
+    if train_params.get("weights") is not None:
+        overrides["weights"] = str(train_params["weights"])
     return training.TrainingConfig.from_profile(train_params.get("profile", "paper"), **overrides)
+
+
+def weights_cache(settings: Settings) -> Any:
+    """The :class:`~covidct.models.WeightsCache` of ``settings`` (copies go to the work dir)."""
+    from covidct.models import WeightsCache
+
+    return WeightsCache(
+        settings.weights.cache,
+        s3_endpoint_url=settings.weights.s3_endpoint_url,
+        local_dir=settings.work_dir / WEIGHTS_DIR,
+    )
+
+
+def checkpoint_prefix(dag_run_id: str, backbone: str, fold: int) -> str:
+    """Lake folder of one training task's checkpoint: ``runs/<run>/checkpoints/<bb>/fold-<k>``."""
+    return f"{RUNS}/{run_key_of(dag_run_id)}/{CHECKPOINTS}/{backbone}/fold-{fold}"
 
 
 def _split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -321,8 +349,12 @@ def train(
     """Train one backbone on one fold; log it to MLflow. Resumes from its last checkpoint.
 
     ``train_params``: ``profile`` plus optional overrides ``epochs``, ``steps_per_epoch``,
-    ``image_size``, ``batch_size``. Returns ``{"backbone", "fold", "run_id", "model_uri",
-    "val_accuracy", "fold_key", "train_params"}``.
+    ``image_size``, ``batch_size`` and ``weights`` (``"imagenet"``: read from the configured
+    weights cache, ``COVIDCT_WEIGHTS_CACHE``). Every epoch's checkpoint is mirrored to the lake
+    under :func:`checkpoint_prefix`, so a retry on any worker resumes from the last epoch; the
+    last epoch stays there as the run's artifact, the worker's local copy is removed after
+    success. Returns ``{"backbone", "fold", "run_id", "model_uri", "val_accuracy", "fold_key",
+    "fold_digest", "dataset_version", "train_params", "checkpoint_uri"}``.
     """
     import mlflow
 
@@ -333,8 +365,12 @@ def train(
     fold = int(fold_spec["fold"])
     frame = _read_parquet(store, fold_spec["key"])
     image_root = materialize(store, CURATED_BATCHES, settings)
-    config = config_from_params(train_params)
-    checkpoint_dir = settings.work_dir / "checkpoints" / run_key_of(dag_run_id) / backbone
+    config = replace(config_from_params(train_params), weights_cache=weights_cache(settings))
+    local_dir = settings.work_dir / CHECKPOINTS / run_key_of(dag_run_id) / backbone / f"fold-{fold}"
+    mirror = training.CheckpointMirror(
+        store, checkpoint_prefix(dag_run_id, backbone, fold), local_dir
+    )
+    mirror.sync()
     tags = {
         "dag_run_id": dag_run_id,
         "backbone": backbone,
@@ -352,10 +388,12 @@ def train(
             _split(frame, "val"),
             image_root=image_root,
             config=config,
-            checkpoint_dir=checkpoint_dir / f"fold-{fold}",
+            checkpoint_dir=local_dir,
+            callbacks=[mirror],
             log_datasets=False,  # the fold manifests are logged above, with their digests
         )
         run_id = run.info.run_id
+    shutil.rmtree(local_dir, ignore_errors=True)  # the lake holds the last epoch
     return {
         "backbone": backbone,
         "fold": fold,
@@ -366,6 +404,7 @@ def train(
         "fold_digest": fold_spec["digest"],
         "dataset_version": fold_spec["dataset_version"],
         "train_params": dict(train_params),
+        "checkpoint_uri": mirror.store.uri(mirror.prefix),
     }
 
 

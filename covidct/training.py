@@ -23,6 +23,8 @@ Resuming (:func:`train_model`): after every epoch the compiled training model (w
 optimizer state) is written to ``checkpoint_dir/epoch-NNNN.keras`` and ``state.json`` records the
 epoch, history and steps; a retried call with the same directory continues from there, so a run
 killed and retried ends with exactly ``epochs x steps_per_epoch`` optimizer steps.
+:class:`CheckpointMirror` keeps that directory's last epoch in an object store (the run's
+folder in the lake) and pulls it back before a retry, so the retry may run on another machine.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from covidct.models import (
     parameter_counts,
 )
 from covidct.schema import CLASS_NAMES, LABEL_TO_CLASS, POSITIVE_CLASS
+from covidct.storage import IntegrityError, ObjectStore, folder, sha256_hex
 
 logger = logging.getLogger(__name__)
 
@@ -426,6 +429,129 @@ def _restore(checkpoint_dir: Path, state: Mapping[str, Any]) -> keras.Model:
         raise FileNotFoundError(f"{checkpoint_dir}/{STATE_FILE} names {path}, which is missing")
     logger.info("resuming from %s (epoch %s)", path, state["epoch"])
     return keras.saving.load_model(path, compile=True)
+
+
+# --------------------------------------------------------------------------- checkpoint mirror
+
+#: Key added to the mirrored ``state.json``: hex sha256 of the checkpoint file it names.
+CHECKPOINT_SHA256 = "checkpoint_sha256"
+
+
+class CheckpointSyncError(RuntimeError):
+    """Uploading a checkpoint to the object store failed (training stops; the task retries)."""
+
+
+def push_checkpoint(store: ObjectStore, prefix: str, local_dir: Path) -> dict[str, Any]:
+    """Upload the latest checkpoint of ``local_dir`` to folder ``prefix`` of ``store``.
+
+    Order: the ``epoch-NNNN.keras`` file, then ``state.json`` (the local state plus
+    ``checkpoint_sha256``), then deletion of every other ``epoch-*.keras`` object under
+    ``prefix``: a reader never sees a state naming a missing file, and one epoch is kept.
+    Returns the uploaded state. Raises FileNotFoundError when ``local_dir`` has no state or
+    lacks the file it names; the store's errors propagate.
+    """
+    state = read_state(local_dir)
+    if state is None:
+        raise FileNotFoundError(f"{local_dir} has no {STATE_FILE} to upload")
+    base, name = folder(prefix), str(state["checkpoint"])
+    data = (Path(local_dir) / name).read_bytes()
+    store.write_bytes(base + name, data)
+    mirrored = {**state, CHECKPOINT_SHA256: sha256_hex(data)}
+    store.write_text(base + STATE_FILE, json.dumps(mirrored, indent=2))
+    keep = base + name
+    store.delete_many(
+        key for key in store.list(base + "epoch-") if key.endswith(".keras") and key != keep
+    )
+    logger.info("checkpoint epoch %s uploaded to %s", state["epoch"], store.uri(keep))
+    return mirrored
+
+
+def read_remote_state(store: ObjectStore, prefix: str) -> dict[str, Any] | None:
+    """The ``state.json`` under folder ``prefix`` of ``store``, or None when there is none."""
+    key = folder(prefix) + STATE_FILE
+    if not store.exists(key):
+        return None
+    return dict(json.loads(store.read_text(key)))
+
+
+def pull_checkpoint(store: ObjectStore, prefix: str, local_dir: Path) -> int:
+    """Copy the checkpoint under ``prefix`` into ``local_dir`` when it is newer than the local one.
+
+    Newer: a higher ``epoch`` than ``local_dir``'s ``state.json`` (or no local state). The file
+    is checked against the state's ``checkpoint_sha256`` and written before the state, and
+    older local ``epoch-*.keras`` files are removed. Returns the epoch ``local_dir`` now holds
+    (0: none). Raises IntegrityError on a sha256 mismatch, FileNotFoundError when the state
+    names a missing object.
+    """
+    local = read_state(local_dir)
+    local_epoch = int(local["epoch"]) if local else 0
+    remote = read_remote_state(store, prefix)
+    if remote is None or int(remote["epoch"]) <= local_epoch:
+        return local_epoch
+    name = str(remote["checkpoint"])
+    data = store.read_bytes(folder(prefix) + name)
+    expected = remote.get(CHECKPOINT_SHA256)
+    if expected is not None and sha256_hex(data) != expected:
+        raise IntegrityError(
+            f"{store.uri(folder(prefix) + name)}: sha256 {sha256_hex(data)} != {expected} "
+            f"recorded in its {STATE_FILE}"
+        )
+    local_dir = Path(local_dir)
+    local_dir.mkdir(parents=True, exist_ok=True)
+    _write_bytes_atomically(local_dir / name, data)
+    _write_json_atomically(local_dir / STATE_FILE, remote)
+    for old in local_dir.glob(CHECKPOINT_GLOB):
+        if old.name != name:
+            old.unlink()
+    logger.info("checkpoint epoch %s pulled from %s", remote["epoch"], store.uri(folder(prefix)))
+    return int(remote["epoch"])
+
+
+def _write_bytes_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f"partial-{path.name}")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+class CheckpointMirror(keras.callbacks.Callback):
+    """Keep a copy of :class:`EpochCheckpoint`'s directory in an object store (the run's lake).
+
+    Pass it in ``train_model(callbacks=...)`` (it runs after the local checkpoint) and call
+    :meth:`pull` before training, so a task retried on another worker resumes from the last
+    uploaded epoch. An upload failure is logged and raised as :class:`CheckpointSyncError`,
+    which stops training: the task fails and its retry resumes from the last good upload.
+    """
+
+    def __init__(self, store: ObjectStore, prefix: str, local_dir: Path) -> None:
+        super().__init__()
+        self.store = store
+        self.prefix = folder(prefix)
+        self.local_dir = Path(local_dir)
+
+    def pull(self) -> int:
+        """See :func:`pull_checkpoint`; returns the epoch the local directory now holds."""
+        return pull_checkpoint(self.store, self.prefix, self.local_dir)
+
+    def sync(self) -> int:
+        """Pull a newer stored checkpoint, or push a newer local one (an earlier failed upload).
+
+        Returns the epoch both sides now hold (0: none).
+        """
+        epoch = self.pull()
+        remote = read_remote_state(self.store, self.prefix)
+        if epoch > (int(remote["epoch"]) if remote else 0):
+            push_checkpoint(self.store, self.prefix, self.local_dir)
+        return epoch
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        try:
+            push_checkpoint(self.store, self.prefix, self.local_dir)
+        except Exception as error:
+            where = self.store.uri(self.prefix)
+            logger.exception("epoch %d: checkpoint upload to %s failed", epoch + 1, where)
+            raise CheckpointSyncError(
+                f"epoch {epoch + 1}: uploading {self.local_dir} to {where} failed: {error}"
+            ) from error
 
 
 # --------------------------------------------------------------------------- MLflow

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,12 +21,18 @@ import pytest
 import tifffile
 
 from covidct.data import AugmentConfig, IntensityMode, IntensityTransform
+from covidct.storage import IntegrityError, LocalStore, ObjectStore
 from covidct.training import (
+    CheckpointMirror,
+    CheckpointSyncError,
     LearningRateRule,
     Profile,
     TrainingConfig,
     label_indices,
     predict_p_covid,
+    pull_checkpoint,
+    push_checkpoint,
+    read_remote_state,
     read_state,
     train_model,
 )
@@ -359,6 +367,118 @@ def test_no_active_run_logs_nothing(fold, tmp_path: Path, mlflow_store: str) -> 
     assert mlflow.search_runs(search_all_experiments=True).empty
 
 
+# --------------------------------------------------------------------------- checkpoint mirror
+
+PREFIX = "runs/r1/checkpoints/vgg16/fold-0"
+
+
+def fake_checkpoint(directory: Path, epoch: int) -> bytes:
+    """Write ``epoch-NNNN.keras`` (stand-in bytes) and ``state.json`` as EpochCheckpoint does."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name, data = f"epoch-{epoch:04d}.keras", f"model after epoch {epoch}".encode()
+    for old in directory.glob("epoch-*.keras"):
+        old.unlink()
+    (directory / name).write_bytes(data)
+    state = {"epoch": epoch, "checkpoint": name, "optimizer_steps": 2 * epoch, "history": {}}
+    (directory / "state.json").write_text(json.dumps(state))
+    return data
+
+
+def stored_names(store: ObjectStore) -> list[str]:
+    return store.list_relative(PREFIX)
+
+
+def test_push_keeps_only_the_last_epoch_and_records_its_sha256(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "lake")
+    fake_checkpoint(tmp_path / "ckpt", 1)
+    push_checkpoint(store, PREFIX, tmp_path / "ckpt")
+    assert stored_names(store) == ["epoch-0001.keras", "state.json"]
+    data = fake_checkpoint(tmp_path / "ckpt", 2)
+    pushed = push_checkpoint(store, PREFIX, tmp_path / "ckpt")
+    assert stored_names(store) == ["epoch-0002.keras", "state.json"]
+    assert store.read_bytes(f"{PREFIX}/epoch-0002.keras") == data
+    remote = read_remote_state(store, PREFIX)
+    assert remote == pushed and remote["epoch"] == 2
+    assert remote["checkpoint_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("local_epoch", "stored_epoch", "expected_epoch", "pulled"),
+    [(None, 3, 3, True), (1, 3, 3, True), (3, 3, 3, False), (4, 3, 4, False), (2, None, 2, False)],
+)
+def test_pull_takes_the_stored_checkpoint_only_when_newer(
+    tmp_path: Path,
+    local_epoch: int | None,
+    stored_epoch: int | None,
+    expected_epoch: int,
+    pulled: bool,
+) -> None:
+    store = LocalStore(tmp_path / "lake")
+    if stored_epoch is not None:
+        stored = fake_checkpoint(tmp_path / "elsewhere", stored_epoch)
+        push_checkpoint(store, PREFIX, tmp_path / "elsewhere")
+    local = fake_checkpoint(tmp_path / "ckpt", local_epoch) if local_epoch else None
+    assert pull_checkpoint(store, PREFIX, tmp_path / "ckpt") == expected_epoch
+    state = read_state(tmp_path / "ckpt")
+    assert state is not None and state["epoch"] == expected_epoch
+    files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert files == [f"epoch-{expected_epoch:04d}.keras", "state.json"]
+    content = (tmp_path / "ckpt" / f"epoch-{expected_epoch:04d}.keras").read_bytes()
+    assert content == (stored if pulled else local)
+
+
+def test_pull_refuses_a_corrupted_checkpoint(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "lake")
+    fake_checkpoint(tmp_path / "elsewhere", 2)
+    push_checkpoint(store, PREFIX, tmp_path / "elsewhere")
+    store.write_bytes(f"{PREFIX}/epoch-0002.keras", b"truncated")
+    with pytest.raises(IntegrityError, match="epoch-0002.keras: sha256"):
+        pull_checkpoint(store, PREFIX, tmp_path / "ckpt")
+    assert read_state(tmp_path / "ckpt") is None
+
+
+def test_sync_pushes_a_local_checkpoint_the_store_lacks(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "lake")
+    fake_checkpoint(tmp_path / "ckpt", 1)
+    push_checkpoint(store, PREFIX, tmp_path / "ckpt")
+    fake_checkpoint(tmp_path / "ckpt", 2)  # its upload failed: the lake is one epoch behind
+    assert CheckpointMirror(store, PREFIX, tmp_path / "ckpt").sync() == 2
+    assert (read_remote_state(store, PREFIX) or {})["epoch"] == 2
+
+
+def test_failed_upload_is_logged_and_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the lake folder should be")
+    fake_checkpoint(tmp_path / "ckpt", 1)
+    mirror = CheckpointMirror(LocalStore(blocker), PREFIX, tmp_path / "ckpt")
+    with pytest.raises(CheckpointSyncError, match="epoch 1: uploading .* failed"):
+        mirror.on_epoch_end(0)
+    assert "checkpoint upload to" in caplog.text
+
+
+def test_training_mirrors_every_epoch_to_the_store(fold, tmp_path: Path) -> None:
+    root, train_df, val_df = fold
+    store = LocalStore(tmp_path / "lake")
+    mirror = CheckpointMirror(store, PREFIX, tmp_path / "ckpt")
+    train_model(
+        BACKBONE,
+        train_df,
+        val_df,
+        image_root=root,
+        config=tiny_config(epochs=2, steps_per_epoch=1),
+        checkpoint_dir=tmp_path / "ckpt",
+        mlflow_run=False,
+        callbacks=[mirror],
+    )
+    assert stored_names(store) == ["epoch-0002.keras", "state.json"]
+    remote = read_remote_state(store, PREFIX)
+    assert remote is not None and (remote["epoch"], remote["optimizer_steps"]) == (2, 2)
+    local = (tmp_path / "ckpt" / "epoch-0002.keras").read_bytes()
+    assert store.read_bytes(f"{PREFIX}/epoch-0002.keras") == local
+
+
 # --------------------------------------------------------------------------- prediction
 
 
@@ -460,3 +580,73 @@ def test_sigkilled_training_process_resumes(tmp_path: Path) -> None:
         [*command, str(done + 1)], capture_output=True, text=True, timeout=600, check=True
     )
     assert f"TOTAL_STEPS {(done + 1) * 2} RESUMED_FROM {done}" in retry.stdout
+
+
+LAKE_TRAIN_SCRIPT = """
+import sys
+from pathlib import Path
+import pandas as pd
+from covidct.storage import open_store
+from covidct.training import CheckpointMirror, TrainingConfig, train_model
+root, ckpt, epochs, uri, prefix, endpoint = sys.argv[1:7]
+mirror = CheckpointMirror(open_store(uri, endpoint_url=endpoint or None), prefix, Path(ckpt))
+mirror.sync()
+frame = pd.read_csv(Path(root) / "fold.csv")
+config = TrainingConfig.from_profile(
+    "cpu-smoke", image_size=32, batch_size=4, epochs=int(epochs), steps_per_epoch=2
+)
+result = train_model("vgg16", frame.iloc[:8], frame.iloc[8:], image_root=Path(root),
+                     config=config, checkpoint_dir=Path(ckpt), mlflow_run=False,
+                     callbacks=[mirror])
+print("TOTAL_STEPS", result.total_steps, "RESUMED_FROM", result.resumed_from_epoch)
+"""
+
+
+@pytest.mark.parametrize("lake", ["local", pytest.param("s3", marks=pytest.mark.s3)])
+def test_sigkilled_training_resumes_on_another_worker_from_the_lake(
+    lake: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """SIGKILL after the first epoch reached the lake; the local checkpoints are lost with the
+    worker; a retry in a fresh folder pulls the lake's checkpoint and ends with the step count of
+    an uninterrupted run (epochs x steps per epoch)."""
+    env = dict(os.environ)
+    if lake == "s3":
+        from covidct.storage import open_store
+
+        server = request.getfixturevalue("s3_server")
+        uri, endpoint = f"s3://{server.bucket}/kill-{tmp_path.name}", server.endpoint_url
+        store = open_store(uri, endpoint_url=endpoint, session=server.session())
+        env |= {"AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key}
+    else:
+        store, endpoint = LocalStore(tmp_path / "lake"), ""
+        uri = store.uri()
+    root = tmp_path / "images"
+    write_fold(root).to_csv(root / "fold.csv", index=False)
+    script = tmp_path / "train.py"
+    script.write_text(LAKE_TRAIN_SCRIPT)
+
+    def command(worker: str, epochs: int) -> list[str]:
+        worker_dir = str(tmp_path / worker)
+        return [sys.executable, str(script), str(root), worker_dir, str(epochs), uri, PREFIX]
+
+    with (tmp_path / "worker-1.log").open("wb") as log:
+        first = subprocess.Popen(
+            [*command("worker-1", 1000), endpoint], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 300
+    while (read_remote_state(store, PREFIX) or {}).get("epoch", 0) < 1:
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.5)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    shutil.rmtree(tmp_path / "worker-1")  # the retry runs elsewhere: the local copy is gone
+    done = int((read_remote_state(store, PREFIX) or {})["epoch"])
+    retry = subprocess.run(
+        [*command("worker-2", done + 1), endpoint], env=env, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert retry.returncode == 0, retry.stderr[-3000:]
+    assert f"TOTAL_STEPS {(done + 1) * 2} RESUMED_FROM {done}" in retry.stdout
+    remote = read_remote_state(store, PREFIX) or {}
+    assert (remote["epoch"], remote["optimizer_steps"]) == (done + 1, (done + 1) * 2)
+    assert stored_names(store) == [f"epoch-{done + 1:04d}.keras", "state.json"]
