@@ -18,6 +18,17 @@ bf16 peak so the two rows compare.
 Runs in under 5 minutes on one H200. With no GPU visible it refuses unless ``--tiny`` (64x64,
 batch 2, a few steps: checks the script, not the chip).
 
+Backends. Under ``KERAS_BACKEND=tensorflow`` (the default, what the workers run) it times
+exactly the training set-up above. Under ``KERAS_BACKEND=jax`` (a GPU host with JAX but no
+TensorFlow GPU build, such as the lent H200 machine) it builds the same registry model and the
+same :class:`covidct.augment.DeviceAugmentation`, compiles with the same Nadam, loss and
+learning-rate rule, and feeds the decoded TIFF slices from host memory with ``model.fit``; the
+profile settings it uses are :data:`JAX_PROFILES`, which a test holds equal to
+:class:`covidct.training.TrainingConfig`'s. Differences under JAX: every step is XLA-compiled
+(JAX has no other mode, so the ``paper`` row is XLA too), both profiles augment on the device
+(no ``tf.data`` host path), and there is no MirroredStrategy (one GPU). Peak: it also measures a
+bf16 8192^3 matrix product on the chip and prints the fraction of that measured ceiling.
+
 Usage: ``python benchmarks/gpu_train.py [--profiles paper gpu-fast] [--steps 30] [--tiny]``.
 """
 
@@ -177,6 +188,209 @@ def time_profile(profile: str, args, paths: list[Path]) -> dict:
     }
 
 
+# --------------------------------------------------------------------------- JAX backend
+
+#: Profile settings used under JAX, where :mod:`covidct.training` (TensorFlow) cannot be imported.
+#: ``tests/test_gpu_benchmark.py`` holds them equal to ``TrainingConfig.from_profile``.
+JAX_PROFILES: dict[str, dict] = {
+    "paper": {
+        "batch_size": 10,
+        "learning_rate": 1e-4,
+        "reference_batch_size": 10,
+        "linear_learning_rate": False,
+        "mixed_precision": False,
+        "image_size": 512,
+    },
+    "gpu-fast": {
+        "batch_size": 32,
+        "learning_rate": 1e-4,
+        "reference_batch_size": 10,
+        "linear_learning_rate": True,
+        "mixed_precision": True,
+        "image_size": 512,
+    },
+}
+
+#: Lung window of :class:`covidct.data.IntensityTransform` (the default transform): HU level -600,
+#: width 1500, HU = stored value - 1024.
+LUNG_WINDOW_LOW_STORED = -600.0 - 1500.0 / 2.0 + 1024.0
+LUNG_WINDOW_WIDTH = 1500.0
+
+
+def decode_lung_window(paths: list[Path]) -> np.ndarray:
+    """uint16 TIFF slices -> float32 (N, H, W, 1) in [0, 1], lung window (as the default
+    ``IntensityTransform``, in numpy because :mod:`covidct.data` needs TensorFlow)."""
+    stored = np.stack([tifffile.imread(path) for path in paths]).astype(np.float32)
+    return np.clip((stored - LUNG_WINDOW_LOW_STORED) / LUNG_WINDOW_WIDTH, 0.0, 1.0)[..., None]
+
+
+def measured_bf16_peak(size: int = 8192, repeats: int = 10) -> float:
+    """bf16 (size x size) @ (size x size) on the default JAX device, FLOP/s (median of repeats)."""
+    import jax
+    import jax.numpy as jnp
+
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    a = jax.random.normal(keys[0], (size, size), jnp.bfloat16)
+    b = jax.random.normal(keys[1], (size, size), jnp.bfloat16)
+    product = jax.jit(jnp.matmul)
+    product(a, b).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        product(a, b).block_until_ready()
+        times.append(time.perf_counter() - started)
+    return 2 * size**3 / float(np.median(times))
+
+
+def time_profile_jax(profile: str, args, images: np.ndarray) -> dict:
+    import keras
+
+    from covidct.augment import DeviceAugmentation
+    from covidct.models import get_backbone
+
+    settings = JAX_PROFILES[profile]
+    batch = args.batch_size or settings["batch_size"]
+    rate = settings["learning_rate"]
+    if settings["linear_learning_rate"]:
+        rate *= batch / settings["reference_batch_size"]
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16" if settings["mixed_precision"] else "float32")
+    try:
+        started = time.perf_counter()
+        size = images.shape[1]
+        backbone = get_backbone(args.backbone).build((size, size, 1), 2, None)
+        inputs = keras.Input((size, size, 1), name="slice")
+        augmented = (
+            inputs
+            if args.no_augment
+            else DeviceAugmentation(seed=0, name="device_augmentation")(inputs)
+        )
+        model = keras.Model(inputs, backbone(augmented))
+        model.compile(
+            optimizer=keras.optimizers.Nadam(learning_rate=rate),
+            loss="categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=True,
+        )
+        built = time.perf_counter() - started
+
+        def rows(steps: int) -> tuple[np.ndarray, np.ndarray]:
+            index = np.arange(steps * batch) % len(images)
+            labels = np.eye(2, dtype=np.float32)[index % 2]
+            return images[index], labels
+
+        if args.device_resident:  # one batch held on the device, stepped again and again
+            import jax
+
+            x, y = rows(1)
+            x_dev, y_dev = jax.device_put(x), jax.device_put(y)
+            started = time.perf_counter()
+            for _ in range(args.warmup):
+                logs = model.train_on_batch(x_dev, y_dev, return_dict=True)
+            float(logs["loss"])
+            warm = time.perf_counter() - started
+            started = time.perf_counter()
+            for _ in range(args.steps):
+                logs = model.train_on_batch(x_dev, y_dev, return_dict=True)
+            float(logs["loss"])
+        else:
+            x, y = rows(args.warmup)
+            started = time.perf_counter()
+            model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+            warm = time.perf_counter() - started
+            x, y = rows(args.steps)
+            started = time.perf_counter()
+            history = model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+            float(history.history["loss"][-1])  # logs are host floats: the device has finished
+        elapsed = time.perf_counter() - started
+        forward = analytic_forward_flops(backbone)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    keras.backend.clear_session()
+    images_per_s = args.steps * batch / elapsed
+    return {
+        "profile": profile,
+        "replicas": 1,
+        "global_batch": batch,
+        "build_s": built,
+        "warmup_s": warm,
+        "images_per_s": images_per_s,
+        "train_flops_per_image": 3 * forward,
+        "achieved_tflops": 3 * forward * images_per_s / 1e12,
+        "fraction_of_peak": 3 * forward * images_per_s / args.peak_flops,
+    }
+
+
+def run_jax(args) -> tuple[list[dict], float | None]:
+    """Every profile under the JAX backend; returns (rows, measured bf16 FLOP/s or None)."""
+    import jax
+
+    devices = jax.devices()
+    gpu = devices[0].platform == "gpu"
+    print(f"backend jax {jax.__version__}; devices: {[str(device) for device in devices]}")
+    if not gpu and not args.tiny:
+        print("no GPU visible: refusing the full benchmark (use --tiny to check the script)")
+        return [], None
+    measured = measured_bf16_peak(8192 if gpu else 512, 10 if gpu else 2)
+    print(f"measured bf16 matrix product: {measured / 1e12:.1f} TFLOP/s")
+    with tempfile.TemporaryDirectory() as scratch:
+        paths = write_slices(Path(scratch), args.files, 512)
+        images = decode_lung_window(paths)
+    if args.image_size != 512:
+        import keras
+
+        images = np.asarray(keras.ops.image.resize(images, (args.image_size,) * 2))
+    rows = []
+    started = time.perf_counter()
+    for profile in args.profiles:
+        if time.perf_counter() - started > args.budget_s:
+            print(f"skipping {profile}: past the {args.budget_s:.0f} s budget")
+            continue
+        rows.append(time_profile_jax(profile, args, images))
+        print_row(rows[-1], measured)
+    return rows, measured
+
+
+HEADER = (
+    f"{'profile':>9} {'GPUs':>4} {'batch':>5} {'build s':>7} {'warm-up s':>9} "
+    f"{'images/s':>9} {'GFLOP/img':>9} {'TFLOP/s':>8} {'of peak':>7} {'of meas.':>8}"
+)
+
+
+def print_row(row: dict, measured: float | None = None) -> None:
+    """One table row; ``of meas.`` is the fraction of the measured bf16 ceiling (JAX only)."""
+    of_measured = f"{row['achieved_tflops'] * 1e12 / measured:8.1%}" if measured else f"{'-':>8}"
+    print(
+        f"{row['profile']:>9} {row['replicas']:>4} {row['global_batch']:>5} "
+        f"{row['build_s']:7.1f} {row['warmup_s']:9.1f} {row['images_per_s']:9.1f} "
+        f"{row['train_flops_per_image'] / 1e9:9.1f} {row['achieved_tflops']:8.1f} "
+        f"{row['fraction_of_peak']:7.1%} {of_measured}",
+        flush=True,
+    )
+
+
+def run_tensorflow(args) -> list[dict] | None:
+    """Every profile under the TensorFlow backend (the workers' set-up); None without a GPU."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    print(f"backend tensorflow {tf.__version__}; GPUs: {[gpu.name for gpu in gpus] or 'none'}")
+    if not gpus and not args.tiny:
+        print("no GPU visible: refusing the full benchmark (use --tiny to check the script)")
+        return None
+    rows = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        paths = write_slices(Path(scratch), args.files, 512)
+        for profile in args.profiles:
+            if time.perf_counter() - started > args.budget_s:
+                print(f"skipping {profile}: past the {args.budget_s:.0f} s budget")
+                continue
+            rows.append(time_profile(profile, args, paths))
+            print_row(rows[-1])
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", nargs="+", default=["paper", "gpu-fast"])
@@ -187,43 +401,47 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--files", type=int, default=64)
     parser.add_argument("--peak-flops", type=float, default=H200_BF16_DENSE_PEAK_FLOPS)
+    parser.add_argument("--budget-s", type=float, default=240.0, help="start no profile after")
     parser.add_argument("--profiler", action="store_true", help="cross-check FLOPs with tf")
+    parser.add_argument("--no-augment", action="store_true", help="JAX: leave out augmentation")
+    parser.add_argument(
+        "--device-resident",
+        action="store_true",
+        help="JAX: step one batch held on the device with train_on_batch (waits every step)",
+    )
     parser.add_argument("--tiny", action="store_true", help="64x64, batch 2, 3 steps (CPU)")
     args = parser.parse_args()
-
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
     if args.tiny:
         args.image_size, args.batch_size, args.warmup, args.steps, args.files = 64, 2, 1, 3, 8
-    elif not gpus:
-        print("no GPU visible: refusing the full benchmark (use --tiny to check the script)")
-        return 2
+
+    import keras
+
+    backend = keras.backend.backend()
     print(
-        f"GPUs: {[gpu.name for gpu in gpus] or 'none'}; peak {args.peak_flops / 1e12:.0f} TFLOP/s"
+        f"{args.backbone} {args.image_size}x{args.image_size}x1, {args.steps} timed steps; "
+        f"datasheet bf16 peak {args.peak_flops / 1e12:.0f} TFLOP/s"
     )
-    with tempfile.TemporaryDirectory() as scratch:
-        paths = write_slices(Path(scratch), args.files, 512)
-        rows = [time_profile(profile, args, paths) for profile in args.profiles]
-    header = (
-        f"{'profile':>9} {'GPUs':>4} {'batch':>5} {'build s':>7} {'warm-up s':>9} "
-        f"{'images/s':>9} {'GFLOP/img':>9} {'TFLOP/s':>8} {'of peak':>7}"
-    )
-    print(f"{args.backbone} {args.image_size}x{args.image_size}x1, {args.steps} timed steps")
-    print(header)
+    print(HEADER, flush=True)
+    measured = None
+    if backend == "jax":
+        rows, measured = run_jax(args)
+    elif backend == "tensorflow":
+        rows = run_tensorflow(args)
+    else:
+        print(f"unsupported Keras backend {backend!r}: use tensorflow or jax")
+        return 2
+    if not rows:
+        return 2
+    print(f"\n{args.backbone} {args.image_size}x{args.image_size}x1, backend {backend}")
+    print(HEADER)
     for row in rows:
-        print(
-            f"{row['profile']:>9} {row['replicas']:>4} {row['global_batch']:>5} "
-            f"{row['build_s']:7.1f} {row['warmup_s']:9.1f} {row['images_per_s']:9.1f} "
-            f"{row['train_flops_per_image'] / 1e9:9.1f} {row['achieved_tflops']:8.1f} "
-            f"{row['fraction_of_peak']:7.1%}"
-        )
-    if len(rows) == 2:
+        print_row(row, measured)
+    if len(rows) >= 2:
         print(
             f"speed-up {rows[1]['profile']} / {rows[0]['profile']}: "
             f"{rows[1]['images_per_s'] / rows[0]['images_per_s']:.2f}x"
         )
-    if args.profiler:
+    if args.profiler and backend == "tensorflow":
         from covidct.models import build_model
 
         model = build_model(args.backbone, (args.image_size, args.image_size, 1))

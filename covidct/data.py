@@ -9,8 +9,9 @@ batched, augmented (the seed's Table 5 augmentation, :class:`AugmentConfig`) and
 Augmentation is one random affine warp per image (flips, rotation, zoom, shift). On the host
 (``tf.data``) it runs TensorFlow's ``ImageProjectiveTransformV3`` kernel
 (:func:`projective_warp`); inside an XLA-compiled train step on the device
-(:class:`DeviceAugmentation`) it runs :func:`affine_warp`, the same bilinear warp written with
-gathers, because ``ImageProjectiveTransformV3`` has no XLA kernel; tests hold the two equal.
+(:class:`covidct.augment.DeviceAugmentation`) it runs :func:`covidct.augment.affine_warp`, the
+same bilinear warp written with ``keras.ops`` gathers (any backend), because
+``ImageProjectiveTransformV3`` has no XLA kernel; tests hold the two equal.
 Pixels mapped from outside the slice take the slice's minimum value (air), and bilinear
 interpolation is a convex combination, so augmented values always stay inside the range of the
 input slice (no wrap-around).
@@ -24,13 +25,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 import tifffile
 
+from covidct.augment import AugmentConfig as AugmentConfig
+from covidct.augment import DeviceAugmentation as DeviceAugmentation
+from covidct.augment import affine_warp
 from covidct.schema import CLASS_NAMES, HU_OFFSET
 
 logger = logging.getLogger(__name__)
@@ -104,28 +106,6 @@ class IntensityTransform:
         return {f"intensity_{key}": str(value) for key, value in asdict(self).items()}
 
 
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Random augmentation of the seed's Table 5 (defaults are Table 5's values).
-
-    ``rotation_degrees`` = 360 draws an angle uniformly in [0, 360) degrees; ``zoom`` = 0.05 draws
-    independent x and y scale factors in [0.95, 1.05]; ``width_shift``/``height_shift`` = 0.05
-    shift by up to 5% of the width/height (Keras ``ImageDataGenerator`` semantics, as in the
-    COVID-CTset authors' code). Flips each happen with probability 0.5.
-    """
-
-    horizontal_flip: bool = True
-    vertical_flip: bool = True
-    rotation_degrees: float = 360.0
-    zoom: float = 0.05
-    width_shift: float = 0.05
-    height_shift: float = 0.05
-
-    def to_params(self) -> dict[str, str]:
-        """Flat string parameters for MLflow (``augment_*``)."""
-        return {f"augment_{key}": str(value) for key, value in asdict(self).items()}
-
-
 # --------------------------------------------------------------------------- decoding
 
 
@@ -179,68 +159,6 @@ def one_hot_labels(labels: Sequence[int]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- augmentation
-
-
-def affine_warp(images: tf.Tensor, matrices: tf.Tensor, shifts: tf.Tensor) -> tf.Tensor:
-    """Warp a batch with one affine map per image, bilinear, filled with each image's minimum.
-
-    ``images``: float (B, H, W, C). ``matrices``: float32 (B, 2, 2) mapping an output pixel's
-    (x, y) offset from the image centre to the input offset; ``shifts``: float32 (B, 2) input
-    (x, y) translation in pixels. Output pixel (x, y) samples the input at
-    ``M @ ((x, y) - c) + c + shift`` with c = ((W - 1) / 2, (H - 1) / 2). Neighbours outside the
-    image take the image minimum, so every output value lies in [min, max] of its input image.
-    Plain gathers and arithmetic: compiles under XLA.
-    """
-    dtype = images.dtype
-    images = tf.cast(images, tf.float32)
-    shape = tf.shape(images)
-    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
-    qx, qy = _source_coordinates(matrices, shifts, height, width)
-    fill = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)[:, :, 0, :]  # (B, 1, 1)
-    flat = tf.reshape(images, [batch, height * width, channels])
-    x0, y0 = tf.floor(qx), tf.floor(qy)
-    wx, wy = (qx - x0)[..., tf.newaxis], (qy - y0)[..., tf.newaxis]
-
-    def corner(dx: float, dy: float) -> tf.Tensor:
-        return _gather_or_fill(flat, x0 + dx, y0 + dy, height, width, fill)
-
-    top = corner(0.0, 0.0) * (1.0 - wx) + corner(1.0, 0.0) * wx
-    bottom = corner(0.0, 1.0) * (1.0 - wx) + corner(1.0, 1.0) * wx
-    warped = top * (1.0 - wy) + bottom * wy
-    return tf.cast(tf.reshape(warped, [batch, height, width, channels]), dtype)
-
-
-def _source_coordinates(
-    matrices: tf.Tensor, shifts: tf.Tensor, height: tf.Tensor, width: tf.Tensor
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Input (x, y) sampled by each output pixel, each float32 (B, H * W)."""
-    ys, xs = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
-    centre_x = tf.cast(width - 1, tf.float32) / 2.0
-    centre_y = tf.cast(height - 1, tf.float32) / 2.0
-    px = tf.reshape(tf.cast(xs, tf.float32), [1, -1]) - centre_x
-    py = tf.reshape(tf.cast(ys, tf.float32), [1, -1]) - centre_y
-    m = tf.cast(matrices, tf.float32)
-    s = tf.cast(shifts, tf.float32)
-    qx = m[:, 0, 0:1] * px + m[:, 0, 1:2] * py + centre_x + s[:, 0:1]
-    qy = m[:, 1, 0:1] * px + m[:, 1, 1:2] * py + centre_y + s[:, 1:2]
-    return qx, qy
-
-
-def _gather_or_fill(
-    flat: tf.Tensor,
-    x: tf.Tensor,
-    y: tf.Tensor,
-    height: tf.Tensor,
-    width: tf.Tensor,
-    fill: tf.Tensor,
-) -> tf.Tensor:
-    """Values of ``flat`` (B, H*W, C) at integer-valued (x, y) (B, H*W); outside -> ``fill``."""
-    inside = (x >= 0) & (y >= 0) & (x <= tf.cast(width - 1, x.dtype))
-    inside &= y <= tf.cast(height - 1, y.dtype)
-    xi = tf.clip_by_value(tf.cast(x, tf.int32), 0, width - 1)
-    yi = tf.clip_by_value(tf.cast(y, tf.int32), 0, height - 1)
-    values = tf.gather(flat, yi * width + xi, batch_dims=1)
-    return tf.where(inside[..., tf.newaxis], values, fill)
 
 
 def random_affine_parameters(
@@ -320,37 +238,6 @@ def augment_batch(
     matrices, shifts = random_affine_parameters(seed, shape[0], shape[1], shape[2], config)
     warp = affine_warp if xla else projective_warp
     return warp(images, matrices, shifts)
-
-
-@keras.saving.register_keras_serializable(package="covidct")
-class DeviceAugmentation(keras.layers.Layer):
-    """Table 5 augmentation as a layer, applied only when ``training`` is true.
-
-    Put in front of a model so the augmentation runs on the accelerator inside the (XLA) train
-    step; identity at inference. Inputs float (B, H, W, C); computes in float32 whatever the
-    global mixed-precision policy.
-    """
-
-    def __init__(
-        self, config: dict[str, Any] | None = None, seed: int | None = None, **kwargs: Any
-    ) -> None:
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        self.augment = AugmentConfig(**(config or {}))
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        if not training:
-            return inputs
-        seed = tf.cast(self.seed_generator.next(), tf.int64)
-        return augment_batch(inputs, seed, self.augment, xla=True)
-
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return input_shape
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "config": asdict(self.augment), "seed": self.seed}
 
 
 # --------------------------------------------------------------------------- datasets
