@@ -112,6 +112,16 @@ def _run_id() -> str:
         "image_size": Param(
             None, type=["null", "integer"], minimum=32, maximum=1024, title="Image size (override)"
         ),
+        "weights": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "imagenet"],
+            title="Initial weights",
+            description=(
+                "null = random initialisation; imagenet = ImageNet weights read from the "
+                "workers' COVIDCT_WEIGHTS_CACHE (local folder or s3:// prefix; never downloaded)."
+            ),
+        ),
         "dry_run": Param(
             False, type="boolean", title="Dry run", description="Validate, curate and fold only."
         ),
@@ -170,7 +180,7 @@ def covidct_retraining():
         backbones = [] if params["dry_run"] else list(dict.fromkeys(params["backbones"]))
         train_params = {
             key: params[key]
-            for key in ("profile", "epochs", "steps_per_epoch", "image_size")
+            for key in ("profile", "epochs", "steps_per_epoch", "image_size", "weights")
             if params[key] is not None
         }
         return {"backbones": backbones, "train_params": train_params}

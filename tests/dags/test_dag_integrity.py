@@ -79,9 +79,11 @@ def test_params_form(dag) -> None:  # type: ignore[no-untyped-def]
         "epochs",
         "steps_per_epoch",
         "image_size",
+        "weights",
         "dry_run",
     ):
         assert name in params
+    assert params["weights"] is None  # nothing is fetched unless a run asks for ImageNet
     assert params["profile"] == "paper"
     assert "resnet152" in params["backbones"]
 
