@@ -29,7 +29,7 @@ class AugmentConfig:
 
     ``rotation_degrees`` = 360 draws an angle uniformly in [0, 360) degrees; ``zoom`` = 0.05 draws
     independent x and y scale factors in [0.95, 1.05]; ``width_shift``/``height_shift`` = 0.05
-    shift by up to 5% of the width/height (Keras ``ImageDataGenerator`` semantics, as in the
+    shift by up to 5% of the width/height (the semantics of the Keras image generator used in the
     COVID-CTset authors' code). Flips each happen with probability 0.5.
     """
 

@@ -46,7 +46,7 @@ class IntensityMode(StrEnum):
     - ``raw``: the stored values themselves as float32 (0..65535; CT ~0..5000). This is what the
       COVID-CTset authors fed their networks: their evaluation reads slices with
       ``cv2.imread(path, cv2.IMREAD_UNCHANGED)`` and predicts on the unscaled values, and their
-      ``ImageDataGenerator`` has no ``rescale`` (mr7495/COVID-CT-Code,
+      Keras image generator has no ``rescale`` (mr7495/COVID-CT-Code,
       ``COVID_Train&Validation.ipynb``). Dividing by the slice maximum appears in their dataset
       README only as a way to *view* the images.
     - ``slice-max``: value / max(slice), in [0, 1] (the README's viewing rule).
