@@ -45,8 +45,6 @@ architecture (``.weights.h5`` / ``.keras``).
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -57,7 +55,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from covidct.storage import IntegrityError, ObjectStore, open_store, sha256_hex
+from covidct.storage import IntegrityError, ObjectStore, atomic_write, open_store, sha256_hex
 
 logger = logging.getLogger(__name__)
 
@@ -406,8 +404,8 @@ def fetch_weights_file(store: ObjectStore, file_name: str, local_dir: Path) -> P
     data = store.read_bytes(file_name)
     _check_weights_bytes(store, file_name, data, int(marks[file_name].split(":", 1)[0]))
     target.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(target, data)
-    _write_atomically(stamp, source.encode())
+    atomic_write(target, data)
+    atomic_write(stamp, source.encode())
     logger.info("weights %s: copied to %s (%d bytes)", store.uri(file_name), target, len(data))
     return target
 
@@ -426,15 +424,6 @@ def _check_weights_bytes(store: ObjectStore, file_name: str, data: bytes, size: 
             f"{store.uri(file_name)}: sha256 {actual} differs from {expected} in "
             f"{store.uri(sidecar)}"
         )
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
-    try:
-        partial.write_bytes(data)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def resolve_weights_file(

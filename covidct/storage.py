@@ -187,7 +187,7 @@ class ObjectStore(ABC):
         def download(relative: str) -> None:
             target = local_dir.joinpath(*PurePosixPath(relative).parts)
             target.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(target, self.read_bytes(base + relative))
+            atomic_write(target, self.read_bytes(base + relative))
 
         _parallel(download, self.list_relative(prefix))
         return local_dir
@@ -261,7 +261,12 @@ class ObjectStore(ABC):
 # ------------------------------------------------------------------------------ local folder
 
 
-def _atomic_write(target: Path, data: bytes) -> None:
+def atomic_write(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` through a uniquely named partial file and ``os.replace``.
+
+    A reader sees the old file or the whole new one, never a torn write; the partial file is
+    removed on failure. The folder must exist; OSError propagates.
+    """
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_PARTIAL_SUFFIX}")
     try:
         partial.write_bytes(data)
@@ -316,7 +321,7 @@ class LocalStore(ObjectStore):
     def write_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, data)
+        atomic_write(path, data)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

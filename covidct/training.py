@@ -60,7 +60,7 @@ from covidct.models import (
     parameter_counts,
 )
 from covidct.schema import CLASS_NAMES, LABEL_TO_CLASS, POSITIVE_CLASS
-from covidct.storage import IntegrityError, ObjectStore, folder, sha256_hex
+from covidct.storage import IntegrityError, ObjectStore, atomic_write, folder, sha256_hex
 
 logger = logging.getLogger(__name__)
 
@@ -498,19 +498,13 @@ def pull_checkpoint(store: ObjectStore, prefix: str, local_dir: Path) -> int:
         )
     local_dir = Path(local_dir)
     local_dir.mkdir(parents=True, exist_ok=True)
-    _write_bytes_atomically(local_dir / name, data)
+    atomic_write(local_dir / name, data)
     _write_json_atomically(local_dir / STATE_FILE, remote)
     for old in local_dir.glob(CHECKPOINT_GLOB):
         if old.name != name:
             old.unlink()
     logger.info("checkpoint epoch %s pulled from %s", remote["epoch"], store.uri(folder(prefix)))
     return int(remote["epoch"])
-
-
-def _write_bytes_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f"partial-{path.name}")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
 
 
 class CheckpointMirror(keras.callbacks.Callback):
