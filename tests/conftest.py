@@ -303,3 +303,28 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     os.environ.update(env)
     sys.path.insert(0, str(REPO / "plugins"))
     return {**os.environ, **env}
+
+
+@pytest.fixture()
+def isolated_mlflow_uris() -> Iterator[None]:
+    """Put MLflow's global tracking and registry URIs back after the test.
+
+    ``pipeline.setup_mlflow`` calls ``mlflow.set_tracking_uri`` and ``mlflow.set_registry_uri``,
+    which also export ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI``; left behind, a later
+    test's ``models:/`` URIs resolve against this test's (deleted) registry.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    environment = {key: os.environ.get(key) for key in keys}
+    tracking, registry = tracking_utils._tracking_uri, registry_utils._registry_uri
+    yield
+    mlflow.set_tracking_uri(tracking)  # type: ignore[arg-type]  # None unsets it
+    registry_utils._registry_uri = registry
+    for key, value in environment.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

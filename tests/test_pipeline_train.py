@@ -78,7 +78,7 @@ def test_weights_cache_of_settings(tmp_path: Path) -> None:
 
 @pytest.mark.s3
 def test_train_task_with_imagenet_weights_from_s3_checkpoints_in_the_lake(
-    s3_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_mlflow_uris: None
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
@@ -108,14 +108,9 @@ def test_train_task_with_imagenet_weights_from_s3_checkpoints_in_the_lake(
         "batch_size": 4,
         "weights": "imagenet",
     }
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    try:
-        trained = pipeline.train(settings, "vgg16", fold_spec, train_params, RUN_ID)
-        params = mlflow.MlflowClient().get_run(trained["run_id"]).data.params
-        model = mlflow.keras.load_model(trained["model_uri"])
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+    trained = pipeline.train(settings, "vgg16", fold_spec, train_params, RUN_ID)
+    params = mlflow.MlflowClient().get_run(trained["run_id"]).data.params
+    model = mlflow.keras.load_model(trained["model_uri"])
     prefix = pipeline.checkpoint_prefix(RUN_ID, "vgg16", 0)
     assert trained["checkpoint_uri"] == lake.uri(prefix + "/")
     assert lake.list_relative(prefix) == ["epoch-0002.keras", "state.json"]

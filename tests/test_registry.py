@@ -17,9 +17,10 @@ NAME = "covidct-test"
 
 
 @pytest.fixture()
-def setup(tmp_path: Path):  # type: ignore[no-untyped-def]
+def setup(tmp_path: Path, isolated_mlflow_uris: None):  # type: ignore[no-untyped-def]
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # `models:/` URIs below resolve here whatever ran before
     experiment = mlflow.create_experiment("t", artifact_location=str(tmp_path / "artifacts"))
     model_uris = []
     x = np.array([[0.0], [1.0], [2.0], [3.0]])
