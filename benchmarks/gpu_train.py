@@ -2,8 +2,9 @@
 
 For each profile: build the model as :func:`covidct.training.train_model` does (same strategy,
 dtype policy, compile options, on-host or on-device Table 5 augmentation), feed it from
-:func:`covidct.data.make_dataset` over real uint16 TIFF files (cached after the first epoch),
-run ``--warmup`` steps (tracing, XLA compilation), then time ``--steps`` steps and print:
+:func:`covidct.data.make_dataset` over uint16 TIFF files of synthetic CT-like values (cached
+after the first epoch), run ``--warmup`` steps (tracing, XLA compilation), then time ``--steps``
+steps and print:
 
     images/s, model FLOPs per image, achieved TFLOP/s and the fraction of the bf16 peak.
 
@@ -333,6 +334,7 @@ def run_jax(args) -> tuple[list[dict], float | None]:
         return [], None
     measured = measured_bf16_peak(8192 if gpu else 512, 10 if gpu else 2)
     print(f"measured bf16 matrix product: {measured / 1e12:.1f} TFLOP/s")
+    print(HEADER, flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         paths = write_slices(Path(scratch), args.files, 512)
         images = decode_lung_window(paths)
@@ -378,6 +380,7 @@ def run_tensorflow(args) -> list[dict] | None:
     if not gpus and not args.tiny:
         print("no GPU visible: refusing the full benchmark (use --tiny to check the script)")
         return None
+    print(HEADER, flush=True)
     rows = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
@@ -392,16 +395,27 @@ def run_tensorflow(args) -> list[dict] | None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profiles", nargs="+", default=["paper", "gpu-fast"])
-    parser.add_argument("--backbone", default="resnet152")
-    parser.add_argument("--image-size", type=int, default=512)
+    parser = argparse.ArgumentParser(
+        description="ResNet152 training throughput at 512x512: the paper profile against "
+        "gpu-fast, on one or more GPUs (module docstring: what is measured and how).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--profiles", nargs="+", default=["paper", "gpu-fast"], help="in order")
+    parser.add_argument("--backbone", default="resnet152", help="registry name")
+    parser.add_argument("--image-size", type=int, default=512, help="pixels, square")
     parser.add_argument("--batch-size", type=int, default=0, help="per replica; 0 = profile's")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--files", type=int, default=64)
-    parser.add_argument("--peak-flops", type=float, default=H200_BF16_DENSE_PEAK_FLOPS)
-    parser.add_argument("--budget-s", type=float, default=240.0, help="start no profile after")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps (compile)")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps")
+    parser.add_argument("--files", type=int, default=64, help="distinct slices written")
+    parser.add_argument(
+        "--peak-flops", type=float, default=H200_BF16_DENSE_PEAK_FLOPS, help="FLOP/s for of peak"
+    )
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=240.0,
+        help="start no further profile after this many seconds",
+    )
     parser.add_argument("--profiler", action="store_true", help="cross-check FLOPs with tf")
     parser.add_argument("--no-augment", action="store_true", help="JAX: leave out augmentation")
     parser.add_argument(
@@ -409,7 +423,11 @@ def main() -> int:
         action="store_true",
         help="JAX: step one batch held on the device with train_on_batch (waits every step)",
     )
-    parser.add_argument("--tiny", action="store_true", help="64x64, batch 2, 3 steps (CPU)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="check the script on a CPU: 64x64, batch 2, 3 steps (about 3 minutes on 2 cores)",
+    )
     args = parser.parse_args()
     if args.tiny:
         args.image_size, args.batch_size, args.warmup, args.steps, args.files = 64, 2, 1, 3, 8
@@ -421,7 +439,6 @@ def main() -> int:
         f"{args.backbone} {args.image_size}x{args.image_size}x1, {args.steps} timed steps; "
         f"datasheet bf16 peak {args.peak_flops / 1e12:.0f} TFLOP/s"
     )
-    print(HEADER, flush=True)
     measured = None
     if backend == "jax":
         rows, measured = run_jax(args)
@@ -432,7 +449,7 @@ def main() -> int:
         return 2
     if not rows:
         return 2
-    print(f"\n{args.backbone} {args.image_size}x{args.image_size}x1, backend {backend}")
+    print(f"\nsummary: {args.backbone} {args.image_size}x{args.image_size}x1, backend {backend}")
     print(HEADER)
     for row in rows:
         print_row(row, measured)

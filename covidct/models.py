@@ -371,6 +371,7 @@ class WeightsCache:
             path = self.local_folder() / file_name
             if not path.is_file():
                 raise FileNotFoundError(f"weights file {path} does not exist")
+            _check_local_sidecar(path)
             return path
         store = open_store(self.location, endpoint_url=self.s3_endpoint_url)
         return fetch_weights_file(store, file_name, self.local_folder())
@@ -383,7 +384,8 @@ def fetch_weights_file(store: ObjectStore, file_name: str, local_dir: Path) -> P
     """Return ``local_dir / file_name``, a verified copy of the object ``file_name`` of ``store``.
 
     A copy made earlier is reused while the object and its ``.sha256`` sidecar keep their
-    fingerprints (size and ETag or modification time; recorded in ``<file>.source``). Otherwise
+    fingerprints (size and ETag or modification time; recorded in ``<file>.source``) and the copy
+    still has the listed size. Otherwise
     the object is read, its size checked against the store's listing and its sha256 against the
     sidecar when one exists, then written atomically. Raises FileNotFoundError naming the
     store URI and the expected file name when the object is absent, IntegrityError when the
@@ -398,16 +400,30 @@ def fetch_weights_file(store: ObjectStore, file_name: str, local_dir: Path) -> P
     target = Path(local_dir) / file_name
     stamp = target.with_name(target.name + _SOURCE_STAMP)
     source = f"{marks[file_name]} {marks.get(file_name + SHA256_SIDECAR, '-')}"
-    if target.is_file() and stamp.is_file() and stamp.read_text() == source:
+    listed_size = int(marks[file_name].split(":", 1)[0])
+    fresh = target.is_file() and stamp.is_file() and stamp.read_text() == source
+    if fresh and target.stat().st_size == listed_size:
         logger.info("weights %s: reusing %s", store.uri(file_name), target)
         return target
     data = store.read_bytes(file_name)
-    _check_weights_bytes(store, file_name, data, int(marks[file_name].split(":", 1)[0]))
+    _check_weights_bytes(store, file_name, data, listed_size)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(target, data)
     atomic_write(stamp, source.encode())
     logger.info("weights %s: copied to %s (%d bytes)", store.uri(file_name), target, len(data))
     return target
+
+
+def _check_local_sidecar(path: Path) -> None:
+    """Compare ``path`` with its ``<file>.sha256`` sidecar when there is one (IntegrityError)."""
+    sidecar = path.with_name(path.name + SHA256_SIDECAR)
+    if not sidecar.is_file():
+        return
+    words = sidecar.read_text().split()
+    expected = words[0].lower() if words else "<empty>"
+    actual = sha256_hex(path.read_bytes())
+    if actual != expected:
+        raise IntegrityError(f"{path}: sha256 {actual} differs from {expected} in {sidecar}")
 
 
 def _check_weights_bytes(store: ObjectStore, file_name: str, data: bytes, size: int) -> None:
@@ -464,9 +480,16 @@ def load_weights(
         model.load_weights(path)
         logger.info("%s: loaded whole-model weights from %s", spec.name, path)
         return
-    reference = spec.application(
-        include_top=False, weights=str(path), input_shape=(*model.input_shape[1:3], 3)
-    )
+    try:
+        reference = spec.application(
+            include_top=False, weights=str(path), input_shape=(*model.input_shape[1:3], 3)
+        )
+    except (OSError, ValueError) as error:  # h5py: truncated/not HDF5; keras: layer mismatch
+        raise ValueError(
+            f"{spec.name}: cannot load ImageNet weights from {path}: {error}. Expected the Keras "
+            f"Applications 'notop' file of {spec.name} ({spec.imagenet_file}, the legacy HDF5 "
+            "layout keras.applications reads; a Keras 3 '.weights.h5' file is not that)"
+        ) from error
     copied = transfer_trunk_weights(reference, model, adaptation)
     logger.info("%s: %d layers loaded from %s (%s)", spec.name, copied, path, adaptation.value)
 
@@ -523,7 +546,8 @@ def parameter_counts(model: keras.Model) -> tuple[int, int]:
 
 
 def list_models(input_shape: InputShape, names: list[str] | None = None) -> pd.DataFrame:
-    """One row per registry model: ``name``, ``total_params``, ``non_trainable_params``.
+    """One row per registry model: ``name``, ``total_params``, ``non_trainable_params``, ``note``
+    and ``imagenet_file`` (the "notop" file ``weights="imagenet"`` reads from the weights cache).
 
     Models whose minimum input is larger than ``input_shape`` get counts of -1 and a ``note``.
     Builds every model (random weights): ~1 minute on 2 CPU cores at 512x512.
@@ -532,12 +556,14 @@ def list_models(input_shape: InputShape, names: list[str] | None = None) -> pd.D
     for name in names or list(BACKBONES):
         spec = BACKBONES[name]
         if min(input_shape[:2]) < spec.min_size:
-            rows.append((name, -1, -1, f"needs at least {spec.min_size}x{spec.min_size}"))
+            note = f"needs at least {spec.min_size}x{spec.min_size}"
+            rows.append((name, -1, -1, note, spec.imagenet_file))
             continue
         model = spec.build(input_shape)
-        rows.append((name, *parameter_counts(model), ""))
+        rows.append((name, *parameter_counts(model), "", spec.imagenet_file))
         del model
-    return pd.DataFrame(rows, columns=["name", "total_params", "non_trainable_params", "note"])
+    columns = ["name", "total_params", "non_trainable_params", "note", "imagenet_file"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def run_models_command(input_shape: InputShape) -> str:

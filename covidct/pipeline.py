@@ -382,16 +382,21 @@ def train(
         folds.log_fold_dataset(_split(frame, "train"), name=f"fold-{fold}-train")
         folds.log_fold_dataset(_split(frame, "val"), name=f"fold-{fold}-val", context="validation")
         folds.log_fold_dataset(_split(frame, "test"), name=f"fold-{fold}-test", context="test")
-        result = training.train_model(
-            backbone,
-            _split(frame, "train"),
-            _split(frame, "val"),
-            image_root=image_root,
-            config=config,
-            checkpoint_dir=local_dir,
-            callbacks=[mirror],
-            log_datasets=False,  # the fold manifests are logged above, with their digests
-        )
+        try:
+            result = training.train_model(
+                backbone,
+                _split(frame, "train"),
+                _split(frame, "val"),
+                image_root=image_root,
+                config=config,
+                checkpoint_dir=local_dir,
+                callbacks=[mirror],
+                log_datasets=False,  # the fold manifests are logged above, with their digests
+            )
+        except training.CheckpointMismatchError as error:
+            raise training.CheckpointMismatchError(
+                f"{error}; its mirrored copy is {mirror.store.uri(mirror.prefix)}"
+            ) from error
         run_id = run.info.run_id
     shutil.rmtree(local_dir, ignore_errors=True)  # the lake holds the last epoch
     return {

@@ -356,11 +356,38 @@ def inference_model(training_model: keras.Model, backbone: str) -> keras.Model:
 
 
 def read_state(checkpoint_dir: Path) -> dict[str, Any] | None:
-    """The last completed epoch's state (``state.json``), or None when there is none."""
+    """The last completed epoch's state (``state.json``), or None when there is none.
+
+    Raises CheckpointStateError (a ValueError) naming the file when it is not a JSON object
+    with an integer ``epoch`` and a string ``checkpoint``.
+    """
     path = Path(checkpoint_dir) / STATE_FILE
     if not path.is_file():
         return None
-    return dict(json.loads(path.read_text()))
+    return parse_state(path.read_text(), str(path))
+
+
+class CheckpointStateError(ValueError):
+    """A ``state.json`` that cannot be read: delete it (and its checkpoint) to start again."""
+
+
+def parse_state(text: str, where: str) -> dict[str, Any]:
+    """Parse a ``state.json`` read from ``where`` (a path or URI, for the message)."""
+    try:
+        state = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CheckpointStateError(
+            f"{where}: not valid JSON ({error}); delete it and its checkpoint to start again"
+        ) from error
+    if not isinstance(state, dict):
+        raise CheckpointStateError(f"{where}: expected a JSON object, got {type(state).__name__}")
+    epoch, name = state.get("epoch"), state.get("checkpoint")
+    if not isinstance(epoch, int) or epoch < 1 or not isinstance(name, str) or not name:
+        raise CheckpointStateError(
+            f"{where}: needs an integer 'epoch' >= 1 and a 'checkpoint' file name, got "
+            f"epoch={epoch!r}, checkpoint={name!r}; delete it and its checkpoint to start again"
+        )
+    return state
 
 
 def _write_json_atomically(path: Path, payload: Mapping[str, Any]) -> None:
@@ -403,23 +430,59 @@ class EpochCheckpoint(keras.callbacks.Callback):
         logger.info("checkpoint %s (epoch %d)", self.directory / name, epoch + 1)
 
 
+#: TrainingConfig settings that may change between a checkpoint and its resumption: more
+#: epochs extend a run; where the weights cache lives, eager mode and how much of the validation
+#: set is scored do not change what is trained.
+RESUME_MAY_CHANGE = frozenset({"epochs", "weights_cache", "run_eagerly", "validation_steps"})
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint cannot continue the requested training (other settings, or past its end)."""
+
+
 def _identity(backbone: str, config: TrainingConfig, steps: int, batch: int) -> dict[str, Any]:
+    settings = {
+        key: value for key, value in config.to_params().items() if key not in RESUME_MAY_CHANGE
+    }
     return {
         "backbone": backbone,
         "profile": config.profile.value,
         "image_size": config.image_size,
         "steps_per_epoch": steps,
         "global_batch_size": batch,
+        "settings": settings,
     }
 
 
-def _check_resumable(state: Mapping[str, Any], identity: Mapping[str, Any], where: Path) -> None:
-    different = {key: (state.get(key), value) for key, value in identity.items()}
-    different = {key: pair for key, pair in different.items() if pair[0] != pair[1]}
+def _check_resumable(
+    state: Mapping[str, Any], identity: Mapping[str, Any], epochs: int, where: Path
+) -> None:
+    """Raise CheckpointMismatchError unless ``state`` can continue the requested training.
+
+    Compares the identity (backbone, profile, image size, steps, global batch, and every
+    TrainingConfig setting but :data:`RESUME_MAY_CHANGE`), listing each difference; checkpoints
+    written before ``settings`` was recorded are compared on the rest. A checkpoint already past
+    ``epochs`` is refused too.
+    """
+    different: dict[str, Any] = {}
+    for key, value in identity.items():
+        if key == "settings" and key not in state:
+            continue
+        stored = state.get(key)
+        if isinstance(value, Mapping) and isinstance(stored, Mapping):
+            keys = sorted(set(value) | set(stored))
+            pairs = {name: (stored.get(name), value.get(name)) for name in keys}
+            different.update({name: pair for name, pair in pairs.items() if pair[0] != pair[1]})
+        elif stored != value:
+            different[key] = (stored, value)
     if different:
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"{where}: checkpoint was made with other settings (stored, requested): {different}; "
-            "use a fresh checkpoint directory"
+            "delete the checkpoint (and its mirrored copy) or train under another run"
+        )
+    if int(state["epoch"]) > epochs:
+        raise CheckpointMismatchError(
+            f"{where}: checkpoint is at epoch {state['epoch']}, past the {epochs} epochs asked for"
         )
 
 
@@ -471,7 +534,7 @@ def read_remote_state(store: ObjectStore, prefix: str) -> dict[str, Any] | None:
     key = folder(prefix) + STATE_FILE
     if not store.exists(key):
         return None
-    return dict(json.loads(store.read_text(key)))
+    return parse_state(store.read_text(key), store.uri(key))
 
 
 def pull_checkpoint(store: ObjectStore, prefix: str, local_dir: Path) -> int:
@@ -670,7 +733,7 @@ def _open_session(backbone: str, config: TrainingConfig, checkpoint_dir: Path) -
         if state is None:
             training_model = new_training_model(backbone, config, replicas)
         else:
-            _check_resumable(state, identity, checkpoint_dir)
+            _check_resumable(state, identity, config.epochs, checkpoint_dir)
             training_model = _restore(checkpoint_dir, state)
     return _Session(
         backbone=backbone,

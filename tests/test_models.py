@@ -219,6 +219,48 @@ def test_weights_errors_and_no_download(
         )
 
 
+@pytest.mark.parametrize(
+    ("sidecar", "passes"),
+    [(None, True), ("good", True), ("0" * 64 + "  x.h5", False), ("", False)],
+)
+def test_local_weights_cache_checks_the_sha256_sidecar(
+    imagenet_cache: tuple[Path, keras.Model], sidecar: str | None, passes: bool
+) -> None:
+    cache, _ = imagenet_cache
+    weights_file = cache / BACKBONES["resnet50"].imagenet_file
+    if sidecar is not None:
+        digest = hashlib.sha256(weights_file.read_bytes()).hexdigest()
+        text = f"{digest}  {weights_file.name}\n" if sidecar == "good" else sidecar
+        weights_file.with_name(weights_file.name + ".sha256").write_text(text)
+    if passes:
+        build_model("resnet50", (32, 32, 1), weights="imagenet", weights_cache=cache)
+        return
+    with pytest.raises(IntegrityError, match=f"{weights_file.name}: sha256 .* differs"):
+        build_model("resnet50", (32, 32, 1), weights="imagenet", weights_cache=cache)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other backbone", "keras3 weights"])
+def test_unloadable_weights_file_is_named(tmp_path: Path, damage: str) -> None:
+    target = tmp_path / BACKBONES["vgg16"].imagenet_file
+    if damage == "truncated":
+        reference = keras.applications.VGG16(
+            include_top=False, weights=None, input_shape=(32,) * 2 + (3,)
+        )
+        write_keras_applications_file(target, reference)
+        target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    elif damage == "other backbone":
+        other = keras.applications.VGG19(include_top=False, weights=None, input_shape=(32, 32, 3))
+        write_keras_applications_file(target, other)
+    else:
+        model = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+        model.save_weights(tmp_path / "v.weights.h5")
+        (tmp_path / "v.weights.h5").rename(target)
+    with pytest.raises(
+        ValueError, match=rf"vgg16: cannot load ImageNet weights from .*{target.name}"
+    ):
+        build_model("vgg16", (32, 32, 1), weights="imagenet", weights_cache=tmp_path)
+
+
 def test_whole_model_weights_file(tmp_path: Path) -> None:
     source = build_model("vgg16", (32, 32, 1))
     source.save_weights(tmp_path / "vgg.weights.h5")
@@ -291,6 +333,8 @@ def test_fetched_weights_are_reused_until_the_object_changes(s3_store, tmp_path:
     s3_store.write_bytes("w.h5", b"second, longer")
     copy = fetch_weights_file(s3_store, "w.h5", tmp_path)
     assert copy.read_bytes() == b"second, longer" and copy.stat().st_ino != inode
+    copy.write_bytes(b"sec")  # the local copy damaged: copied again, not reused
+    assert fetch_weights_file(s3_store, "w.h5", tmp_path).read_bytes() == b"second, longer"
 
 
 @pytest.mark.s3
@@ -346,6 +390,7 @@ def test_list_models_counts_and_too_small_rows() -> None:
     assert rows.loc["vgg16", "non_trainable_params"] == 0
     assert rows.loc["resnet50v2_fpn", "total_params"] == -1
     assert "96x96" in rows.loc["resnet50v2_fpn", "note"]
+    assert rows.loc["vgg16", "imagenet_file"] == BACKBONES["vgg16"].imagenet_file
 
 
 @pytest.mark.slow

@@ -24,6 +24,8 @@ from covidct.data import AugmentConfig, IntensityMode, IntensityTransform
 from covidct.storage import IntegrityError, LocalStore, ObjectStore
 from covidct.training import (
     CheckpointMirror,
+    CheckpointMismatchError,
+    CheckpointStateError,
     CheckpointSyncError,
     LearningRateRule,
     Profile,
@@ -257,14 +259,49 @@ def test_killed_mid_epoch_resumes_with_the_same_total_steps(fold, tmp_path: Path
     assert len(result.history["loss"]) == 3  # the killed attempt's epoch 1 is kept
 
 
-def test_resume_refuses_other_settings(fold, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"image_size": 40}, "image_size"),
+        ({"learning_rate": 1e-2}, r"'learning_rate': \('0.0001', '0.01'\)"),
+        ({"seed": 7}, "'seed'"),
+        ({"weights": "imagenet"}, "'weights'"),
+        ({"epochs": 1, "steps_per_epoch": 2}, "past the 1 epochs"),
+    ],
+)
+def test_resume_refuses_other_settings(fold, tmp_path: Path, overrides: dict, match: str) -> None:
     root, train_df, val_df = fold
     arguments = {"image_root": root, "checkpoint_dir": tmp_path / "ckpt", "mlflow_run": False}
-    train_model(BACKBONE, train_df, val_df, config=tiny_config(epochs=1), **arguments)
-    with pytest.raises(ValueError, match="image_size"):
+    train_model(BACKBONE, train_df, val_df, config=tiny_config(epochs=2), **arguments)
+    with pytest.raises(CheckpointMismatchError, match=match):
         train_model(
-            BACKBONE, train_df, val_df, config=tiny_config(epochs=2, image_size=40), **arguments
+            BACKBONE,
+            train_df,
+            val_df,
+            config=tiny_config(**{"epochs": 3, **overrides}),
+            **arguments,
         )
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('{"epoch": 2, "checkp', "not valid JSON"),
+        ("", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"checkpoint": "epoch-0001.keras"}', "needs an integer 'epoch'"),
+        ('{"epoch": 1}', "needs an integer 'epoch' .* got epoch=1, checkpoint=None"),
+    ],
+)
+def test_unreadable_state_names_its_file(tmp_path: Path, text: str, match: str) -> None:
+    store = LocalStore(tmp_path / "lake")
+    store.write_text("runs/r/checkpoints/vgg16/fold-1/state.json", text)
+    with pytest.raises(CheckpointStateError, match=f"fold-1/state.json: {match}"):
+        CheckpointMirror(store, "runs/r/checkpoints/vgg16/fold-1", tmp_path / "local").sync()
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "state.json").write_text(text)
+    with pytest.raises(CheckpointStateError, match=f"ckpt/state.json: {match}"):
+        read_state(tmp_path / "ckpt")
 
 
 def test_finished_checkpoint_is_not_trained_again(fold, tmp_path: Path) -> None:
