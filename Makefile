@@ -59,9 +59,11 @@ airflow-ui: install
 	@echo "Airflow UI on http://localhost:8080 (user admin; password printed below by 'airflow standalone')"
 	$(RUN) airflow standalone
 
+# MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: nothing uses MLflow server jobs, and their runner
+# processes burn CPU while idle (MLflow 3.17 starts them by default)
 mlflow-ui: install
 	@echo "MLflow UI on http://localhost:5000"
-	$(RUN) mlflow ui --backend-store-uri sqlite:///$(COVIDCT_HOME)/mlflow.db --host 127.0.0.1 --port 5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(RUN) mlflow ui --backend-store-uri sqlite:///$(COVIDCT_HOME)/mlflow.db --host 127.0.0.1 --port 5000
 
 bench: install
 	$(RUN) python benchmarks/manifest_speed.py

@@ -4,6 +4,10 @@
 127.0.0.1 with free ports, waits until its S3 gateway answers and the bucket exists, and stops
 it at the end. Tests that use it are marked ``s3``; they skip (with the reason) only when the
 ``weed`` binary is absent.
+
+Every server a test starts is recorded in :mod:`procgroups` (installed below in
+``pytest_configure``): it is stopped on normal exit, on failure, on a pytest timeout and on
+SIGINT/SIGTERM of the run, and every child carries the run marker ``COVIDCT_TEST_RUN``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import procgroups
 import pytest
 import tifffile
 
@@ -29,6 +34,11 @@ import tifffile
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 S3_BUCKET = "covidct-test"
 S3_START_TIMEOUT_S = 90.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Set the run marker, start the leftover guard, stop every server on SIGTERM/SIGINT."""
+    procgroups.install()
 
 
 @dataclass(frozen=True)
@@ -173,11 +183,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    procgroups.register(process.pid, "weed mini")
     try:
         _wait_ready(server, process)
         yield server
     finally:
         _stop(process)
+        procgroups.unregister(process.pid)
 
 
 @pytest.fixture
@@ -288,6 +300,16 @@ def batch_factory(tmp_path: Path) -> BatchFactory:
 REPO = Path(__file__).resolve().parents[1]
 
 
+def python_path(*folders: Path | str) -> str:
+    """``folders`` then the inherited ``$PYTHONPATH``, without empty entries.
+
+    An empty entry (``"a:"`` when ``$PYTHONPATH`` is unset) puts the child's working directory
+    on ``sys.path`` ahead of site-packages.
+    """
+    inherited = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    return os.pathsep.join(entry for entry in [*map(str, folders), *inherited] if entry)
+
+
 @pytest.fixture(scope="session")
 def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("airflow_home")
@@ -298,7 +320,7 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         "COVIDCT_DEADLINE_HOURS": "36",
-        "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": python_path(REPO / "plugins"),
     }
     os.environ.update(env)
     sys.path.insert(0, str(REPO / "plugins"))

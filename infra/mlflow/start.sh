@@ -6,7 +6,10 @@
 #   MLFLOW_ARTIFACTS_DESTINATION  s3://bucket/prefix (required)
 #   MLFLOW_S3_ENDPOINT_URL        the S3 server (SeaweedFS); AWS_* credentials in the environment
 #   MLFLOW_HOST / MLFLOW_PORT / MLFLOW_WORKERS / MLFLOW_ALLOWED_HOSTS
+#   MLFLOW_SERVER_ENABLE_JOB_EXECUTION  default false: nothing here uses MLflow server jobs, and
+#                                 enabled, the server keeps job-runner processes busy while idle
 set -euo pipefail
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
 : "${MLFLOW_ARTIFACTS_DESTINATION:?set MLFLOW_ARTIFACTS_DESTINATION (s3://bucket/prefix)}"
 if [ -z "${MLFLOW_BACKEND_STORE_URI:-}" ]; then
   : "${MLFLOW_DB_PASSWORD:?set MLFLOW_DB_PASSWORD or MLFLOW_BACKEND_STORE_URI}"

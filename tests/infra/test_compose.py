@@ -296,3 +296,16 @@ def test_dockerfiles_copy_only_what_the_images_need() -> None:
         ignore = dockerfile.with_name(dockerfile.name + ".dockerignore").read_text().split()
         assert ignore[ignore.index("**") if "**" in ignore else 0] == "**", dockerfile.name
         assert "**/.env" in ignore and "!.venv/" not in ignore, dockerfile.name
+
+
+def test_mlflow_server_jobs_are_disabled_wherever_a_server_starts(compose: dict) -> None:
+    """MLflow's job runners burn CPU while idle and nothing here uses server jobs (issue 18)."""
+    environment = compose["services"]["mlflow"]["environment"]
+    assert environment["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    start = (REPO / "infra" / "mlflow" / "start.sh").read_text()
+    assert (
+        'MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"' in start
+    )
+    makefile = (REPO / "Makefile").read_text()
+    (ui,) = [line for line in makefile.splitlines() if "mlflow ui" in line]
+    assert "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false" in ui

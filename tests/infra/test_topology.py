@@ -36,6 +36,7 @@ from topology import (
     Supervisor,
     airflow_env,
     free_ports,
+    postmaster_pid,
     run_checked,
     sqlalchemy_url,
     start_airflow,
@@ -55,6 +56,10 @@ RUN_TIMEOUT_S = 20 * 60
 GPU_TASKS = ("train", "evaluate")
 MODEL_NAME = "covidct-classifier"
 BATCHES = ("tcia-covid19-ny-sbu", "synth-seed3")
+WORKERS = ("worker-gpu", "worker-default")
+#: Worker log lines that mean a task died at start-up: the task runner's fork printing its
+#: exception before ``os._exit(124)``, and Celery's "Task ... raised unexpected: ...".
+STARTUP_FAILURE_SIGNS = ("Exception in child process", "raised unexpected")
 
 
 def _covidct_env(s3_server: Any, prefix: str, mlflow_url: str, home: Path) -> dict[str, str]:
@@ -108,14 +113,44 @@ def _trigger(client: AirflowClient) -> str:
     return str(run["dag_run_id"])
 
 
-def _wait_for_run(client: AirflowClient, supervisor: Supervisor, run_id: str) -> dict:
-    """Poll the run until it leaves queued/running; raise TimeoutError after RUN_TIMEOUT_S."""
+def _startup_failures(supervisor: Supervisor) -> list[str]:
+    """Lines of the workers' logs that show a task dying at start-up (see STARTUP_FAILURE_SIGNS)."""
+    found = []
+    for worker in WORKERS:
+        log = supervisor.log(worker)
+        if log.is_file():
+            lines = log.read_text(errors="replace").splitlines()
+            found += [
+                f"{worker}: {line}"
+                for line in lines
+                if any(s in line for s in STARTUP_FAILURE_SIGNS)
+            ]
+    return found
+
+
+def _wait_for_run(
+    client: AirflowClient, supervisor: Supervisor, run_id: str, airflow_home: Path
+) -> dict:
+    """Poll the run until it leaves queued/running; fail fast when a task fails.
+
+    Raises RuntimeError, with the failed tasks' logs and the workers' log tails, as soon as a
+    task instance is failed/upstream_failed (tasks have no retries here) or a worker's log
+    shows a task dying at start-up; TimeoutError after RUN_TIMEOUT_S.
+    """
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline:
         supervisor.check_alive()
         run = dict(client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}"))
         if run["state"] not in ("queued", "running"):
             return run
+        instances = _task_instances(client, run_id)
+        failed = [ti for ti in instances if ti["state"] in ("failed", "upstream_failed")]
+        startup = _startup_failures(supervisor)
+        if failed or startup:
+            raise RuntimeError(
+                f"run {run_id}: {len(failed)} task(s) failed; start-up failures in the worker "
+                f"logs: {startup[:10]}\n{_failure_report(instances, airflow_home, supervisor)}"
+            )
         time.sleep(5)
     raise TimeoutError(f"run {run_id} not finished after {RUN_TIMEOUT_S} s")
 
@@ -136,7 +171,8 @@ def _failure_report(instances: list[dict], airflow_home: Path, supervisor: Super
             pattern = f"dag_id={DAG_ID}/run_id=*/task_id={instance['task_id']}/**/*.log"
             for log in sorted((airflow_home / "logs").glob(pattern))[:2]:
                 lines.append(f"--- {log}\n{tail(log, 30)}")
-    lines.append(f"--- scheduler\n{tail(supervisor.log('scheduler'), 30)}")
+    for name in ("scheduler", *WORKERS):
+        lines.append(f"--- {name}\n{tail(supervisor.log(name), 30)}")
     return "\n".join(lines)
 
 
@@ -215,7 +251,7 @@ def topology_run(
         result["pools"] = {p["name"]: p["slots"] for p in client.call("GET", "/pools")["pools"]}
         run_id = _trigger(client)
         triggered = time.monotonic()
-        result["run"] = _wait_for_run(client, supervisor, run_id)
+        result["run"] = _wait_for_run(client, supervisor, run_id, root / "airflow")
         timings["dag_run_s"] = time.monotonic() - triggered
         result["task_instances"] = _task_instances(client, run_id)
         result["failure"] = _failure_report(result["task_instances"], root / "airflow", supervisor)
@@ -229,20 +265,13 @@ def topology_run(
         )
     finally:
         pids = [process.pid for _name, process in supervisor.processes]
-        postgres_pid = _postgres_pid(pgdata)
+        postgres_pid = postmaster_pid(pgdata)
         result["killed"] = supervisor.stop_all()
         result["alive_after_stop"] = survivors(pids + ([postgres_pid] if postgres_pid else []))
         timings["total_s"] = time.monotonic() - started
         (root / "timings.json").write_text(json.dumps(timings, indent=2))
         sys.stderr.write(f"\ntopology timings: {json.dumps(timings)}\n")
     yield result
-
-
-def _postgres_pid(pgdata: Path) -> int | None:
-    pid_file = pgdata / "postmaster.pid"
-    if not pid_file.is_file():
-        return None
-    return int(pid_file.read_text().splitlines()[0])
 
 
 def _s3_keys(s3_server: Any, prefix: str) -> list[str]:

