@@ -256,6 +256,7 @@ def make_dataset(
     transform: IntensityTransform | None = None,
     repeat: bool = False,
     drop_remainder: bool = False,
+    balance_classes: bool = False,
 ) -> tf.data.Dataset:
     """TIFF slices and class indices -> batches of (float32 (B, S, S, 1), one-hot float32 (B, 2)).
 
@@ -266,7 +267,12 @@ def make_dataset(
     are cached (``cache=True`` in memory, a Path for a file cache, False for none), so later
     epochs never decode a TIFF again. Then: shuffle (whole set, reshuffled every epoch),
     ``repeat`` (infinite), batch, ``augment`` (:func:`augment_batch`, stateless seeds derived
-    from ``seed``), prefetch. Raises ValueError if lengths differ or a label is not a class.
+    from ``seed``), prefetch. ``balance_classes`` (needs ``shuffle`` and ``repeat``) draws every
+    image from each class with equal probability (each class shuffled and repeated on its own),
+    so a batch is half COVID on average whatever the class ratio of ``labels``.
+    (With one class only it logs a warning and shuffles as usual.) Raises ValueError if lengths
+    differ, a label is not a class, or ``balance_classes`` is asked without ``shuffle`` and
+    ``repeat``.
     A file that cannot be read fails the iteration with an error naming the file.
     """
     if len(paths) != len(labels):
@@ -280,14 +286,37 @@ def make_dataset(
         deterministic=True,
     )
     dataset = _cache(dataset, cache)
-    if shuffle:
-        dataset = dataset.shuffle(max(len(paths), 1), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
+    if balance_classes:
+        dataset = _balanced(dataset, labels, shuffle=shuffle, repeat=repeat, seed=seed)
+    else:
+        if shuffle:
+            dataset = dataset.shuffle(max(len(paths), 1), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if augment is not None:
         dataset = _augmented(dataset, augment, seed)
     return dataset.prefetch(AUTOTUNE)
+
+
+def _balanced(
+    dataset: tf.data.Dataset, labels: Sequence[int], *, shuffle: bool, repeat: bool, seed: int
+) -> tf.data.Dataset:
+    """Equal-probability draws from each class of ``dataset`` (infinite; see make_dataset)."""
+    if not (shuffle and repeat):
+        raise ValueError("balance_classes needs shuffle=True and repeat=True")
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(CLASS_NAMES))
+    if (counts == 0).any():
+        logger.warning("balance_classes: class counts %s; drawing without balancing", counts)
+        return dataset.shuffle(int(counts.sum()), seed=seed, reshuffle_each_iteration=True).repeat()
+    per_class = [
+        dataset.filter(lambda _image, target, index=index: tf.argmax(target) == index)
+        .shuffle(int(count), seed=seed + index, reshuffle_each_iteration=True)
+        .repeat()
+        for index, count in enumerate(counts)
+    ]
+    weights = [1.0 / len(per_class)] * len(per_class)
+    return tf.data.Dataset.sample_from_datasets(per_class, weights=weights, seed=seed)
 
 
 def _cache(dataset: tf.data.Dataset, cache: bool | Path) -> tf.data.Dataset:

@@ -11,10 +11,18 @@ Profiles (:class:`Profile`, :meth:`TrainingConfig.from_profile`):
   ``tf.distribute.MirroredStrategy`` over all visible GPUs and 32 images per replica. Learning
   rate rule: linear scaling (Goyal et al. 2017, "Accurate, Large Minibatch SGD"): lr = 1e-4 x
   global batch / 10; steps per epoch = ceil(1000 / global batch).
-- ``cpu-smoke``: everything of ``paper`` but the sizes: 64x64, batch 8, 2 epochs x 3 steps,
-  run eagerly: tracing the graph of one ResNet152 Nadam train step takes 80-200 s on 2 busy
-  cores (Keras traces it twice; the per-variable optimizer update dominates), far more than the
-  six eager steps (~7 s each) it would save.
+- ``cpu-smoke``: a small CPU run that still learns: 64x64, batch 16, 2 epochs x 3 steps by
+  default (the demo asks for more), compiled like ``paper``; from random weights it uses a
+  learning rate of 1e-3 and batch-normalisation momentum 0.9 (see :data:`SMOKE_BATCHNORM_MOMENTUM`),
+  everything else (Nadam, loss, augmentation) as ``paper``.
+
+Compiled training (every profile): the train step is one ``tf.function`` graph, traced once per
+model. Two things made tracing ResNet152 cost 80-200 s on 2 cores, and both are fixed here:
+Keras's TensorFlow trainer creates the optimizer and metric variables lazily inside the first
+trace when no distribution strategy is set, and ``tf.function`` then traces the whole step a
+second time (:func:`compile_model` builds them first); and Keras's Nadam recomputes its ~20
+step-dependent scalars for every one of ResNet152's 622 variables (:class:`Nadam` computes them
+once per step). ``benchmarks/cpu_train.py`` measures both.
 
 Under bf16 mixed precision the first convolution sees bf16 inputs (8 significant bits); the
 ``paper`` profile keeps float32 end to end.
@@ -33,8 +41,9 @@ import json
 import logging
 import math
 import os
+import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
@@ -104,7 +113,15 @@ class TrainingConfig:
     ceil(``images_per_epoch`` / global batch). ``image_size``: square input side in pixels.
     ``validation_steps`` None validates on the whole validation set every epoch.
     ``weights``: None (random), ``"imagenet"`` (read from ``weights_cache``, see
-    :class:`covidct.models.WeightsCache`) or a weights file path.
+    :class:`covidct.models.WeightsCache`) or a weights file path. ``batchnorm_momentum``: the
+    moving-statistics momentum of every BatchNormalization layer (None keeps Keras's 0.99).
+    ``balance_classes``: training batches draw COVID and normal slices with equal probability
+    (:func:`covidct.data.make_dataset`); validation and test sets are never rebalanced.
+    ``zero_init_residual``: with random weights, every ResNet residual block's last
+    batch-normalisation scale starts at 0 (:func:`zero_init_residual_branches`).
+    ``batchnorm_recalibration_batches``: after training, re-estimate every BatchNormalization
+    layer's moving statistics over this many un-augmented training batches with the final
+    weights (:func:`recalibrate_batchnorm`; 0: keep what training accumulated).
     """
 
     profile: Profile
@@ -129,6 +146,10 @@ class TrainingConfig:
     weights: str | None = None
     weights_cache: WeightsCache | None = None
     validation_steps: int | None = None
+    batchnorm_momentum: float | None = None
+    balance_classes: bool = False
+    zero_init_residual: bool = False
+    batchnorm_recalibration_batches: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -139,6 +160,10 @@ class TrainingConfig:
             raise ValueError(f"steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.batchnorm_recalibration_batches < 0:
+            raise ValueError("batchnorm_recalibration_batches must be >= 0")
+        if self.batchnorm_momentum is not None and not 0 <= self.batchnorm_momentum < 1:
+            raise ValueError(f"batchnorm_momentum must be in [0, 1), got {self.batchnorm_momentum}")
 
     @classmethod
     def from_profile(cls, profile: Profile | str, **overrides: Any) -> TrainingConfig:
@@ -202,9 +227,13 @@ _PROFILES: dict[Profile, TrainingConfig] = {
         Profile.CPU_SMOKE,
         epochs=2,
         steps_per_epoch=3,
-        batch_size=8,
+        batch_size=16,
         image_size=64,
-        run_eagerly=True,
+        learning_rate=1e-3,
+        batchnorm_momentum=0.9,
+        balance_classes=True,
+        zero_init_residual=True,
+        batchnorm_recalibration_batches=20,
     ),
 }
 
@@ -273,6 +302,7 @@ def _train_dataset(
         transform=config.transform,
         repeat=True,
         drop_remainder=True,
+        balance_classes=config.balance_classes,
     )
 
 
@@ -327,6 +357,10 @@ def new_training_model(backbone: str, config: TrainingConfig, replicas: int) -> 
         weights_cache=config.weights_cache,
         channel_adaptation=config.channel_adaptation,
     )
+    if config.batchnorm_momentum is not None:
+        set_batchnorm_momentum(model, config.batchnorm_momentum)
+    if config.zero_init_residual and config.weights is None:
+        zero_init_residual_branches(model)
     if config.augment_on_device and config.augment is not None:
         inputs = keras.Input(model.input_shape[1:], name="slice")
         augmented = DeviceAugmentation(asdict(config.augment), seed=config.seed, name=AUGMENT_LAYER)
@@ -335,15 +369,153 @@ def new_training_model(backbone: str, config: TrainingConfig, replicas: int) -> 
     return model
 
 
+def set_batchnorm_momentum(model: keras.Model, momentum: float) -> int:
+    """Set the moving-statistics momentum of every BatchNormalization layer, nested ones too.
+
+    Returns how many layers were changed. Inference uses the moving mean and variance: with
+    Keras's 0.99, after n steps a fraction 0.99**n of them is still the initial (0, 1), which
+    after the ~100 steps of a CPU run is 37%, and the network's inference-mode outputs collapse
+    to one class; 0.9 leaves 0.9**100 < 3e-5.
+    """
+    changed = 0
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = float(momentum)
+            changed += 1
+    return changed
+
+
+#: Keras Applications' name of a ResNet (v1) bottleneck block's last batch normalisation.
+RESIDUAL_LAST_BN = re.compile(r"conv\d+_block\d+_3_bn$")
+
+
+def zero_init_residual_branches(model: keras.Model) -> int:
+    """Set gamma = 0 in the last BatchNormalization of every ResNet bottleneck block.
+
+    Goyal et al. 2017 ("Accurate, Large Minibatch SGD", section 5.1): each residual block then
+    starts as the identity, so a randomly initialised ResNet152 trains at first like a shallow
+    network instead of passing its input through 50 random blocks. Layers are found by Keras
+    Applications' names (``conv4_block7_3_bn``); models without them (VGG, Inception, Xception,
+    ResNet50V2) are unchanged. Returns how many layers were set.
+    """
+    changed = 0
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization) and RESIDUAL_LAST_BN.search(
+            layer.name
+        ):
+            layer.gamma.assign(keras.ops.zeros_like(layer.gamma))
+            changed += 1
+    return changed
+
+
+#: Momentum of the moving statistics while :func:`recalibrate_batchnorm` runs.
+RECALIBRATION_MOMENTUM = 0.8
+
+
+def recalibrate_batchnorm(model: keras.Model, batches: Iterable[Any], count: int) -> int:
+    """Re-estimate every BatchNormalization layer's moving mean and variance (PreciseBN).
+
+    Wu & Johnson 2021 ("Rethinking 'Batch' in BatchNorm", section 3): the moving statistics are
+    an average over the *past* weights; after a short run at a high learning rate they lag the
+    final weights, inference-mode outputs differ from the training-mode ones at every layer and
+    the differences compound through a deep network until every slice gets the same class.
+    This runs ``count`` forward passes in training mode (one compiled function; no gradient, no
+    weight changes) over ``batches`` (float32 (B, S, S, 1) images, or (images, targets) pairs),
+    with momentum :data:`RECALIBRATION_MOMENTUM`, so the statistics are those of the final
+    weights (0.8**20 ~ 1% of the old value remains after 20 batches). Returns how many layers
+    were recalibrated; the layers' own momentum is restored.
+    """
+    batch_norm = keras.layers.BatchNormalization
+    layers = [layer for layer in _all_layers(model) if isinstance(layer, batch_norm)]
+    if not layers or count < 1:
+        return 0
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = RECALIBRATION_MOMENTUM
+    forward = tf.function(lambda images: model(images, training=True), reduce_retracing=True)
+    try:
+        for index, batch in enumerate(batches):
+            if index >= count:
+                break
+            forward(batch[0] if isinstance(batch, tuple) else batch)
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+    return len(layers)
+
+
+def _all_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+@keras.saving.register_keras_serializable(package="covidct")
+class Nadam(keras.optimizers.Nadam):
+    """Keras's Nadam (Dozat 2016, "Incorporating Nesterov momentum into Adam"), same update,
+    with the step-dependent scalars computed once per step instead of once per variable.
+
+    Keras computes ``u_t``, ``u_{t+1}``, the momentum-schedule product and ``beta_2**t`` (about
+    20 scalar ops) inside ``update_step``, for every variable: 12,000 extra graph ops for
+    ResNet152's 622 variables, which made tracing its train step take minutes on a CPU. Per
+    variable this keeps ``m <- m + (g - m)(1 - beta_1)``, ``v <- v + (g**2 - v)(1 - beta_2)`` and
+    ``w <- w - (a m + b g) / (sqrt(c v) + epsilon)`` with ``a = lr u_{t+1} / (1 - prod_{t+1})``,
+    ``b = lr (1 - u_t) / (1 - prod_t)``, ``c = 1 / (1 - beta_2**t)``: Keras's ``m_hat`` and
+    ``v_hat`` with the learning rate folded in (equal to Keras's result up to rounding; tested).
+    """
+
+    def _backend_update_step(self, grads: Any, variables: Any, learning_rate: Any) -> None:
+        self._step_coefficients: dict[str, tuple[Any, Any, Any]] = {}
+        super()._backend_update_step(grads, variables, learning_rate)
+
+    def _coefficients(self, dtype: Any, learning_rate: Any) -> tuple[Any, Any, Any]:
+        key = str(dtype)
+        if key not in self._step_coefficients:
+            ops = keras.ops
+            lr = ops.cast(learning_rate, dtype)
+            step = ops.cast(self.iterations + 1, dtype)
+            decay = ops.cast(0.96, dtype)
+            beta_1, beta_2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
+            u_t = beta_1 * (1.0 - 0.5 * ops.power(decay, step))
+            u_next = beta_1 * (1.0 - 0.5 * ops.power(decay, step + 1.0))
+            product = ops.cast(self._u_product, dtype)  # already includes u_t
+            self._step_coefficients[key] = (
+                lr * u_next / (1.0 - product * u_next),
+                lr * (1.0 - u_t) / (1.0 - product),
+                1.0 / (1.0 - ops.power(beta_2, step)),
+            )
+        return self._step_coefficients[key]
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        """One variable's update with this step's shared coefficients."""
+        ops = keras.ops
+        gradient = ops.cast(gradient, variable.dtype)
+        a, b, c = self._coefficients(variable.dtype, learning_rate)
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1.0 - self.beta_1))
+        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1.0 - self.beta_2))
+        step = ops.add(ops.multiply(a, m), ops.multiply(b, gradient))
+        denominator = ops.add(ops.sqrt(ops.multiply(c, v)), self.epsilon)
+        self.assign_sub(variable, ops.divide(step, denominator))
+
+
 def compile_model(model: keras.Model, config: TrainingConfig, replicas: int) -> None:
-    """Compile with Nadam at the effective learning rate, categorical cross-entropy, accuracy."""
+    """Compile with Nadam at the effective learning rate, categorical cross-entropy, accuracy.
+
+    The optimizer's and the metric's variables are created here, before the first step: Keras's
+    TensorFlow trainer otherwise creates them inside the first trace, and ``tf.function`` traces
+    the whole train step a second time.
+    """
     model.compile(
-        optimizer=keras.optimizers.Nadam(learning_rate=config.effective_learning_rate(replicas)),
+        optimizer=Nadam(learning_rate=config.effective_learning_rate(replicas)),
         loss=config.loss,
-        metrics=["accuracy"],
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=config.jit_compile,
         run_eagerly=config.run_eagerly,
     )
+    model.optimizer.build(model.trainable_variables)
 
 
 def inference_model(training_model: keras.Model, backbone: str) -> keras.Model:
@@ -664,7 +836,8 @@ def _log_run_setup(
 
 
 def log_keras_model(model: keras.Model, name: str, example: np.ndarray) -> str:
-    """Log ``model`` (Keras 3 format) with a signature inferred from ``example``; return its URI.
+    """Log ``model``'s :func:`serving_copy` (Keras 3 format, no optimizer state) with a signature
+    inferred from ``example``; return its URI.
 
     No ``input_example`` (MLflow 3.17 + Keras 3 crash on it; shared/reference/pitfalls.md).
     """
@@ -672,8 +845,21 @@ def log_keras_model(model: keras.Model, name: str, example: np.ndarray) -> str:
     from mlflow.models import infer_signature
 
     signature = infer_signature(example, model.predict(example, verbose=0))
-    info = mlflow.keras.log_model(model, name=name, signature=signature)
+    info = mlflow.keras.log_model(serving_copy(model), name=name, signature=signature)
     return str(info.model_uri)
+
+
+def serving_copy(model: keras.Model) -> keras.Model:
+    """An uncompiled copy of ``model`` with the same weights: what is logged and registered.
+
+    A compiled model is saved with its optimizer state (Nadam: two more tensors per weight, so
+    the file is 3x the weights: 669 MB instead of 233 MB for ResNet152); nothing that loads
+    the registered model trains it further, so that state is written only in the resumable
+    per-epoch checkpoints. Predictions are identical (tested).
+    """
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 # --------------------------------------------------------------------------- training
@@ -783,6 +969,8 @@ def train_model(
         _log_run_setup(session, frames, session.derived_params(len(train_df), len(val_df)))
     if session.resumed_from < config.epochs:
         _fit(session, (train_df, val_df), image_root, _callbacks(session, logging_on, callbacks))
+    if config.batchnorm_recalibration_batches:
+        _recalibrate(session, train_df, image_root)
     uri = None
     if logging_on:
         example = _example_batch(val_df, train_df, image_root, config)
@@ -826,6 +1014,28 @@ def _fit(
         shuffle=False,  # the dataset is shuffled already
         verbose=0,
     )
+
+
+def _recalibrate(session: _Session, train_df: pd.DataFrame, image_root: Path) -> None:
+    """:func:`recalibrate_batchnorm` over shuffled, un-augmented training slices."""
+    config = session.config
+    images = make_dataset(
+        _paths(train_df, image_root),
+        label_indices(train_df).tolist(),
+        image_size=config.image_size,
+        batch_size=session.batch,
+        shuffle=True,
+        seed=config.seed,
+        transform=config.transform,
+        repeat=True,
+    )
+    started = time.perf_counter()
+    layers = recalibrate_batchnorm(session.model, images, config.batchnorm_recalibration_batches)
+    logger.info(
+        "%s: batch-norm statistics of %d layers re-estimated over %d batches in %.1f s",
+        session.backbone, layers, config.batchnorm_recalibration_batches,
+        time.perf_counter() - started,
+    )  # fmt: skip
 
 
 def _result(session: _Session, wall_seconds: float, model_uri: str | None) -> TrainResult:

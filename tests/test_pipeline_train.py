@@ -118,8 +118,9 @@ def test_train_task_with_imagenet_weights_from_s3_checkpoints_in_the_lake(
     local_dir = home / "work" / "checkpoints" / pipeline.run_key_of(RUN_ID) / "vgg16" / "fold-0"
     assert local_dir.parent.is_dir() and not local_dir.exists()  # removed after success
     assert (params["weights"], params["weights_cache"]) == ("imagenet", cache_uri)
-    # two Nadam steps at lr 1e-4 barely move the loaded, colour-summed first kernel
+    # two Nadam steps at lr 1e-3 move each weight by about lr per step: the loaded,
+    # colour-summed first kernel stays within 3e-3 (a random kernel differs by ~0.1)
     summed = reference.get_layer("block1_conv1").get_weights()[0].sum(axis=2, keepdims=True)
     kernel = model.get_layer("block1_conv1").get_weights()[0]
-    np.testing.assert_allclose(kernel, summed, atol=2e-3)
+    np.testing.assert_allclose(kernel, summed, atol=3e-3)
     assert np.abs(summed).mean() > 0.05  # a random kernel would be far off
