@@ -50,7 +50,7 @@ lint: install
 	$(RUN) mypy covidct
 
 test: install lint
-	$(RUN) pytest -q -p no:cacheprovider --timeout 1500
+	$(RUN) pytest -q -p no:cacheprovider --timeout 1500 --durations=15
 
 test-fast: install
 	$(RUN) pytest -q -m "not slow" --timeout 900
@@ -69,3 +69,4 @@ bench: install
 	$(RUN) python benchmarks/manifest_speed.py
 	$(RUN) python benchmarks/folds_speed.py
 	$(RUN) python benchmarks/pipeline_speed.py
+	$(RUN) python benchmarks/cpu_train.py --keras-trace

@@ -95,6 +95,25 @@ def leaderboard_text(board: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def evidence_lines(candidate: str, comparisons: list[dict[str, Any]]) -> list[str]:
+    """One line per gate comparison: the difference, its 95% interval, and COVID sensitivity.
+
+    ``comparisons``: :class:`covidct.gate.Comparison` records as dicts (``gate.json``); figures
+    are fractions, shown in percentage points.
+    """
+    lines = []
+    for item in comparisons:
+        metric = str(item["metric"]).replace("_", " ")
+        lines.append(
+            f"  evidence vs {item['comparator']} {item['comparator_name']}: {metric} of "
+            f"{candidate} minus theirs {100 * item['difference']:+.1f} points (95% CI "
+            f"{100 * item['ci_low']:+.1f} to {100 * item['ci_high']:+.1f}); COVID sensitivity "
+            f"{100 * item['sensitivity_candidate']:.1f}% vs "
+            f"{100 * item['sensitivity_comparator']:.1f}%"
+        )
+    return lines
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """Render :func:`collect_summary`'s dict for a terminal."""
     lines = [f"== covidct run {summary['dag_run_id']} =="]
@@ -112,6 +131,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         decision = "PROMOTED to @champion" if verdict["passed"] else "NOT promoted"
         lines.append(f"  candidate {gate['candidate']} (version {gate['version']}): {decision}")
         lines.extend(f"  reason: {reason}" for reason in verdict["reasons"])
+        lines.extend(evidence_lines(gate["candidate"], verdict.get("comparisons") or []))
         lines.append(f"  champion: {gate['champion_before']} -> {gate['champion_after']}")
     else:
         lines.append("  (no gate in this run)")

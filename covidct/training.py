@@ -568,31 +568,44 @@ def _write_json_atomically(path: Path, payload: Mapping[str, Any]) -> None:
     os.replace(temporary, path)
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Save the compiled model and ``state.json`` after every epoch; keep only the latest file.
+#: ``state.json`` key: False when the checkpoint file holds weights only (the last epoch).
+OPTIMIZER_STATE = "optimizer_state"
 
-    The model file is written first and renamed into place, then the state is replaced
-    atomically, so a kill at any moment leaves a consistent (model, state) pair.
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Save the model and ``state.json`` after every epoch; keep only the latest file.
+
+    Epochs before ``final_epoch`` save the compiled model with its optimizer state (Nadam: 3x
+    the weights), which a resumed run needs to continue with the same moments and step count;
+    the final epoch saves the weights only (:func:`serving_copy`): nothing is left to train,
+    and a retry only needs the model (``state.json`` records ``optimizer_steps`` and
+    ``optimizer_state: false``). The model file is written first and renamed into place, then
+    the state is replaced atomically, so a kill at any moment leaves a consistent pair.
     """
 
-    def __init__(self, directory: Path, identity: Mapping[str, Any], history: dict) -> None:
+    def __init__(
+        self, directory: Path, identity: Mapping[str, Any], history: dict, final_epoch: int
+    ) -> None:
         super().__init__()
         self.directory = Path(directory)
         self.identity = dict(identity)
         self.history = history
+        self.final_epoch = final_epoch
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
         name = f"epoch-{epoch + 1:04d}.keras"
         partial = self.directory / f"partial-{name}"
-        self.model.save(partial)
+        with_optimizer = epoch + 1 < self.final_epoch
+        (self.model if with_optimizer else serving_copy(self.model)).save(partial)
         os.replace(partial, self.directory / name)
         state = {
             **self.identity,
             "epoch": epoch + 1,
             "checkpoint": name,
             "optimizer_steps": int(self.model.optimizer.iterations.numpy()),
+            OPTIMIZER_STATE: with_optimizer,
             "history": self.history,
         }
         _write_json_atomically(self.directory / STATE_FILE, state)
@@ -658,12 +671,21 @@ def _check_resumable(
         )
 
 
-def _restore(checkpoint_dir: Path, state: Mapping[str, Any]) -> keras.Model:
+def _restore(
+    checkpoint_dir: Path, state: Mapping[str, Any], config: TrainingConfig, replicas: int
+) -> keras.Model:
+    """Load the checkpoint ``state`` names; a weights-only one (the last epoch) is compiled anew
+    with its optimizer step count restored (extending a finished run restarts Nadam's moments).
+    """
     path = Path(checkpoint_dir) / str(state["checkpoint"])
     if not path.is_file():
         raise FileNotFoundError(f"{checkpoint_dir}/{STATE_FILE} names {path}, which is missing")
     logger.info("resuming from %s (epoch %s)", path, state["epoch"])
-    return keras.saving.load_model(path, compile=True)
+    model = keras.saving.load_model(path, compile=True)
+    if state.get(OPTIMIZER_STATE, True) is False or model.optimizer is None:
+        compile_model(model, config, replicas)
+        model.optimizer.iterations.assign(int(state.get("optimizer_steps", 0)))
+    return model
 
 
 # --------------------------------------------------------------------------- checkpoint mirror
@@ -844,7 +866,9 @@ def log_keras_model(model: keras.Model, name: str, example: np.ndarray) -> str:
     import mlflow
     from mlflow.models import infer_signature
 
-    signature = infer_signature(example, model.predict(example, verbose=0))
+    # the output's shape and dtype are known: predicting here would trace a forward pass
+    outputs = np.zeros((len(example), *model.output_shape[1:]), dtype=np.float32)
+    signature = infer_signature(example, outputs)
     info = mlflow.keras.log_model(serving_copy(model), name=name, signature=signature)
     return str(info.model_uri)
 
@@ -920,7 +944,7 @@ def _open_session(backbone: str, config: TrainingConfig, checkpoint_dir: Path) -
             training_model = new_training_model(backbone, config, replicas)
         else:
             _check_resumable(state, identity, config.epochs, checkpoint_dir)
-            training_model = _restore(checkpoint_dir, state)
+            training_model = _restore(checkpoint_dir, state, config, replicas)
     return _Session(
         backbone=backbone,
         config=config,
@@ -982,7 +1006,9 @@ def _callbacks(
     session: _Session, logging_on: bool, extra: Sequence[keras.callbacks.Callback]
 ) -> list[keras.callbacks.Callback]:
     chosen: list[keras.callbacks.Callback] = [
-        EpochCheckpoint(session.checkpoint_dir, session.identity, session.history)
+        EpochCheckpoint(
+            session.checkpoint_dir, session.identity, session.history, session.config.epochs
+        )
     ]
     if logging_on:
         chosen.append(MlflowEpochMetrics())

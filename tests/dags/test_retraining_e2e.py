@@ -1,8 +1,16 @@
-"""End to end: a real `airflow dags test` run of covidct_retraining on the embedded default.
+"""End to end: real `airflow dags test` runs of covidct_retraining on the embedded default.
 
-Lands a good synthetic batch and a faulty one, runs the DAG with a tiny cpu-smoke profile, and
-checks the outcome: the faulty batch quarantined byte-identical, metrics logged to MLflow, a
-registered version with a gate verdict (promoted or refused with reasons), alerts written.
+One home, two DAG runs, shared by every test here (each end-to-end behaviour is proven once):
+
+- run 1 lands a real DICOM batch, a good synthetic batch and a faulty one, and runs the DAG with
+  a tiny cpu-smoke profile under the first-run policy ``promote-best``: the faulty batch is
+  quarantined byte-identical, metrics are logged to MLflow, and a version is registered and
+  promoted with its verdict;
+- run 2 retrains on the same folds with less training and must beat that champion, re-evaluated
+  on the same test folds, by the paired patient bootstrap: it cannot, so the champion stays, a
+  ``not_promoted`` alert is written, and `covidct registry history` lists both decisions.
+
+Tests of run 1 come first in this file: the second run starts with the first test that needs it.
 """
 
 from __future__ import annotations
@@ -85,7 +93,7 @@ def run_dag(env: dict[str, str], conf: dict) -> tuple[str, dict]:
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     home = tmp_path_factory.mktemp("covidct_home")
-    env = embedded_env(home)
+    env = {**embedded_env(home), "COVIDCT_GATE_FIRST_RUN": "promote-best"}
     bad_before = land_inputs(home, env)
     log, report = run_dag(env, TINY)
     return {
@@ -95,6 +103,18 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "log": log,
         "report": report,
     }
+
+
+@pytest.fixture(scope="module")
+def two_runs(demo_run: dict) -> dict:
+    """Run 2 in run 1's home (weaker: one step, retrained), then the history and alerts."""
+    env, home = demo_run["env"], demo_run["home"]
+    _, second = run_dag(env, {**TINY, "steps_per_epoch": 1, "force_retrain": True})
+    history = json.loads(_run([str(BIN / "covidct"), "registry", "history", "--json"], env))
+    text = _run([str(BIN / "covidct"), "registry", "history"], env)
+    alerts = [json.loads(x) for x in (home / "alerts.jsonl").read_text().splitlines()]
+    return {"home": home, "first": demo_run["report"], "second": second, "history": history,
+            "text": text, "alerts": alerts}  # fmt: skip
 
 
 def test_faulty_batch_quarantined_byte_identical(demo_run: dict) -> None:
@@ -122,13 +142,44 @@ def test_models_trained_evaluated_and_gated(demo_run: dict) -> None:
     version = client.get_model_version("covidct-classifier", gate["version"])
     assert version.tags["gate_verdict"] in {"passed", "refused"}
     experiment = client.get_experiment_by_name("covidct")
-    found = client.search_runs([experiment.experiment_id])
+    run_id = report["dag_run_id"]
+    found = client.search_runs([experiment.experiment_id], f"tags.dag_run_id = '{run_id}'")
     assert len(found) == 4  # 2 backbones x 2 folds
     for run in found:
         assert "test_image_accuracy" in run.data.metrics
         assert run.data.params["optimizer"].lower() == "nadam"
-    if gate["verdict"]["passed"]:
-        assert client.get_model_version_by_alias("covidct-classifier", "champion")
-    else:
-        alerts = (demo_run["home"] / "alerts.jsonl").read_text()
-        assert "not_promoted" in alerts
+    # promote-best: the first run's best backbone becomes champion, with its verdict
+    assert gate["verdict"]["passed"] and version.tags["gate_verdict"] == "passed"
+    assert client.get_model_version_by_alias("covidct-classifier", "champion")
+
+
+# --------------------------------------------------------------------------- run 2
+
+
+def test_first_run_promotes_second_is_refused(two_runs: dict) -> None:
+    first, second = two_runs["first"]["gate"], two_runs["second"]["gate"]
+    assert first["verdict"]["passed"] and first["verdict"]["status"] == "first-run"
+    assert first["champion_after"] == first["version"]
+    assert not second["verdict"]["passed"] and second["verdict"]["status"] == "refuse"
+    assert second["champion_before"] == second["champion_after"] == first["version"]
+    assert any("vs champion" in reason for reason in second["verdict"]["reasons"])
+
+
+def test_history_and_alerts_explain_both_decisions(two_runs: dict) -> None:
+    actions = [(r["action"], r["version"]) for r in two_runs["history"]]
+    first, second = two_runs["first"]["gate"], two_runs["second"]["gate"]
+    assert actions == [("promote", first["version"]), ("refuse", second["version"])]
+    assert all(r["reason"] for r in two_runs["history"])
+    assert "promote" in two_runs["text"] and "refuse" in two_runs["text"]
+    kinds = [a["kind"] for a in two_runs["alerts"]]
+    assert "not_promoted" in kinds and "batch_quarantined" in kinds
+
+
+def test_champion_resolves_to_the_first_runs_model(two_runs: dict) -> None:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{two_runs['home']}/mlflow.db")
+    champion = client.get_model_version_by_alias("covidct-classifier", "champion")
+    assert str(champion.version) == two_runs["first"]["gate"]["version"]
+    assert champion.tags["gate_verdict"] == "passed"
+    assert client.get_model_version_by_alias("covidct-classifier", "baseline-resnet152")

@@ -1,0 +1,145 @@
+"""CPU training speed: eager against compiled train steps, the one-off trace, the demo's bytes.
+
+For each backbone and image size, the product's own model set-up (``training.new_training_model``
+with the ``cpu-smoke`` profile: Nadam, categorical cross-entropy, random weights) is timed on
+random float32 batches:
+
+- ``eager img/s``: ``run_eagerly=True`` (what ``cpu-smoke`` did before), after one warm-up step;
+- ``trace s``: the first compiled step (tracing, graph optimisation and the step itself);
+- ``compiled img/s``: later compiled steps; ``speed-up`` = compiled / eager;
+- ``keras trace s`` (``--keras-trace``): the first step with Keras's own Nadam and lazily built
+  variables, which trace the train step twice (see ``covidct/training.py``).
+
+``--demo`` also runs ``infra/demo.sh`` (a fresh ``COVIDCT_HOME`` in a temporary folder) and
+prints its wall time and the bytes its processes wrote (``getrusage`` block outputs, 512-byte
+blocks, as ``/usr/bin/time -v`` reports them). Prints a Markdown table; nothing is asserted.
+
+    uv run python benchmarks/cpu_train.py [--backbones resnet152,resnet50,vgg16]
+        [--sizes 64,128] [--batch 16] [--steps 5] [--eager-steps 2] [--keras-trace] [--demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _batch(size: int, batch: int):  # noqa: ANN202 - numpy arrays
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    images = rng.random((batch, size, size, 1), dtype=np.float32)
+    targets = np.eye(2, dtype=np.float32)[rng.integers(0, 2, batch)]
+    return images, targets
+
+
+def _time_steps(model, images, targets, steps: int) -> float:  # noqa: ANN001
+    started = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(images, targets)
+    return time.perf_counter() - started
+
+
+def measure(backbone: str, size: int, batch: int, steps: int, eager_steps: int) -> dict:
+    """One row: eager and compiled images per second, and the first compiled step's time."""
+    from covidct import training
+
+    config = training.TrainingConfig.from_profile(
+        "cpu-smoke", image_size=size, batch_size=batch, run_eagerly=True
+    )
+    images, targets = _batch(size, batch)
+    row: dict = {"backbone": backbone, "size": size, "batch": batch}
+    model = training.new_training_model(backbone, config, replicas=1)
+    _time_steps(model, images, targets, 1)  # warm-up (eager kernels, allocator)
+    row["eager"] = batch * eager_steps / _time_steps(model, images, targets, eager_steps)
+    model = training.new_training_model(
+        backbone, training.TrainingConfig.from_profile("cpu-smoke", image_size=size,
+                                                       batch_size=batch), replicas=1
+    )  # fmt: skip
+    row["trace_s"] = _time_steps(model, images, targets, 1)
+    row["compiled"] = batch * steps / _time_steps(model, images, targets, steps)
+    return row
+
+
+def keras_trace(backbone: str, size: int, batch: int) -> float:
+    """First-step time with Keras's Nadam and metric built lazily (the old behaviour)."""
+    import keras
+
+    from covidct.models import get_backbone
+
+    model = get_backbone(backbone).build((size, size, 1), 2, None)
+    model.compile(
+        optimizer=keras.optimizers.Nadam(1e-3), loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )  # fmt: skip
+    images, targets = _batch(size, batch)
+    return _time_steps(model, images, targets, 1)
+
+
+def run_demo() -> tuple[float, int]:
+    """Run ``infra/demo.sh`` in a fresh home; return (wall seconds, bytes written)."""
+    with tempfile.TemporaryDirectory(prefix="covidct-demo-bench-") as home:
+        env = {
+            **os.environ,
+            "COVIDCT_HOME": home,
+            "AIRFLOW_HOME": f"{home}/airflow",
+            "SHARED": os.environ.get("SHARED", str(REPO.parent / "shared")),
+            "RUN": "uv run --frozen --no-sync",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow/airflow.db",
+        }
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_oublock
+        started = time.perf_counter()
+        subprocess.run(["bash", str(REPO / "infra" / "demo.sh")], env=env, check=True, cwd=REPO)
+        wall = time.perf_counter() - started
+        blocks = resource.getrusage(resource.RUSAGE_CHILDREN).ru_oublock - before
+    return wall, blocks * 512
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the benchmark table (see module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbones", default="resnet152,resnet50,vgg16")
+    parser.add_argument("--sizes", default="64,128")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=5, help="compiled steps timed after tracing")
+    parser.add_argument("--eager-steps", type=int, default=2, help="eager steps timed")
+    parser.add_argument("--keras-trace", action="store_true", help="also time Keras's own set-up")
+    parser.add_argument("--demo", action="store_true", help="also run the demo and count bytes")
+    args = parser.parse_args(argv)
+    import tensorflow as tf
+
+    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, batch {args.batch}", flush=True)
+    header = "| backbone | px | eager img/s | compiled img/s | speed-up | trace s |"
+    print(header + (" keras trace s |" if args.keras_trace else ""))
+    print("|---" * (6 + args.keras_trace) + "|", flush=True)
+    for backbone in args.backbones.split(","):
+        for size in (int(value) for value in args.sizes.split(",")):
+            row = measure(backbone, size, args.batch, args.steps, args.eager_steps)
+            line = (
+                f"| {backbone} | {size} | {row['eager']:.1f} | {row['compiled']:.1f} | "
+                f"{row['compiled'] / row['eager']:.1f}x | {row['trace_s']:.1f} |"
+            )
+            if args.keras_trace:
+                line += f" {keras_trace(backbone, size, args.batch):.1f} |"
+            print(line, flush=True)
+    if args.demo:
+        wall, written = run_demo()
+        print(f"\ndemo: {wall:.0f} s wall, {written / 1e9:.2f} GB written", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
