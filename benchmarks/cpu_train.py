@@ -64,7 +64,8 @@ def measure(backbone: str, size: int, batch: int, steps: int, eager_steps: int) 
     row["eager"] = batch * eager_steps / _time_steps(model, images, targets, eager_steps)
     model = training.new_training_model(
         backbone, training.TrainingConfig.from_profile("cpu-smoke", image_size=size,
-                                                       batch_size=batch), replicas=1
+                                                       batch_size=batch, run_eagerly=False),
+        replicas=1,
     )  # fmt: skip
     row["trace_s"] = _time_steps(model, images, targets, 1)
     row["compiled"] = batch * steps / _time_steps(model, images, targets, steps)

@@ -11,10 +11,17 @@ Profiles (:class:`Profile`, :meth:`TrainingConfig.from_profile`):
   ``tf.distribute.MirroredStrategy`` over all visible GPUs and 32 images per replica. Learning
   rate rule: linear scaling (Goyal et al. 2017, "Accurate, Large Minibatch SGD"): lr = 1e-4 x
   global batch / 10; steps per epoch = ceil(1000 / global batch).
-- ``cpu-smoke``: a small CPU run that still learns: 64x64, batch 16, 2 epochs x 3 steps by
-  default (the demo asks for more), compiled like ``paper``; from random weights it uses a
-  learning rate of 1e-3 and batch-normalisation momentum 0.9 (see :data:`SMOKE_BATCHNORM_MOMENTUM`),
-  everything else (Nadam, loss, augmentation) as ``paper``.
+- ``cpu-smoke``: a CPU run of a few dozen steps from random weights that still learns:
+  64x64, batch 16, 2 epochs x 3 steps by default (the demo asks for more), compiled like the
+  others, Nadam, loss and augmentation as ``paper``. Why every such model used to predict one
+  class: inference uses the batch-normalisation moving statistics, and after a few dozen steps
+  they are still mostly their initial values (momentum 0.99) or, at 0.9, an average over
+  weights that have since moved; the errors compound through 50-150 layers and every slice
+  gets the same score. So: momentum 0.9 and, after training, the statistics re-estimated with
+  the final weights (:func:`recalibrate_batchnorm`, 20 batches); residual branches that start
+  as the identity (:func:`zero_init_residual_branches`); learning rate 1e-3 (1e-4 is Table 5's
+  rate for 10,000 steps); and training batches half COVID on average (``balance_classes``; the
+  unbalanced data otherwise teach the prior first). Validation and test sets stay unbalanced.
 
 Compiled training (every profile): the train step is one ``tf.function`` graph, traced once per
 model. Two things made tracing ResNet152 cost 80-200 s on 2 cores, and both are fixed here:
@@ -27,9 +34,10 @@ once per step). ``benchmarks/cpu_train.py`` measures both.
 Under bf16 mixed precision the first convolution sees bf16 inputs (8 significant bits); the
 ``paper`` profile keeps float32 end to end.
 
-Resuming (:func:`train_model`): after every epoch the compiled training model (weights and
-optimizer state) is written to ``checkpoint_dir/epoch-NNNN.keras`` and ``state.json`` records the
-epoch, history and steps; a retried call with the same directory continues from there, so a run
+Resuming (:func:`train_model`): after every epoch but the last the compiled training model
+(weights and optimizer state) is written to ``checkpoint_dir/epoch-NNNN.keras``, after the last
+the weights only (:class:`EpochCheckpoint`), and ``state.json`` records the epoch, history and
+steps; a retried call with the same directory continues from there, so a run
 killed and retried ends with exactly ``epochs x steps_per_epoch`` optimizer steps.
 :class:`CheckpointMirror` keeps that directory's last epoch in an object store (the run's
 folder in the lake) and pulls it back before a retry, so the retry may run on another machine.
@@ -119,6 +127,8 @@ class TrainingConfig:
     (:func:`covidct.data.make_dataset`); validation and test sets are never rebalanced.
     ``zero_init_residual``: with random weights, every ResNet residual block's last
     batch-normalisation scale starts at 0 (:func:`zero_init_residual_branches`).
+    ``run_eagerly``: True runs every step eagerly, False compiles the train step, None decides
+    per run (:meth:`eager`: eager below :data:`COMPILE_MIN_STEPS` steps in all).
     ``batchnorm_recalibration_batches``: after training, re-estimate every BatchNormalization
     layer's moving statistics over this many un-augmented training batches with the final
     weights (:func:`recalibrate_batchnorm`; 0: keep what training accumulated).
@@ -139,7 +149,7 @@ class TrainingConfig:
     augment_on_device: bool = False
     mixed_precision: bool = False
     jit_compile: bool = False
-    run_eagerly: bool = False
+    run_eagerly: bool | None = False
     distribute: bool = False
     transform: IntensityTransform = field(default_factory=IntensityTransform)
     channel_adaptation: ChannelAdaptation = ChannelAdaptation.SUM
@@ -177,6 +187,13 @@ class TrainingConfig:
             raise ValueError(f"unknown TrainingConfig fields {sorted(unknown)}")
         return replace(base, **overrides)
 
+    def eager(self, replicas: int) -> bool:
+        """Whether the train step runs eagerly (``run_eagerly``; None: fewer than
+        :data:`COMPILE_MIN_STEPS` steps in all, where tracing costs more than it saves)."""
+        if self.run_eagerly is None:
+            return self.epochs * self.effective_steps_per_epoch(replicas) < COMPILE_MIN_STEPS
+        return self.run_eagerly
+
     def global_batch_size(self, replicas: int) -> int:
         """Images per optimizer step over all ``replicas``."""
         return self.batch_size * replicas
@@ -207,6 +224,11 @@ class TrainingConfig:
         return params
 
 
+#: ``run_eagerly=None`` compiles runs of at least this many optimizer steps. Measured with
+#: benchmarks/cpu_train.py on 2 cores: tracing ResNet152's train step costs ~45 s, about what
+#: 12 eager steps lose against compiled ones; a 2-step test run is cheaper eagerly.
+COMPILE_MIN_STEPS = 12
+
 _PROFILES: dict[Profile, TrainingConfig] = {
     Profile.PAPER: TrainingConfig(
         Profile.PAPER, epochs=100, steps_per_epoch=100, batch_size=10, image_size=512
@@ -234,6 +256,7 @@ _PROFILES: dict[Profile, TrainingConfig] = {
         balance_classes=True,
         zero_init_residual=True,
         batchnorm_recalibration_batches=20,
+        run_eagerly=None,
     ),
 }
 
@@ -412,7 +435,9 @@ def zero_init_residual_branches(model: keras.Model) -> int:
 RECALIBRATION_MOMENTUM = 0.8
 
 
-def recalibrate_batchnorm(model: keras.Model, batches: Iterable[Any], count: int) -> int:
+def recalibrate_batchnorm(
+    model: keras.Model, batches: Iterable[Any], count: int, *, compiled: bool = True
+) -> int:
     """Re-estimate every BatchNormalization layer's moving mean and variance (PreciseBN).
 
     Wu & Johnson 2021 ("Rethinking 'Batch' in BatchNorm", section 3): the moving statistics are
@@ -422,7 +447,8 @@ def recalibrate_batchnorm(model: keras.Model, batches: Iterable[Any], count: int
     This runs ``count`` forward passes in training mode (one compiled function; no gradient, no
     weight changes) over ``batches`` (float32 (B, S, S, 1) images, or (images, targets) pairs),
     with momentum :data:`RECALIBRATION_MOMENTUM`, so the statistics are those of the final
-    weights (0.8**20 ~ 1% of the old value remains after 20 batches). Returns how many layers
+    weights (0.8**20 ~ 1% of the old value remains after 20 batches); ``compiled`` False runs
+    the passes eagerly (cheaper for a model traced for nothing else). Returns how many layers
     were recalibrated; the layers' own momentum is restored.
     """
     batch_norm = keras.layers.BatchNormalization
@@ -432,7 +458,12 @@ def recalibrate_batchnorm(model: keras.Model, batches: Iterable[Any], count: int
     momenta = [layer.momentum for layer in layers]
     for layer in layers:
         layer.momentum = RECALIBRATION_MOMENTUM
-    forward = tf.function(lambda images: model(images, training=True), reduce_retracing=True)
+
+    def forward(images: Any) -> Any:
+        return model(images, training=True)
+
+    if compiled:
+        forward = tf.function(forward, reduce_retracing=True)
     try:
         for index, batch in enumerate(batches):
             if index >= count:
@@ -513,7 +544,7 @@ def compile_model(model: keras.Model, config: TrainingConfig, replicas: int) -> 
         loss=config.loss,
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=config.jit_compile,
-        run_eagerly=config.run_eagerly,
+        run_eagerly=config.eager(replicas),
     )
     model.optimizer.build(model.trainable_variables)
 
@@ -1056,7 +1087,10 @@ def _recalibrate(session: _Session, train_df: pd.DataFrame, image_root: Path) ->
         repeat=True,
     )
     started = time.perf_counter()
-    layers = recalibrate_batchnorm(session.model, images, config.batchnorm_recalibration_batches)
+    layers = recalibrate_batchnorm(
+        session.model, images, config.batchnorm_recalibration_batches,
+        compiled=not config.eager(session.replicas),
+    )  # fmt: skip
     logger.info(
         "%s: batch-norm statistics of %d layers re-estimated over %d batches in %.1f s",
         session.backbone, layers, config.batchnorm_recalibration_batches,

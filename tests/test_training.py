@@ -165,7 +165,10 @@ def test_cpu_smoke_is_small_compiled_and_keeps_table_5_otherwise() -> None:
         2,
         3,
     )
-    assert not smoke.run_eagerly
+    # compiled from COMPILE_MIN_STEPS steps on: the demo's 40 steps are, a 2-step test run is not
+    assert smoke.run_eagerly is None
+    assert not TrainingConfig.from_profile("cpu-smoke", epochs=2, steps_per_epoch=20).eager(1)
+    assert TrainingConfig.from_profile("cpu-smoke", epochs=1, steps_per_epoch=2).eager(1)
     assert (smoke.optimizer, smoke.loss) == (paper.optimizer, paper.loss)
     assert smoke.augment == paper.augment
     assert (smoke.learning_rate, smoke.batchnorm_momentum) == (1e-3, 0.9)
@@ -219,9 +222,10 @@ def test_label_indices_names_the_bad_row() -> None:
 # --------------------------------------------------------------------------- training
 
 
-def test_trains_and_checkpoints_every_epoch(fold, tmp_path: Path) -> None:
+@pytest.mark.parametrize("run_eagerly", [False, None], ids=["compiled", "auto-eager"])
+def test_trains_and_checkpoints_every_epoch(fold, tmp_path: Path, run_eagerly) -> None:
     root, train_df, val_df = fold
-    config = tiny_config(epochs=2, steps_per_epoch=2)
+    config = tiny_config(epochs=2, steps_per_epoch=2, run_eagerly=run_eagerly)
     result = train_model(
         BACKBONE,
         train_df,
@@ -238,6 +242,8 @@ def test_trains_and_checkpoints_every_epoch(fold, tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "ckpt").glob("*.keras")] == ["epoch-0002.keras"]
     assert result.checkpoint_path == tmp_path / "ckpt" / "epoch-0002.keras"
     assert result.model.output_shape == (None, 2)
+    assert state["optimizer_state"] is False  # the last epoch keeps the weights only
+    assert result.model.run_eagerly is (run_eagerly is None)  # 4 steps: auto runs eagerly
 
 
 def test_killed_mid_epoch_resumes_with_the_same_total_steps(fold, tmp_path: Path) -> None:
@@ -753,7 +759,8 @@ def test_compile_model_traces_the_train_step_once() -> None:
         model.compile(optimizer="nadam", loss="categorical_crossentropy", metrics=["accuracy"])
 
     assert traces_of_first_step(keras_default) == 2  # what compile_model exists to avoid
-    assert traces_of_first_step(lambda model: compile_model(model, tiny_config(), 1)) == 1
+    compiled = tiny_config(run_eagerly=False)
+    assert traces_of_first_step(lambda model: compile_model(model, compiled, 1)) == 1
 
 
 def test_batchnorm_momentum_and_zero_init_residual_on_resnet50() -> None:
