@@ -465,11 +465,12 @@ def evaluate(settings: Settings, trained: Mapping[str, Any], dag_run_id: str) ->
     """
     import mlflow
 
-    from covidct import evaluation
+    from covidct import evaluation, training
 
     setup_mlflow(settings)
     store = lake(settings)
     frame = _read_parquet(store, trained["fold_key"])
+    training.register_custom_objects()
     model = mlflow.keras.load_model(trained["model_uri"])
     fold = int(trained["fold"])
     val = predict_split(settings, model, _split(frame, "val"), trained["train_params"])
@@ -648,11 +649,12 @@ def _champion_predictions(
     """Re-evaluate the current champion on this run's test folds (its threshold from val)."""
     import mlflow
 
-    from covidct import evaluation
+    from covidct import evaluation, training
 
     store = lake(settings)
     version = mlflow_client.get_model_version(settings.mlflow.model_name, champion.version)
     train_params = json.loads(version.tags.get("train_params", "{}")) or {"profile": "cpu-smoke"}
+    training.register_custom_objects()
     model = mlflow.keras.load_model(f"models:/{settings.mlflow.model_name}/{champion.version}")
     frames = []
     seen_folds = sorted({(int(e["fold"]), e["fold_key"]) for e in evaluations})

@@ -713,7 +713,7 @@ def _restore(
         raise FileNotFoundError(f"{checkpoint_dir}/{STATE_FILE} names {path}, which is missing")
     logger.info("resuming from %s (epoch %s)", path, state["epoch"])
     model = keras.saving.load_model(path, compile=True)
-    if state.get(OPTIMIZER_STATE, True) is False or model.optimizer is None:
+    if state.get(OPTIMIZER_STATE, True) is False or getattr(model, "optimizer", None) is None:
         compile_model(model, config, replicas)
         model.optimizer.iterations.assign(int(state.get("optimizer_steps", 0)))
     return model
@@ -904,6 +904,14 @@ def log_keras_model(model: keras.Model, name: str, example: np.ndarray) -> str:
     return str(info.model_uri)
 
 
+def register_custom_objects() -> None:
+    """Make this module's Keras classes loadable (importing it registers them; call it before
+    ``mlflow.keras.load_model`` or ``keras.saving.load_model`` of a covidct model, so a model
+    saved with :class:`Nadam` or the device augmentation layer loads in any process)."""
+    for item in (Nadam, DeviceAugmentation):
+        keras.saving.get_registered_name(item)
+
+
 def serving_copy(model: keras.Model) -> keras.Model:
     """An uncompiled copy of ``model`` with the same weights: what is logged and registered.
 
@@ -912,7 +920,7 @@ def serving_copy(model: keras.Model) -> keras.Model:
     the registered model trains it further, so that state is written only in the resumable
     per-epoch checkpoints. Predictions are identical (tested).
     """
-    copy = keras.models.clone_model(model)
+    copy = model.__class__.from_config(model.get_config())  # uncompiled (clone_model compiles)
     copy.set_weights(model.get_weights())
     return copy
 

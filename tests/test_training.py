@@ -795,3 +795,29 @@ def test_balanced_batches_draw_each_class_half_the_time(tmp_path: Path) -> None:
     plain = make_dataset(paths, picked, image_size=8, batch_size=20, shuffle=True, repeat=True)
     plain_share = np.concatenate([b[1].numpy() for b in plain.take(30)])[:, 1].mean()
     assert abs(plain_share - 0.2) < 0.06
+
+
+def test_serving_copy_has_no_optimizer_and_loads_without_covidct(tmp_path: Path) -> None:
+    """The registered model loads in a process that never imported covidct (a server)."""
+    from covidct.training import compile_model, serving_copy
+
+    model = _small_model()
+    compile_model(model, tiny_config(), replicas=1)
+    images = np.random.default_rng(0).normal(size=(3, 6, 6, 1)).astype("float32")
+    model.train_on_batch(images, np.eye(2, dtype="float32")[[0, 1, 1]])
+    compiled_file, served_file = tmp_path / "compiled.keras", tmp_path / "served.keras"
+    model.save(compiled_file)
+    copy = serving_copy(model)
+    assert getattr(copy, "optimizer", None) is None and not copy.compiled
+    copy.save(served_file)
+    np.save(tmp_path / "images.npy", images)
+    script = (
+        "import sys, numpy as np, keras\n"
+        "model = keras.saving.load_model(sys.argv[1])\n"
+        "np.save(sys.argv[2], model.predict(np.load(sys.argv[3]), verbose=0))\n"
+    )
+    out, inputs = tmp_path / "out.npy", tmp_path / "images.npy"
+    command = [sys.executable, "-c", script, str(served_file), str(out), str(inputs)]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    np.testing.assert_allclose(np.load(out), model.predict(images, verbose=0), rtol=1e-5)
+    assert served_file.stat().st_size < compiled_file.stat().st_size
