@@ -15,9 +15,9 @@ if [ "$MODE" = rerun ]; then
   # the gate compares it with the champion re-evaluated on this run's test folds.
   DEMO_CONF=${DEMO_CONF:-'{"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "resnet50"], "epochs": 1, "steps_per_epoch": 8, "force_retrain": true}'}
 fi
-# cpu-smoke at 64x64, 16 slices a step; 2 epochs x 20 steps = 640 slices per model, each class
+# cpu-smoke at 64x64, 16 slices a step; 1 epoch x 40 steps = 640 slices per model, each class
 # drawn half the time; ResNet152 is the baseline every challenger must beat.
-CONF=${DEMO_CONF:-'{"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "resnet50"], "epochs": 2, "steps_per_epoch": 20}'}
+CONF=${DEMO_CONF:-'{"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "resnet50"], "epochs": 1, "steps_per_epoch": 40}'}
 start=$(date +%s)
 step() { printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 mkdir -p "$INBOX" "$AIRFLOW_HOME"
