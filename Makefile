@@ -49,11 +49,14 @@ lint: install
 	$(RUN) ruff format --check covidct dags plugins tests benchmarks
 	$(RUN) mypy covidct
 
+# two workers (2 cores; most tests use about one): one file per unit, the slow files first
+# (tests/conftest.py HEAVY_FIRST); --durations prints the slowest tests
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 test: install lint
-	$(RUN) pytest -q -p no:cacheprovider --timeout 1500 --durations=15
+	$(RUN) pytest -q -p no:cacheprovider $(XDIST) --timeout 1500 --durations=15
 
 test-fast: install
-	$(RUN) pytest -q -m "not slow" --timeout 900
+	$(RUN) pytest -q -m "not slow" $(XDIST) --timeout 900
 
 airflow-ui: install
 	@echo "Airflow UI on http://localhost:8080 (user admin; password printed below by 'airflow standalone')"

@@ -88,6 +88,8 @@ def run_dag(env: dict[str, str], conf: dict) -> tuple[str, dict]:
     """Run the DAG with ``airflow dags test``; return its log and ``covidct report --json``."""
     dag_test = [str(BIN / "airflow"), "dags", "test", "covidct_retraining", "-c", json.dumps(conf)]
     log = _run(dag_test, env)
+    runs = len(list(Path(env["COVIDCT_HOME"]).glob("dag-test-*.log")))
+    (Path(env["COVIDCT_HOME"]) / f"dag-test-{runs + 1}.log").write_text(log)  # kept on failure
     return log, json.loads(_run([str(BIN / "covidct"), "report", "--json"], env))
 
 
