@@ -915,8 +915,8 @@ def serving_requirements() -> list[str]:
     """The registered model's pip requirements: the Keras and TensorFlow that trained it, pinned.
 
     Given to MLflow so it does not infer them: its inference loads the saved model again in a
-    new Python process to see what it imports (TensorFlow and the whole network: 34 CPU-seconds
-    for a VGG16 at 32 px, measured in the topology test), for every model logged.
+    new Python process to see what it imports, for every model logged (TensorFlow and the whole
+    network: 34 CPU-seconds for the topology test's two 32-px VGG16 models, sampled with ps).
     """
     from importlib import metadata
 

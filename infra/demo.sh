@@ -45,8 +45,11 @@ fi
 
 step "prepare Airflow (SQLite metadata DB, pools gpu and promote)"
 $RUN airflow db migrate >/dev/null
-$RUN airflow pools set gpu 1 "GPU slots: one per GPU worker" >/dev/null
-$RUN airflow pools set promote 1 "serialises champion moves" >/dev/null
+cat > "$AIRFLOW_HOME/pools.json" <<'JSON'
+{"gpu": {"slots": 1, "description": "GPU slots: one per GPU worker"},
+ "promote": {"slots": 1, "description": "serialises champion moves"}}
+JSON
+$RUN airflow pools import "$AIRFLOW_HOME/pools.json" >/dev/null
 
 step "run the covidct_retraining DAG end to end: $CONF"
 $RUN airflow dags test covidct_retraining -c "$CONF" > "$COVIDCT_HOME/dag-test.log" 2>&1 || {

@@ -20,6 +20,12 @@ path.write_text(json.dumps({os.environ.get("AIRFLOW_ADMIN_USER", "admin"): os.en
 path.chmod(0o600)
 PY
 
-airflow pools set gpu "${GPU_POOL_SLOTS:-1}" "GPU slots: one per GPU worker"
-airflow pools set promote 1 "serialises champion moves"
+# both pools in one CLI call (each `airflow` start costs seconds of imports)
+pools=$(mktemp)
+trap 'rm -f "$pools"' EXIT
+cat > "$pools" <<JSON
+{"gpu": {"slots": ${GPU_POOL_SLOTS:-1}, "description": "GPU slots: one per GPU worker"},
+ "promote": {"slots": 1, "description": "serialises champion moves"}}
+JSON
+airflow pools import "$pools"
 echo "airflow-init: done"

@@ -81,7 +81,7 @@ def land_inputs(home: Path, env: dict[str, str]) -> dict[str, str]:
 
 
 TINY = {"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "vgg16"],
-        "epochs": 1, "steps_per_epoch": 2, "image_size": 48}  # fmt: skip
+        "epochs": 1, "steps_per_epoch": 2, "image_size": 32}  # fmt: skip
 
 
 def run_dag(env: dict[str, str], conf: dict) -> tuple[str, dict]:
