@@ -18,7 +18,6 @@ from covidct.models import (
     fetch_weights_file,
     get_backbone,
     list_models,
-    parameter_counts,
     run_models_command,
 )
 from covidct.storage import IntegrityError
@@ -72,14 +71,6 @@ def test_rejects_unusable_input_shapes(name: str, shape: tuple, match: str) -> N
         build_model(name, shape)
 
 
-def test_resnet152_lstm_parameter_count_matches_the_seed() -> None:
-    model = build_model("resnet152_lstm", (512, 512, 1))
-    assert parameter_counts(model) == (113_173_250, 151_424)
-    assert model.count_params() == 113_173_250
-    assert model.get_layer("avg_pool_2x2").output.shape[1:3] == (8, 8)
-    assert model.get_layer("lstm_1").input.shape[1:] == (512, 512)
-
-
 @pytest.mark.parametrize(
     ("level", "shape"),
     [("P3", (30, 30)), ("P4", (14, 14)), ("P5", (16, 16)), ("P6", (8, 8)), ("P7", (4, 4))],
@@ -130,6 +121,9 @@ def test_trains_saves_and_reloads_with_identical_predictions(name: str, tmp_path
     np.testing.assert_array_equal(restored(images).numpy(), probabilities)
     assert model.input_shape == (None, *shape) and model.output_shape == (None, 2)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    if name == "resnet152_lstm":  # the seed's wiring (its 512-px sizes: the models command test)
+        assert model.get_layer("lstm_1").input.shape[1:] == shape[:2]  # rows of the slice
+        assert model.get_layer("avg_pool_2x2").output.shape[1:3] == (1, 1)  # conv5 1x1, padded
 
 
 # --------------------------------------------------------------------------- weights

@@ -57,7 +57,7 @@ CONF = {"profile": "cpu-smoke", "folds": 2, "backbones": ["vgg16"],
 RUN_TIMEOUT_S = 20 * 60
 GPU_TASKS = ("train", "evaluate")
 MODEL_NAME = "covidct-classifier"
-BATCHES = ("tcia-covid19-ny-sbu", "synth-seed3")
+BATCHES = ("synth-seed3",)
 WORKERS = ("worker-gpu", "worker-default")
 #: Worker log lines that mean a task died at start-up: the task runner's fork printing its
 #: exception before ``os._exit(124)``, and Celery's "Task ... raised unexpected: ...".
@@ -83,13 +83,10 @@ def _covidct_env(s3_server: Any, prefix: str, mlflow_url: str, home: Path) -> di
     }
 
 
-def _land_inputs(shared_data_dir: Path, inbox: Path, env: dict[str, str]) -> None:
-    """Real TCIA DICOM (COVID-19-NY-SBU) and a synthetic batch, landed in the S3 lake."""
+def _land_inputs(inbox: Path, env: dict[str, str]) -> None:
+    """A synthetic batch, landed in the S3 lake (real DICOM conversion: tests/dags/)."""
     covidct = str(BIN / "covidct")
-    run_checked([covidct, "ingest-dicom", str(shared_data_dir / "tcia" / "covid19-ny-sbu"),
-                 str(inbox / BATCHES[0]), "--label", "Positive", "--source", "covid19-ny-sbu",
-                 "--size-policy", "resample"], env)  # fmt: skip
-    run_checked([covidct, "synth", str(inbox / BATCHES[1]), "--patients", "14", "--seed", "3",
+    run_checked([covidct, "synth", str(inbox / BATCHES[0]), "--patients", "14", "--seed", "3",
                  "--max-slices", "6"], env)  # fmt: skip
     for batch in BATCHES:
         run_checked([covidct, "land", str(inbox / batch), "--batch-id", batch], env)
@@ -197,7 +194,6 @@ def _registry_state(mlflow_url: str) -> dict[str, Any]:
 def topology_run(
     request: pytest.FixtureRequest,
     s3_server: Any,
-    shared_data_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("topology")
@@ -246,7 +242,7 @@ def topology_run(
         }  # fmt: skip
         stack = start_airflow(env, supervisor, host_envs)
         timings["airflow_up_s"] = time.monotonic() - started
-        _land_inputs(shared_data_dir, root / "inbox", {**os.environ, **covidct_env})
+        _land_inputs(root / "inbox", {**os.environ, **covidct_env})
         client = AirflowClient(stack)
         client.login()
         result["dag"] = _wait_for_dag(client, supervisor, 180)
