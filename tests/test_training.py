@@ -549,6 +549,36 @@ def test_predict_p_covid_matches_an_independent_forward_pass(fold) -> None:
     np.testing.assert_allclose(scores, expected, rtol=1e-5)
 
 
+class _TraceCounter(keras.layers.Layer):
+    """Identity layer counting how often Python runs its ``call``: once per trace when compiled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def call(self, inputs):
+        self.calls += 1
+        return inputs
+
+
+def test_predict_traces_once_whatever_the_number_of_slices(fold) -> None:
+    root, train_df, val_df = fold
+    paths = list(train_df["path"]) + list(val_df["path"])  # more than a few batches of 4
+    config = tiny_config(image_size=16)
+    counter = _TraceCounter()
+    model = keras.Sequential(
+        [keras.Input((16, 16, 1)), counter, keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
+    model.add(keras.layers.Softmax())
+    whole = predict_p_covid(model, paths, image_root=root, config=config)
+    traced = counter.calls
+    for count in (5, 3, 7, 1):  # none a multiple of the batch size
+        scores = predict_p_covid(model, paths[:count], image_root=root, config=config)
+        assert scores.shape == (count,)
+        np.testing.assert_allclose(scores, whole[:count], rtol=1e-6)
+    assert counter.calls == traced  # a short last batch used to trace the network again
+
+
 def test_predict_raw_transform_and_empty(fold) -> None:
     root, _train, val_df = fold
     config = tiny_config(image_size=40, transform=IntensityTransform(IntensityMode.RAW))
