@@ -6,7 +6,7 @@ Writes ``--count`` CT-like 512x512 uint16 TIFFs (or reads ``--dir``), then print
 - the pipeline's first epoch (parallel decode + intensity transform + resize, filling the cache);
 - cached epochs without augmentation (what every later epoch costs when the model is on a
   device and augmentation runs there, ``gpu-fast``);
-- cached epochs with the Table 5 augmentation on the host (``paper`` / ``cpu-smoke``).
+- cached epochs with the Table 5 augmentation on the host (``paper``; ``cpu-smoke`` flips only).
 
 Usage: ``python benchmarks/pipeline_speed.py [--count 300] [--image-size 512 64] [--dir DIR]``.
 """

@@ -33,7 +33,9 @@ step "convert real DICOM (TCIA) into Negin-style batches"
   "$INBOX/tcia-lung-pet-ct-dx" --label Negative --source lung-pet-ct-dx >/dev/null
 
 step "write a synthetic Negin-style batch shaped like the COVID-CTset roster, and a faulty one"
-[ -d "$INBOX/synth-seed0" ] || $RUN covidct synth "$INBOX/synth-seed0" --patients 60 --seed 0 --max-slices 18 >/dev/null
+# many patients with few slices each: with 60, each fold trained on fewer than 10 synthetic COVID
+# patients, and the models learned the patients, not the disease (covidct/training.py, cpu-smoke)
+[ -d "$INBOX/synth-seed0" ] || $RUN covidct synth "$INBOX/synth-seed0" --patients 240 --seed 0 --max-slices 4 >/dev/null
 [ -d "$INBOX/faulty-batch" ] || $RUN python -m covidct.demo faulty-batch "$INBOX/faulty-batch"
 
 step "land the batches in the data lake ($COVIDCT_HOME/lake/landing)"
