@@ -141,6 +141,37 @@ def cmd_registry(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sequester(args: argparse.Namespace) -> int:
+    import getpass
+
+    from covidct import sequester
+    from covidct.pipeline import lake
+
+    store = lake(_settings())
+    if args.sequester_command == "relock":
+        rule = sequester.SequesterRule(share=args.share)
+        lock = sequester.relock(store, rule, reason=args.reason, by=f"cli:{getpass.getuser()}")
+        print(
+            f"sequestration re-locked: epoch {lock['epoch']}, share {rule.share:g}; champions "
+            "developed under an earlier epoch are compared only on patients they never saw. "
+            "Set COVIDCT_SEQUESTERED_SHARE to the new share for the DAG."
+        )
+        return EXIT_OK
+    current = sequester.read_lock(store)
+    assignment = sequester.read_assignment(store)
+    if current is None or assignment is None:
+        print("(no sequestration yet: the first DAG run that builds folds sets it)")
+        return EXIT_OK
+    counts = assignment.groupby(["source", "label", "role"]).size().unstack(fill_value=0)
+    if args.json:
+        print(json.dumps({"lock": current, "counts": counts.reset_index().to_dict("records")}))
+        return EXIT_OK
+    print(f"epoch {current['epoch']}  rule {current['rule']}  (digest {current['rule_digest']})")
+    print(f"locked {current['locked_at']} by {current['by']}: {current['reason']}")
+    print(counts.to_string())
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every ``covidct`` command."""
     parser = argparse.ArgumentParser(prog="covidct", description=__doc__.splitlines()[0])
@@ -204,6 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("version")
     r.add_argument("--reason", default="manual rollback")
     p.set_defaults(func=cmd_registry)
+
+    p = sub.add_parser("sequester", help="the sequestered patients' lock: show or re-lock")
+    qsub = p.add_subparsers(dest="sequester_command", required=True)
+    q = qsub.add_parser("show", help="the lock and the patients per source, label and role")
+    q.add_argument("--json", action="store_true")
+    q = qsub.add_parser("relock", help="change the share (audited; reassigns every patient)")
+    q.add_argument("--share", type=float, required=True, help="fraction in (0, 1), e.g. 0.2")
+    q.add_argument("--reason", required=True, help="kept in the audit record")
+    p.set_defaults(func=cmd_sequester)
     return parser
 
 

@@ -27,6 +27,8 @@ Environment variables (all optional; the defaults are the embedded stack of ``ma
 ``COVIDCT_GATE_SENS_MARGIN``     COVID-sensitivity non-inferiority margin (0.05)
 ``COVIDCT_GATE_FIRST_RUN``       first-run policy: ``beat-baseline`` (default), ``promote-best``
 ``COVIDCT_GATE_N_BOOT``          bootstrap resamples for the gate (1000)
+``COVIDCT_SEQUESTERED_SHARE``    share of patients sequestered for confirmation (0.2); changing it
+                                 needs ``covidct sequester relock`` (see ``covidct.sequester``)
 =============================== ===============================================================
 """
 
@@ -123,6 +125,8 @@ class GateSettings:
     first_run_policy: FirstRunPolicy = FirstRunPolicy.BEAT_BASELINE
     n_boot: int = 1000
     seed: int = 0
+    #: share of patients set aside, by label and source, for confirmation (covidct.sequester)
+    sequestered_share: float = 0.2
     #: per-metric drop (absolute) that counts as a regression against the previous run
     regression_thresholds: Mapping[str, float] = field(
         default_factory=lambda: {
@@ -188,6 +192,9 @@ class Settings:
                     "COVIDCT_GATE_FIRST_RUN",
                 ),
                 n_boot=int(env.get("COVIDCT_GATE_N_BOOT") or gate_defaults.n_boot),
+                sequestered_share=float(
+                    env.get("COVIDCT_SEQUESTERED_SHARE") or gate_defaults.sequestered_share
+                ),
             ),
             weights=WeightsSettings(
                 cache=env.get("COVIDCT_WEIGHTS_CACHE") or str(home / "weights"),

@@ -9,9 +9,11 @@ column               required meaning
 ``y_true``           yes      ``covid`` or ``normal`` (or 0/1, 1 = COVID)
 ``p_covid``          yes      the model's p(COVID) in [0, 1]
 ``fold``             no       cross-validation fold of the model that scored the row
-``slice_id``         no       slice identifier (file name); pairs two models' rows
+``slice_id``         no       slice identifier (file name); pairs two models' rows; unique per
+                              ([fold,] [split,] patient)
 ``selected``         no       bool, open-lung slice kept by the COVID-CTset selection
-``split``            no       ``val`` or ``test``; ``val`` rows only choose the patient threshold
+``split``            no       ``val`` or ``test``; ``val`` rows only choose the patient threshold;
+                              a patient is never in both (within a fold)
 ``patient_threshold`` no      patient decision threshold (constant per fold and patient)
 ==================== ======== ==============================================================
 
@@ -19,7 +21,9 @@ Image level: every (test) row is one image, predicted COVID when ``p_covid > 0.5
 Patient level (COVID-CTset work, Rahimzadeh et al. 2021): a patient is COVID when the fraction of
 its *selected* slices predicted COVID exceeds a threshold chosen on the validation split
 (:func:`choose_patient_threshold`); without a ``selected`` column every slice counts.
-A patient scored in several folds is diagnosed once per (fold, patient).
+Patient ROC and PR AUCs rank patients by ``mean_p_covid``, the mean p_covid over the same slices
+(a continuous score; the thresholded fraction would tie most patients). A patient scored in
+several folds is diagnosed once per (fold, patient).
 
 Across folds two aggregations are reported, labelled: ``pooled`` (metrics of the summed
 confusion matrix, equal to those of the average confusion matrix) and ``fold mean ± sd``.
@@ -160,7 +164,11 @@ def validate_predictions(frame: pd.DataFrame, *, source: str = "predictions") ->
     str, ``selected`` bool; extra columns are kept.
 
     Raises ValueError naming ``source`` if a required column is missing, there are no rows, a
-    label, score or ``selected`` value is invalid, or a patient has both labels.
+    label, score or ``selected`` value is invalid, a patient has both labels, two rows share
+    a ``([fold,] [split,] patient_id, slice_id)`` key (when there is a ``slice_id`` column;
+    rows without a slice id are not compared), or a patient has both ``val`` and ``test`` rows
+    (within one fold when there is a ``fold`` column). Every reader of predictions (the
+    evaluation, both bootstraps, the CLI) passes here.
     """
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
@@ -180,6 +188,8 @@ def validate_predictions(frame: pd.DataFrame, *, source: str = "predictions") ->
         if SPLIT in out.columns:
             out[SPLIT] = _splits(out[SPLIT])
         _check_one_label_per_patient(out)
+        _check_no_duplicate_slices(out)
+        _check_val_test_disjoint(out)
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from None
     return out
@@ -225,6 +235,41 @@ def _check_one_label_per_patient(frame: pd.DataFrame) -> None:
         )
 
 
+def _key_text(key: Any) -> str:
+    return "/".join(map(str, key)) if isinstance(key, tuple) else str(key)
+
+
+def _check_no_duplicate_slices(frame: pd.DataFrame) -> None:
+    if SLICE_ID not in frame.columns:
+        return
+    keys = [c for c in (FOLD, SPLIT, PATIENT_ID, SLICE_ID) if c in frame.columns]
+    rows = frame.loc[frame[SLICE_ID].notna(), keys]
+    repeated = rows.duplicated(keep="first")
+    if repeated.any():
+        named = rows[repeated].drop_duplicates()
+        shown = ", ".join(_key_text(k) for k in named.head(5).itertuples(index=False, name=None))
+        more = ", ..." if len(named) > 5 else ""
+        raise ValueError(
+            f"{int(repeated.sum())} duplicate slice row(s) (same {'/'.join(keys)} as an "
+            f"earlier row): {shown}{more}"
+        )
+
+
+def _check_val_test_disjoint(frame: pd.DataFrame) -> None:
+    if SPLIT not in frame.columns:
+        return
+    keys = [FOLD, PATIENT_ID] if FOLD in frame.columns else [PATIENT_ID]
+    splits = frame.groupby(keys, sort=True)[SPLIT].nunique()
+    both = splits.index[splits > 1]
+    if len(both):
+        where = f" of one fold ({'/'.join(keys)})" if FOLD in frame.columns else ""
+        more = ", ..." if len(both) > 5 else ""
+        raise ValueError(
+            f"{len(both)} patient(s) in both {VAL_SPLIT} and {TEST_SPLIT}{where}: "
+            f"{', '.join(_key_text(k) for k in both[:5])}{more}"
+        )
+
+
 # --------------------------------------------------------------------------- patient level
 
 
@@ -240,37 +285,43 @@ def patient_level(
 ) -> pd.DataFrame:
     """Diagnose each patient (once per fold when ``fold`` is present).
 
-    A slice is predicted COVID when ``p_covid > slice_threshold``. The patient's score is the
-    fraction of its selected slices predicted COVID (all slices when there is no ``selected``
-    column; a patient with none selected falls back to all its slices, with a warning); the
-    patient is COVID when that fraction is strictly greater than ``threshold``. ``threshold``
-    None uses the ``patient_threshold`` column, else 0.5 with a warning.
+    A slice is predicted COVID when ``p_covid > slice_threshold``. A patient's slices are its
+    selected ones (all when there is no ``selected`` column; a patient with none selected falls
+    back to all its slices, with a warning). ``covid_fraction`` is the fraction of those slices
+    predicted COVID, and the patient is COVID when it is strictly greater than ``threshold``
+    (None: the ``patient_threshold`` column, else 0.5 with a warning). ``mean_p_covid`` is the
+    mean p_covid of the same slices: the continuous score that patient ROC and PR AUCs rank by
+    (:func:`patient_metrics`, the bootstrap), since the fraction ties most patients.
 
     Returns one row per (fold,) patient, sorted: ``[fold,] patient_id, y_true, n_slices,
-    n_selected, n_covid_slices, covid_fraction, threshold, y_pred, correct, all_slices_used``.
-    Raises ValueError on an invalid table or threshold.
+    n_selected, n_covid_slices, covid_fraction, mean_p_covid, threshold, y_pred, correct,
+    all_slices_used``. Raises ValueError on an invalid table or threshold.
     """
     frame = validate_predictions(df)
     keys = _patient_keys(frame)
     flagged = frame[P_COVID].to_numpy() > slice_threshold
     used = frame[SELECTED].to_numpy() if SELECTED in frame.columns else np.ones(len(frame), bool)
+    scores = frame[P_COVID].to_numpy(dtype=np.float64)
     work = frame[[*keys, Y_TRUE]].assign(
-        n_slices=1, n_selected=used, _covid_used=flagged & used, _covid_all=flagged
-    )
+        n_slices=1, n_selected=used, _covid_used=flagged & used, _covid_all=flagged,
+        _score_used=np.where(used, scores, 0.0), _score_all=scores,
+    )  # fmt: skip
     grouped = work.groupby(keys, sort=True)
-    table = grouped[["n_slices", "n_selected", "_covid_used", "_covid_all"]].sum()
+    sums = ["n_slices", "n_selected", "_covid_used", "_covid_all", "_score_used", "_score_all"]
+    table = grouped[sums].sum()
     table.insert(0, Y_TRUE, grouped[Y_TRUE].first())
     fallback = (table["n_selected"] == 0).to_numpy()
     _warn_no_selected(table.index[fallback])
     n_used = np.where(fallback, table["n_slices"], table["n_selected"])
     table["n_covid_slices"] = np.where(fallback, table["_covid_all"], table["_covid_used"])
     table["covid_fraction"] = table["n_covid_slices"] / n_used
+    table["mean_p_covid"] = np.where(fallback, table["_score_all"], table["_score_used"]) / n_used
     table["threshold"] = _patient_thresholds(frame, keys, threshold, table.index)
     covid = table["covid_fraction"].to_numpy() > table["threshold"].to_numpy()
     table["y_pred"] = np.where(covid, POSITIVE_CLASS, NEGATIVE_CLASS)
     table["correct"] = table["y_pred"] == table[Y_TRUE]
     table["all_slices_used"] = fallback
-    return table.drop(columns=["_covid_used", "_covid_all"]).reset_index()
+    return table.drop(columns=sums[2:]).reset_index()
 
 
 def _warn_no_selected(patients: pd.Index) -> None:
@@ -374,8 +425,9 @@ def image_metrics(
 
 
 def patient_metrics(patients: pd.DataFrame) -> dict[str, float]:
-    """Patient-level metrics of a :func:`patient_level` table (AUCs from ``covid_fraction``)."""
-    return classification_metrics(patients[Y_TRUE], patients["y_pred"], patients["covid_fraction"])
+    """Patient-level metrics of a :func:`patient_level` table: counts and rates from the call
+    ``y_pred`` (``covid_fraction > threshold``), ROC and PR AUCs from ``mean_p_covid``."""
+    return classification_metrics(patients[Y_TRUE], patients["y_pred"], patients["mean_p_covid"])
 
 
 def headline_metrics(
@@ -530,7 +582,7 @@ def _clustered(
         predicted = predict_labels(scores, slice_threshold)
     else:
         rows = patient_level(frame, patient_threshold, slice_threshold=slice_threshold)
-        scores, predicted = rows["covid_fraction"].to_numpy(), encode_labels(rows["y_pred"])
+        scores, predicted = rows["mean_p_covid"].to_numpy(), encode_labels(rows["y_pred"])
     cluster = patients.ids.get_indexer(pd.Index(rows[PATIENT_ID]))
     truth = encode_labels(rows[Y_TRUE])
     return cluster_predictions(truth, predicted, scores, cluster, len(patients.ids))
@@ -926,7 +978,8 @@ def format_text(result: EvaluationResult) -> str:
         *_confusion_text(result.image_confusion, "images"),
         "",
         "PATIENT LEVEL (COVID when the fraction of selected slices predicted COVID exceeds the "
-        f"threshold; threshold from {result.threshold_source.value}: {thresholds})",
+        f"threshold; threshold from {result.threshold_source.value}: {thresholds}; AUCs rank "
+        "patients by the mean p_covid of those slices)",
         *_unit_text(result, Unit.PATIENT),
         *_confusion_text(result.patient_confusion, "patient diagnoses"),
         *_report_text(result.patient_report),

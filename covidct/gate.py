@@ -1,14 +1,21 @@
 """The promotion gate: a verdict, never an exception (CONVENTIONS 9; TFX blessing semantics).
 
-Rule (issue 7). The candidate (this run's best backbone by the primary metric, mean over folds)
-is compared, on this run's pooled test predictions, with (a) the ResNet152 trained in the same run
-on the same folds and (b) the current champion re-evaluated on the same test patients. Against
-each comparator it passes when
+Rule (issue 13). The candidate backbone is *selected* by the development cross-validation (the
+leaderboard's fold means); its deployable model (the k fold models as one ensemble, registered
+before it is scored) is then *confirmed* on the sequestered patients, which no model of any run
+trained, validated or picked a threshold on (:mod:`covidct.sequester`). On those patients it is
+compared with (a) the same run's ResNet152 deployable and (b) the current champion. Against each
+comparator it passes when
 
-* the lower bound of the 95% paired bootstrap interval (resampling patients, not slices) of the
-  primary metric's difference (candidate - comparator) exceeds ``GateSettings.margin``; and
-* the candidate's image-level COVID sensitivity is not lower than the comparator's by more than
-  ``GateSettings.sensitivity_margin`` (non-inferiority).
+* no patient it is scored on was seen by either model (``overlap_patients`` is 0);
+* the lower bound of the 95% paired bootstrap interval (the unit is the patient) of the primary
+  metric's difference (candidate - comparator) exceeds ``GateSettings.margin``; and
+* COVID sensitivity is non-inferior: the lower bound of the 95% paired bootstrap interval of the
+  image-level COVID-sensitivity difference is not below ``-GateSettings.sensitivity_margin``.
+
+Selection and confirmation use different patients, so picking the best of N backbones does not
+bias the confirmation (no winner's curse; ``benchmarks/gate_null.py`` measures the
+false-promotion rate with 1 and 7 challengers).
 
 Defaults: primary metric patient-level balanced accuracy (the test set is unbalanced, about
 1:17 in images, so accuracy rewards calling everything normal; a patient-level metric matches the
@@ -42,7 +49,13 @@ class GateStatus(StrEnum):
 
 @dataclass(frozen=True)
 class Comparison:
-    """Candidate against one comparator (``baseline`` or ``champion``)."""
+    """Candidate against one comparator (``baseline`` or ``champion``) on the same patients.
+
+    ``difference``/``ci_low``/``ci_high``: the primary metric, candidate - comparator, with its
+    95% paired bootstrap interval; ``sensitivity_*``: the same for image-level COVID
+    sensitivity. ``n_patients``: patients compared; ``overlap_patients``: how many of them
+    either model trained, validated or picked a threshold on (must be 0).
+    """
 
     comparator: str
     comparator_name: str
@@ -50,8 +63,11 @@ class Comparison:
     difference: float
     ci_low: float
     ci_high: float
-    sensitivity_candidate: float
-    sensitivity_comparator: float
+    sensitivity_difference: float
+    sensitivity_ci_low: float
+    sensitivity_ci_high: float
+    n_patients: int
+    overlap_patients: int
     passed: bool
     reasons: tuple[str, ...]
 
@@ -78,6 +94,9 @@ class GateVerdict:
 #: (candidate predictions, comparator predictions, metric) -> (difference, ci_low, ci_high)
 PairedBootstrap = Callable[[pd.DataFrame, pd.DataFrame, str], tuple[float, float, float]]
 
+#: the non-inferiority metric
+SENSITIVITY_METRIC = "image_covid_sensitivity"
+
 
 def compare(
     comparator: str,
@@ -87,12 +106,15 @@ def compare(
     *,
     settings: GateSettings,
     paired_bootstrap: PairedBootstrap,
-    sensitivity: Callable[[pd.DataFrame], float],
+    overlap_patients: int = 0,
 ) -> Comparison:
-    """Judge the candidate against one comparator on the same test patients (rule in module doc).
+    """Judge the candidate against one comparator on the same patients (rule in module doc).
 
-    Both prediction tables have columns ``patient_id, y_true, p_covid`` (one row per slice) over
-    the same patients. Raises ValueError if their patient sets differ.
+    Both prediction tables have columns ``patient_id, y_true, p_covid`` (one row per slice,
+    plus each model's ``patient_threshold``) over the same patients. ``overlap_patients``: how
+    many of those patients either model saw in development (counted by the caller from the
+    models' lineage); any is a refusal naming the comparator. Raises ValueError if the
+    patient sets differ.
     """
     patients_a = set(candidate_predictions["patient_id"])
     patients_b = set(comparator_predictions["patient_id"])
@@ -104,23 +126,32 @@ def compare(
     difference, low, high = paired_bootstrap(
         candidate_predictions, comparator_predictions, settings.primary_metric
     )
-    sens_a = sensitivity(candidate_predictions)
-    sens_b = sensitivity(comparator_predictions)
+    sens, sens_low, sens_high = paired_bootstrap(
+        candidate_predictions, comparator_predictions, SENSITIVITY_METRIC
+    )
     reasons: list[str] = []
+    if overlap_patients:
+        reasons.append(
+            f"vs {comparator} {comparator_name}: {overlap_patients} of the {len(patients_a)} "
+            "sequestered patients were seen in development by a compared model; the "
+            "comparison is not clean"
+        )
     if not low > settings.margin:
         reasons.append(
             f"vs {comparator} {comparator_name}: {settings.primary_metric} difference "
             f"{difference:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}]; lower bound not above the "
             f"margin {settings.margin:+.4f}"
         )
-    if sens_a < sens_b - settings.sensitivity_margin:
+    if not sens_low >= -settings.sensitivity_margin:
         reasons.append(
-            f"vs {comparator} {comparator_name}: COVID sensitivity {sens_a:.4f} falls more than "
-            f"{settings.sensitivity_margin:.4f} below {sens_b:.4f}"
+            f"vs {comparator} {comparator_name}: COVID sensitivity difference {sens:+.4f}, "
+            f"95% CI [{sens_low:+.4f}, {sens_high:+.4f}]; non-inferiority needs the lower "
+            f"bound at or above {-settings.sensitivity_margin:+.4f}"
         )
     return Comparison(
         comparator, comparator_name, settings.primary_metric, difference, low, high,
-        sens_a, sens_b, not reasons, tuple(reasons),
+        sens, sens_low, sens_high, len(patients_a), int(overlap_patients), not reasons,
+        tuple(reasons),
     )  # fmt: skip
 
 
@@ -160,6 +191,12 @@ def decide(
         return GateVerdict(True, GateStatus.FIRST_RUN, candidate, (ok,), done, figures)
     if failed:
         return GateVerdict(False, GateStatus.REFUSE, candidate, failed, done, figures)
+    if not done:
+        reason = (
+            f"{candidate} has no clean comparison (no baseline of its own and a champion that "
+            "cannot be scored on sequestered patients it never saw): not promoted"
+        )
+        return GateVerdict(False, GateStatus.REFUSE, candidate, (reason,), done, figures)
     beaten = " and ".join(f"{c.comparator} {c.comparator_name}" for c in done)
     reason = f"{candidate} beats {beaten} beyond the margins"
     return GateVerdict(True, GateStatus.PROMOTE, candidate, (reason,), done, figures)

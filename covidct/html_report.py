@@ -212,6 +212,7 @@ def gate_html(gate: Mapping[str, Any] | None) -> str:
     reasons = verdict.get("reasons") or []
     if reasons:
         parts.append("<ul>" + "".join(f"<li>{_e(reason)}</li>" for reason in reasons) + "</ul>")
+    parts.append(_confirmation_html(gate))
     parts.append(_comparisons_html(verdict.get("comparisons") or []))
     return "".join(parts)
 
@@ -222,13 +223,17 @@ def _comparisons_html(comparisons: Sequence[Mapping[str, Any]]) -> str:
     rows = []
     for item in comparisons:
         difference = [float(item.get(key, math.nan)) for key in ("difference", "ci_low", "ci_high")]
+        sensitivity = [
+            float(item.get(f"sensitivity_{key}", math.nan))
+            for key in ("difference", "ci_low", "ci_high")
+        ]
         rows.append(
             [
                 _e(f"{item.get('comparator', '?')} {item.get('comparator_name', '')}"),
+                _e(f"{item.get('n_patients', '?')} / {item.get('overlap_patients', '?')}"),
                 _e(item.get("metric", "?")),
                 _e(f"{difference[0]:+.4f} [{difference[1]:+.4f}, {difference[2]:+.4f}]"),
-                _e(f"{float(item.get('sensitivity_candidate', math.nan)):.4f}"),
-                _e(f"{float(item.get('sensitivity_comparator', math.nan)):.4f}"),
+                _e(f"{sensitivity[0]:+.4f} [{sensitivity[1]:+.4f}, {sensitivity[2]:+.4f}]"),
                 '<span class="pass">yes</span>'
                 if item.get("passed")
                 else '<span class="fail">no</span>',
@@ -236,13 +241,53 @@ def _comparisons_html(comparisons: Sequence[Mapping[str, Any]]) -> str:
         )
     header = [
         "compared with",
+        "sequestered patients / seen in development",
         "metric",
         "difference [95% CI]",
-        "sensitivity candidate",
-        "sensitivity comparator",
+        "COVID sensitivity difference [95% CI]",
         "passed",
     ]
     return _table(header, rows, table_class="text")
+
+
+def _confirmation_html(gate: Mapping[str, Any]) -> str:
+    """The sequestered figures of every scored model, with the candidate's interval."""
+    models = gate.get("models") or {}
+    if not models:
+        return ""
+    primary = gate.get("candidate_primary") or {}
+    metric = str(primary.get("metric", "patient_balanced_accuracy"))
+    same = gate.get("evaluated_model_digest") == gate.get("registered_model_digest")
+    head = (
+        f"<p>Confirmed on <b>{_e(gate.get('sequestered_patients'))}</b> sequestered patients "
+        f"({_e(gate.get('sequestered_covid_patients'))} COVID), which no compared model trained, "
+        f"validated or picked a threshold on. Candidate {_e(metric)}: "
+        f"{_e(_fraction(primary.get('value')))} (95% CI {_e(_fraction(primary.get('ci_low')))}"
+        f" to {_e(_fraction(primary.get('ci_high')))}). Model evaluated = model registered: "
+        f"{'yes' if same else 'NO'}"
+        f" (digest {_e(gate.get('evaluated_model_digest'))}).</p>"
+    )
+    rows = []
+    for name, record in models.items():
+        figures = record.get("metrics") or {}
+        rows.append(
+            [
+                _e(f"{name} v{record.get('version')}"),
+                _e(record.get("patients")),
+                _e(record.get("overlap_patients")),
+                *(
+                    _e(_fraction(figures.get(key)))
+                    for key in (metric, "image_covid_sensitivity", "image_roc_auc")
+                ),
+            ]
+        )
+    header = ["model", "patients", "seen in development", metric, "image COVID sensitivity",
+              "image ROC AUC"]  # fmt: skip
+    return head + _table(header, rows, table_class="text")
+
+
+def _fraction(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.4f}"
 
 
 def fold_confusion_html(predictions: pd.DataFrame) -> str:

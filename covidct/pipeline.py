@@ -247,23 +247,43 @@ def curate(
     }
 
 
-def make_folds(settings: Settings, curated: Mapping[str, Any], k: int, seed: int) -> list[dict]:
-    """Build patient-level folds for the dataset version; patients keep earlier folds.
+def make_folds(
+    settings: Settings, curated: Mapping[str, Any], k: int, seed: int, dag_run_id: str = "manual"
+) -> list[dict]:
+    """Sequester patients, then build patient-level folds of the development patients.
 
-    Returns one ``{"fold", "key", "digest", "dataset_version"}`` per fold.
+    Sequestration (:mod:`covidct.sequester`) comes first and does not depend on ``k`` or
+    ``seed``; the sequestered patients' slices go to ``curated/<version>/sequestered.parquet``
+    and into no fold. Development patients keep their earlier folds. Returns one ``{"fold",
+    "key", "digest", "dataset_version"}`` per fold. Raises
+    :class:`~covidct.sequester.SequesterRuleChanged` when the configured share differs from
+    the lake's lock.
     """
-    from covidct import folds
+    from covidct import confirmation, folds, sequester
 
     store = lake(settings)
     version = curated["dataset_version"]
     manifest = _read_parquet(store, curated["manifest_key"])
+    rule = sequester.SequesterRule(share=settings.gate.sequestered_share)
+    lock, assignment = sequester.update(store, manifest, rule, dag_run_id=dag_run_id)
+    development, sequestered = sequester.roles_of(assignment)
+    held = manifest["patient_key"].astype(str).isin(sequestered)
+    _write_parquet(store, confirmation.sequestered_key(version), manifest[held])
+    n_held = int(manifest.loc[held, "patient_key"].nunique())
+    manifest = manifest[~held].reset_index(drop=True)
+    logger.info(
+        "sequestration epoch %s: %d development, %d sequestered patients", lock["epoch"],
+        manifest["patient_key"].nunique(), n_held,
+    )  # fmt: skip
     previous_key = f"{FOLDS}/assignment-k{k}-seed{seed}.parquet"
     previous = _read_parquet(store, previous_key) if store.exists(previous_key) else None
-    assignment = folds.assign_folds(manifest, k=k, seed=seed, previous=previous)
-    _write_parquet(store, previous_key, assignment.splits)
+    if previous is not None:  # a re-lock may have sequestered patients that had folds
+        previous = previous[previous["patient_key"].astype(str).isin(development)]
+    assignment_k = folds.assign_folds(manifest, k=k, seed=seed, previous=previous)
+    _write_parquet(store, previous_key, assignment_k.splits)
     specs = []
-    for fold in assignment.folds:
-        frame = assignment.fold_manifest(fold)
+    for fold in assignment_k.folds:
+        frame = assignment_k.fold_manifest(fold)
         key = _write_parquet(store, f"{FOLDS}/{version}/fold-{fold}.parquet", frame)
         digest = folds.manifest_digest(frame)
         specs.append({"fold": fold, "key": key, "digest": digest, "dataset_version": version})
@@ -643,85 +663,50 @@ def aggregate(
     }
 
 
-def _champion_predictions(
-    settings: Settings, champion: Any, evaluations: Sequence[Mapping[str, Any]], mlflow_client: Any
-) -> pd.DataFrame:
-    """Re-evaluate the current champion on this run's test folds (its threshold from val)."""
-    import mlflow
+def confirm(settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
+    """Register the deployables and score them and the champion on the sequestered patients.
 
-    from covidct import evaluation, training
+    See :func:`covidct.confirmation.confirm`.
+    """
+    from covidct import confirmation
 
-    store = lake(settings)
-    version = mlflow_client.get_model_version(settings.mlflow.model_name, champion.version)
-    train_params = json.loads(version.tags.get("train_params", "{}")) or {"profile": "cpu-smoke"}
-    training.register_custom_objects()
-    model = mlflow.keras.load_model(f"models:/{settings.mlflow.model_name}/{champion.version}")
-    frames = []
-    seen_folds = sorted({(int(e["fold"]), e["fold_key"]) for e in evaluations})
-    for fold, key in seen_folds:
-        frame = _read_parquet(store, key)
-        val = predict_split(settings, model, _split(frame, "val"), train_params)
-        test = predict_split(settings, model, _split(frame, "test"), train_params)
-        test["fold"] = fold
-        test["patient_threshold"] = evaluation.choose_patient_threshold(val)
-        test["patient_id"] = f"fold-{fold}/" + test["patient_id"].astype(str)
-        frames.append(test)
-    return pd.concat(frames, ignore_index=True)
+    setup_mlflow(settings)
+    return confirmation.confirm(settings, aggregated, dag_run_id)
 
 
-def _finite(value: Any) -> float:
-    number = float(value)
-    return number if number == number else float("-inf")
+def _sequestered_predictions(store: Any, record: Mapping[str, Any]) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(store.read_bytes(record["predictions_key"])))
 
 
-def _register(
-    settings: Settings,
-    mlflow_client: Any,
-    evaluations: Sequence[Mapping[str, Any]],
-    backbone: str,
-    metrics: Mapping[str, float],
-    dag_run_id: str,
-    status: str,
-) -> str:
-    """Register ``backbone``'s fold model with the best validation accuracy; return the version."""
-    from covidct import registry
-
-    mine = [e for e in evaluations if e["backbone"] == backbone]
-    best = sorted(mine, key=lambda e: (-_finite(e["val_accuracy"]), int(e["fold"])))[0]
-    tags = {
-        "dataset_version": best["dataset_version"],
-        "fold": str(best["fold"]),
-        "fold_manifest_digest": best["fold_digest"],
-        "train_params": json.dumps(best["train_params"], sort_keys=True),
-        "gate_verdict": status,
-        **{f"metric.{k}": "nan" if v is None else f"{v:.4f}" for k, v in metrics.items()},
-    }
-    return registry.register_version(
-        mlflow_client,
-        settings.mlflow.model_name,
-        model_uri=best["model_uri"],
-        run_id=best["run_id"],
-        dag_run_id=dag_run_id,
-        backbone=backbone,
-        tags=tags,
-    )
+def _tag_version(
+    settings: Settings, mlflow_client: Any, version: str, status: str, metrics: Mapping[str, Any]
+) -> None:
+    tags = {"gate_verdict": status}
+    tags |= {f"metric.{k}": "nan" if v is None else f"{v:.4f}" for k, v in metrics.items()}
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(settings.mlflow.model_name, version, key, value)
 
 
 def gate_and_promote(
-    settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str, send: Any = None
+    settings: Settings, confirmed: Mapping[str, Any], dag_run_id: str, send: Any = None
 ) -> dict[str, Any]:
-    """Judge the candidate (``covidct.gate``), register it, and move ``@champion`` if it passed.
+    """Judge the candidate on the sequestered patients (``covidct.gate``); move ``@champion``.
 
-    Returns ``{"verdict", "candidate", "version", "champion_before", "champion_after",
-    "champion_metrics"}``; writes ``runs/<run>/gate.json`` and a history record.
+    ``confirmed``: the output of :func:`confirm`. Every compared model's overlap with the
+    sequestered patients it is scored on is counted (the gate refuses unless it is 0). Returns
+    ``{"verdict", "candidate", "version", "champion_before", "champion_after",
+    "champion_metrics", "sequestered_patients", "comparisons", "evaluated_model_digest",
+    "registered_model_digest", ...}``; writes ``runs/<run>/gate.json`` and a history record.
     """
     from covidct import evaluation, gate, registry
 
     setup_mlflow(settings)
     store = lake(settings)
     mlflow_client = registry.client(settings.mlflow.tracking_uri)
-    evaluations = aggregated["evaluations"]
-    candidate = aggregated["candidate"]
+    candidate = confirmed["candidate"]
+    deployables = confirmed["deployables"]
+    mine = deployables[candidate]
+    sequestered = confirmed["sequestered"]
     resumed = registry.resume_promotion(
         mlflow_client, store, settings.mlflow.model_name, dag_run_id
     )
@@ -739,7 +724,7 @@ def gate_and_promote(
             },
         )
     champion = registry.get_champion(mlflow_client, settings.mlflow.model_name)
-    pooled = {b: pooled_predictions(store, evaluations, b) for b in aggregated["pooled"]}
+    predictions = {b: _sequestered_predictions(store, r) for b, r in deployables.items()}
 
     def bootstrap(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float, float]:
         result = evaluation.paired_bootstrap(
@@ -747,43 +732,56 @@ def gate_and_promote(
         )
         return result.as_tuple()
 
-    def sensitivity(frame: pd.DataFrame) -> float:
-        value = pooled_metrics(frame)["image_covid_sensitivity"]
-        return float("nan") if value is None else float(value)
-
     comparisons = {}
-    if candidate != BASELINE_BACKBONE and BASELINE_BACKBONE in pooled:
+    if candidate != BASELINE_BACKBONE and BASELINE_BACKBONE in deployables:
+        base = deployables[BASELINE_BACKBONE]
         comparisons["baseline"] = gate.compare(
-            "baseline", BASELINE_BACKBONE, pooled[candidate], pooled[BASELINE_BACKBONE],
-            settings=settings.gate, paired_bootstrap=bootstrap, sensitivity=sensitivity,
+            "baseline", f"{BASELINE_BACKBONE} v{base['version']}", predictions[candidate],
+            predictions[BASELINE_BACKBONE], settings=settings.gate, paired_bootstrap=bootstrap,
+            overlap_patients=mine["overlap_patients"] + base["overlap_patients"],
         )  # fmt: skip
     champion_metrics_now: dict[str, float] = {}
-    if champion.version is not None:
-        champion_frame = _champion_predictions(settings, champion, evaluations, mlflow_client)
-        champion_metrics_now = pooled_metrics(champion_frame)
+    rival = confirmed.get("champion")
+    if rival is not None:
+        rival_frame = _sequestered_predictions(store, rival)
+        ours = predictions[candidate]
+        ours = ours[ours["patient_id"].isin(set(rival_frame["patient_id"]))]
+        champion_metrics_now = headline_metrics(rival_frame, None)
         comparisons["champion"] = gate.compare(
-            "champion", f"v{champion.version} ({champion.backbone})", pooled[candidate],
-            champion_frame, settings=settings.gate, paired_bootstrap=bootstrap,
-            sensitivity=sensitivity,
+            "champion", f"v{rival['version']} ({rival['backbone']})", ours, rival_frame,
+            settings=settings.gate, paired_bootstrap=bootstrap,
+            overlap_patients=mine["overlap_patients"] + rival["overlap_patients"],
         )  # fmt: skip
-    candidate_metrics = aggregated["pooled"][candidate]
+    candidate_metrics = headline_metrics(predictions[candidate], None)
     verdict = gate.decide(
         candidate, comparisons, has_champion=champion.version is not None,
         settings=settings.gate, figures=candidate_metrics,
     )  # fmt: skip
+    if confirmed.get("notes"):
+        verdict = replace(verdict, reasons=(*confirmed["notes"], *verdict.reasons))
+    altered = [
+        f"{name} v{record['version']}"
+        for name, record in [*deployables.items(), ("champion", rival or {})]
+        if record and record["evaluated_model_digest"] != record["registered_model_digest"]
+    ]
+    if altered:  # what was scored is not what the registry holds: never promote on it
+        why = f"model scored is not the model registered (content digests differ): {altered}"
+        verdict = replace(
+            verdict, passed=False, status=gate.GateStatus.REFUSE, reasons=(*verdict.reasons, why)
+        )
+    version = mine["version"]
     # the baseline first: when the candidate is ResNet152 itself, its gate verdict tag wins
-    if BASELINE_BACKBONE in pooled:
-        baseline_version = _register(
-            settings, mlflow_client, evaluations, BASELINE_BACKBONE,
-            aggregated["pooled"][BASELINE_BACKBONE], dag_run_id, "baseline",
+    if BASELINE_BACKBONE in deployables:
+        baseline_version = deployables[BASELINE_BACKBONE]["version"]
+        _tag_version(
+            settings, mlflow_client, baseline_version, "baseline",
+            headline_metrics(predictions[BASELINE_BACKBONE], None),
         )  # fmt: skip
         mlflow_client.set_registered_model_alias(
             settings.mlflow.model_name, ALIAS_BASELINE, baseline_version
         )
-    version = _register(
-        settings, mlflow_client, evaluations, candidate, candidate_metrics, dag_run_id,
-        "passed" if verdict.passed else "refused",
-    )  # fmt: skip
+    status = "passed" if verdict.passed else "refused"
+    _tag_version(settings, mlflow_client, version, status, candidate_metrics)
     reason = "; ".join(verdict.reasons)
     if verdict.passed:
         registry.promote(
@@ -813,13 +811,47 @@ def gate_and_promote(
             send=send,
         )  # fmt: skip
         champion_after, champion_metrics = champion.version, champion_metrics_now
+    verdict_record = verdict.to_dict()
+    primary = evaluation.bootstrap_ci(
+        predictions[candidate], settings.gate.primary_metric, n_boot=settings.gate.n_boot,
+        seed=settings.gate.seed,
+    )  # fmt: skip
     result = {
-        "verdict": verdict.to_dict(),
+        "verdict": verdict_record,
         "candidate": candidate,
         "version": version,
         "champion_before": champion.version,
         "champion_after": champion_after,
         "champion_metrics": champion_metrics,
+        "sequestered_patients": sequestered["patients"],
+        "sequestered_covid_patients": sequestered["covid_patients"],
+        "sequester_lock": sequestered["lock"],
+        "comparisons": verdict_record["comparisons"],
+        "evaluated_model_digest": mine["evaluated_model_digest"],
+        "registered_model_digest": mine["registered_model_digest"],
+        "candidate_primary": {
+            "metric": settings.gate.primary_metric,
+            "value": _finite_or_none(primary.point),
+            "ci_low": _finite_or_none(primary.low),
+            "ci_high": _finite_or_none(primary.high),
+        },  # fmt: skip
+        "models": {
+            name: {
+                key: record.get(key)
+                for key in (
+                    "backbone",
+                    "version",
+                    "patients",
+                    "overlap_patients",
+                    "evaluated_model_digest",
+                    "registered_model_digest",
+                    "patient_threshold",
+                )
+            }
+            | {"metrics": headline_metrics(_sequestered_predictions(store, record), None)}
+            for name, record in [*deployables.items(), *([("champion", rival)] if rival else [])]
+        },  # fmt: skip
+        "notes": list(confirmed.get("notes") or []),
     }
     return _record_gate(store, dag_run_id, result)
 

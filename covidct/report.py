@@ -96,21 +96,49 @@ def leaderboard_text(board: list[dict[str, Any]]) -> str:
 
 
 def evidence_lines(candidate: str, comparisons: list[dict[str, Any]]) -> list[str]:
-    """One line per gate comparison: the difference, its 95% interval, and COVID sensitivity.
+    """One line per gate comparison: the difference and COVID sensitivity, with 95% intervals.
 
     ``comparisons``: :class:`covidct.gate.Comparison` records as dicts (``gate.json``); figures
-    are fractions, shown in percentage points.
+    are fractions, shown in percentage points, on ``n_patients`` sequestered patients of which
+    ``overlap_patients`` were seen in development (must be 0).
     """
     lines = []
     for item in comparisons:
         metric = str(item["metric"]).replace("_", " ")
         lines.append(
-            f"  evidence vs {item['comparator']} {item['comparator_name']}: {metric} of "
-            f"{candidate} minus theirs {100 * item['difference']:+.1f} points (95% CI "
-            f"{100 * item['ci_low']:+.1f} to {100 * item['ci_high']:+.1f}); COVID sensitivity "
-            f"{100 * item['sensitivity_candidate']:.1f}% vs "
-            f"{100 * item['sensitivity_comparator']:.1f}%"
+            f"  evidence vs {item['comparator']} {item['comparator_name']} on "
+            f"{item.get('n_patients', '?')} sequestered patients (overlap "
+            f"{item.get('overlap_patients', '?')}): {metric} of {candidate} minus theirs "
+            f"{100 * item['difference']:+.1f} points (95% CI {100 * item['ci_low']:+.1f} to "
+            f"{100 * item['ci_high']:+.1f}); COVID sensitivity "
+            f"{100 * item['sensitivity_difference']:+.1f} points (95% CI "
+            f"{100 * item['sensitivity_ci_low']:+.1f} to {100 * item['sensitivity_ci_high']:+.1f})"
         )
+    return lines
+
+
+def confirmation_lines(gate: dict[str, Any]) -> list[str]:
+    """What the decision rests on: sequestered patients, the candidate's figure, the digests."""
+    if "sequestered_patients" not in gate:
+        return []
+    primary = gate.get("candidate_primary") or {}
+    lock = gate.get("sequester_lock") or {}
+    lines = [
+        f"  confirmed on {gate['sequestered_patients']} sequestered patients "
+        f"({gate.get('sequestered_covid_patients', '?')} COVID; sequestration epoch "
+        f"{lock.get('epoch', '?')}), never trained, validated or thresholded on"
+    ]
+    if primary.get("value") is not None:
+        lines.append(
+            f"  {gate['candidate']} {str(primary['metric']).replace('_', ' ')} "
+            f"{100 * primary['value']:.1f}% (95% CI {100 * (primary['ci_low'] or 0):.1f} to "
+            f"{100 * (primary['ci_high'] or 0):.1f})"
+        )
+    same = gate.get("evaluated_model_digest") == gate.get("registered_model_digest")
+    lines.append(
+        f"  model evaluated = model registered: {'yes' if same else 'NO'} (digest "
+        f"{gate.get('evaluated_model_digest')})"
+    )
     return lines
 
 
@@ -131,6 +159,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         decision = "PROMOTED to @champion" if verdict["passed"] else "NOT promoted"
         lines.append(f"  candidate {gate['candidate']} (version {gate['version']}): {decision}")
         lines.extend(f"  reason: {reason}" for reason in verdict["reasons"])
+        lines.extend(confirmation_lines(gate))
         lines.extend(evidence_lines(gate["candidate"], verdict.get("comparisons") or []))
         lines.append(f"  champion: {gate['champion_before']} -> {gate['champion_after']}")
     else:

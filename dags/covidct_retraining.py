@@ -4,9 +4,12 @@
 Weekly retraining of the COVID-19 CT-slice classifiers (see `DESIGN.md`).
 
 discover new batches -> validate each (Great Expectations over a per-slice manifest) ->
-quarantine failing batches (byte-identical, with the report) -> curate -> patient-level folds ->
-train (backbone x fold, queue `gpu`, pool `gpu`) -> evaluate on each fold's unbalanced test set ->
-aggregate (leaderboard) -> gate and promote (pool `promote`, one slot) -> regression check.
+quarantine failing batches (byte-identical, with the report) -> curate -> sequester 20% of the
+patients (a stable rule; never trained, validated or thresholded on) and build patient-level folds
+of the rest -> train (backbone x fold, queue `gpu`, pool `gpu`) -> evaluate on each fold's
+unbalanced test set -> aggregate (leaderboard; selects the candidate) -> confirm (the candidate's
+and ResNet152's k-fold ensembles registered, then scored from the registry with the champion on
+the sequestered patients) -> gate and promote (pool `promote`, one slot) -> regression check.
 
 Trigger it by hand with the parameter form (backbones, folds, profile, epochs, steps per epoch,
 image size, dry run). Tasks are thin calls into the `covidct` library; nothing heavy is imported
@@ -172,7 +175,9 @@ def covidct_retraining():
             raise AirflowSkipException("no curated data yet: nothing to train on")
         if not curated["accepted"] and not params["force_retrain"]:
             raise AirflowSkipException("no new batch accepted; set force_retrain to retrain")
-        return pipeline.make_folds(_settings(), curated, params["folds"], params["seed"])
+        return pipeline.make_folds(
+            _settings(), curated, params["folds"], params["seed"], dag_run_id=_run_id()
+        )
 
     @task
     def plan() -> dict:
@@ -216,11 +221,17 @@ def covidct_retraining():
 
         return pipeline.aggregate(_settings(), list(evaluations), _run_id())
 
-    @task(pool="promote", retries=1)
-    def gate_and_promote(aggregated: dict) -> dict:
+    @task(queue="gpu", pool="gpu")
+    def confirm(aggregated: dict) -> dict:
         from covidct import pipeline
 
-        return pipeline.gate_and_promote(_settings(), aggregated, _run_id(), send=send)
+        return pipeline.confirm(_settings(), aggregated, _run_id())
+
+    @task(pool="promote", retries=1)
+    def gate_and_promote(confirmed: dict) -> dict:
+        from covidct import pipeline
+
+        return pipeline.gate_and_promote(_settings(), confirmed, _run_id(), send=send)
 
     @task
     def regression_check(gated: dict) -> dict:
@@ -247,7 +258,7 @@ def covidct_retraining():
     )
     evaluated = evaluate.expand(trained=trained)
     aggregated = aggregate(evaluated)
-    gated = gate_and_promote(aggregated)
+    gated = gate_and_promote(confirm(aggregated))
     checked = regression_check(gated)
     checked >> summarize()
 

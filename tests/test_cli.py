@@ -46,3 +46,26 @@ def test_land_then_history_on_an_empty_ledger(batches, tmp_path, monkeypatch, ca
     assert landed == original and landed
     assert main(["registry", "history"]) == EXIT_OK
     assert "no promotion decision recorded yet" in capsys.readouterr().out
+
+
+def test_sequester_show_and_relock(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from covidct import sequester
+    from covidct.storage import LocalStore
+
+    monkeypatch.setenv("COVIDCT_HOME", str(tmp_path))
+    assert main(["sequester", "show"]) == EXIT_OK
+    assert "no sequestration yet" in capsys.readouterr().out
+    keys = [f"s/p{i}" for i in range(20)]
+    manifest = pd.DataFrame({"patient_key": keys, "label": ["Positive", "Negative"] * 10})
+    sequester.update(
+        LocalStore(tmp_path / "lake"), manifest, sequester.SequesterRule(), dag_run_id="r"
+    )
+    assert main(["sequester", "show"]) == EXIT_OK
+    assert "epoch 1" in capsys.readouterr().out
+    assert main(["sequester", "relock", "--share", "1.5", "--reason", "x"]) == EXIT_ERROR
+    assert "share must be in (0, 1)" in capsys.readouterr().err
+    assert main(["sequester", "relock", "--share", "0.3", "--reason", "power"]) == EXIT_OK
+    assert "epoch 2" in capsys.readouterr().out
+    assert sequester.read_lock(LocalStore(tmp_path / "lake"))["reason"] == "power"

@@ -74,6 +74,42 @@ def test_invalid_predictions_files_are_named(tmp_path: Path, csv: str, message: 
     assert str(path) in str(caught.value)
 
 
+def test_duplicate_slice_rows_are_named(tmp_path: Path) -> None:
+    twice = pd.concat([_PATIENT, _PATIENT.iloc[[1, 0]]], ignore_index=True)
+    with pytest.raises(ValueError, match="2 duplicate slice row") as caught:
+        evaluation.validate_predictions(twice)
+    assert "p1/IM00000" in str(caught.value) and "p1/IM00001" in str(caught.value)
+    path = tmp_path / "twice.csv"
+    twice.assign(fold=3).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="duplicate slice") as caught:
+        evaluation.run_evaluate_predictions(path, as_json=False)
+    assert str(path) in str(caught.value) and "3/p1/p1/IM00000" in str(caught.value)
+    with pytest.raises(ValueError, match="predictions b: 2 duplicate slice"):
+        evaluation.paired_bootstrap(_PATIENT, twice, "image_accuracy", n_boot=10)
+    # the same slice scored by two folds' models is two diagnoses, not a duplicate
+    by_fold = pd.concat([_PATIENT.assign(fold=1), _PATIENT.assign(fold=2)], ignore_index=True)
+    assert len(evaluation.validate_predictions(by_fold)) == 10
+    # without slice ids rows cannot be told apart: repeated scores are allowed
+    assert len(evaluation.validate_predictions(twice.drop(columns="slice_id"))) == 7
+
+
+def test_patient_in_validation_and_test_is_an_error() -> None:
+    val = _with_fractions({"v1": (C, 5), "both": (C, 7), "v3": (N, 0), "v4": (N, 2)})
+    test = _with_fractions({"both": (C, 4), "t2": (N, 1)})
+    frame = pd.concat([val.assign(split="val"), test.assign(split="test")], ignore_index=True)
+    with pytest.raises(ValueError, match=r"1 patient\(s\) in both val and test.*both"):
+        evaluation.evaluate_predictions(frame, n_boot=0)
+    with pytest.raises(ValueError, match="both val and test"):
+        evaluation.validate_predictions(frame.assign(split=frame["split"].str.upper()))
+    # across folds it is the cross-validation protocol: val in fold 1, test in fold 2
+    folds = pd.concat(
+        [val.assign(split="val", fold=1), test.assign(split="test", fold=2)], ignore_index=True
+    )
+    assert len(evaluation.validate_predictions(folds)) == 60
+    with pytest.raises(ValueError, match=r"1 patient\(s\) in both val and test.*both"):
+        evaluation.validate_predictions(folds.assign(fold=2))
+
+
 def test_read_predictions_normalises_types(tmp_path: Path) -> None:
     path = tmp_path / "pred.csv"
     path.write_text("patient_id,y_true,p_covid,selected,extra\n7,1,0.8,True,a\n8,0,0.1,False,b\n")
@@ -119,6 +155,43 @@ def test_patient_diagnosed_once_per_fold() -> None:
     frame = pd.concat([_PATIENT.assign(fold=1), _PATIENT.assign(fold=2, p_covid=0.1)])
     table = evaluation.patient_level(frame, 0.5)
     assert table[["fold", "patient_id", "y_pred"]].values.tolist() == [[1, "p1", C], [2, "p1", N]]
+
+
+@pytest.mark.parametrize(
+    ("frame", "mean"),
+    [
+        (_PATIENT, (0.9 + 0.8 + 0.2) / 3),  # the selected slices, as covid_fraction
+        (_PATIENT.drop(columns="selected"), 3.7 / 5),
+        (_PATIENT.assign(selected=False), 3.7 / 5),  # none selected: every slice
+    ],
+    ids=["selected", "no-column", "none-selected"],
+)
+def test_patient_mean_p_covid(frame: pd.DataFrame, mean: float) -> None:
+    assert evaluation.patient_level(frame, 0.5).iloc[0]["mean_p_covid"] == pytest.approx(mean)
+
+
+def test_patient_aucs_rank_patients_by_mean_p_covid() -> None:
+    # no slice of c1 passes 0.5, so by COVID fraction c1 ties both normal patients (roc 0.75,
+    # AP 0.75); by mean p_covid every COVID patient ranks above every normal one
+    frame = pd.concat([
+        _slices("c1", C, [0.45, 0.45, 0.4]), _slices("c2", C, [0.9, 0.8, 0.95]),
+        _slices("n1", N, [0.1, 0.2, 0.1]), _slices("n2", N, [0.3, 0.3, 0.35]),
+    ], ignore_index=True)  # fmt: skip
+    patients = evaluation.patient_level(frame, 0.5)
+    assert patients["covid_fraction"].tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert patients["y_pred"].tolist() == [N, C, N, N]  # the call still uses the fraction
+    values = evaluation.patient_metrics(patients)
+    assert values["roc_auc"] == 1.0 and values["pr_auc"] == 1.0
+    assert values["accuracy"] == 0.75
+    headline = evaluation.headline_metrics(frame, patient_threshold=0.5)
+    assert headline["patient_roc_auc"] == headline["patient_pr_auc"] == 1.0
+    for metric in ("patient_roc_auc", "patient_pr_auc"):
+        result = evaluation.bootstrap_ci(frame, metric, n_boot=50, patient_threshold=0.5)
+        assert result.point == 1.0 and result.low == result.high == 1.0
+    result = evaluation.evaluate_predictions(frame, patient_threshold=0.5, n_boot=20)
+    assert result.metrics["patient_roc_auc"] == 1.0
+    assert result.intervals.loc["patient_roc_auc", "point"] == 1.0
+    assert result.intervals.loc["patient_pr_auc", "point"] == 1.0
 
 
 def test_threshold_column_is_used_and_must_be_constant() -> None:

@@ -12,9 +12,8 @@ from covidct.gate import Comparison, GateStatus, compare, decide
 
 def _comparison(name: str, passed: bool) -> Comparison:
     reasons = () if passed else (f"vs {name}: worse",)
-    return Comparison(
-        name, name, "m", 0.1, 0.05 if passed else -0.01, 0.2, 0.9, 0.9, passed, reasons
-    )
+    low = 0.05 if passed else -0.01
+    return Comparison(name, name, "m", 0.1, low, 0.2, 0.0, -0.02, 0.02, 40, 0, passed, reasons)
 
 
 STRICT = GateSettings()
@@ -49,43 +48,60 @@ def _predictions(p_covid: list[float]) -> pd.DataFrame:
     return pd.DataFrame({"patient_id": ["a", "b", "c", "d"], "y_true": truth, "p_covid": p_covid})
 
 
-def _difference_of_accuracy(
-    a: pd.DataFrame, b: pd.DataFrame, metric: str
-) -> tuple[float, float, float]:
-    def accuracy(frame: pd.DataFrame) -> float:
+def _difference_of(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float, float]:
+    """Stand-in bootstrap: the point difference of accuracy (or of COVID sensitivity) +- 0.1."""
+
+    def value(frame: pd.DataFrame) -> float:
+        if metric == "image_covid_sensitivity":
+            frame = frame[frame["y_true"] == "covid"]
         return float(np.mean((frame["p_covid"] > 0.5) == (frame["y_true"] == "covid")))
 
-    diff = accuracy(a) - accuracy(b)
+    diff = value(a) - value(b)
     return diff, diff - 0.1, diff + 0.1
 
 
-def _sensitivity(frame: pd.DataFrame) -> float:
-    covid = frame[frame["y_true"] == "covid"]
-    return float(np.mean(covid["p_covid"] > 0.5))
-
-
 @pytest.mark.parametrize(
-    ("candidate", "comparator", "margin", "passed", "reason"),
+    ("candidate", "comparator", "margin", "overlap", "passed", "reason"),
     [
-        ([0.9, 0.9, 0.1, 0.1], [0.9, 0.1, 0.9, 0.1], 0.0, True, None),
-        ([0.9, 0.1, 0.9, 0.1], [0.9, 0.9, 0.1, 0.1], 0.0, False, "lower bound"),
-        ([0.9, 0.9, 0.1, 0.1], [0.9, 0.1, 0.9, 0.1], 0.5, False, "lower bound"),
-        ([0.1, 0.1, 0.1, 0.1], [0.9, 0.9, 0.9, 0.9], -1.0, False, "sensitivity"),
+        ([0.9, 0.9, 0.1, 0.1], [0.9, 0.1, 0.9, 0.1], 0.0, 0, True, None),
+        ([0.9, 0.1, 0.9, 0.1], [0.9, 0.9, 0.1, 0.1], 0.0, 0, False, "lower bound"),
+        ([0.9, 0.9, 0.1, 0.1], [0.9, 0.1, 0.9, 0.1], 0.5, 0, False, "lower bound"),
+        ([0.1, 0.1, 0.1, 0.1], [0.9, 0.9, 0.9, 0.9], -1.0, 0, False, "non-inferiority"),
+        ([0.9, 0.9, 0.1, 0.1], [0.9, 0.1, 0.9, 0.1], 0.0, 2, False, "not clean"),
     ],
 )
-def test_compare_rule(candidate, comparator, margin, passed, reason) -> None:  # type: ignore[no-untyped-def]
+def test_compare_rule(candidate, comparator, margin, overlap, passed, reason) -> None:  # type: ignore[no-untyped-def]
     result = compare(
         "baseline", "resnet152", _predictions(candidate), _predictions(comparator),
-        settings=GateSettings(margin=margin), paired_bootstrap=_difference_of_accuracy,
-        sensitivity=_sensitivity,
+        settings=GateSettings(margin=margin), paired_bootstrap=_difference_of,
+        overlap_patients=overlap,
     )  # fmt: skip
     assert result.passed is passed
+    assert (result.n_patients, result.overlap_patients) == (4, overlap)
     if reason:
         assert any(reason in text for text in result.reasons)
+
+
+def test_sensitivity_non_inferiority_is_judged_on_the_interval() -> None:
+    """Equal point sensitivity passes; an interval reaching below -margin refuses."""
+
+    def wide(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float, float]:
+        return (0.0, -0.2, 0.2) if metric == "image_covid_sensitivity" else (0.2, 0.1, 0.3)
+
+    same = _predictions([0.9, 0.9, 0.1, 0.1])
+    result = compare("baseline", "resnet152", same, same, settings=STRICT, paired_bootstrap=wide)
+    assert not result.passed
+    assert any("COVID sensitivity difference +0.0000" in text for text in result.reasons)
 
 
 def test_compare_refuses_different_patients() -> None:
     other = _predictions([0.5] * 4).assign(patient_id=["a", "b", "c", "z"])
     with pytest.raises(ValueError, match="same patients"):
         compare("champion", "v1", _predictions([0.5] * 4), other, settings=STRICT,
-                paired_bootstrap=_difference_of_accuracy, sensitivity=_sensitivity)  # fmt: skip
+                paired_bootstrap=_difference_of)  # fmt: skip
+
+
+def test_a_champion_without_a_clean_comparison_is_not_beaten() -> None:
+    verdict = decide("resnet152", {}, has_champion=True, settings=STRICT)
+    assert (verdict.passed, verdict.status) == (False, GateStatus.REFUSE)
+    assert "no clean comparison" in verdict.reasons[0]

@@ -58,12 +58,9 @@ def run_inputs() -> dict:
     def bootstrap(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float, float]:
         return evaluation.paired_bootstrap(a, b, metric, n_boot=200, seed=0).as_tuple()
 
-    def sensitivity(frame: pd.DataFrame) -> float:
-        return pipeline.pooled_metrics(frame)["image_covid_sensitivity"]
-
     comparison = gate.compare(
         "baseline", "resnet152", predictions["vgg16"], predictions["resnet152"],
-        settings=settings, paired_bootstrap=bootstrap, sensitivity=sensitivity,
+        settings=settings, paired_bootstrap=bootstrap,
     )  # fmt: skip
     verdict = gate.decide("vgg16", {"baseline": comparison}, has_champion=False, settings=settings)
     gate_record = {

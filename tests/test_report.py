@@ -12,7 +12,7 @@ from covidct.report import evidence_lines, format_summary
 def _gate(passed: bool) -> dict:
     comparison = Comparison(
         "baseline", "resnet152", "patient_balanced_accuracy", 0.125, 0.03125, 0.25,
-        0.9, 0.8, passed, (),
+        0.1, -0.025, 0.2, 40, 0, passed, (),
     )  # fmt: skip
     record = json.loads(json.dumps(asdict(comparison)))  # as gate.json stores it
     verdict = {"passed": passed, "reasons": ["why"], "comparisons": [record]}
@@ -25,7 +25,8 @@ def test_evidence_line_gives_difference_interval_and_sensitivity() -> None:
     assert "vs baseline resnet152" in line
     assert "patient balanced accuracy of resnet50 minus theirs +12.5 points" in line
     assert "(95% CI +3.1 to +25.0)" in line
-    assert "COVID sensitivity 90.0% vs 80.0%" in line
+    assert "on 40 sequestered patients (overlap 0)" in line
+    assert "COVID sensitivity +10.0 points (95% CI -2.5 to +20.0)" in line
 
 
 def test_summary_shows_decision_and_evidence() -> None:

@@ -49,7 +49,12 @@ def test_schedule_and_defaults(dag) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(
     ("task_id", "queue", "pool"),
-    [("train", "gpu", "gpu"), ("evaluate", "gpu", "gpu"), ("gate_and_promote", None, "promote")],
+    [
+        ("train", "gpu", "gpu"),
+        ("evaluate", "gpu", "gpu"),
+        ("confirm", "gpu", "gpu"),
+        ("gate_and_promote", None, "promote"),
+    ],
 )
 def test_queues_and_pools(dag, task_id: str, queue: str | None, pool: str) -> None:  # type: ignore[no-untyped-def]
     task = dag.get_task(task_id)
@@ -61,7 +66,7 @@ def test_queues_and_pools(dag, task_id: str, queue: str | None, pool: str) -> No
 def test_task_order(dag) -> None:  # type: ignore[no-untyped-def]
     order = [
         "discover", "validate", "curate", "make_folds", "train", "evaluate", "aggregate",
-        "gate_and_promote", "regression_check", "summarize",
+        "confirm", "gate_and_promote", "regression_check", "summarize",
     ]  # fmt: skip
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert upstream in dag.get_task(downstream).upstream_task_ids or upstream in {

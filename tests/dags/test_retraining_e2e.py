@@ -150,12 +150,18 @@ def test_models_trained_evaluated_and_gated(demo_run: dict) -> None:
     experiment = client.get_experiment_by_name("covidct")
     run_id = report["dag_run_id"]
     found = client.search_runs([experiment.experiment_id], f"tags.dag_run_id = '{run_id}'")
-    assert len(found) == 4  # 2 backbones x 2 folds
-    for run in found:
+    folds = [run for run in found if run.data.tags.get("role") != "deployable"]
+    assert len(folds) == 4  # 2 backbones x 2 folds, plus one deployable ensemble per gated model
+    assert len(found) - len(folds) == (1 if report["gate"]["candidate"] == "resnet152" else 2)
+    for run in folds:
         assert "test_image_accuracy" in run.data.metrics
         assert run.data.params["optimizer"].lower() == "nadam"
     # promote-best: the first run's best backbone becomes champion, with its verdict
     assert gate["verdict"]["passed"] and version.tags["gate_verdict"] == "passed"
+    # decided on sequestered patients with the model it registered
+    assert gate["sequestered_patients"] > 0
+    assert all(c["overlap_patients"] == 0 for c in gate["comparisons"])
+    assert gate["evaluated_model_digest"] == gate["registered_model_digest"]
     assert client.get_model_version_by_alias("covidct-classifier", "champion")
 
 
@@ -169,6 +175,9 @@ def test_first_run_promotes_second_is_refused(two_runs: dict) -> None:
     assert not second["verdict"]["passed"] and second["verdict"]["status"] == "refuse"
     assert second["champion_before"] == second["champion_after"] == first["version"]
     assert any("vs champion" in reason for reason in second["verdict"]["reasons"])
+    (comparison,) = second["comparisons"]
+    assert comparison["comparator"] == "champion" and comparison["overlap_patients"] == 0
+    assert comparison["n_patients"] == second["sequestered_patients"]
 
 
 def test_history_and_alerts_explain_both_decisions(two_runs: dict) -> None:

@@ -186,7 +186,10 @@ def _registry_state(mlflow_url: str) -> dict[str, Any]:
     return {
         "aliases": {alias: str(version) for alias, version in model.aliases.items()},
         "versions": {str(v.version): dict(v.tags) for v in versions},
-        "runs": [{"artifact_uri": r.info.artifact_uri, "metrics": r.data.metrics} for r in runs],
+        "runs": [
+            {"artifact_uri": r.info.artifact_uri, "metrics": r.data.metrics, "tags": r.data.tags}
+            for r in runs
+        ],
     }
 
 
@@ -332,9 +335,11 @@ def test_other_tasks_ran_on_the_default_worker(topology_run: dict) -> None:
     others = [
         ti
         for ti in topology_run["task_instances"]
-        if ti["task_id"] not in GPU_TASKS and ti["state"] == "success"
+        if ti["task_id"] not in (*GPU_TASKS, "confirm") and ti["state"] == "success"
     ]
     assert {ti["task_id"] for ti in others} >= {"discover", "validate", "curate", "aggregate"}
+    (confirm,) = [ti for ti in topology_run["task_instances"] if ti["task_id"] == "confirm"]
+    assert (confirm["queue"], confirm["pool"], confirm["state"]) == ("gpu", "gpu", "success")
     for ti in others:
         assert (ti["queue"], ti["hostname"]) == ("default", "worker-default"), ti
     (gate,) = [ti for ti in others if ti["task_id"] == "gate_and_promote"]
@@ -367,9 +372,12 @@ def test_mlflow_runs_and_artifacts_went_through_the_server_to_s3(
     topology_run: dict, s3_server: Any
 ) -> None:
     runs = topology_run["registry"]["runs"]
-    assert len(runs) == len(CONF["backbones"]) * CONF["folds"]
+    folds = [run for run in runs if run["tags"].get("role") != "deployable"]
+    assert len(folds) == len(CONF["backbones"]) * CONF["folds"]
+    assert len(runs) - len(folds) == 1  # the candidate's k-fold ensemble, scored on sequestered
     for run in runs:
         assert run["artifact_uri"].startswith("mlflow-artifacts:/covidct/"), run
+    for run in folds:
         assert "test_image_accuracy" in run["metrics"]
     stored = _s3_keys(s3_server, f"{topology_run['prefix']}/mlflow/covidct/")
     assert any(key.endswith("MLmodel") for key in stored), stored[:20]
