@@ -78,3 +78,4 @@ bench: install
 	$(RUN) python benchmarks/folds_speed.py
 	$(RUN) python benchmarks/pipeline_speed.py
 	$(RUN) python benchmarks/cpu_train.py --keras-trace
+	$(RUN) python benchmarks/gate_null.py

@@ -916,8 +916,10 @@ def log_keras_model(model: keras.Model, name: str, example: np.ndarray) -> str:
     # the output's shape and dtype are known: predicting here would trace a forward pass
     outputs = np.zeros((len(example), *model.output_shape[1:]), dtype=np.float32)
     signature = infer_signature(example, outputs)
+    # an uncompiled model (the k-fold ensemble) has no optimizer state to leave out
+    logged = serving_copy(model) if getattr(model, "optimizer", None) is not None else model
     info = mlflow.keras.log_model(
-        serving_copy(model), name=name, signature=signature,
+        logged, name=name, signature=signature,
         pip_requirements=serving_requirements(),
     )  # fmt: skip
     return str(info.model_uri)

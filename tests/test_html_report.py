@@ -264,3 +264,26 @@ def test_headless_chromium_screenshot_is_not_blank(report, tmp_path):
     assert not_white > 0.05, f"only {not_white:.1%} of the screenshot is not white"
     assert colourful > 0.005, f"only {colourful:.2%} coloured pixels: pictures not shown?"
     shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_gate_section_shows_the_sequestered_confirmation() -> None:
+    gate_record = {
+        "candidate": "resnet50", "version": "7", "champion_before": "3", "champion_after": "3",
+        "verdict": {"passed": False, "status": "refuse", "reasons": ["why"], "comparisons": []},
+        "sequestered_patients": 48, "sequestered_covid_patients": 12,
+        "evaluated_model_digest": "abc", "registered_model_digest": "abc",
+        "candidate_primary": {"metric": "patient_balanced_accuracy", "value": 0.8125,
+                              "ci_low": 0.7, "ci_high": 0.9},
+        "models": {
+            "resnet50": {"version": "7", "patients": 48, "overlap_patients": 0,
+                         "metrics": {"patient_balanced_accuracy": 0.8125}},
+            "champion": {"version": "3", "patients": 40, "overlap_patients": 0, "metrics": {}},
+        },
+    }  # fmt: skip
+    page = html_report.gate_html(gate_record)
+    assert "Confirmed on <b>48</b> sequestered patients (12 COVID)" in page
+    assert "0.8125 (95% CI 0.7000 to 0.9000)" in page
+    assert "Model evaluated = model registered: yes" in page
+    assert "resnet50 v7" in page and "champion v3" in page
+    altered = {**gate_record, "registered_model_digest": "abd"}
+    assert "Model evaluated = model registered: NO" in html_report.gate_html(altered)
