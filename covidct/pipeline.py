@@ -279,7 +279,13 @@ def make_folds(
     previous = _read_parquet(store, previous_key) if store.exists(previous_key) else None
     if previous is not None:  # a re-lock may have sequestered patients that had folds
         previous = previous[previous["patient_key"].astype(str).isin(development)]
-    assignment_k = folds.assign_folds(manifest, k=k, seed=seed, previous=previous)
+    try:
+        assignment_k = folds.assign_folds(manifest, k=k, seed=seed, previous=previous)
+    except ValueError as error:
+        raise ValueError(
+            f"dataset {version}: {error} (development patients only: {n_held} of the patients "
+            f"are sequestered, share {rule.share:g}; see `covidct sequester show`)"
+        ) from error
     _write_parquet(store, previous_key, assignment_k.splits)
     specs = []
     for fold in assignment_k.folds:

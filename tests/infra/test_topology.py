@@ -86,7 +86,7 @@ def _covidct_env(s3_server: Any, prefix: str, mlflow_url: str, home: Path) -> di
 def _land_inputs(inbox: Path, env: dict[str, str]) -> None:
     """A synthetic batch, landed in the S3 lake (real DICOM conversion: tests/dags/)."""
     covidct = str(BIN / "covidct")
-    run_checked([covidct, "synth", str(inbox / BATCHES[0]), "--patients", "14", "--seed", "3",
+    run_checked([covidct, "synth", str(inbox / BATCHES[0]), "--patients", "24", "--seed", "3",
                  "--max-slices", "6"], env)  # fmt: skip
     for batch in BATCHES:
         run_checked([covidct, "land", str(inbox / batch), "--batch-id", batch], env)
