@@ -26,7 +26,6 @@ patient threshold and the model's content digest (:func:`model_digest`).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -38,6 +37,7 @@ import pandas as pd
 from covidct import sequester
 from covidct.config import Settings
 from covidct.schema import ALIAS_CHAMPION, BASELINE_BACKBONE, CURATED, RUNS
+from covidct.storage import read_parquet, write_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -101,17 +101,6 @@ def download(uri: str) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
 
 
-def _read_parquet(store: Any, key: str) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(store.read_bytes(key)))
-
-
-def _write_parquet(store: Any, key: str, frame: pd.DataFrame) -> str:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    store.write_bytes(key, buffer.getvalue())
-    return key
-
-
 def members_of(evaluations: Sequence[Mapping[str, Any]], backbone: str) -> list[Mapping[str, Any]]:
     """The backbone's evaluated fold models, by fold. Raises ValueError when there is none."""
     mine = sorted((e for e in evaluations if e["backbone"] == backbone), key=lambda e: e["fold"])
@@ -123,7 +112,7 @@ def members_of(evaluations: Sequence[Mapping[str, Any]], backbone: str) -> list[
 def seen_patients(store: Any, members: Sequence[Mapping[str, Any]]) -> list[str]:
     """Every patient the members trained, validated or were tested on in development (sorted)."""
     keys = sorted({m["fold_key"] for m in members})
-    return sorted({str(k) for key in keys for k in _read_parquet(store, key)["patient_key"]})
+    return sorted({str(k) for key in keys for k in read_parquet(store, key)["patient_key"]})
 
 
 def _scored(
@@ -159,7 +148,7 @@ def build_deployable(
     params = dict(members[0]["train_params"])
     prefix = f"{RUNS}/{pipeline.run_key_of(dag_run_id)}/deployables/{backbone}"
     seen = seen_patients(store, members)
-    seen_key = _write_parquet(
+    seen_key = write_parquet(
         store, f"{prefix}/seen_patients.parquet", pd.DataFrame({"patient_key": seen})
     )
     oof = pipeline.pooled_predictions(store, evaluations, backbone)
@@ -255,7 +244,7 @@ def score_registered(
     )
     key = f"{RUNS}/{pipeline.run_key_of(dag_run_id)}/sequestered/{name}.csv"
     store.write_bytes(key, predictions.to_csv(index=False).encode())
-    seen = set(_read_parquet(store, record["seen_patients_key"])["patient_key"].astype(str))
+    seen = set(read_parquet(store, record["seen_patients_key"])["patient_key"].astype(str))
     scored = set(predictions["patient_id"].astype(str))
     return {
         **record,
@@ -292,7 +281,7 @@ def champion_record(
             "cannot be scored cleanly and is not compared; judged against the baseline only"
         )
         return None, sequestered.iloc[:0], [note]
-    seen = set(_read_parquet(store, tags["seen_patients_key"])["patient_key"].astype(str))
+    seen = set(read_parquet(store, tags["seen_patients_key"])["patient_key"].astype(str))
     clean = sequestered[~sequestered["patient_key"].astype(str).isin(seen)]
     notes = []
     if str(tags.get("sequester_epoch")) != str(lock["epoch"]):
@@ -339,7 +328,7 @@ def confirm(settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str) 
     lock = sequester.read_lock(store)
     if lock is None:
         raise ValueError("no sequestration lock in the lake: make_folds has not run")
-    frame = _read_parquet(store, sequestered_key(version))
+    frame = read_parquet(store, sequestered_key(version))
     if frame.empty or frame["label"].nunique() < 2:
         raise ValueError(
             f"dataset {version}: the sequestered patients ({frame['patient_key'].nunique()}) "

@@ -33,6 +33,7 @@ from covidct.schema import (
     LANDING,
     RUNS,
 )
+from covidct.storage import read_parquet, write_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -117,17 +118,6 @@ def _write_json(store: Any, key: str, payload: Any) -> str:
     return key
 
 
-def _write_parquet(store: Any, key: str, frame: pd.DataFrame) -> str:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    store.write_bytes(key, buffer.getvalue())
-    return key
-
-
-def _read_parquet(store: Any, key: str) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(store.read_bytes(key)))
-
-
 # --------------------------------------------------------------------------- discover / validate
 
 
@@ -158,7 +148,7 @@ def validate(settings: Settings, batch_id: str, dag_run_id: str) -> dict[str, An
         progress=False,
     )
     prefix = f"{RUNS}/{run_key_of(dag_run_id)}/validation/{batch_id}"
-    manifest_key = _write_parquet(store, f"{prefix}/manifest.parquet", verdict.manifest)
+    manifest_key = write_parquet(store, f"{prefix}/manifest.parquet", verdict.manifest)
     _write_json(store, f"{prefix}/verdict.json", verdict.to_dict())
     logger.info("batch %s: %s", batch_id, validation.format_verdict(verdict))
     return {
@@ -226,7 +216,7 @@ def curate(
         if not verdict["passed"]:
             continue
         batch_id = verdict["batch_id"]
-        manifest = _read_parquet(store, verdict["manifest_key"])
+        manifest = read_parquet(store, verdict["manifest_key"])
         custody.accept_batch(store, batch_id, manifest=manifest, info={"dag_run_id": dag_run_id})
         accepted.append(batch_id)
     manifest = custody.accepted_manifests(store)
@@ -237,7 +227,7 @@ def curate(
     manifest = manifest[manifest["read_error"].isna()].reset_index(drop=True)
     manifest["path"] = manifest["batch_id"] + "/" + manifest["path"]
     version = dataset_digest(manifest)
-    manifest_key = _write_parquet(store, f"{CURATED}/{version}/manifest.parquet", manifest)
+    manifest_key = write_parquet(store, f"{CURATED}/{version}/manifest.parquet", manifest)
     return {
         "dataset_version": version,
         "manifest_key": manifest_key,
@@ -263,12 +253,12 @@ def make_folds(
 
     store = lake(settings)
     version = curated["dataset_version"]
-    manifest = _read_parquet(store, curated["manifest_key"])
+    manifest = read_parquet(store, curated["manifest_key"])
     rule = sequester.SequesterRule(share=settings.gate.sequestered_share)
     lock, assignment = sequester.update(store, manifest, rule, dag_run_id=dag_run_id)
     development, sequestered = sequester.roles_of(assignment)
     held = manifest["patient_key"].astype(str).isin(sequestered)
-    _write_parquet(store, confirmation.sequestered_key(version), manifest[held])
+    write_parquet(store, confirmation.sequestered_key(version), manifest[held])
     n_held = int(manifest.loc[held, "patient_key"].nunique())
     manifest = manifest[~held].reset_index(drop=True)
     logger.info(
@@ -276,7 +266,7 @@ def make_folds(
         manifest["patient_key"].nunique(), n_held,
     )  # fmt: skip
     previous_key = f"{FOLDS}/assignment-k{k}-seed{seed}.parquet"
-    previous = _read_parquet(store, previous_key) if store.exists(previous_key) else None
+    previous = read_parquet(store, previous_key) if store.exists(previous_key) else None
     if previous is not None:  # a re-lock may have sequestered patients that had folds
         previous = previous[previous["patient_key"].astype(str).isin(development)]
     try:
@@ -286,11 +276,11 @@ def make_folds(
             f"dataset {version}: {error} (development patients only: {n_held} of the patients "
             f"are sequestered, share {rule.share:g}; see `covidct sequester show`)"
         ) from error
-    _write_parquet(store, previous_key, assignment_k.splits)
+    write_parquet(store, previous_key, assignment_k.splits)
     specs = []
     for fold in assignment_k.folds:
         frame = assignment_k.fold_manifest(fold)
-        key = _write_parquet(store, f"{FOLDS}/{version}/fold-{fold}.parquet", frame)
+        key = write_parquet(store, f"{FOLDS}/{version}/fold-{fold}.parquet", frame)
         digest = folds.manifest_digest(frame)
         specs.append({"fold": fold, "key": key, "digest": digest, "dataset_version": version})
     return specs
@@ -389,7 +379,7 @@ def train(
     setup_mlflow(settings)
     store = lake(settings)
     fold = int(fold_spec["fold"])
-    frame = _read_parquet(store, fold_spec["key"])
+    frame = read_parquet(store, fold_spec["key"])
     image_root = materialize(store, CURATED_BATCHES, settings)
     config = replace(config_from_params(train_params), weights_cache=weights_cache(settings))
     local_dir = settings.work_dir / CHECKPOINTS / run_key_of(dag_run_id) / backbone / f"fold-{fold}"
@@ -495,7 +485,7 @@ def evaluate(settings: Settings, trained: Mapping[str, Any], dag_run_id: str) ->
 
     setup_mlflow(settings)
     store = lake(settings)
-    frame = _read_parquet(store, trained["fold_key"])
+    frame = read_parquet(store, trained["fold_key"])
     training.register_custom_objects()
     model = mlflow.keras.load_model(trained["model_uri"])
     fold = int(trained["fold"])

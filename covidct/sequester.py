@@ -27,7 +27,6 @@ no longer clean.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -35,6 +34,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from covidct.storage import read_parquet, write_parquet
 
 PREFIX = "sequestered"
 LOCK_KEY = f"{PREFIX}/lock.json"
@@ -135,16 +136,6 @@ def assign(
     return table.sort_values("patient_key", ignore_index=True)
 
 
-def _read_parquet(store: Any, key: str) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(store.read_bytes(key)))
-
-
-def _write_parquet(store: Any, key: str, frame: pd.DataFrame) -> None:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    store.write_bytes(key, buffer.getvalue())
-
-
 def read_lock(store: Any) -> dict[str, Any] | None:
     """The lake's lock record (``epoch``, ``rule``, ``rule_digest``, ...), None before the first."""
     return json.loads(store.read_bytes(LOCK_KEY)) if store.exists(LOCK_KEY) else None
@@ -152,7 +143,7 @@ def read_lock(store: Any) -> dict[str, Any] | None:
 
 def read_assignment(store: Any) -> pd.DataFrame | None:
     """The lake's assignment table (:data:`COLUMNS`), None before the first run."""
-    return _read_parquet(store, ASSIGNMENT_KEY) if store.exists(ASSIGNMENT_KEY) else None
+    return read_parquet(store, ASSIGNMENT_KEY) if store.exists(ASSIGNMENT_KEY) else None
 
 
 def _write_lock(
@@ -194,7 +185,7 @@ def update(
     previous = read_assignment(store)
     table = assign(patients_of(manifest), rule, previous, epoch=lock["epoch"], run=dag_run_id)
     if previous is None or len(table) != len(previous):
-        _write_parquet(store, ASSIGNMENT_KEY, table)
+        write_parquet(store, ASSIGNMENT_KEY, table)
     return lock, table
 
 
@@ -213,7 +204,7 @@ def relock(store: Any, rule: SequesterRule, *, reason: str, by: str) -> dict[str
     previous = read_assignment(store)
     if previous is not None:
         patients = previous[["patient_key", "label", "source"]]
-        _write_parquet(store, ASSIGNMENT_KEY, assign(patients, rule, epoch=epoch, run=by))
+        write_parquet(store, ASSIGNMENT_KEY, assign(patients, rule, epoch=epoch, run=by))
     return _write_lock(store, rule, epoch, reason=reason.strip(), by=by, previous=old)
 
 

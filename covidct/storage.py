@@ -25,8 +25,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -514,3 +517,22 @@ def read_json_lines(store: ObjectStore, keys: Iterable[str]) -> list[Mapping[str
     for key in keys:
         records.extend(json.loads(line) for line in store.read_text(key).splitlines() if line)
     return records
+
+
+def read_parquet(store: ObjectStore, key: str) -> pd.DataFrame:
+    """The table stored at ``key`` as Parquet. Raises what the store raises for a missing key."""
+    import io
+
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(store.read_bytes(key)))
+
+
+def write_parquet(store: ObjectStore, key: str, frame: pd.DataFrame) -> str:
+    """Store ``frame`` at ``key`` as Parquet (no index); return ``key``."""
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    store.write_bytes(key, buffer.getvalue())
+    return key
