@@ -760,10 +760,21 @@ def gate_and_promote(
         for name, record in [*deployables.items(), ("champion", rival or {})]
         if record and record["evaluated_model_digest"] != record["registered_model_digest"]
     ]
+    vetoes = []
     if altered:  # what was scored is not what the registry holds: never promote on it
-        why = f"model scored is not the model registered (content digests differ): {altered}"
+        vetoes.append(f"model scored is not the model registered (digests differ): {altered}")
+    if mine["overlap_patients"]:  # even with nothing to compare with (first run)
+        vetoes.append(
+            f"{candidate} v{mine['version']} saw {mine['overlap_patients']} of the sequestered "
+            "patients "
+            "it was scored on in development: its figures are not clean"
+        )
+    if vetoes:
         verdict = replace(
-            verdict, passed=False, status=gate.GateStatus.REFUSE, reasons=(*verdict.reasons, why)
+            verdict,
+            passed=False,
+            status=gate.GateStatus.REFUSE,
+            reasons=(*verdict.reasons, *vetoes),
         )
     version = mine["version"]
     # the baseline first: when the candidate is ResNet152 itself, its gate verdict tag wins

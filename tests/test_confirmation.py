@@ -135,6 +135,21 @@ def test_first_week_promotes_second_week_is_judged_on_new_sequestered_patients(w
     )
 
 
+def test_gate_refuses_a_leaky_or_altered_candidate(weeks: dict) -> None:
+    """Forged evidence (the same week-2 predictions): overlap or a digest mismatch refuses."""
+    confirmed, _, _ = weeks["week2"]
+    mine = dict(confirmed["deployables"]["vgg16"])
+    forged = {**mine, "overlap_patients": 3, "registered_model_digest": "0" * 16}
+    evidence = {**confirmed, "deployables": {"vgg16": forged}, "champion": None}
+    gated = pipeline.gate_and_promote(
+        weeks["settings"], evidence, "manual__forged", send=lambda alert: None
+    )
+    assert not gated["verdict"]["passed"]
+    reasons = " ".join(gated["verdict"]["reasons"])
+    assert "digests differ" in reasons and "saw 3 of the sequestered patients" in reasons
+    assert gated["champion_after"] == gated["champion_before"]
+
+
 def test_report_json_carries_the_confirmation(weeks: dict) -> None:
     from covidct.report import collect_summary
 
