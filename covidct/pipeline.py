@@ -370,7 +370,8 @@ def train(
     under :func:`checkpoint_prefix`, so a retry on any worker resumes from the last epoch; the
     last epoch stays there as the run's artifact, the worker's local copy is removed after
     success. Returns ``{"backbone", "fold", "run_id", "model_uri", "val_accuracy", "fold_key",
-    "fold_digest", "dataset_version", "train_params", "checkpoint_uri"}``.
+    "fold_digest", "dataset_version", "train_params", "checkpoint_uri"}``; ``val_accuracy`` is
+    the last epoch's, None for a profile that does not validate during training (cpu-smoke).
     """
     import mlflow
 
@@ -420,7 +421,7 @@ def train(
         "fold": fold,
         "run_id": run_id,
         "model_uri": result.model_uri,
-        "val_accuracy": float((result.history.get("val_accuracy") or [float("nan")])[-1]),
+        "val_accuracy": _finite_or_none((result.history.get("val_accuracy") or [math.nan])[-1]),
         "fold_key": fold_spec["key"],
         "fold_digest": fold_spec["digest"],
         "dataset_version": fold_spec["dataset_version"],
@@ -501,6 +502,10 @@ def evaluate(settings: Settings, trained: Mapping[str, Any], dag_run_id: str) ->
     gradcam_key = f"{RUNS}/{run_key_of(dag_run_id)}/gradcam/{trained['backbone']}-fold{fold}.png"
     with mlflow.start_run(run_id=trained["run_id"]):
         finite = {f"test_{k}": v for k, v in metrics.items() if v is not None}
+        # the final model on the validation patients (the threshold was chosen there)
+        finite |= {
+            f"val_{k}": v for k, v in headline_metrics(val, threshold).items() if v is not None
+        }
         mlflow.log_metrics(finite)
         mlflow.log_param("patient_threshold", threshold)
         mlflow.log_text(test.to_csv(index=False), "predictions/test.csv")

@@ -29,6 +29,10 @@ Profiles (:class:`Profile`, :meth:`TrainingConfig.from_profile`):
   0.74; and with few patients the network learns the patients, not the disease (40 training
   patients: training AUC 1.00, test AUC 0.58; 160 patients with the same number of slices:
   test AUC 0.73), so the demo synthesises many patients with few slices each.
+  No validation during ``fit``: it would score the model before its batch-norm statistics are
+  re-estimated, a model that is not kept (its figures mislead, and it cost 10 s per ResNet152
+  fold in the demo); the pipeline's evaluate task scores the validation patients with the final
+  model and logs ``val_*`` metrics.
 
 Compiled training (every profile): the train step is one ``tf.function`` graph, traced once per
 model. Two things made tracing ResNet152 cost 80-200 s on 2 cores, and both are fixed here:
@@ -1101,7 +1105,9 @@ def _fit(
     config = session.config
     train = _train_dataset(train_df, image_root, config, session.batch, session.resumed_from)
     validation = None
-    if not val_df.empty:
+    # a profile that re-estimates batch-norm statistics after training (cpu-smoke) would
+    # validate, during fit, a model it does not keep: its figures would not be real
+    if not val_df.empty and not recalibration_batches(config, session.steps):
         labels = label_indices(val_df).tolist()
         paths = _paths(val_df, image_root)
         validation = _eval_dataset(paths, labels, config, session.batch, cache=True)
