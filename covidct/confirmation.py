@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from covidct import sequester
@@ -153,15 +154,10 @@ def build_deployable(
     )
     oof = pipeline.pooled_predictions(store, evaluations, backbone)
     threshold = evaluation.choose_patient_threshold(oof)
-    existing = client.search_model_versions(
-        f"name='{settings.mlflow.model_name}' and tag.dag_run_id='{dag_run_id}' "
-        f"and tag.backbone='{backbone}'"
-    )
-    if existing:
-        version = client.get_model_version(
-            settings.mlflow.model_name, str(min(int(v.version) for v in existing))
-        )
-        logger.info("reusing version %s of %s", version.version, backbone)
+    existing = registry.version_of_run(client, settings.mlflow.model_name, dag_run_id, backbone)
+    if existing is not None:  # a retry: the ensemble was logged and registered already
+        version = client.get_model_version(settings.mlflow.model_name, existing)
+        logger.info("reusing version %s of %s", existing, backbone)
         return _record(backbone, version, params, threshold, seen_key, members)
     training.register_custom_objects()
     loaded = [mlflow.keras.load_model(m["model_uri"]) for m in members]
@@ -169,8 +165,6 @@ def build_deployable(
     size = int(model.input_shape[1])
     tags = {"dag_run_id": dag_run_id, "backbone": backbone, "role": "deployable"}
     with mlflow.start_run(run_name=f"{backbone}-deployable", tags=tags) as run:
-        import numpy as np
-
         uri = training.log_keras_model(model, "model", np.zeros((1, size, size, 1), np.float32))
         mlflow.log_params({"members": len(members), "patient_threshold": threshold})
         run_id = run.info.run_id
@@ -298,16 +292,12 @@ def champion_record(
             "judged against the baseline only"
         )
         return None, sequestered.iloc[:0], notes
-    record = {
-        "backbone": tags.get("backbone"),
-        "version": str(champion.version),
-        "model_uri": f"models:/{settings.mlflow.model_name}/{champion.version}",
-        "registered_model_digest": tags.get(DIGEST_TAG),
-        "patient_threshold": float(tags["patient_threshold"]),
-        "seen_patients_key": tags["seen_patients_key"],
-        "train_params": json.loads(tags.get("train_params", "{}")),
-        "alias": ALIAS_CHAMPION,
-    }
+    record = _record(
+        str(tags.get("backbone")), version, json.loads(tags.get("train_params", "{}")),
+        float(tags["patient_threshold"]), tags["seen_patients_key"],
+        [{"run_id": run} for run in json.loads(tags.get("member_runs", "[]"))],
+    )  # fmt: skip
+    record["alias"] = ALIAS_CHAMPION
     return record, clean.reset_index(drop=True), notes
 
 

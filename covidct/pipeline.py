@@ -753,7 +753,10 @@ def gate_and_promote(
             settings=settings.gate, paired_bootstrap=bootstrap,
             overlap_patients=mine["overlap_patients"] + rival["overlap_patients"],
         )  # fmt: skip
-    candidate_metrics = headline_metrics(predictions[candidate], None)
+    figures = {name: headline_metrics(frame, None) for name, frame in predictions.items()}
+    if rival is not None:
+        figures["champion"] = champion_metrics_now
+    candidate_metrics = figures[candidate]
     verdict = gate.decide(
         candidate, comparisons, has_champion=champion.version is not None,
         settings=settings.gate, figures=candidate_metrics,
@@ -787,7 +790,7 @@ def gate_and_promote(
         baseline_version = deployables[BASELINE_BACKBONE]["version"]
         _tag_version(
             settings, mlflow_client, baseline_version, "baseline",
-            headline_metrics(predictions[BASELINE_BACKBONE], None),
+            figures[BASELINE_BACKBONE],
         )  # fmt: skip
         mlflow_client.set_registered_model_alias(
             settings.mlflow.model_name, ALIAS_BASELINE, baseline_version
@@ -860,7 +863,7 @@ def gate_and_promote(
                     "patient_threshold",
                 )
             }
-            | {"metrics": headline_metrics(_sequestered_predictions(store, record), None)}
+            | {"metrics": figures[name]}
             for name, record in [*deployables.items(), *([("champion", rival)] if rival else [])]
         },  # fmt: skip
         "notes": list(confirmed.get("notes") or []),

@@ -130,6 +130,16 @@ def ensure_registered_model(mlflow_client: Any, model_name: str) -> None:
                 raise
 
 
+def version_of_run(
+    mlflow_client: Any, model_name: str, dag_run_id: str, backbone: str
+) -> str | None:
+    """The first version of ``model_name`` that DAG run ``dag_run_id`` registered for
+    ``backbone`` (by their tags), as a string; None when it registered none."""
+    query = f"name='{model_name}' and tag.dag_run_id='{dag_run_id}' and tag.backbone='{backbone}'"
+    existing = mlflow_client.search_model_versions(query)
+    return str(min(int(v.version) for v in existing)) if existing else None
+
+
 def register_version(
     mlflow_client: Any,
     model_name: str,
@@ -148,10 +158,8 @@ def register_version(
     that a retry finds. Returns the version number as a string.
     """
     ensure_registered_model(mlflow_client, model_name)
-    query = f"name='{model_name}' and tag.dag_run_id='{dag_run_id}' and tag.backbone='{backbone}'"
-    existing = mlflow_client.search_model_versions(query)
-    if existing:
-        version = str(min(int(v.version) for v in existing))
+    version = version_of_run(mlflow_client, model_name, dag_run_id, backbone)
+    if version is not None:
         logger.info("reusing version %s of %s for run %s", version, model_name, dag_run_id)
     else:
         all_tags = {"dag_run_id": dag_run_id, "backbone": backbone, **tags}
