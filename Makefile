@@ -77,5 +77,5 @@ bench: install
 	$(RUN) python benchmarks/manifest_speed.py
 	$(RUN) python benchmarks/folds_speed.py
 	$(RUN) python benchmarks/pipeline_speed.py
-	$(RUN) python benchmarks/cpu_train.py --keras-trace
+	$(RUN) python benchmarks/cpu_train.py --keras-trace --grappler
 	$(RUN) python benchmarks/gate_null.py

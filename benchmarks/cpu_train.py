@@ -8,14 +8,17 @@ random float32 batches:
 - ``trace s``: the first compiled step (tracing, graph optimisation and the step itself);
 - ``compiled img/s``: later compiled steps; ``speed-up`` = compiled / eager;
 - ``keras trace s`` (``--keras-trace``): the first step with Keras's own Nadam and lazily built
-  variables, which trace the train step twice (see ``covidct/training.py``).
+  variables, which trace the train step twice (see ``covidct/training.py``);
+- ``--grappler``: ``trace s`` and ``compiled img/s`` again with TensorFlow's graph optimiser
+  (Grappler) skipped, as ``cpu-smoke`` runs (``training.graph_optimizer_policy``).
 
 ``--demo`` also runs ``infra/demo.sh`` (a fresh ``COVIDCT_HOME`` in a temporary folder) and
 prints its wall time and the bytes its processes wrote (``getrusage`` block outputs, 512-byte
 blocks, as ``/usr/bin/time -v`` reports them). Prints a Markdown table; nothing is asserted.
 
     uv run python benchmarks/cpu_train.py [--backbones resnet152,resnet50,vgg16]
-        [--sizes 64,128] [--batch 16] [--steps 5] [--eager-steps 2] [--keras-trace] [--demo]
+        [--sizes 64,128] [--batch 16] [--steps 5] [--eager-steps 2] [--keras-trace] [--grappler]
+        [--demo]
 """
 
 from __future__ import annotations
@@ -67,9 +70,25 @@ def measure(backbone: str, size: int, batch: int, steps: int, eager_steps: int) 
                                                        batch_size=batch, run_eagerly=False),
         replicas=1,
     )  # fmt: skip
-    row["trace_s"] = _time_steps(model, images, targets, 1)
-    row["compiled"] = batch * steps / _time_steps(model, images, targets, steps)
+    with training.graph_optimizer_policy(True):
+        row["trace_s"] = _time_steps(model, images, targets, 1)
+        row["compiled"] = batch * steps / _time_steps(model, images, targets, steps)
     return row
+
+
+def measure_without_grappler(backbone: str, size: int, batch: int, steps: int) -> dict:
+    """The first compiled step and later steps with TensorFlow's graph optimiser skipped."""
+    from covidct import training
+
+    config = training.TrainingConfig.from_profile(
+        "cpu-smoke", image_size=size, batch_size=batch, run_eagerly=False, graph_optimizer=False
+    )
+    images, targets = _batch(size, batch)
+    model = training.new_training_model(backbone, config, replicas=1)
+    with training.graph_optimizer_policy(False):
+        trace = _time_steps(model, images, targets, 1)
+        compiled = batch * steps / _time_steps(model, images, targets, steps)
+    return {"trace_s": trace, "compiled": compiled}
 
 
 def keras_trace(backbone: str, size: int, batch: int) -> float:
@@ -118,14 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5, help="compiled steps timed after tracing")
     parser.add_argument("--eager-steps", type=int, default=2, help="eager steps timed")
     parser.add_argument("--keras-trace", action="store_true", help="also time Keras's own set-up")
+    parser.add_argument("--grappler", action="store_true", help="also time without Grappler")
     parser.add_argument("--demo", action="store_true", help="also run the demo and count bytes")
     args = parser.parse_args(argv)
     import tensorflow as tf
 
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, batch {args.batch}", flush=True)
     header = "| backbone | px | eager img/s | compiled img/s | speed-up | trace s |"
-    print(header + (" keras trace s |" if args.keras_trace else ""))
-    print("|---" * (6 + args.keras_trace) + "|", flush=True)
+    extra = [" keras trace s |"] * args.keras_trace
+    extra += [" no-Grappler trace s | no-Grappler img/s |"] * args.grappler
+    print(header + "".join(extra))
+    print("|---" * (6 + args.keras_trace + 2 * args.grappler) + "|", flush=True)
     for backbone in args.backbones.split(","):
         for size in (int(value) for value in args.sizes.split(",")):
             row = measure(backbone, size, args.batch, args.steps, args.eager_steps)
@@ -135,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             if args.keras_trace:
                 line += f" {keras_trace(backbone, size, args.batch):.1f} |"
+            if args.grappler:
+                bare = measure_without_grappler(backbone, size, args.batch, args.steps)
+                line += f" {bare['trace_s']:.1f} | {bare['compiled']:.1f} |"
             print(line, flush=True)
     if args.demo:
         wall, written = run_demo()
