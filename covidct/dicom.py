@@ -1,8 +1,10 @@
 """Convert DICOM CT series into a Negin-style batch (DESIGN.md, "The Negin-style batch contract").
 
-Input layout: ``dicom_dir/<subject>/<series folder>/<file>``. The subject folder name is the
+Input layout: ``dicom_dir/<subject>/<any folders>/<file>``, any depth below the subject
+(TCIA's downloads are ``<subject>/<study>/<series>/<file>``). The subject folder name is the
 patient id; ``batch.json`` holds the source that namespaces it (``schema.patient_key``). Every
-regular file at that depth is read as DICOM (any extension); files at any other depth, hidden
+regular file under a subject is read as DICOM (any extension); slices are grouped by DICOM UIDs,
+never by folder level. Files directly in ``dicom_dir``, hidden files, symbolic links, special
 files and non-DICOM files are skipped with a reason. Nothing is skipped silently: every skipped
 file appears in ``IngestReport.skipped`` and in ``batch.json`` (``ingest.skipped``).
 
@@ -25,18 +27,21 @@ Rules, in order:
    slice lacks ImagePositionPatient the whole series falls back to InstanceNumber ascending, then
    file name. Files are written ``IM00001.tif ...`` with no gap.
 5. **Pixels.** HU = stored x RescaleSlope + RescaleIntercept (PS3.3 C.11.1 Modality LUT); pydicom
-   applies PixelRepresentation (signed) and BitsStored. One of the two rescale tags absent: slope
-   1 or intercept 0 in its place (pydicom's ``apply_modality_lut`` would then apply no rescale at
-   all, turning an intercept-only -1024 file into HU = stored). Both absent and a
-   ModalityLUTSequence present: that LUT (pydicom ``apply_modality_lut``). Both absent and no
-   LUT: identity (HU = stored), logged as a warning, since the file then says nothing about its
-   units. Negin value =
+   applies PixelRepresentation (signed) and BitsStored. RescaleSlope absent: 1 (pydicom's
+   ``apply_modality_lut`` would then apply no rescale at all, turning an intercept-only -1024
+   file into HU = stored). Both absent and a ModalityLUTSequence present: that LUT (pydicom
+   ``apply_modality_lut``). RescaleIntercept absent otherwise: HU is never guessed (0 and -1024
+   are both common intercepts, and the wrong one puts lung at +248 HU instead of -776): the
+   slice is skipped with the reason, unless ``assume_intercept`` (CLI ``--assume-intercept``)
+   states it; every slice converted with an assumed tag is listed in ``batch.json``
+   (``ingest.assumptions``). Negin value =
    ``clip(rint(HU + 1024), 0, 65535)`` as uint16 (round half to even), so the output follows
    HU = value - 1024 whatever the file's intercept (0 or -1024). Padding below -1024 HU (e.g. GE's
    -2000 stored outside the field of view) clips to 0.
 6. **MONOCHROME1.** PS3.3 C.7.6.3.1.2 makes the photometric interpretation a display rule applied
    after the VOI transform, so the Modality LUT output is HU for MONOCHROME1 and MONOCHROME2
-   alike, and by default both are converted identically. ``invert_monochrome1=True`` instead
+   alike, and by default both are converted identically. ``invert_monochrome1=True`` (CLI
+   ``--invert-monochrome1``) instead
    mirrors MONOCHROME1 stored values inside their BitsStored range (``min + max - stored``)
    before the Modality LUT, for sources known to store display-inverted values.
 7. **Resampling** (``size_policy="resample"``): HU images are resampled to 512x512 with bilinear
@@ -76,6 +81,7 @@ from pydicom.pixels import apply_modality_lut, get_decoder
 from scipy import ndimage
 
 from covidct import schema
+from covidct.batchfiles import entry_problem
 from covidct.io import (
     UNKNOWN_THICKNESS,
     slice_name,
@@ -147,7 +153,9 @@ class IngestReport:
     ``written``: slices written per patient id (0 for a subject with nothing usable; such a
     patient gets no folder and no ``Patient_details.csv`` row). ``skipped``: (file, reason) pairs,
     files relative to the DICOM folder, POSIX separators. ``files``: (source file, output file)
-    pairs, the output relative to the batch folder. Treat the dict as read-only.
+    pairs, the output relative to the batch folder. ``assumptions``: (file, assumption) of every
+    written slice converted with an assumed rescale tag (``assume_intercept``, slope 1). Treat
+    the dict as read-only.
     """
 
     source: str
@@ -157,6 +165,8 @@ class IngestReport:
     series: tuple[SeriesAssignment, ...] = ()
     files: tuple[tuple[str, str], ...] = ()
     skipped: tuple[tuple[str, str], ...] = ()
+    assume_intercept: float | None = None
+    assumptions: tuple[tuple[str, str], ...] = ()
 
     @property
     def slices_written(self) -> int:
@@ -176,7 +186,16 @@ class IngestReport:
             "series": [assignment.to_dict() for assignment in self.series],
             "files": [{"source": src, "output": out} for src, out in self.files],
             "skipped": [{"file": name, "reason": reason} for name, reason in self.skipped],
+            "assume_intercept": self.assume_intercept,
+            "assumptions": [{"file": name, "assumed": text} for name, text in self.assumptions],
         }
+
+
+@dataclass(frozen=True)
+class _Options:
+    size_policy: SizePolicy
+    invert_monochrome1: bool
+    assume_intercept: float | None
 
 
 @dataclass(frozen=True)
@@ -216,22 +235,56 @@ def _has_value(ds: Dataset, keyword: str) -> bool:
     return keyword in ds and ds[keyword].value not in (None, "")
 
 
-def stored_to_hounsfield(stored: np.ndarray, ds: Dataset) -> np.ndarray:
+def rescale_problem(ds: Dataset, assume_intercept: float | None = None) -> str | None:
+    """Why the HU of a slice cannot be known (rule 5 of the module docstring); None when it can.
+
+    RescaleIntercept absent and no ModalityLUTSequence to use instead: HU is unknown (an intercept
+    of 0 and of -1024 are both common), unless ``assume_intercept`` states it.
+    """
+    if _has_value(ds, "RescaleIntercept") or assume_intercept is not None:
+        return None
+    if "ModalityLUTSequence" in ds and not _has_value(ds, "RescaleSlope"):
+        return None
+    return (
+        "no RescaleIntercept: HU unknown (0 and -1024 are both common); convert only with an"
+        " explicit assumption (--assume-intercept, e.g. -1024)"
+    )
+
+
+def rescale_assumption(ds: Dataset, assume_intercept: float | None = None) -> str | None:
+    """The assumption converting ``ds`` rests on (recorded in ``batch.json``); None when none."""
+    has_slope, has_intercept = _has_value(ds, "RescaleSlope"), _has_value(ds, "RescaleIntercept")
+    if has_slope and has_intercept:
+        return None
+    if not has_slope and not has_intercept and "ModalityLUTSequence" in ds:
+        return None
+    assumed = [] if has_slope else ["RescaleSlope absent: 1 assumed"]
+    if not has_intercept:
+        assumed.append(
+            f"RescaleIntercept absent: {assume_intercept:g} assumed (--assume-intercept)"
+        )
+    return "; ".join(assumed)
+
+
+def stored_to_hounsfield(
+    stored: np.ndarray, ds: Dataset, assume_intercept: float | None = None
+) -> np.ndarray:
     """Apply the Modality LUT: stored values (as from ``ds.pixel_array``) -> HU, float64.
 
-    HU = stored x RescaleSlope + RescaleIntercept (either tag absent: slope 1 / intercept 0);
-    with both absent, a ModalityLUTSequence is applied by pydicom's ``apply_modality_lut``, and
-    without one the values pass unchanged (logged). Shapes are kept.
+    HU = stored x RescaleSlope + RescaleIntercept (slope absent: 1; intercept absent:
+    ``assume_intercept``); with both absent, a ModalityLUTSequence is applied by pydicom's
+    ``apply_modality_lut``. Shapes are kept. Raises ValueError when the intercept is absent,
+    no LUT replaces it and ``assume_intercept`` is None (:func:`rescale_problem`).
     """
+    problem = rescale_problem(ds, assume_intercept)
+    if problem is not None:
+        raise ValueError(problem)
     has_slope, has_intercept = _has_value(ds, "RescaleSlope"), _has_value(ds, "RescaleIntercept")
-    if has_slope or has_intercept:
-        slope = float(ds.RescaleSlope) if has_slope else 1.0
-        intercept = float(ds.RescaleIntercept) if has_intercept else 0.0
-        return stored.astype(np.float64) * slope + intercept
-    if "ModalityLUTSequence" in ds:
+    if not has_slope and not has_intercept and "ModalityLUTSequence" in ds:
         return np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
-    logger.warning("no RescaleSlope/RescaleIntercept/ModalityLUTSequence: assuming HU = stored")
-    return stored.astype(np.float64)
+    slope = float(ds.RescaleSlope) if has_slope else 1.0
+    intercept = float(ds.RescaleIntercept) if has_intercept else float(assume_intercept or 0.0)
+    return stored.astype(np.float64) * slope + intercept
 
 
 def hounsfield_to_negin(hu: np.ndarray) -> np.ndarray:
@@ -268,17 +321,22 @@ def resample_hounsfield(hu: np.ndarray, shape: tuple[int, int] = schema.SLICE_SH
 
 
 def dataset_to_negin(
-    ds: Dataset, *, size_policy: SizePolicy = SizePolicy.SKIP, invert_monochrome1: bool = False
+    ds: Dataset,
+    *,
+    size_policy: SizePolicy = SizePolicy.SKIP,
+    invert_monochrome1: bool = False,
+    assume_intercept: float | None = None,
 ) -> np.ndarray:
     """Decode one CT slice and return it as a Negin uint16 (512, 512) array (HU = value - 1024).
 
-    Raises ValueError when the slice is not 512x512 under ``SizePolicy.SKIP``; pydicom's errors
+    Raises ValueError when the slice is not 512x512 under ``SizePolicy.SKIP`` or its rescale is
+    unknown (:func:`stored_to_hounsfield`, ``assume_intercept``); pydicom's errors
     (no decoder, corrupt pixel data) propagate.
     """
     stored = ds.pixel_array
     if invert_monochrome1 and str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         stored = invert_stored(stored, int(ds.BitsStored), int(ds.PixelRepresentation) == 1)
-    hu = stored_to_hounsfield(stored, ds)
+    hu = stored_to_hounsfield(stored, ds, assume_intercept)
     if hu.shape != schema.SLICE_SHAPE:
         if size_policy is not SizePolicy.RESAMPLE:
             raise ValueError(f"size {hu.shape[0]}x{hu.shape[1]}, expected 512x512")
@@ -320,8 +378,10 @@ def _geometry_problems(ds: Dataset, size_policy: SizePolicy) -> list[str]:
     return problems
 
 
-def slice_problems(ds: Dataset, size_policy: SizePolicy = SizePolicy.SKIP) -> list[str]:
-    """Reasons (possibly none) why a DICOM header cannot become a Negin slice; rule 2 above."""
+def slice_problems(
+    ds: Dataset, size_policy: SizePolicy = SizePolicy.SKIP, assume_intercept: float | None = None
+) -> list[str]:
+    """Reasons (possibly none) why a DICOM header cannot become a Negin slice; rules 2 and 5."""
     problems: list[str] = []
     modality = ds.get("Modality")
     if modality and str(modality) != "CT":
@@ -333,6 +393,8 @@ def slice_problems(ds: Dataset, size_policy: SizePolicy = SizePolicy.SKIP) -> li
     if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
         problems.append(f"{ds.SamplesPerPixel} samples per pixel, expected 1")
     problems.extend(_geometry_problems(ds, size_policy))
+    rescale = rescale_problem(ds, assume_intercept)
+    problems.extend([rescale] if rescale else [])
     codec = _transfer_syntax_problem(ds)
     return problems + ([codec] if codec else [])
 
@@ -344,9 +406,15 @@ def _layout_problem(rel: Path) -> str | None:
     """Why a file (relative to the DICOM folder) is not a candidate slice, or None."""
     if any(part.startswith(".") for part in rel.parts):
         return "hidden file" if rel.name.startswith(".") else "inside a hidden folder"
-    if len(rel.parts) != 3:
-        return "unexpected depth: expected <subject>/<series folder>/<file>"
+    if len(rel.parts) < 2:
+        return "not inside a subject folder: expected <subject>/[<folders>/]<file>"
     return None
+
+
+def _file_problem(path: Path) -> str | None:
+    """A symbolic link or special file is never read (a hard link is: it names no other place)."""
+    problem = entry_problem(path.lstat())
+    return None if problem is None or problem.startswith("hard link") else problem
 
 
 def _discover(dicom_dir: Path) -> tuple[dict[str, list[Path]], list[tuple[str, str]]]:
@@ -365,7 +433,7 @@ def _discover(dicom_dir: Path) -> tuple[dict[str, list[Path]], list[tuple[str, s
             skipped.append((Path(root, name).relative_to(dicom_dir).as_posix(), "symbolic link"))
         for name in sorted(files):
             rel = (Path(root) / name).relative_to(dicom_dir)
-            problem = _layout_problem(rel)
+            problem = _layout_problem(rel) or _file_problem(dicom_dir / rel)
             if problem:
                 skipped.append((rel.as_posix(), problem))
             else:
@@ -385,18 +453,18 @@ def _optional_int(value: object) -> int | None:
     return int(number) if number is not None else None
 
 
-def _read_header(path: Path, size_policy: SizePolicy) -> tuple[Dataset | None, str | None]:
+def _read_header(path: Path, options: _Options) -> tuple[Dataset | None, str | None]:
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=False, defer_size=1024)
     except (InvalidDicomError, OSError, EOFError, ValueError) as error:
         return None, f"not a readable DICOM file ({type(error).__name__}: {error})"
-    problems = slice_problems(ds, size_policy)
+    problems = slice_problems(ds, options.size_policy, options.assume_intercept)
     return (None, "; ".join(problems)) if problems else (ds, None)
 
 
 def _slice_facts(ds: Dataset, path: Path, rel: str) -> _Slice:
     position = ds.get("ImagePositionPatient")
-    folder = Path(rel).parts[1]
+    folder = "/".join(Path(rel).parts[1:-1]) or "."
     return _Slice(
         path=path,
         rel=rel,
@@ -410,22 +478,25 @@ def _slice_facts(ds: Dataset, path: Path, rel: str) -> _Slice:
 
 
 def _subject_slices(
-    dicom_dir: Path, files: list[Path], size_policy: SizePolicy, skipped: list[tuple[str, str]]
+    dicom_dir: Path, files: list[Path], options: _Options, progress: _Progress
 ) -> dict[str, list[_Slice]]:
     """Read the headers of one subject; acceptable slices grouped by series key."""
     series: dict[str, list[_Slice]] = {}
     seen: dict[str, str] = {}
     for path in files:
         rel = path.relative_to(dicom_dir).as_posix()
-        ds, problem = _read_header(path, size_policy)
+        ds, problem = _read_header(path, options)
         if ds is None:
-            skipped.append((rel, problem or "unreadable"))
+            progress.skipped.append((rel, problem or "unreadable"))
             continue
         sop = str(ds.get("SOPInstanceUID") or "")
         if sop and sop in seen:
-            skipped.append((rel, f"duplicate SOPInstanceUID of {seen[sop]}"))
+            progress.skipped.append((rel, f"duplicate SOPInstanceUID of {seen[sop]}"))
             continue
         seen[sop] = rel
+        assumption = rescale_assumption(ds, options.assume_intercept)
+        if assumption:
+            progress.assumptions.append((rel, assumption))
         facts = _slice_facts(ds, path, rel)
         series.setdefault(facts.series_key, []).append(facts)
     return series
@@ -452,17 +523,17 @@ def _series_sort_key(slices: Sequence[_Slice]) -> tuple[float, str, str]:
 
 
 def _convert_series(
-    slices: Sequence[_Slice],
-    size_policy: SizePolicy,
-    invert_monochrome1: bool,
-    skipped: list[tuple[str, str]],
+    slices: Sequence[_Slice], options: _Options, skipped: list[tuple[str, str]]
 ) -> list[tuple[_Slice, np.ndarray]]:
     converted: list[tuple[_Slice, np.ndarray]] = []
     for item in _order_slices(slices):
         try:
             ds = pydicom.dcmread(item.path)
             array = dataset_to_negin(
-                ds, size_policy=size_policy, invert_monochrome1=invert_monochrome1
+                ds,
+                size_policy=options.size_policy,
+                invert_monochrome1=options.invert_monochrome1,
+                assume_intercept=options.assume_intercept,
             )
         except Exception as error:  # decoder failures come as many types; keep going, report it
             skipped.append(
@@ -506,20 +577,20 @@ class _Progress:
     series: list[SeriesAssignment] = field(default_factory=list)
     files: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    assumptions: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _ingest_subject(
     batch_dir: Path,
     patient_id: str,
     series: dict[str, list[_Slice]],
-    options: tuple[SizePolicy, bool],
+    options: _Options,
     progress: _Progress,
 ) -> None:
-    size_policy, invert_monochrome1 = options
     free = list(schema.SERIES)
     progress.written[patient_id] = 0
     for slices in sorted(series.values(), key=_series_sort_key):
-        converted = _convert_series(slices, size_policy, invert_monochrome1, progress.skipped)
+        converted = _convert_series(slices, options, progress.skipped)
         if not converted:
             continue
         if not free:
@@ -576,13 +647,15 @@ def ingest_dicom(
     *,
     size_policy: str | SizePolicy = "skip",
     invert_monochrome1: bool = False,
+    assume_intercept: float | None = None,
 ) -> IngestReport:
     """Convert ``dicom_dir/<subject>/<series folder>/*`` into a Negin-style batch in ``out_dir``.
 
     Every subject is one patient (id = subject folder name) with ``label`` (Positive/Negative);
     ``source`` goes to ``batch.json`` and namespaces the patient keys. See the module docstring
-    for the rules. The batch is built in a sibling ``.<name>.partial`` folder and renamed into
-    place at the end, so ``out_dir`` never holds half a batch.
+    for the rules; ``assume_intercept``: the RescaleIntercept of slices that lack one (rule 5;
+    None skips them). The batch is built in a sibling ``.<name>.partial`` folder and renamed
+    into place at the end, so ``out_dir`` never holds half a batch.
 
     Returns an IngestReport. Raises FileNotFoundError (no ``dicom_dir``), FileExistsError
     (``out_dir`` exists and is not empty), ValueError (unknown label or size policy, a source that
@@ -597,9 +670,11 @@ def ingest_dicom(
     staging.mkdir(parents=True)
     subjects, discovery_skips = _discover(dicom_dir)
     progress = _Progress(skipped=discovery_skips)
+    options = _Options(policy, invert_monochrome1, assume_intercept)
     for patient_id, files in subjects.items():
-        series = _subject_slices(dicom_dir, files, policy, progress.skipped)
-        _ingest_subject(staging, patient_id, series, (policy, invert_monochrome1), progress)
+        series = _subject_slices(dicom_dir, files, options, progress)
+        _ingest_subject(staging, patient_id, series, options, progress)
+    written = {src for src, _ in progress.files}
     report = IngestReport(
         source=source,
         label=label.value,
@@ -608,6 +683,8 @@ def ingest_dicom(
         series=tuple(progress.series),
         files=tuple(progress.files),
         skipped=tuple(sorted(progress.skipped)),
+        assume_intercept=assume_intercept,
+        assumptions=tuple(sorted(a for a in progress.assumptions if a[0] in written)),
     )
     write_patient_details(staging / schema.PATIENT_DETAILS, _details_rows(report.series, label))
     write_batch_info(staging, {"source": source, "ingest": report.to_dict()})
@@ -620,3 +697,22 @@ def ingest_dicom(
         len(report.skipped),
     )
     return report
+
+
+def format_ingest_summary(report: IngestReport, examples: int = 3) -> str:
+    """Return a few lines for people: slices written per patient, skipped files per reason."""
+    lines = [
+        f"wrote {report.slices_written} slices of "
+        f"{len([n for n in report.written.values() if n])} patients "
+        f"(source {report.source}, label {report.label}); skipped {len(report.skipped)} files"
+    ]
+    lines += [f"  {patient}: {count} slices" for patient, count in sorted(report.written.items())]
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in report.skipped:
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in sorted(by_reason.items(), key=lambda item: -len(item[1])):
+        more = f" and {len(names) - examples} more" if len(names) > examples else ""
+        lines.append(f"  skipped {len(names)}: {reason} (e.g. {', '.join(names[:examples])}{more})")
+    if report.assumptions:
+        lines.append(f"  {len(report.assumptions)} slices converted with an assumed rescale tag")
+    return "\n".join(lines)
