@@ -42,6 +42,7 @@ from typing import Any
 import pandas as pd
 
 from covidct import schema
+from covidct.batchfiles import check_name, escaped, name_problem
 from covidct.storage import ObjectStore, folder, sha256_hex
 
 logger = logging.getLogger(__name__)
@@ -102,10 +103,9 @@ class LandedBatch:
 
 
 def landing_prefix(batch_id: str) -> str:
-    """Return ``landing/<batch_id>``; raises ValueError for an id containing "/" or empty."""
-    if not batch_id or "/" in batch_id or batch_id in (".", ".."):
-        raise ValueError(f"invalid batch id {batch_id!r}: expected a single folder name")
-    return f"{schema.LANDING}/{batch_id}"
+    """Return ``landing/<batch_id>``; raises ValueError for an id that is not one clean folder
+    name (:func:`covidct.batchfiles.name_problem`: blank, separators, not NFC, ...)."""
+    return f"{schema.LANDING}/{check_name('batch id', batch_id)}"
 
 
 # ------------------------------------------------------------------------- content hashes
@@ -199,6 +199,10 @@ def landed_batches(store: ObjectStore) -> list[LandedBatch]:
     """Return every batch folder under ``landing/`` with its content hash, sorted by id."""
     batches = []
     for batch_id in store.list_dirs(schema.LANDING):
+        problem = name_problem(batch_id)
+        if problem is not None:
+            logger.error("landing/%s: %s; left in landing", escaped(batch_id), problem)
+            continue
         files = store.hash_prefix(landing_prefix(batch_id))
         if files:
             batches.append(LandedBatch(batch_id, content_hash(files), len(files)))
@@ -206,12 +210,26 @@ def landed_batches(store: ObjectStore) -> list[LandedBatch]:
 
 
 def pending_batches(store: ObjectStore) -> list[LandedBatch]:
-    """Return landed batches whose content hash is not in the ledger (new work)."""
+    """Return landed batches whose content hash is not in the ledger (new work).
+
+    One content, one batch: when several landing ids hold the same content, only the first id
+    (sorted) is pending; the others are logged as no-ops naming it, so one run never curates
+    the same content twice.
+    """
     ledger = BatchLedger(store)
-    pending = []
+    pending: list[LandedBatch] = []
+    first_id: dict[str, str] = {}
     for batch in landed_batches(store):
         seen = ledger.get(batch.content_hash)
-        if seen is None:
+        if batch.content_hash in first_id:
+            logger.warning(
+                "landing/%s is content %s, already pending as batch %s: no-op",
+                batch.batch_id,
+                batch.content_hash[:12],
+                first_id[batch.content_hash],
+            )
+        elif seen is None:
+            first_id[batch.content_hash] = batch.batch_id
             pending.append(batch)
         else:
             logger.info(
