@@ -427,13 +427,28 @@ def known_labels(store: ObjectStore) -> dict[str, str]:
     return dict(zip(labelled["patient_key"], labelled["label"], strict=True))
 
 
-def known_hashes(store: ObjectStore) -> dict[str, str]:
-    """Return slice sha256 -> patient_key of every accepted batch (excluded slices included)."""
+def known_hashes(store: ObjectStore, batch_id: str | None = None) -> dict[str, str]:
+    """Return slice sha256 -> patient_key of every accepted batch (excluded slices included).
+
+    ``batch_id``: the batch about to be validated; the slices of every *other* pending batch
+    (:func:`pending_batches`) are added as sha256 -> ``landing/<other id>/<path>``, so the same
+    pixels sent twice in one run fail both batches, each naming the other (validate every
+    pending batch before moving any, as the DAG does).
+    """
     manifests = accepted_manifests(store)
-    if manifests.empty:
-        return {}
-    rows = manifests.dropna(subset=["sha256"]).drop_duplicates("sha256", keep="first")
-    return dict(zip(rows["sha256"], rows["patient_key"], strict=True))
+    known: dict[str, str] = {}
+    if not manifests.empty:
+        rows = manifests.dropna(subset=["sha256"]).drop_duplicates("sha256", keep="first")
+        known = dict(zip(rows["sha256"], rows["patient_key"], strict=True))
+    if batch_id is None:
+        return known
+    for other in pending_batches(store):
+        if other.batch_id == batch_id:
+            continue
+        for path, digest in sorted(store.hash_prefix(other.prefix).items()):
+            if "/" in path:  # files under patient folders, not the batch's own metadata
+                known.setdefault(digest, f"{other.prefix}/{path}")
+    return known
 
 
 # --------------------------------------------------------------------- one batch, end to end
@@ -474,7 +489,7 @@ def ingest_batch(
     verdict = validate_batch(
         local,
         known_labels=known_labels(store),
-        known_hashes=known_hashes(store),
+        known_hashes=known_hashes(store, batch_id),
         policy=policy or ValidationPolicy(),
         report_dir=work_dir / "report",
         progress=progress,

@@ -38,8 +38,8 @@ UNKNOWN_THICKNESS = "N/A"
 
 #: Resource limits checked from a TIFF's header before any pixel is decoded (a contract slice is
 #: 512x512 uint16: 524,288 decoded bytes, about 0.5 MB on disk uncompressed).
-MAX_SLICE_FILE_BYTES = 64 * 2**20
-MAX_DECODED_BYTES = 8 * 2**20
+MAX_SLICE_FILE_BYTES = 16 * 2**20
+MAX_DECODED_BYTES = 4 * 2**20
 MAX_BITS_PER_SAMPLE = 64
 #: Largest decoded/stored ratio of the image data (deflate of real CT gives about 2 to 4).
 MAX_DECODE_RATIO = 1024

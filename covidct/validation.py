@@ -136,7 +136,8 @@ DESCRIPTIONS: dict[Check, str] = {
     " (HU = value - 1024), as when a -1024 rescale intercept was left out (HU 1,024 too high)",
     Check.SERIES_FOLDER: "file is not at <patient>/<SR_2|SR_3|SR_4>/<file>",
     Check.DUPLICATE_SLICE: "same slice content (sha256) more than once in the batch",
-    Check.RESENT_SLICE: "slice content (sha256) already received in an earlier batch",
+    Check.RESENT_SLICE: "slice content (sha256) already received in an earlier batch, or"
+    " pending in another landed batch",
     Check.LABEL_MISSING: "patient has images but no label in Patient_details.csv",
     Check.LABEL_VALUE: "label is not one of Positive/Negative",
     Check.DUPLICATE_DETAILS: "patient listed more than once in Patient_details.csv",

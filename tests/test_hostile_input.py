@@ -30,6 +30,7 @@ from covidct.custody import (
     BatchLedger,
     BatchStatus,
     LedgerEntry,
+    known_hashes,
     local_file_hashes,
     pending_batches,
 )
@@ -226,6 +227,28 @@ def test_one_run_never_takes_the_same_content_twice(
     store.upload_dir(batch, "landing/a")  # e.g. copied straight into the bucket, twice
     store.upload_dir(batch, "landing/b")
     assert [p.batch_id for p in pending_batches(store)] == ["a"]
+
+
+@pytest.mark.parametrize(("this", "other"), [("a", "b"), ("b", "a")])
+def test_same_pixels_in_two_batches_of_one_run_fail_both(
+    batch_factory: BatchFactory, tmp_path: Path, this: str, other: str
+) -> None:
+    """Two sources, two patients, opposite labels, one slice's pixels: each names the other."""
+    batches = {
+        "a": batch_factory.write("a", patients={"patient1": "Positive"}, source="site-a"),
+        "b": batch_factory.write("b", patients={"patient9": "Negative"}, source="site-b"),
+    }
+    shutil.copy(batches["a"] / "patient1/SR_3/IM00001.tif", batches["b"] / "patient9/SR_2")
+    store = LocalStore(tmp_path / "lake")
+    for batch_id, batch in batches.items():
+        land_batch(store, batch, batch_id)
+    lake_before = tree_digest(tmp_path / "lake")
+    verdict = validate_batch(
+        batches[this], known_hashes=known_hashes(store, this), progress=False, workers=1
+    )
+    (reason,) = [r for r in verdict.reasons if r.startswith("[resent_slice]")]
+    assert f"earlier_patient=landing/{other}/patient" in reason
+    assert tree_digest(tmp_path / "lake") == lake_before
 
 
 # --------------------------------------------------------------- 4. rescale never guessed
