@@ -179,6 +179,20 @@ def test_landing_holds_exactly_the_files_read_and_records_them(
     assert recorded["files"] == receipt.files and recorded["content_hash"] == receipt.content_hash
 
 
+def test_a_link_placed_in_the_lake_is_neither_listed_nor_read(
+    batch_factory: BatchFactory, tmp_path: Path
+) -> None:
+    batch = batch_factory.write()
+    store = LocalStore(tmp_path / "lake")
+    land_batch(store, batch, "week48")
+    secret = tmp_path / "passwd"
+    secret.write_bytes(SECRET)
+    (tmp_path / "lake/landing/week48/patient1/SR_2/IM00009.tif").symlink_to(secret)
+    assert store.hash_prefix("landing/week48") == local_file_hashes(batch)
+    with pytest.raises(OSError):
+        store.read_bytes("landing/week48/patient1/SR_2/IM00009.tif")
+
+
 # ---------------------------------------------------------- 2 and 3. one content, one batch
 
 
