@@ -37,7 +37,11 @@ _TEXT_COLUMNS: tuple[str, ...] = schema.PATIENT_DETAILS_COLUMNS[:5]
 UNKNOWN_THICKNESS = "N/A"
 
 #: Resource limits checked from a TIFF's header before any pixel is decoded (a contract slice is
-#: 512x512 uint16: 524,288 decoded bytes, about 0.5 MB on disk uncompressed).
+#: 512x512 uint16: 524,288 decoded bytes, about 0.5 MB on disk uncompressed). They bound one
+#: manifest reader to one file's bytes, one decoded image and its statistics' float64 copies:
+#: measured at most 130 MiB per reader process on the worst batch these limits admit, so
+#: validation peaks at the validating process (about 0.3 GB with Great Expectations loaded)
+#: plus ``workers`` x 130 MiB (``benchmarks/hostile_memory.py``).
 MAX_SLICE_FILE_BYTES = 16 * 2**20
 MAX_DECODED_BYTES = 4 * 2**20
 MAX_BITS_PER_SAMPLE = 64

@@ -430,8 +430,9 @@ def layout_table(batch_dir: Path) -> pd.DataFrame:
 
 def _details_entry(batch_dir: Path) -> dict[str, Any]:
     try:
-        read_patient_details(batch_dir)
-        problem = None
+        ids = read_patient_details(batch_dir)[schema.PATIENT_COLUMN]
+        bad = [(pid, name_problem(pid)) for pid in ids if pid and name_problem(pid)]
+        problem = "; ".join(f"Patient ID '{escaped(pid)}' {why}" for pid, why in bad) or None
     except (FileNotFoundError, ValueError) as error:
         problem = str(error).replace(str(batch_dir) + "/", "")
     return {"entry": schema.PATIENT_DETAILS, "problem": problem}

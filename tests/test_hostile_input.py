@@ -35,6 +35,7 @@ from covidct.custody import (
     pending_batches,
 )
 from covidct.dicom import ingest_dicom
+from covidct.io import SliceReadError, read_slice
 from covidct.landing import LEDGER_LANDINGS, LandingConflict, land_batch
 from covidct.manifest import read_slice_facts
 from covidct.storage import LocalStore
@@ -153,6 +154,15 @@ def test_land_refuses_the_whole_batch_and_writes_nothing(
     assert f"{entry} ({reason}" in str(caught.value)
     assert tree_digest(lake) == {} or not lake_bytes(lake)
     assert tree_digest(batch.parent) == before
+
+
+def test_cli_validate_names_the_symlink(
+    batch_factory: BatchFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch, entry = _hostile_batch(batch_factory, _link_to_secret)
+    assert main(["validate", str(batch)]) == EXIT_INVALID
+    out = capsys.readouterr().out
+    assert f"{entry} (problem=symbolic link" in out and "root:x:0:0" not in out
 
 
 def test_cli_land_names_the_symlink_and_copies_no_outside_byte(
@@ -464,6 +474,37 @@ def test_patient_folder_in_another_unicode_form_is_named_escaped(
     verdict = validate_batch(batch, progress=False, workers=1)
     (layout,) = [r for r in verdict.reasons if r.startswith("[layout]")]
     assert "Jose\\u0301/ (problem=patient folder name not in Unicode NFC form" in layout
+
+
+def test_patient_id_in_another_unicode_form_is_named_escaped(
+    batch_factory: BatchFactory,
+) -> None:
+    batch = batch_factory.write(patients={"Jos\u00e9": "Positive"})
+    details = batch / schema.PATIENT_DETAILS
+    nfd = unicodedata.normalize("NFD", "Jos\u00e9")
+    details.write_text(details.read_text().replace("Jos\u00e9", nfd))
+    verdict = validate_batch(batch, progress=False, workers=1)
+    (layout,) = [r for r in verdict.reasons if r.startswith("[layout]")]
+    assert "Patient ID 'Jose\\u0301' not in Unicode NFC form" in layout
+
+
+def test_a_patient_id_that_climbs_out_writes_nothing_outside(
+    batch_factory: BatchFactory, tmp_path: Path
+) -> None:
+    batch = batch_factory.write(patients={"patient1": "Positive"})
+    details = batch / schema.PATIENT_DETAILS
+    details.write_text(details.read_text() + "../../x,F,050Y,20200401,Negative,5,5,5\n")
+    before = tree_digest(tmp_path)
+    verdict = validate_batch(batch, progress=False, workers=1)
+    assert not verdict.passed
+    (layout,) = [r for r in verdict.reasons if r.startswith("[layout]")]
+    assert "Patient ID '../../x' contains a path separator" in layout
+    assert tree_digest(tmp_path) == before
+
+
+def test_slice_reader_refuses_the_bomb_before_decoding(bomb: Path) -> None:
+    with pytest.raises(SliceReadError, match="refused before decoding"):
+        read_slice(bomb)
 
 
 def test_relative_report_path_works(
