@@ -74,9 +74,10 @@ def read_local_batch(batch_dir: Path) -> dict[str, bytes]:
     """
     scan = scan_batch(batch_dir)
     if scan.refused:
+        count = len(scan.refused)
         raise ValueError(
-            f"batch {batch_dir}: {len(scan.refused)} entries refused, nothing landed: "
-            + scan.refusal_text()
+            f"batch {batch_dir}: {count} {'entry' if count == 1 else 'entries'} refused,"
+            f" nothing landed: {scan.refusal_text()}"
         )
     if not scan.files:
         raise FileNotFoundError(f"batch {batch_dir} holds no file")
@@ -123,8 +124,8 @@ def land_batch(
         )
     _upload_exactly(store, prefix, data, files, stale=[k for k in existing if k not in files])
     action = "replaced" if old else "landed"
-    message = f"{action} {len(files)} files as landing/{batch_id} (content {digest[:12]})" + (
-        f", replacing content {old[:12]}" if old else ""
+    message = f"landed {len(files)} files as landing/{batch_id} (content {digest[:12]})" + (
+        f", replacing content {old[:12]} completely" if old else ""
     )
     receipt = LandingReceipt(batch_id, action, digest, files, message, replaced=old)
     store.write_text(
