@@ -1,62 +1,7 @@
-"""Convert DICOM CT series into a Negin-style batch (DESIGN.md, "The Negin-style batch contract").
+"""Convert DICOM CT series into a Negin-style batch: discovery, series, ordering, writing.
 
-Input layout: ``dicom_dir/<subject>/<any folders>/<file>``, any depth below the subject
-(TCIA's downloads are ``<subject>/<study>/<series>/<file>``). The subject folder name is the
-patient id; ``batch.json`` holds the source that namespaces it (``schema.patient_key``). Every
-regular file under a subject is read as DICOM (any extension); slices are grouped by DICOM UIDs,
-never by folder level. Files directly in ``dicom_dir``, hidden files, symbolic links, special
-files and non-DICOM files are skipped with a reason. Nothing is skipped silently: every skipped
-file appears in ``IngestReport.skipped`` and in ``batch.json`` (``ingest.skipped``).
-
-Rules, in order:
-
-1. **Series.** Slices are grouped per subject by SeriesInstanceUID (the folder name when absent),
-   because a folder may mix studies (COVID-19-NY-SBU's ``axial/`` folders hold one slice from
-   each of two studies). A SOPInstanceUID seen twice in a subject keeps its first file.
-2. **Slice checks** (all reasons of a slice are reported together): Modality, when present, must
-   be CT; one frame, one sample per pixel; ImageOrientationPatient present and axial (row cosine
-   within ``AXIAL_TOLERANCE_DEG`` of +-x and column cosine within it of +-y; flipped axial images
-   are kept as stored); the transfer syntax decodable by pydicom's installed handlers (else the
-   reason names it); 512x512, or, with ``size_policy="resample"``, any other size resampled.
-3. **SR folders.** Series with at least one converted slice are sorted by (SeriesNumber, series
-   folder name, first file name) and become SR_2, SR_3, SR_4; later ones are skipped with a
-   reason naming their SeriesNumber and folder.
-4. **Slice order.** Within a series, slices are ordered from head to feet: by
-   ImagePositionPatient z descending (LPS patient coordinates, so IM00001 is the most superior
-   slice, the scanner order of the Negin and Lung-PET-CT-Dx series), ties by InstanceNumber; if a
-   slice lacks ImagePositionPatient the whole series falls back to InstanceNumber ascending, then
-   file name. Files are written ``IM00001.tif ...`` with no gap.
-5. **Pixels.** HU = stored x RescaleSlope + RescaleIntercept (PS3.3 C.11.1 Modality LUT); pydicom
-   applies PixelRepresentation (signed) and BitsStored. RescaleSlope absent: 1 (pydicom's
-   ``apply_modality_lut`` would then apply no rescale at all, turning an intercept-only -1024
-   file into HU = stored). Both absent and a ModalityLUTSequence present: that LUT (pydicom
-   ``apply_modality_lut``). RescaleIntercept absent otherwise: HU is never guessed (0 and -1024
-   are both common intercepts, and the wrong one puts lung at +248 HU instead of -776): the
-   slice is skipped with the reason, unless ``assume_intercept`` (CLI ``--assume-intercept``)
-   states it; every slice converted with an assumed tag is listed in ``batch.json``
-   (``ingest.assumptions``). Negin value =
-   ``clip(rint(HU + 1024), 0, 65535)`` as uint16 (round half to even), so the output follows
-   HU = value - 1024 whatever the file's intercept (0 or -1024). Padding below -1024 HU (e.g. GE's
-   -2000 stored outside the field of view) clips to 0.
-6. **MONOCHROME1.** PS3.3 C.7.6.3.1.2 makes the photometric interpretation a display rule applied
-   after the VOI transform, so the Modality LUT output is HU for MONOCHROME1 and MONOCHROME2
-   alike, and by default both are converted identically. ``invert_monochrome1=True`` (CLI
-   ``--invert-monochrome1``) instead
-   mirrors MONOCHROME1 stored values inside their BitsStored range (``min + max - stored``)
-   before the Modality LUT, for sources known to store display-inverted values.
-7. **Resampling** (``size_policy="resample"``): HU images are resampled to 512x512 with bilinear
-   interpolation on a pixel-area grid (``scipy.ndimage.zoom(order=1, grid_mode=True,
-   mode="nearest")``), each axis scaled on its own, so the whole field of view is kept and the
-   pixel spacing becomes FOV / 512; then converted to uint16 as above. Bilinear weights are convex,
-   so no value leaves the input's range.
-8. **No DICOM tag reaches a TIFF** (:func:`covidct.io.write_slice` writes pixels and baseline
-   tags only). ``Patient_details.csv`` rows carry the patient id, the label and each written SR
-   folder's SliceThickness (the most common value of its slices; ``N/A`` when no slice has one;
-   empty for SR folders not written); SEX, AGE and Date stay empty.
-   ``batch.json`` records the source, series assignments, file mapping and skipped files; no
-   tag value (patient name, birth date, UID, date) is copied into it. File paths relative to
-   ``dicom_dir`` are recorded as given: name subject folders and files without identifying data
-   before ingest (COVID-19-NY-SBU's file names carry TCIA's shifted study dates).
+The rules are in the package docstring (:mod:`covidct.dicom`); the pixel maths and the checks of
+one slice are in :mod:`covidct.dicom.slices`.
 """
 
 from __future__ import annotations
@@ -68,8 +13,6 @@ import shutil
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from math import cos, radians
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +20,10 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut, get_decoder
-from scipy import ndimage
 
 from covidct import schema
 from covidct.batchfiles import entry_problem
+from covidct.dicom.slices import SizePolicy, dataset_to_negin, rescale_assumption, slice_problems
 from covidct.io import (
     UNKNOWN_THICKNESS,
     slice_name,
@@ -92,26 +34,7 @@ from covidct.io import (
 
 logger = logging.getLogger(__name__)
 
-#: Largest angle (degrees) between a row/column cosine and the x/y axis for a slice to be axial.
-AXIAL_TOLERANCE_DEG: float = 10.0
-_NEGIN_MAX = int(np.iinfo(np.uint16).max)
 _SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class SizePolicy(StrEnum):
-    """What to do with a slice that is not 512x512."""
-
-    SKIP = "skip"
-    RESAMPLE = "resample"
-
-    @classmethod
-    def parse(cls, value: str | SizePolicy) -> SizePolicy:
-        """Return the member for ``value``; raises ValueError listing the valid values."""
-        try:
-            return cls(value)
-        except ValueError:
-            valid = [member.value for member in cls]
-            raise ValueError(f"size_policy must be one of {valid}, got {value!r}") from None
 
 
 def parse_label(value: str | schema.Label) -> schema.Label:
@@ -210,193 +133,6 @@ class _Slice:
     z: float | None
     instance: int | None
     thickness: float | None
-
-
-# --------------------------------------------------------------------------- pixel maths
-
-
-def is_axial(orientation: Sequence[float], tolerance_deg: float = AXIAL_TOLERANCE_DEG) -> bool:
-    """True when ImageOrientationPatient (row cosine x,y,z, column cosine x,y,z) is axial.
-
-    Axial: the row cosine within ``tolerance_deg`` of +-x and the column cosine within it of +-y.
-    Raises ValueError when ``orientation`` does not hold six numbers.
-    """
-    values = np.asarray(orientation, dtype=float)
-    if values.shape != (6,):
-        raise ValueError(f"ImageOrientationPatient needs 6 numbers, got {list(orientation)}")
-    row, column = values[:3], values[3:]
-    row = row / (np.linalg.norm(row) or 1.0)
-    column = column / (np.linalg.norm(column) or 1.0)
-    limit = cos(radians(tolerance_deg))
-    return bool(abs(row[0]) >= limit and abs(column[1]) >= limit)
-
-
-def _has_value(ds: Dataset, keyword: str) -> bool:
-    return keyword in ds and ds[keyword].value not in (None, "")
-
-
-def rescale_problem(ds: Dataset, assume_intercept: float | None = None) -> str | None:
-    """Why the HU of a slice cannot be known (rule 5 of the module docstring); None when it can.
-
-    RescaleIntercept absent and no ModalityLUTSequence to use instead: HU is unknown (an intercept
-    of 0 and of -1024 are both common), unless ``assume_intercept`` states it.
-    """
-    if _has_value(ds, "RescaleIntercept") or assume_intercept is not None:
-        return None
-    if "ModalityLUTSequence" in ds and not _has_value(ds, "RescaleSlope"):
-        return None
-    return (
-        "no RescaleIntercept: HU unknown (0 and -1024 are both common); convert only with an"
-        " explicit assumption (--assume-intercept, e.g. -1024)"
-    )
-
-
-def rescale_assumption(ds: Dataset, assume_intercept: float | None = None) -> str | None:
-    """The assumption converting ``ds`` rests on (recorded in ``batch.json``); None when none."""
-    has_slope, has_intercept = _has_value(ds, "RescaleSlope"), _has_value(ds, "RescaleIntercept")
-    if has_slope and has_intercept:
-        return None
-    if not has_slope and not has_intercept and "ModalityLUTSequence" in ds:
-        return None
-    assumed = [] if has_slope else ["RescaleSlope absent: 1 assumed"]
-    if not has_intercept:
-        assumed.append(
-            f"RescaleIntercept absent: {assume_intercept:g} assumed (--assume-intercept)"
-        )
-    return "; ".join(assumed)
-
-
-def stored_to_hounsfield(
-    stored: np.ndarray, ds: Dataset, assume_intercept: float | None = None
-) -> np.ndarray:
-    """Apply the Modality LUT: stored values (as from ``ds.pixel_array``) -> HU, float64.
-
-    HU = stored x RescaleSlope + RescaleIntercept (slope absent: 1; intercept absent:
-    ``assume_intercept``); with both absent, a ModalityLUTSequence is applied by pydicom's
-    ``apply_modality_lut``. Shapes are kept. Raises ValueError when the intercept is absent,
-    no LUT replaces it and ``assume_intercept`` is None (:func:`rescale_problem`).
-    """
-    problem = rescale_problem(ds, assume_intercept)
-    if problem is not None:
-        raise ValueError(problem)
-    has_slope, has_intercept = _has_value(ds, "RescaleSlope"), _has_value(ds, "RescaleIntercept")
-    if not has_slope and not has_intercept and "ModalityLUTSequence" in ds:
-        return np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
-    slope = float(ds.RescaleSlope) if has_slope else 1.0
-    intercept = float(ds.RescaleIntercept) if has_intercept else float(assume_intercept or 0.0)
-    return stored.astype(np.float64) * slope + intercept
-
-
-def hounsfield_to_negin(hu: np.ndarray) -> np.ndarray:
-    """HU (any real dtype) -> Negin uint16 values ``clip(rint(HU + 1024), 0, 65535)``."""
-    values = np.rint(np.asarray(hu, dtype=np.float64) + schema.HU_OFFSET)
-    return np.clip(values, 0, _NEGIN_MAX).astype(np.uint16)
-
-
-def invert_stored(stored: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
-    """Mirror stored values inside their representable range: ``min + max - stored``.
-
-    Range: [0, 2**bits - 1] unsigned, [-2**(bits-1), 2**(bits-1) - 1] signed. Returns int64.
-    """
-    low, high = (
-        (-(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1)
-        if signed
-        else (0, 2**bits_stored - 1)
-    )
-    return low + high - stored.astype(np.int64)
-
-
-def resample_hounsfield(hu: np.ndarray, shape: tuple[int, int] = schema.SLICE_SHAPE) -> np.ndarray:
-    """Resample a 2-D HU image to ``shape`` (bilinear, pixel-area grid, edges replicated).
-
-    Returns float64 of exactly ``shape``; see rule 7 of the module docstring.
-    """
-    factors = (shape[0] / hu.shape[0], shape[1] / hu.shape[1])
-    out = ndimage.zoom(
-        np.asarray(hu, dtype=np.float64), factors, order=1, mode="nearest", grid_mode=True
-    )
-    if out.shape != tuple(shape):  # zoom rounds the output size; guard against an off-by-one
-        raise ValueError(f"resampling {hu.shape} gave {out.shape}, expected {tuple(shape)}")
-    return out
-
-
-def dataset_to_negin(
-    ds: Dataset,
-    *,
-    size_policy: SizePolicy = SizePolicy.SKIP,
-    invert_monochrome1: bool = False,
-    assume_intercept: float | None = None,
-) -> np.ndarray:
-    """Decode one CT slice and return it as a Negin uint16 (512, 512) array (HU = value - 1024).
-
-    Raises ValueError when the slice is not 512x512 under ``SizePolicy.SKIP`` or its rescale is
-    unknown (:func:`stored_to_hounsfield`, ``assume_intercept``); pydicom's errors
-    (no decoder, corrupt pixel data) propagate.
-    """
-    stored = ds.pixel_array
-    if invert_monochrome1 and str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-        stored = invert_stored(stored, int(ds.BitsStored), int(ds.PixelRepresentation) == 1)
-    hu = stored_to_hounsfield(stored, ds, assume_intercept)
-    if hu.shape != schema.SLICE_SHAPE:
-        if size_policy is not SizePolicy.RESAMPLE:
-            raise ValueError(f"size {hu.shape[0]}x{hu.shape[1]}, expected 512x512")
-        hu = resample_hounsfield(hu)
-    return hounsfield_to_negin(hu)
-
-
-# --------------------------------------------------------------------------- header checks
-
-
-def _transfer_syntax_problem(ds: Dataset) -> str | None:
-    uid = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if uid is None:
-        return None
-    try:
-        available = get_decoder(uid).is_available
-    except NotImplementedError:
-        available = False
-    if available:
-        return None
-    return (
-        f"transfer syntax {uid.name} ({uid}) cannot be decoded with the installed pydicom handlers"
-    )
-
-
-def _geometry_problems(ds: Dataset, size_policy: SizePolicy) -> list[str]:
-    problems: list[str] = []
-    orientation = ds.get("ImageOrientationPatient")
-    if orientation is None or len(orientation) != 6:
-        problems.append("no ImageOrientationPatient, cannot confirm an axial slice")
-    elif not is_axial([float(value) for value in orientation]):
-        cosines = [round(float(value), 3) for value in orientation]
-        problems.append(
-            f"not axial: ImageOrientationPatient {cosines} (tolerance {AXIAL_TOLERANCE_DEG} deg)"
-        )
-    rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    if (rows, columns) != schema.SLICE_SHAPE and size_policy is SizePolicy.SKIP:
-        problems.append(f"size {rows}x{columns}, expected 512x512 (size_policy=skip)")
-    return problems
-
-
-def slice_problems(
-    ds: Dataset, size_policy: SizePolicy = SizePolicy.SKIP, assume_intercept: float | None = None
-) -> list[str]:
-    """Reasons (possibly none) why a DICOM header cannot become a Negin slice; rules 2 and 5."""
-    problems: list[str] = []
-    modality = ds.get("Modality")
-    if modality and str(modality) != "CT":
-        problems.append(f"modality {modality} is not CT")
-    if "PixelData" not in ds:
-        return [*problems, "no PixelData"]
-    if int(ds.get("NumberOfFrames", 1) or 1) != 1:
-        problems.append(f"multi-frame ({ds.NumberOfFrames} frames)")
-    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
-        problems.append(f"{ds.SamplesPerPixel} samples per pixel, expected 1")
-    problems.extend(_geometry_problems(ds, size_policy))
-    rescale = rescale_problem(ds, assume_intercept)
-    problems.extend([rescale] if rescale else [])
-    codec = _transfer_syntax_problem(ds)
-    return problems + ([codec] if codec else [])
 
 
 # --------------------------------------------------------------------------- discovery
