@@ -6,6 +6,8 @@ entry is a symbolic link, a hard link or a special file, so that no byte from ou
 can reach landing (nor, later, quarantine). It uploads the regular files it read, reads every
 object back and checks its sha256, and records a receipt (the file list with sha256s and the
 content hash, :func:`covidct.custody.content_hash`) under ``ledger/landings/<batch_id>/``.
+Files are read twice (hashed first, to decide; uploaded second, each checked against its first
+hash) and never held all at once.
 
 Landing under an id already in landing:
 
@@ -20,19 +22,22 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from covidct import schema
-from covidct.batchfiles import escaped, read_regular, scan_batch
+from covidct.batchfiles import BatchFiles, escaped, read_regular, scan_batch
 from covidct.custody import BatchLedger, content_hash, landed_batches, landing_prefix
 from covidct.storage import ObjectStore, folder, sha256_hex
 
 logger = logging.getLogger(__name__)
 
 LEDGER_LANDINGS = f"{schema.LEDGER}/landings"
+#: Files read, hashed and uploaded at once (memory: this many files, never the whole batch).
+UPLOAD_THREADS = 8
 
 
 class LandingConflict(FileExistsError):
@@ -66,8 +71,8 @@ def receipt_key(batch_id: str, landed_at: str, digest: str) -> str:
     return f"{LEDGER_LANDINGS}/{batch_id}/{stamp}-{digest[:16]}.json"
 
 
-def read_local_batch(batch_dir: Path) -> dict[str, bytes]:
-    """Return {batch-relative POSIX path: bytes} of every regular file of ``batch_dir``.
+def scan_for_landing(batch_dir: Path) -> BatchFiles:
+    """Return the files of ``batch_dir`` when every entry is a regular file or folder.
 
     Raises ValueError naming the batch and every refused entry (links, special files) and
     FileNotFoundError when ``batch_dir`` is not a folder or holds no file.
@@ -81,7 +86,14 @@ def read_local_batch(batch_dir: Path) -> dict[str, bytes]:
         )
     if not scan.files:
         raise FileNotFoundError(f"batch {batch_dir} holds no file")
-    return {relative: read_regular(scan.path(relative)) for relative in scan.files}
+    return scan
+
+
+def _hash_files(scan: BatchFiles) -> dict[str, str]:
+    """{relative path: sha256} of every file, one file in memory at a time."""
+    with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
+        digests = pool.map(lambda rel: sha256_hex(read_regular(scan.path(rel))), scan.files)
+        return dict(zip(scan.files, digests, strict=True))
 
 
 def _same_content_elsewhere(store: ObjectStore, batch_id: str, digest: str) -> str | None:
@@ -106,8 +118,8 @@ def land_batch(
     back differ from the local files.
     """
     prefix = landing_prefix(batch_id)
-    data = read_local_batch(Path(batch_dir))
-    files = {relative: sha256_hex(blob) for relative, blob in data.items()}
+    scan = scan_for_landing(Path(batch_dir))
+    files = _hash_files(scan)
     digest = content_hash(files)
     existing = store.hash_prefix(prefix)
     old = content_hash(existing) if existing else None
@@ -122,7 +134,7 @@ def land_batch(
             f"{len(existing)} files) not yet ingested; pass --replace to replace it completely, "
             "or land under another batch id"
         )
-    _upload_exactly(store, prefix, data, files, stale=[k for k in existing if k not in files])
+    _upload_exactly(store, prefix, scan, files, stale=[k for k in existing if k not in files])
     action = "replaced" if old else "landed"
     message = f"landed {len(files)} files as landing/{batch_id} (content {digest[:12]})" + (
         f", replacing content {old[:12]} completely" if old else ""
@@ -143,16 +155,21 @@ def _no_op(batch_id: str, digest: str, files: dict[str, str], why: str) -> Landi
 
 
 def _upload_exactly(
-    store: ObjectStore,
-    prefix: str,
-    data: dict[str, bytes],
-    files: dict[str, str],
-    stale: list[str],
+    store: ObjectStore, prefix: str, scan: BatchFiles, files: dict[str, str], stale: list[str]
 ) -> None:
-    """Write every file, delete ``stale`` keys, then check landing holds exactly ``files``."""
+    """Upload every file (each read again and checked against ``files``: a file changed since
+    it was hashed is refused), delete ``stale`` keys, then check landing holds exactly ``files``.
+    """
     base = folder(prefix)
-    for relative, blob in data.items():
-        store.write_bytes(base + relative, blob)
+
+    def upload(relative: str) -> None:
+        data = read_regular(scan.path(relative))
+        if sha256_hex(data) != files[relative]:
+            raise ValueError(f"{scan.path(relative)} changed while it was being landed")
+        store.write_bytes(base + relative, data)
+
+    with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
+        list(pool.map(upload, files))
     store.delete_many(base + relative for relative in stale)
     landed = store.hash_prefix(prefix)
     if landed != files:
