@@ -370,6 +370,22 @@ def test_bomb_costs_under_half_a_gigabyte(bomb: Path) -> None:
     assert peak_kib < 500 * 1024
 
 
+def test_parallel_readers_stay_under_the_stated_ceiling() -> None:
+    """Two reader processes, each chunk opening with a bomb, a file at the byte limit and an
+    image at the decoded limit: each reader stays under 200 MiB (measured ~130 MiB)."""
+    done = subprocess.run(
+        [sys.executable, "benchmarks/hostile_memory.py", "--workers", "2", "--slices", "70"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = {row["batch"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert "unreadable" in results["hostile"]["checks"]
+    assert results["hostile"]["largest_reader_mib"] < 200
+    assert results["hostile"]["self_mib"] < 500
+
+
 def test_validation_names_the_bomb(batch_factory: BatchFactory, bomb: Path) -> None:
     batch = batch_factory.write(patients={"patient1": "Positive"})
     shutil.copy(bomb, batch / "patient1/SR_2/IM00001.tif")
