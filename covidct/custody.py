@@ -9,6 +9,7 @@ Storage areas (prefixes of one :class:`~covidct.storage.ObjectStore`, names in
     curated/batches/<batch_id>/...                       an accepted batch, byte-identical
     curated/manifests/<batch_id>.parquet                 its per-slice manifest
     ledger/batches/<content_hash>.jsonl                  one JSON line per batch content hash
+    ledger/landings/<batch_id>/<time>-<hash16>.json      receipts of ``covidct land``
 
 Batch content hash (:func:`content_hash`): sha256 over the sorted lines
 ``"<relative path>\\0<sha256 of the file>\\n"`` of every file of the batch, so it changes
@@ -48,6 +49,8 @@ from covidct.storage import ObjectStore, folder, sha256_hex
 logger = logging.getLogger(__name__)
 
 LEDGER_BATCHES = f"{schema.LEDGER}/batches"
+#: Receipts of ``covidct land`` (:mod:`covidct.landing`), ``<batch_id>/<time>-<hash16>.json``.
+LEDGER_LANDINGS = f"{schema.LEDGER}/landings"
 CURATED_BATCHES = f"{schema.CURATED}/batches"
 CURATED_MANIFESTS = f"{schema.CURATED}/manifests"
 #: Hex digits of the content hash naming a quarantined version.
@@ -214,19 +217,24 @@ def pending_batches(store: ObjectStore) -> list[LandedBatch]:
 
     One content, one batch: when several landing ids hold the same content, only the first id
     (sorted) is pending; the others are logged as no-ops naming it, so one run never curates
-    the same content twice.
+    the same content twice. A batch landed by ``covidct land`` is pending only while it holds
+    exactly the content of its latest landing receipt (``ledger/landings/<id>/``): an
+    interrupted ``--replace`` or a file added behind the CLI's back is left in landing, logged.
     """
     ledger = BatchLedger(store)
     pending: list[LandedBatch] = []
     first_id: dict[str, str] = {}
     for batch in landed_batches(store):
-        seen = ledger.get(batch.content_hash)
-        if batch.content_hash in first_id:
+        seen, receipt = ledger.get(batch.content_hash), latest_receipt_hash(store, batch.batch_id)
+        if receipt not in (None, batch.content_hash):
+            logger.error(
+                "landing/%s holds content %s, not %s of its last landing receipt: left in landing",
+                *(batch.batch_id, batch.content_hash[:12], str(receipt)[:12]),
+            )
+        elif batch.content_hash in first_id:
             logger.warning(
                 "landing/%s is content %s, already pending as batch %s: no-op",
-                batch.batch_id,
-                batch.content_hash[:12],
-                first_id[batch.content_hash],
+                *(batch.batch_id, batch.content_hash[:12], first_id[batch.content_hash]),
             )
         elif seen is None:
             first_id[batch.content_hash] = batch.batch_id
@@ -234,12 +242,15 @@ def pending_batches(store: ObjectStore) -> list[LandedBatch]:
         else:
             logger.info(
                 "landing/%s is content %s, already %s as batch %s: no-op",
-                batch.batch_id,
-                batch.content_hash[:12],
-                seen.status.value,
-                seen.batch_id,
+                *(batch.batch_id, batch.content_hash[:12], seen.status.value, seen.batch_id),
             )
     return pending
+
+
+def latest_receipt_hash(store: ObjectStore, batch_id: str) -> str | None:
+    """Return the content hash of the latest landing receipt of ``batch_id`` (None: none)."""
+    keys = store.list(f"{LEDGER_LANDINGS}/{batch_id}/")
+    return str(json.loads(store.read_text(max(keys)))["content_hash"]) if keys else None
 
 
 def discover_new_batches(store: ObjectStore) -> list[str]:

@@ -28,14 +28,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from covidct import schema
 from covidct.batchfiles import BatchFiles, escaped, read_regular, scan_batch
-from covidct.custody import BatchLedger, content_hash, landed_batches, landing_prefix
+from covidct.custody import (
+    LEDGER_LANDINGS,
+    BatchLedger,
+    content_hash,
+    landed_batches,
+    landing_prefix,
+)
 from covidct.storage import ObjectStore, folder, sha256_hex
 
 logger = logging.getLogger(__name__)
 
-LEDGER_LANDINGS = f"{schema.LEDGER}/landings"
 #: Files read, hashed and uploaded at once (memory: this many files, never the whole batch).
 UPLOAD_THREADS = 8
 

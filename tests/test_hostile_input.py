@@ -243,6 +243,21 @@ def test_same_content_under_a_second_id_is_a_no_op_that_says_so(
     assert late.action == "no-op" and "already accepted as batch week48" in late.message
 
 
+def test_a_batch_changed_behind_land_is_not_pending_until_landed_again(
+    batch_factory: BatchFactory, tmp_path: Path
+) -> None:
+    batch = batch_factory.write()
+    store = LocalStore(tmp_path / "lake")
+    land_batch(store, batch, "week48")
+    assert [p.batch_id for p in pending_batches(store)] == ["week48"]
+    extra = (batch / "patient1/SR_2/IM00001.tif").read_bytes()  # e.g. an interrupted --replace
+    store.write_bytes("landing/week48/patient1/SR_2/IM00099.tif", extra)
+    assert pending_batches(store) == []
+    land_batch(store, batch, "week48", replace=True)
+    assert [p.batch_id for p in pending_batches(store)] == ["week48"]
+    assert store.hash_prefix("landing/week48") == local_file_hashes(batch)
+
+
 def test_one_run_never_takes_the_same_content_twice(
     batch_factory: BatchFactory, tmp_path: Path
 ) -> None:
