@@ -1,7 +1,8 @@
 """The ``covidct`` command line. Configuration comes from the environment (``covidct.config``).
 
-Exit codes: 0 success (for ``validate``: the batch passed), 1 the batch failed validation,
-2 a usage or I/O error (the message names the file, batch or value).
+Exit codes: 0 success (for ``validate``: the batch passed), 1 the batch failed validation (for
+``ingest-dicom``: no slice could be written), 2 a usage or I/O error (the message names the
+file, batch or value).
 """
 
 from __future__ import annotations
@@ -24,12 +25,25 @@ def _settings():  # type: ignore[no-untyped-def]
 
 
 def cmd_ingest_dicom(args: argparse.Namespace) -> int:
-    from covidct.dicom import ingest_dicom
+    from covidct.dicom import format_ingest_summary, ingest_dicom
 
     report = ingest_dicom(
-        args.dicom_dir, args.out_dir, args.label, args.source, size_policy=args.size_policy
+        args.dicom_dir,
+        args.out_dir,
+        args.label,
+        args.source,
+        size_policy=args.size_policy,
+        invert_monochrome1=args.invert_monochrome1,
+        assume_intercept=args.assume_intercept,
     )
-    print(json.dumps(report.to_dict(), indent=2, default=str))
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_ingest_summary(report))
+    if report.slices_written == 0:
+        print(
+            f"covidct ingest-dicom: error: no slice written from {args.dicom_dir} "
+            f"({len(report.skipped)} files skipped, reasons above)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
     return EXIT_OK
 
 
@@ -85,15 +99,12 @@ def cmd_evaluate_predictions(args: argparse.Namespace) -> int:
 
 
 def cmd_land(args: argparse.Namespace) -> int:
+    from covidct.landing import land_batch
     from covidct.pipeline import lake
-    from covidct.schema import LANDING
 
-    if not args.batch_dir.is_dir():
-        raise FileNotFoundError(f"batch folder not found: {args.batch_dir}")
-    batch_id = args.batch_id or args.batch_dir.name
-    store = lake(_settings())
-    store.upload_dir(args.batch_dir, f"{LANDING}/{batch_id}")
-    print(f"landed {args.batch_dir} as {store.uri(f'{LANDING}/{batch_id}')}")
+    batch_id = args.batch_id if args.batch_id is not None else args.batch_dir.resolve().name
+    receipt = land_batch(lake(_settings()), args.batch_dir, batch_id, replace=args.replace)
+    print(receipt.message)
     return EXIT_OK
 
 
@@ -184,6 +195,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", required=True, choices=["Positive", "Negative"])
     p.add_argument("--source", required=True, help="source name that namespaces patient ids")
     p.add_argument("--size-policy", default="skip", choices=["skip", "resample"])
+    p.add_argument(
+        "--invert-monochrome1",
+        action="store_true",
+        help="mirror MONOCHROME1 stored values before the rescale (display-inverted sources)",
+    )
+    p.add_argument(
+        "--assume-intercept",
+        type=float,
+        default=None,
+        metavar="HU",
+        help="RescaleIntercept of slices without one (e.g. -1024); recorded in batch.json. "
+        "Without it such slices are skipped",
+    )
+    p.add_argument("--json", action="store_true", help="print the full ingest record")
     p.set_defaults(func=cmd_ingest_dicom)
 
     p = sub.add_parser("synth", help="write a synthetic Negin-style batch")
@@ -219,7 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("land", help="put a local batch into the data lake's landing area")
     p.add_argument("batch_dir", type=Path)
-    p.add_argument("--batch-id", default=None)
+    p.add_argument("--batch-id", default=None, help="default: the folder's name")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace other content still pending under this batch id (recorded in the ledger)",
+    )
     p.set_defaults(func=cmd_land)
 
     p = sub.add_parser("report", help="print a DAG run's summary (latest by default)")

@@ -9,6 +9,7 @@ Storage areas (prefixes of one :class:`~covidct.storage.ObjectStore`, names in
     curated/batches/<batch_id>/...                       an accepted batch, byte-identical
     curated/manifests/<batch_id>.parquet                 its per-slice manifest
     ledger/batches/<content_hash>.jsonl                  one JSON line per batch content hash
+    ledger/landings/<batch_id>/<time>-<hash16>.json      receipts of ``covidct land``
 
 Batch content hash (:func:`content_hash`): sha256 over the sorted lines
 ``"<relative path>\\0<sha256 of the file>\\n"`` of every file of the batch, so it changes
@@ -42,11 +43,14 @@ from typing import Any
 import pandas as pd
 
 from covidct import schema
+from covidct.batchfiles import check_name, escaped, name_problem
 from covidct.storage import ObjectStore, folder, sha256_hex
 
 logger = logging.getLogger(__name__)
 
 LEDGER_BATCHES = f"{schema.LEDGER}/batches"
+#: Receipts of ``covidct land`` (:mod:`covidct.landing`), ``<batch_id>/<time>-<hash16>.json``.
+LEDGER_LANDINGS = f"{schema.LEDGER}/landings"
 CURATED_BATCHES = f"{schema.CURATED}/batches"
 CURATED_MANIFESTS = f"{schema.CURATED}/manifests"
 #: Hex digits of the content hash naming a quarantined version.
@@ -102,10 +106,9 @@ class LandedBatch:
 
 
 def landing_prefix(batch_id: str) -> str:
-    """Return ``landing/<batch_id>``; raises ValueError for an id containing "/" or empty."""
-    if not batch_id or "/" in batch_id or batch_id in (".", ".."):
-        raise ValueError(f"invalid batch id {batch_id!r}: expected a single folder name")
-    return f"{schema.LANDING}/{batch_id}"
+    """Return ``landing/<batch_id>``; raises ValueError for an id that is not one clean folder
+    name (:func:`covidct.batchfiles.name_problem`: blank, separators, not NFC, ...)."""
+    return f"{schema.LANDING}/{check_name('batch id', batch_id)}"
 
 
 # ------------------------------------------------------------------------- content hashes
@@ -199,6 +202,10 @@ def landed_batches(store: ObjectStore) -> list[LandedBatch]:
     """Return every batch folder under ``landing/`` with its content hash, sorted by id."""
     batches = []
     for batch_id in store.list_dirs(schema.LANDING):
+        problem = name_problem(batch_id)
+        if problem is not None:
+            logger.error("landing/%s: %s; left in landing", escaped(batch_id), problem)
+            continue
         files = store.hash_prefix(landing_prefix(batch_id))
         if files:
             batches.append(LandedBatch(batch_id, content_hash(files), len(files)))
@@ -206,22 +213,44 @@ def landed_batches(store: ObjectStore) -> list[LandedBatch]:
 
 
 def pending_batches(store: ObjectStore) -> list[LandedBatch]:
-    """Return landed batches whose content hash is not in the ledger (new work)."""
+    """Return landed batches whose content hash is not in the ledger (new work).
+
+    One content, one batch: when several landing ids hold the same content, only the first id
+    (sorted) is pending; the others are logged as no-ops naming it, so one run never curates
+    the same content twice. A batch landed by ``covidct land`` is pending only while it holds
+    exactly the content of its latest landing receipt (``ledger/landings/<id>/``): an
+    interrupted ``--replace`` or a file added behind the CLI's back is left in landing, logged.
+    """
     ledger = BatchLedger(store)
-    pending = []
+    pending: list[LandedBatch] = []
+    first_id: dict[str, str] = {}
     for batch in landed_batches(store):
-        seen = ledger.get(batch.content_hash)
-        if seen is None:
+        seen, receipt = ledger.get(batch.content_hash), latest_receipt_hash(store, batch.batch_id)
+        if receipt not in (None, batch.content_hash):
+            logger.error(
+                "landing/%s holds content %s, not %s of its last landing receipt: left in landing",
+                *(batch.batch_id, batch.content_hash[:12], str(receipt)[:12]),
+            )
+        elif batch.content_hash in first_id:
+            logger.warning(
+                "landing/%s is content %s, already pending as batch %s: no-op",
+                *(batch.batch_id, batch.content_hash[:12], first_id[batch.content_hash]),
+            )
+        elif seen is None:
+            first_id[batch.content_hash] = batch.batch_id
             pending.append(batch)
         else:
             logger.info(
                 "landing/%s is content %s, already %s as batch %s: no-op",
-                batch.batch_id,
-                batch.content_hash[:12],
-                seen.status.value,
-                seen.batch_id,
+                *(batch.batch_id, batch.content_hash[:12], seen.status.value, seen.batch_id),
             )
     return pending
+
+
+def latest_receipt_hash(store: ObjectStore, batch_id: str) -> str | None:
+    """Return the content hash of the latest landing receipt of ``batch_id`` (None: none)."""
+    keys = store.list(f"{LEDGER_LANDINGS}/{batch_id}/")
+    return str(json.loads(store.read_text(max(keys)))["content_hash"]) if keys else None
 
 
 def discover_new_batches(store: ObjectStore) -> list[str]:
@@ -409,13 +438,28 @@ def known_labels(store: ObjectStore) -> dict[str, str]:
     return dict(zip(labelled["patient_key"], labelled["label"], strict=True))
 
 
-def known_hashes(store: ObjectStore) -> dict[str, str]:
-    """Return slice sha256 -> patient_key of every accepted batch (excluded slices included)."""
+def known_hashes(store: ObjectStore, batch_id: str | None = None) -> dict[str, str]:
+    """Return slice sha256 -> patient_key of every accepted batch (excluded slices included).
+
+    ``batch_id``: the batch about to be validated; the slices of every *other* pending batch
+    (:func:`pending_batches`) are added as sha256 -> ``landing/<other id>/<path>``, so the same
+    pixels sent twice in one run fail both batches, each naming the other (validate every
+    pending batch before moving any, as the DAG does).
+    """
     manifests = accepted_manifests(store)
-    if manifests.empty:
-        return {}
-    rows = manifests.dropna(subset=["sha256"]).drop_duplicates("sha256", keep="first")
-    return dict(zip(rows["sha256"], rows["patient_key"], strict=True))
+    known: dict[str, str] = {}
+    if not manifests.empty:
+        rows = manifests.dropna(subset=["sha256"]).drop_duplicates("sha256", keep="first")
+        known = dict(zip(rows["sha256"], rows["patient_key"], strict=True))
+    if batch_id is None:
+        return known
+    for other in pending_batches(store):
+        if other.batch_id == batch_id:
+            continue
+        for path, digest in sorted(store.hash_prefix(other.prefix).items()):
+            if "/" in path:  # files under patient folders, not the batch's own metadata
+                known.setdefault(digest, f"{other.prefix}/{path}")
+    return known
 
 
 # --------------------------------------------------------------------- one batch, end to end
@@ -456,7 +500,7 @@ def ingest_batch(
     verdict = validate_batch(
         local,
         known_labels=known_labels(store),
-        known_hashes=known_hashes(store),
+        known_hashes=known_hashes(store, batch_id),
         policy=policy or ValidationPolicy(),
         report_dir=work_dir / "report",
         progress=progress,

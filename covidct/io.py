@@ -36,6 +36,18 @@ _TEXT_COLUMNS: tuple[str, ...] = schema.PATIENT_DETAILS_COLUMNS[:5]
 #: ``N/A``); an empty cell means the patient has no such folder.
 UNKNOWN_THICKNESS = "N/A"
 
+#: Resource limits checked from a TIFF's header before any pixel is decoded (a contract slice is
+#: 512x512 uint16: 524,288 decoded bytes, about 0.5 MB on disk uncompressed). They bound one
+#: manifest reader to one file's bytes, one decoded image and its statistics' float64 copies:
+#: measured at most 130 MiB per reader process on the worst batch these limits admit, so
+#: validation peaks at the validating process (about 0.3 GB with Great Expectations loaded)
+#: plus ``workers`` x 130 MiB (``benchmarks/hostile_memory.py``).
+MAX_SLICE_FILE_BYTES = 16 * 2**20
+MAX_DECODED_BYTES = 4 * 2**20
+MAX_BITS_PER_SAMPLE = 64
+#: Largest decoded/stored ratio of the image data (deflate of real CT gives about 2 to 4).
+MAX_DECODE_RATIO = 1024
+
 
 class SliceReadError(ValueError):
     """A file is not a readable Negin slice. ``path`` names the file, ``reason`` says why."""
@@ -84,7 +96,11 @@ def read_slice(
             n_pages = len(tif.pages)
             if n_pages != 1:
                 raise SliceReadError(path, f"expected a single-page TIFF, found {n_pages} pages")
-            array = tif.pages[0].asarray()
+            page = tif.pages.first
+            problem = tiff_header_problem(page)
+            if problem is not None:
+                raise SliceReadError(path, problem)
+            array = page.asarray()
     except SliceReadError:
         raise
     except Exception as error:  # tifffile raises TiffFileError, ValueError, OSError, ...
@@ -92,6 +108,36 @@ def read_slice(
             path, f"cannot decode TIFF ({type(error).__name__}: {error})"
         ) from error
     return _checked_slice(path, array, expected_shape)
+
+
+def tiff_header_problem(page: tifffile.TiffPage) -> str | None:
+    """Why the first page of a TIFF may not be decoded, judged from its header alone; or None.
+
+    Refused: bits per sample over ``MAX_BITS_PER_SAMPLE`` or a sample format numpy cannot hold,
+    a declared image over ``MAX_DECODED_BYTES`` decoded (a "decompression bomb": a small file
+    declaring e.g. 20000x20000 pixels), or a decoded/stored ratio over ``MAX_DECODE_RATIO``.
+    The reason states the declared shape, the decoded and stored byte counts and the limit.
+    """
+    bits = int(page.bitspersample)
+    if bits > MAX_BITS_PER_SAMPLE:
+        return f"declares {bits} bits per sample (limit {MAX_BITS_PER_SAMPLE}); not decoded"
+    if page.dtype is None:
+        return f"sample format {page.sampleformat} with {bits} bits is not supported; not decoded"
+    decoded = math.prod(page.shaped) * page.dtype.itemsize
+    stored = max(sum(page.databytecounts), 1)
+    shape = "x".join(str(n) for n in page.shape)
+    if decoded > MAX_DECODED_BYTES:
+        return (
+            f"declares {shape} {page.dtype} pixels ({decoded:,} bytes decoded from {stored:,}"
+            f" stored), over the {MAX_DECODED_BYTES:,}-byte limit; refused before decoding"
+        )
+    if decoded / stored > MAX_DECODE_RATIO:
+        return (
+            f"declares {shape} pixels decoding {stored:,} stored bytes into {decoded:,}"
+            f" (ratio {decoded / stored:,.0f}:1, limit {MAX_DECODE_RATIO}:1);"
+            " refused before decoding"
+        )
+    return None
 
 
 def _checked_slice(

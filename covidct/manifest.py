@@ -39,6 +39,8 @@ import tifffile
 from tqdm.auto import tqdm
 
 from covidct import schema
+from covidct.batchfiles import read_regular, scan_batch
+from covidct.io import MAX_SLICE_FILE_BYTES, tiff_header_problem
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +141,12 @@ def read_batch_info(batch_dir: Path) -> dict[str, Any]:
     Raises ValueError naming the file when it is not a JSON object.
     """
     info_file = batch_dir / schema.BATCH_INFO
-    if not info_file.is_file():
+    if not os.path.lexists(info_file):
         return {}
     try:
-        info = json.loads(info_file.read_text(encoding="utf-8"))
+        info = json.loads(read_regular(info_file).decode("utf-8"))
+    except OSError as error:
+        raise ValueError(str(error)) from error
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{info_file}: not valid JSON ({error})") from error
     if not isinstance(info, dict):
@@ -171,10 +175,14 @@ def read_patient_details(batch_dir: Path) -> pd.DataFrame:
     or lacks a column of ``schema.PATIENT_DETAILS_COLUMNS`` (the message names the file).
     """
     details_file = batch_dir / schema.PATIENT_DETAILS
-    if not details_file.is_file():
+    if not os.path.lexists(details_file):
         raise FileNotFoundError(f"{details_file}: missing")
     try:
-        table = pd.read_csv(details_file, dtype=str, keep_default_na=False)
+        data = read_regular(details_file)
+    except OSError as error:
+        raise ValueError(str(error)) from error
+    try:
+        table = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ValueError(f"{details_file}: cannot parse ({error})") from error
     table.columns = [str(column).strip() for column in table.columns]
@@ -203,21 +211,22 @@ def labels_by_patient(batch_dir: Path) -> dict[str, str]:
 
 
 def find_slice_files(batch_dir: Path) -> list[SliceFile]:
-    """Return every file under the patient folders of ``batch_dir``, sorted by relative path.
+    """Return every regular file under the patient folders of ``batch_dir``, sorted by path.
 
     A patient folder is any directory at the batch root. ``series`` is the folder between
     patient and file when the file sits exactly at ``<patient>/<series>/<file>``, else None.
     Hidden entries (name starting with ".") are included: nothing is silently skipped.
+    Symbolic links, hard links and special files are left out (never read): validation's
+    layout check names them (:func:`covidct.batchfiles.scan_batch`).
     """
     found: list[SliceFile] = []
-    for patient_dir in sorted(p for p in batch_dir.iterdir() if p.is_dir()):
-        for root, _dirs, files in os.walk(patient_dir):
-            for name in files:
-                file = Path(root) / name
-                parts = file.relative_to(batch_dir).parts
-                series = parts[1] if len(parts) == 3 else None
-                found.append(SliceFile(file, "/".join(parts), parts[0], series))
-    return sorted(found, key=lambda f: f.path)
+    for path in scan_batch(batch_dir).files:
+        parts = tuple(path.split("/"))
+        if len(parts) < 2:
+            continue
+        series = parts[1] if len(parts) == 3 else None
+        found.append(SliceFile(batch_dir.joinpath(*parts), path, parts[0], series))
+    return found
 
 
 def parse_instance(file_name: str) -> int | None:
@@ -374,7 +383,7 @@ def read_slice_facts(file: Path) -> dict[str, Any]:
     """
     facts: dict[str, Any] = {"read_error": None}
     try:
-        data = file.read_bytes()
+        data = read_regular(file, max_bytes=MAX_SLICE_FILE_BYTES)
     except OSError as error:
         facts["read_error"] = f"cannot read file: {error}"
         return facts
@@ -384,6 +393,10 @@ def read_slice_facts(file: Path) -> dict[str, Any]:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
             page = tif.pages.first
             facts.update(_header_facts(tif, page))
+            problem = tiff_header_problem(page)
+            if problem is not None:
+                facts["read_error"] = problem
+                return facts
             facts.update(_pixel_facts(_decode(page, len(data))))
     except Exception as error:  # noqa: BLE001 - every failure is recorded, never raised
         facts["read_error"] = _error_text(error)

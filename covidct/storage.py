@@ -279,7 +279,10 @@ def atomic_write(target: Path, data: bytes) -> None:
 
 
 class LocalStore(ObjectStore):
-    """An :class:`ObjectStore` on a local folder ``root`` (created on first write)."""
+    """An :class:`ObjectStore` on a local folder ``root`` (created on first write).
+
+    A symbolic link under ``root`` is not an object: it is not listed and not read.
+    """
 
     def __init__(self, root: Path) -> None:
         if not root.is_absolute():
@@ -301,6 +304,9 @@ class LocalStore(ObjectStore):
             for name in files:
                 if name.endswith(_PARTIAL_SUFFIX):
                     continue
+                if os.path.islink(os.path.join(path_root, name)):
+                    logger.warning("%s: symbolic link in the store, not an object", name)
+                    continue
                 key = (Path(path_root) / name).relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     keys.append(key)
@@ -316,8 +322,9 @@ class LocalStore(ObjectStore):
 
     def read_bytes(self, key: str) -> bytes:
         path = self._path(key)
-        try:
-            return path.read_bytes()
+        try:  # never through a symbolic link: an object's bytes live inside the store
+            with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as f:
+                return f.read()
         except FileNotFoundError:
             raise FileNotFoundError(f"{self.uri(key)} does not exist") from None
 

@@ -8,14 +8,17 @@ expectation suite on each (ephemeral context, pandas dataframe asset, ``COMPLETE
 table        one row per ... ; checks
 ===========  ==================================================================================
 slices       file; readable TIFF, one page, single channel 2-D, uint16, 512x512, not 8-bit data,
-             stored-value range, not constant, polarity, MINISBLACK, no identifying tags,
+             stored-value range, not constant, polarity, MINISBLACK, no identifying tags, air
+             present (not HU 1,024 too high),
              ``<patient>/<SR_n>/<file>`` layout, sha256 unique in the batch, not re-sent
 patients     patient (images or Patient_details row); label present and Positive/Negative, one
              details row, has images, series match the stated thicknesses, no contradiction
              with an earlier batch
 batch        batch; not empty
-layout       entry at the batch root; Patient_details.csv present with its columns, batch.json
-             valid, nothing else but patient folders, no empty patient folder
+layout       entry at the batch root, and every link or special file anywhere;
+             Patient_details.csv present with its columns, batch.json valid, nothing else but
+             patient folders named cleanly (one NFC form, no blanks or separators), no empty
+             patient folder, no symbolic link, hard link or special file
 ===========  ==================================================================================
 
 Checks GE cannot compute by itself (cross-batch label contradictions and re-sent slices, series
@@ -44,6 +47,7 @@ from typing import Any
 import pandas as pd
 
 from covidct import schema
+from covidct.batchfiles import escaped, name_problem, scan_batch
 from covidct.manifest import (
     ROOT_FILES,
     batch_source,
@@ -60,6 +64,10 @@ MAX_EXAMPLES = 50
 REASON_EXAMPLES = 5
 VALID_LABELS: tuple[str, ...] = tuple(label.value for label in schema.Label)
 THICKNESS_COLUMNS: dict[str, str] = {s: f"{s} Folder thickness(mm)" for s in schema.SERIES}
+#: Highest HU the darkest 1% of a chest CT slice may have: every real slice holds air (outside
+#: the body or in the airways; measured p01 <= -1012 HU on all 80 TCIA slices here), while a
+#: slice converted without its -1024 intercept has none below about 0 HU.
+AIR_P01_MAX_HU = -500
 
 
 class Table(StrEnum):
@@ -85,6 +93,7 @@ class Check(StrEnum):
     POLARITY = "polarity"
     PHOTOMETRIC = "photometric"
     IDENTIFYING_TAGS = "identifying_tags"
+    HU_OFFSET = "hu_offset"
     SERIES_FOLDER = "series_folder"
     DUPLICATE_SLICE = "duplicate_slice"
     RESENT_SLICE = "resent_slice"
@@ -123,9 +132,12 @@ DESCRIPTIONS: dict[Check, str] = {
     Check.POLARITY: "inverted polarity (air at the image border brighter than the image mean)",
     Check.PHOTOMETRIC: "photometric interpretation is not MINISBLACK",
     Check.IDENTIFYING_TAGS: "TIFF carries identifying tags (patient name, birth date, ...)",
+    Check.HU_OFFSET: f"no air in the slice: its darkest 1% is above {AIR_P01_MAX_HU} HU"
+    " (HU = value - 1024), as when a -1024 rescale intercept was left out (HU 1,024 too high)",
     Check.SERIES_FOLDER: "file is not at <patient>/<SR_2|SR_3|SR_4>/<file>",
     Check.DUPLICATE_SLICE: "same slice content (sha256) more than once in the batch",
-    Check.RESENT_SLICE: "slice content (sha256) already received in an earlier batch",
+    Check.RESENT_SLICE: "slice content (sha256) already received in an earlier batch, or"
+    " pending in another landed batch",
     Check.LABEL_MISSING: "patient has images but no label in Patient_details.csv",
     Check.LABEL_VALUE: "label is not one of Positive/Negative",
     Check.DUPLICATE_DETAILS: "patient listed more than once in Patient_details.csv",
@@ -152,6 +164,7 @@ SLICE_CHECKS: frozenset[Check] = frozenset(
         Check.POLARITY,
         Check.PHOTOMETRIC,
         Check.IDENTIFYING_TAGS,
+        Check.HU_OFFSET,
         Check.SERIES_FOLDER,
         Check.DUPLICATE_SLICE,
         Check.RESENT_SLICE,
@@ -160,6 +173,7 @@ SLICE_CHECKS: frozenset[Check] = frozenset(
 #: Excludable by default: not identity leaks, duplicates or re-sent data (process faults).
 DEFAULT_EXCLUDABLE: frozenset[Check] = SLICE_CHECKS - {
     Check.IDENTIFYING_TAGS,
+    Check.HU_OFFSET,
     Check.DUPLICATE_SLICE,
     Check.RESENT_SLICE,
 }
@@ -400,10 +414,15 @@ def layout_table(batch_dir: Path) -> pd.DataFrame:
     """Return one row per entry at the batch root (plus missing required files).
 
     Columns: entry (name, "/" appended to folders), problem (None when the entry is fine).
+    Every symbolic link, hard link or special file anywhere in the batch is a row of its own
+    (path escaped, reason from :func:`covidct.batchfiles.scan_batch`).
     """
+    refused = scan_batch(batch_dir).refused
     entries = [_details_entry(batch_dir), *_info_entry(batch_dir)]
+    entries += [{"entry": escaped(name), "problem": reason} for name, reason in refused]
+    refused_names = {name for name, _ in refused}
     for child in sorted(batch_dir.iterdir()):
-        if child.name in ROOT_FILES and child.is_file():
+        if child.name in refused_names or (child.name in ROOT_FILES and child.is_file()):
             continue
         entries.append(_root_entry(child))
     return pd.DataFrame(entries, columns=["entry", "problem"])
@@ -411,8 +430,9 @@ def layout_table(batch_dir: Path) -> pd.DataFrame:
 
 def _details_entry(batch_dir: Path) -> dict[str, Any]:
     try:
-        read_patient_details(batch_dir)
-        problem = None
+        ids = read_patient_details(batch_dir)[schema.PATIENT_COLUMN]
+        bad = [(pid, name_problem(pid)) for pid in ids if pid and name_problem(pid)]
+        problem = "; ".join(f"Patient ID '{escaped(pid)}' {why}" for pid, why in bad) or None
     except (FileNotFoundError, ValueError) as error:
         problem = str(error).replace(str(batch_dir) + "/", "")
     return {"entry": schema.PATIENT_DETAILS, "problem": problem}
@@ -438,6 +458,9 @@ def _root_entry(child: Path) -> dict[str, Any]:
             "problem": f"unexpected file at the batch root "
             f"(allowed: {allowed} and patient folders)",
         }
+    name_issue = name_problem(child.name)
+    if name_issue is not None:
+        return {"entry": escaped(child.name) + "/", "problem": f"patient folder name {name_issue}"}
     has_files = any(p.is_file() for p in child.rglob("*"))
     return {"entry": child.name + "/", "problem": None if has_files else "empty patient folder"}
 
@@ -509,6 +532,12 @@ def slice_expectations(policy: ValidationPolicy) -> list[tuple[Check, Any]]:
             gxe.ExpectColumnValuesToBeInSet(column="photometric", value_set=["MINISBLACK"]),
         ),
         (Check.IDENTIFYING_TAGS, gxe.ExpectColumnValuesToBeNull(column="identifying_tags")),
+        (
+            Check.HU_OFFSET,
+            gxe.ExpectColumnValuesToBeBetween(
+                column="p01", max_value=AIR_P01_MAX_HU + schema.HU_OFFSET
+            ),
+        ),
         (Check.SERIES_FOLDER, gxe.ExpectColumnValuesToNotBeNull(column="series")),
         (
             Check.SERIES_FOLDER,
@@ -701,7 +730,8 @@ def validate_batch(
     policy = policy or ValidationPolicy()
     if not batch_dir.is_dir():
         raise FileNotFoundError(f"batch folder {batch_dir} does not exist")
-    batch_id = batch_id or batch_dir.name
+    batch_id = batch_id or batch_dir.resolve().name
+    report_dir = report_dir.resolve() if report_dir is not None else None
     source = _source_or_default(batch_dir)
     manifest = build_manifest(batch_dir, source=source, progress=progress, workers=workers)
     runner = ExpectationRunner(report_dir / "data_docs" if report_dir else None)

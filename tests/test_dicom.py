@@ -174,19 +174,17 @@ def test_sbu_writes_exactly_the_axial_512_slices(sbu) -> None:
     expected = {
         rel
         for rel, ds in found.items()
-        if len(Path(rel).parts) == 3 and looks_axial(ds) and (ds.Rows, ds.Columns) == (512, 512)
+        if looks_axial(ds) and (ds.Rows, ds.Columns) == (512, 512)  # at any depth
     }
     assert {source for source, _ in report.files} == expected
     assert report.slices_written == len(expected) == len(list(out.rglob("*.tif")))
     skipped = dict(report.skipped)
     assert set(skipped) == set(found) - expected
+    assert any(len(Path(rel).parts) == 2 for rel in skipped)  # <subject>/<file> is read too
     for rel, reason in skipped.items():
-        if len(Path(rel).parts) != 3:
-            assert "unexpected depth" in reason
-        else:
-            assert "not axial" in reason
-            if (found[rel].Rows, found[rel].Columns) != (512, 512):
-                assert f"size {found[rel].Rows}x{found[rel].Columns}" in reason
+        assert "not axial" in reason
+        if (found[rel].Rows, found[rel].Columns) != (512, 512):
+            assert f"size {found[rel].Rows}x{found[rel].Columns}" in reason
 
 
 @pytest.mark.parametrize("collection", ["sbu", "lung"])
@@ -331,16 +329,24 @@ EDGE_ROWS = [
         [0, 1024, 1024, 1026, 2000],  # 1023.5 and 1024.5 round half to even
         {},
     ),
-    ("absent-rescale", {"rescale": (None, None)}, [0, 100, 1000], [1024, 1124, 2024], {}),
-    # one rescale tag alone: the other defaults (pydicom then applies no rescale at all)
-    ("slope-only", {"rescale": (2.0, None)}, [0, 10], [1024, 1044], {"pydicom_differs": True}),
+    # no intercept: converted only with a stated one (pydicom applies no rescale at all)
     (
-        "intercept-only",
-        {"rescale": (None, -1000.0)},
-        [0, 976],
-        [24, 1000],
-        {"pydicom_differs": True},
+        "absent-rescale-assumed",
+        {"rescale": (None, None)},
+        [0, 100, 1000],
+        [1024, 1124, 2024],
+        {"assume_intercept": 0.0, "pydicom": "same"},
     ),
+    (
+        "absent-rescale-assumed-1024",
+        {"rescale": (None, None)},
+        [0, 24, 1000],
+        [0, 24, 1000],
+        {"assume_intercept": -1024.0},
+    ),
+    ("slope-only", {"rescale": (2.0, None)}, [0, 10], [1024, 1044], {"assume_intercept": 0.0}),
+    # the slope alone absent: 1 (pydicom then applies no rescale at all)
+    ("intercept-only", {"rescale": (None, -1000.0)}, [0, 976], [24, 1000], {"pydicom": "differs"}),
     (
         "signed-12-bit",
         {"signed": True, "bits_stored": 12, "rescale": (1.0, 0.0)},
@@ -392,12 +398,12 @@ def test_edge_rows_convert_to_negin_values(
         tmp_path / "in" / "S1" / "axial" / "a.dcm", tiled(stored, dtype), **make_kwargs
     )
     ingest_kwargs = dict(ingest_kwargs)
-    compare_with_pydicom = not ingest_kwargs.pop("pydicom_differs", False) and not ingest_kwargs
+    pydicom_row = ingest_kwargs.pop("pydicom", "differs" if ingest_kwargs else "same")
     report = ingest_dicom(tmp_path / "in", tmp_path / "out", "Negative", "edge", **ingest_kwargs)
     assert report.skipped == ()
     got = read_slice(tmp_path / "out" / "S1" / "SR_2" / "IM00001.tif")
     np.testing.assert_array_equal(got, tiled(expected, "uint16"))
-    if compare_with_pydicom:  # the same as pydicom's own Modality LUT
+    if pydicom_row == "same":  # the same as pydicom's own Modality LUT
         np.testing.assert_array_equal(got, negin_by_pydicom(source))
     else:
         assert not np.array_equal(got, negin_by_pydicom(source))
@@ -582,22 +588,24 @@ def test_layout_oddities_are_reported(tmp_path: Path) -> None:
     report = ingest_dicom(tmp_path / "in", tmp_path / "out", "Negative", "s")
     reasons = dict(report.skipped)
     assert set(reasons) == {
-        "S1/top.dcm",
-        "S1/axial/deeper/x.dcm",
         "root.dcm",
         "S1/axial/notes.txt",
         "S1/axial/.DS_Store",
         "S1/.trash/old.dcm",
         "S1/axial/ok.dcm",
     }
-    assert "unexpected depth" in reasons["S1/top.dcm"]
-    assert "unexpected depth" in reasons["S1/axial/deeper/x.dcm"]
-    assert "unexpected depth" in reasons["root.dcm"]
+    assert "not inside a subject folder" in reasons["root.dcm"]
     assert "not a readable DICOM" in reasons["S1/axial/notes.txt"]
     assert reasons["S1/axial/.DS_Store"] == "hidden file"
     assert reasons["S1/.trash/old.dcm"] == "inside a hidden folder"
     assert reasons["S1/axial/ok.dcm"] == "duplicate SOPInstanceUID of S1/axial/copy.dcm"
-    assert report.files == (("S1/axial/copy.dcm", "S1/SR_2/IM00001.tif"),)
+    # any depth below the subject is read; one SeriesInstanceUID is one series
+    assert {source for source, _ in report.files} == {
+        "S1/axial/copy.dcm",
+        "S1/axial/deeper/x.dcm",
+        "S1/top.dcm",
+    }
+    assert {output for _, output in report.files} == {f"S1/SR_2/IM0000{i}.tif" for i in (1, 2, 3)}
 
 
 def test_patients_and_keys(tmp_path: Path) -> None:

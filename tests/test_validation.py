@@ -268,11 +268,11 @@ def _batch_with_one_constant_slice(
 @pytest.mark.parametrize(
     ("fraction", "bad", "passes", "checks"),
     [
-        (0.0, _overwrite(np.full((512, 512), 900, np.uint16)), False, {Check.CONSTANT}),
-        (0.1, _overwrite(np.full((512, 512), 900, np.uint16)), True, set()),
+        (0.0, _overwrite(np.full((512, 512), 300, np.uint16)), False, {Check.CONSTANT}),
+        (0.1, _overwrite(np.full((512, 512), 300, np.uint16)), True, set()),
         (
             0.05,
-            _overwrite(np.full((512, 512), 900, np.uint16)),
+            _overwrite(np.full((512, 512), 300, np.uint16)),
             False,
             {Check.CONSTANT, Check.EXCLUSION_LIMIT},
         ),

@@ -1,57 +1,7 @@
-"""Convert DICOM CT series into a Negin-style batch (DESIGN.md, "The Negin-style batch contract").
+"""Convert DICOM CT series into a Negin-style batch: discovery, series, ordering, writing.
 
-Input layout: ``dicom_dir/<subject>/<series folder>/<file>``. The subject folder name is the
-patient id; ``batch.json`` holds the source that namespaces it (``schema.patient_key``). Every
-regular file at that depth is read as DICOM (any extension); files at any other depth, hidden
-files and non-DICOM files are skipped with a reason. Nothing is skipped silently: every skipped
-file appears in ``IngestReport.skipped`` and in ``batch.json`` (``ingest.skipped``).
-
-Rules, in order:
-
-1. **Series.** Slices are grouped per subject by SeriesInstanceUID (the folder name when absent),
-   because a folder may mix studies (COVID-19-NY-SBU's ``axial/`` folders hold one slice from
-   each of two studies). A SOPInstanceUID seen twice in a subject keeps its first file.
-2. **Slice checks** (all reasons of a slice are reported together): Modality, when present, must
-   be CT; one frame, one sample per pixel; ImageOrientationPatient present and axial (row cosine
-   within ``AXIAL_TOLERANCE_DEG`` of +-x and column cosine within it of +-y; flipped axial images
-   are kept as stored); the transfer syntax decodable by pydicom's installed handlers (else the
-   reason names it); 512x512, or, with ``size_policy="resample"``, any other size resampled.
-3. **SR folders.** Series with at least one converted slice are sorted by (SeriesNumber, series
-   folder name, first file name) and become SR_2, SR_3, SR_4; later ones are skipped with a
-   reason naming their SeriesNumber and folder.
-4. **Slice order.** Within a series, slices are ordered from head to feet: by
-   ImagePositionPatient z descending (LPS patient coordinates, so IM00001 is the most superior
-   slice, the scanner order of the Negin and Lung-PET-CT-Dx series), ties by InstanceNumber; if a
-   slice lacks ImagePositionPatient the whole series falls back to InstanceNumber ascending, then
-   file name. Files are written ``IM00001.tif ...`` with no gap.
-5. **Pixels.** HU = stored x RescaleSlope + RescaleIntercept (PS3.3 C.11.1 Modality LUT); pydicom
-   applies PixelRepresentation (signed) and BitsStored. One of the two rescale tags absent: slope
-   1 or intercept 0 in its place (pydicom's ``apply_modality_lut`` would then apply no rescale at
-   all, turning an intercept-only -1024 file into HU = stored). Both absent and a
-   ModalityLUTSequence present: that LUT (pydicom ``apply_modality_lut``). Both absent and no
-   LUT: identity (HU = stored), logged as a warning, since the file then says nothing about its
-   units. Negin value =
-   ``clip(rint(HU + 1024), 0, 65535)`` as uint16 (round half to even), so the output follows
-   HU = value - 1024 whatever the file's intercept (0 or -1024). Padding below -1024 HU (e.g. GE's
-   -2000 stored outside the field of view) clips to 0.
-6. **MONOCHROME1.** PS3.3 C.7.6.3.1.2 makes the photometric interpretation a display rule applied
-   after the VOI transform, so the Modality LUT output is HU for MONOCHROME1 and MONOCHROME2
-   alike, and by default both are converted identically. ``invert_monochrome1=True`` instead
-   mirrors MONOCHROME1 stored values inside their BitsStored range (``min + max - stored``)
-   before the Modality LUT, for sources known to store display-inverted values.
-7. **Resampling** (``size_policy="resample"``): HU images are resampled to 512x512 with bilinear
-   interpolation on a pixel-area grid (``scipy.ndimage.zoom(order=1, grid_mode=True,
-   mode="nearest")``), each axis scaled on its own, so the whole field of view is kept and the
-   pixel spacing becomes FOV / 512; then converted to uint16 as above. Bilinear weights are convex,
-   so no value leaves the input's range.
-8. **No DICOM tag reaches a TIFF** (:func:`covidct.io.write_slice` writes pixels and baseline
-   tags only). ``Patient_details.csv`` rows carry the patient id, the label and each written SR
-   folder's SliceThickness (the most common value of its slices; ``N/A`` when no slice has one;
-   empty for SR folders not written); SEX, AGE and Date stay empty.
-   ``batch.json`` records the source, series assignments, file mapping and skipped files; no
-   tag value (patient name, birth date, UID, date) is copied into it. File paths relative to
-   ``dicom_dir`` are recorded as given: name subject folders and files without identifying data
-   before ingest (COVID-19-NY-SBU's file names carry TCIA's shifted study dates).
+The rules are in the package docstring (:mod:`covidct.dicom`); the pixel maths and the checks of
+one slice are in :mod:`covidct.dicom.slices`.
 """
 
 from __future__ import annotations
@@ -63,8 +13,6 @@ import shutil
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from math import cos, radians
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +20,10 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut, get_decoder
-from scipy import ndimage
 
 from covidct import schema
+from covidct.batchfiles import entry_problem
+from covidct.dicom.slices import SizePolicy, dataset_to_negin, rescale_assumption, slice_problems
 from covidct.io import (
     UNKNOWN_THICKNESS,
     slice_name,
@@ -86,26 +34,7 @@ from covidct.io import (
 
 logger = logging.getLogger(__name__)
 
-#: Largest angle (degrees) between a row/column cosine and the x/y axis for a slice to be axial.
-AXIAL_TOLERANCE_DEG: float = 10.0
-_NEGIN_MAX = int(np.iinfo(np.uint16).max)
 _SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class SizePolicy(StrEnum):
-    """What to do with a slice that is not 512x512."""
-
-    SKIP = "skip"
-    RESAMPLE = "resample"
-
-    @classmethod
-    def parse(cls, value: str | SizePolicy) -> SizePolicy:
-        """Return the member for ``value``; raises ValueError listing the valid values."""
-        try:
-            return cls(value)
-        except ValueError:
-            valid = [member.value for member in cls]
-            raise ValueError(f"size_policy must be one of {valid}, got {value!r}") from None
 
 
 def parse_label(value: str | schema.Label) -> schema.Label:
@@ -147,7 +76,9 @@ class IngestReport:
     ``written``: slices written per patient id (0 for a subject with nothing usable; such a
     patient gets no folder and no ``Patient_details.csv`` row). ``skipped``: (file, reason) pairs,
     files relative to the DICOM folder, POSIX separators. ``files``: (source file, output file)
-    pairs, the output relative to the batch folder. Treat the dict as read-only.
+    pairs, the output relative to the batch folder. ``assumptions``: (file, assumption) of every
+    written slice converted with an assumed rescale tag (``assume_intercept``, slope 1). Treat
+    the dict as read-only.
     """
 
     source: str
@@ -157,6 +88,8 @@ class IngestReport:
     series: tuple[SeriesAssignment, ...] = ()
     files: tuple[tuple[str, str], ...] = ()
     skipped: tuple[tuple[str, str], ...] = ()
+    assume_intercept: float | None = None
+    assumptions: tuple[tuple[str, str], ...] = ()
 
     @property
     def slices_written(self) -> int:
@@ -176,7 +109,16 @@ class IngestReport:
             "series": [assignment.to_dict() for assignment in self.series],
             "files": [{"source": src, "output": out} for src, out in self.files],
             "skipped": [{"file": name, "reason": reason} for name, reason in self.skipped],
+            "assume_intercept": self.assume_intercept,
+            "assumptions": [{"file": name, "assumed": text} for name, text in self.assumptions],
         }
+
+
+@dataclass(frozen=True)
+class _Options:
+    size_policy: SizePolicy
+    invert_monochrome1: bool
+    assume_intercept: float | None
 
 
 @dataclass(frozen=True)
@@ -193,150 +135,6 @@ class _Slice:
     thickness: float | None
 
 
-# --------------------------------------------------------------------------- pixel maths
-
-
-def is_axial(orientation: Sequence[float], tolerance_deg: float = AXIAL_TOLERANCE_DEG) -> bool:
-    """True when ImageOrientationPatient (row cosine x,y,z, column cosine x,y,z) is axial.
-
-    Axial: the row cosine within ``tolerance_deg`` of +-x and the column cosine within it of +-y.
-    Raises ValueError when ``orientation`` does not hold six numbers.
-    """
-    values = np.asarray(orientation, dtype=float)
-    if values.shape != (6,):
-        raise ValueError(f"ImageOrientationPatient needs 6 numbers, got {list(orientation)}")
-    row, column = values[:3], values[3:]
-    row = row / (np.linalg.norm(row) or 1.0)
-    column = column / (np.linalg.norm(column) or 1.0)
-    limit = cos(radians(tolerance_deg))
-    return bool(abs(row[0]) >= limit and abs(column[1]) >= limit)
-
-
-def _has_value(ds: Dataset, keyword: str) -> bool:
-    return keyword in ds and ds[keyword].value not in (None, "")
-
-
-def stored_to_hounsfield(stored: np.ndarray, ds: Dataset) -> np.ndarray:
-    """Apply the Modality LUT: stored values (as from ``ds.pixel_array``) -> HU, float64.
-
-    HU = stored x RescaleSlope + RescaleIntercept (either tag absent: slope 1 / intercept 0);
-    with both absent, a ModalityLUTSequence is applied by pydicom's ``apply_modality_lut``, and
-    without one the values pass unchanged (logged). Shapes are kept.
-    """
-    has_slope, has_intercept = _has_value(ds, "RescaleSlope"), _has_value(ds, "RescaleIntercept")
-    if has_slope or has_intercept:
-        slope = float(ds.RescaleSlope) if has_slope else 1.0
-        intercept = float(ds.RescaleIntercept) if has_intercept else 0.0
-        return stored.astype(np.float64) * slope + intercept
-    if "ModalityLUTSequence" in ds:
-        return np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
-    logger.warning("no RescaleSlope/RescaleIntercept/ModalityLUTSequence: assuming HU = stored")
-    return stored.astype(np.float64)
-
-
-def hounsfield_to_negin(hu: np.ndarray) -> np.ndarray:
-    """HU (any real dtype) -> Negin uint16 values ``clip(rint(HU + 1024), 0, 65535)``."""
-    values = np.rint(np.asarray(hu, dtype=np.float64) + schema.HU_OFFSET)
-    return np.clip(values, 0, _NEGIN_MAX).astype(np.uint16)
-
-
-def invert_stored(stored: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
-    """Mirror stored values inside their representable range: ``min + max - stored``.
-
-    Range: [0, 2**bits - 1] unsigned, [-2**(bits-1), 2**(bits-1) - 1] signed. Returns int64.
-    """
-    low, high = (
-        (-(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1)
-        if signed
-        else (0, 2**bits_stored - 1)
-    )
-    return low + high - stored.astype(np.int64)
-
-
-def resample_hounsfield(hu: np.ndarray, shape: tuple[int, int] = schema.SLICE_SHAPE) -> np.ndarray:
-    """Resample a 2-D HU image to ``shape`` (bilinear, pixel-area grid, edges replicated).
-
-    Returns float64 of exactly ``shape``; see rule 7 of the module docstring.
-    """
-    factors = (shape[0] / hu.shape[0], shape[1] / hu.shape[1])
-    out = ndimage.zoom(
-        np.asarray(hu, dtype=np.float64), factors, order=1, mode="nearest", grid_mode=True
-    )
-    if out.shape != tuple(shape):  # zoom rounds the output size; guard against an off-by-one
-        raise ValueError(f"resampling {hu.shape} gave {out.shape}, expected {tuple(shape)}")
-    return out
-
-
-def dataset_to_negin(
-    ds: Dataset, *, size_policy: SizePolicy = SizePolicy.SKIP, invert_monochrome1: bool = False
-) -> np.ndarray:
-    """Decode one CT slice and return it as a Negin uint16 (512, 512) array (HU = value - 1024).
-
-    Raises ValueError when the slice is not 512x512 under ``SizePolicy.SKIP``; pydicom's errors
-    (no decoder, corrupt pixel data) propagate.
-    """
-    stored = ds.pixel_array
-    if invert_monochrome1 and str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-        stored = invert_stored(stored, int(ds.BitsStored), int(ds.PixelRepresentation) == 1)
-    hu = stored_to_hounsfield(stored, ds)
-    if hu.shape != schema.SLICE_SHAPE:
-        if size_policy is not SizePolicy.RESAMPLE:
-            raise ValueError(f"size {hu.shape[0]}x{hu.shape[1]}, expected 512x512")
-        hu = resample_hounsfield(hu)
-    return hounsfield_to_negin(hu)
-
-
-# --------------------------------------------------------------------------- header checks
-
-
-def _transfer_syntax_problem(ds: Dataset) -> str | None:
-    uid = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if uid is None:
-        return None
-    try:
-        available = get_decoder(uid).is_available
-    except NotImplementedError:
-        available = False
-    if available:
-        return None
-    return (
-        f"transfer syntax {uid.name} ({uid}) cannot be decoded with the installed pydicom handlers"
-    )
-
-
-def _geometry_problems(ds: Dataset, size_policy: SizePolicy) -> list[str]:
-    problems: list[str] = []
-    orientation = ds.get("ImageOrientationPatient")
-    if orientation is None or len(orientation) != 6:
-        problems.append("no ImageOrientationPatient, cannot confirm an axial slice")
-    elif not is_axial([float(value) for value in orientation]):
-        cosines = [round(float(value), 3) for value in orientation]
-        problems.append(
-            f"not axial: ImageOrientationPatient {cosines} (tolerance {AXIAL_TOLERANCE_DEG} deg)"
-        )
-    rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    if (rows, columns) != schema.SLICE_SHAPE and size_policy is SizePolicy.SKIP:
-        problems.append(f"size {rows}x{columns}, expected 512x512 (size_policy=skip)")
-    return problems
-
-
-def slice_problems(ds: Dataset, size_policy: SizePolicy = SizePolicy.SKIP) -> list[str]:
-    """Reasons (possibly none) why a DICOM header cannot become a Negin slice; rule 2 above."""
-    problems: list[str] = []
-    modality = ds.get("Modality")
-    if modality and str(modality) != "CT":
-        problems.append(f"modality {modality} is not CT")
-    if "PixelData" not in ds:
-        return [*problems, "no PixelData"]
-    if int(ds.get("NumberOfFrames", 1) or 1) != 1:
-        problems.append(f"multi-frame ({ds.NumberOfFrames} frames)")
-    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
-        problems.append(f"{ds.SamplesPerPixel} samples per pixel, expected 1")
-    problems.extend(_geometry_problems(ds, size_policy))
-    codec = _transfer_syntax_problem(ds)
-    return problems + ([codec] if codec else [])
-
-
 # --------------------------------------------------------------------------- discovery
 
 
@@ -344,9 +142,15 @@ def _layout_problem(rel: Path) -> str | None:
     """Why a file (relative to the DICOM folder) is not a candidate slice, or None."""
     if any(part.startswith(".") for part in rel.parts):
         return "hidden file" if rel.name.startswith(".") else "inside a hidden folder"
-    if len(rel.parts) != 3:
-        return "unexpected depth: expected <subject>/<series folder>/<file>"
+    if len(rel.parts) < 2:
+        return "not inside a subject folder: expected <subject>/[<folders>/]<file>"
     return None
+
+
+def _file_problem(path: Path) -> str | None:
+    """A symbolic link or special file is never read (a hard link is: it names no other place)."""
+    problem = entry_problem(path.lstat())
+    return None if problem is None or problem.startswith("hard link") else problem
 
 
 def _discover(dicom_dir: Path) -> tuple[dict[str, list[Path]], list[tuple[str, str]]]:
@@ -365,7 +169,7 @@ def _discover(dicom_dir: Path) -> tuple[dict[str, list[Path]], list[tuple[str, s
             skipped.append((Path(root, name).relative_to(dicom_dir).as_posix(), "symbolic link"))
         for name in sorted(files):
             rel = (Path(root) / name).relative_to(dicom_dir)
-            problem = _layout_problem(rel)
+            problem = _layout_problem(rel) or _file_problem(dicom_dir / rel)
             if problem:
                 skipped.append((rel.as_posix(), problem))
             else:
@@ -385,18 +189,18 @@ def _optional_int(value: object) -> int | None:
     return int(number) if number is not None else None
 
 
-def _read_header(path: Path, size_policy: SizePolicy) -> tuple[Dataset | None, str | None]:
+def _read_header(path: Path, options: _Options) -> tuple[Dataset | None, str | None]:
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=False, defer_size=1024)
     except (InvalidDicomError, OSError, EOFError, ValueError) as error:
         return None, f"not a readable DICOM file ({type(error).__name__}: {error})"
-    problems = slice_problems(ds, size_policy)
+    problems = slice_problems(ds, options.size_policy, options.assume_intercept)
     return (None, "; ".join(problems)) if problems else (ds, None)
 
 
 def _slice_facts(ds: Dataset, path: Path, rel: str) -> _Slice:
     position = ds.get("ImagePositionPatient")
-    folder = Path(rel).parts[1]
+    folder = "/".join(Path(rel).parts[1:-1]) or "."
     return _Slice(
         path=path,
         rel=rel,
@@ -410,22 +214,25 @@ def _slice_facts(ds: Dataset, path: Path, rel: str) -> _Slice:
 
 
 def _subject_slices(
-    dicom_dir: Path, files: list[Path], size_policy: SizePolicy, skipped: list[tuple[str, str]]
+    dicom_dir: Path, files: list[Path], options: _Options, progress: _Progress
 ) -> dict[str, list[_Slice]]:
     """Read the headers of one subject; acceptable slices grouped by series key."""
     series: dict[str, list[_Slice]] = {}
     seen: dict[str, str] = {}
     for path in files:
         rel = path.relative_to(dicom_dir).as_posix()
-        ds, problem = _read_header(path, size_policy)
+        ds, problem = _read_header(path, options)
         if ds is None:
-            skipped.append((rel, problem or "unreadable"))
+            progress.skipped.append((rel, problem or "unreadable"))
             continue
         sop = str(ds.get("SOPInstanceUID") or "")
         if sop and sop in seen:
-            skipped.append((rel, f"duplicate SOPInstanceUID of {seen[sop]}"))
+            progress.skipped.append((rel, f"duplicate SOPInstanceUID of {seen[sop]}"))
             continue
         seen[sop] = rel
+        assumption = rescale_assumption(ds, options.assume_intercept)
+        if assumption:
+            progress.assumptions.append((rel, assumption))
         facts = _slice_facts(ds, path, rel)
         series.setdefault(facts.series_key, []).append(facts)
     return series
@@ -452,17 +259,17 @@ def _series_sort_key(slices: Sequence[_Slice]) -> tuple[float, str, str]:
 
 
 def _convert_series(
-    slices: Sequence[_Slice],
-    size_policy: SizePolicy,
-    invert_monochrome1: bool,
-    skipped: list[tuple[str, str]],
+    slices: Sequence[_Slice], options: _Options, skipped: list[tuple[str, str]]
 ) -> list[tuple[_Slice, np.ndarray]]:
     converted: list[tuple[_Slice, np.ndarray]] = []
     for item in _order_slices(slices):
         try:
             ds = pydicom.dcmread(item.path)
             array = dataset_to_negin(
-                ds, size_policy=size_policy, invert_monochrome1=invert_monochrome1
+                ds,
+                size_policy=options.size_policy,
+                invert_monochrome1=options.invert_monochrome1,
+                assume_intercept=options.assume_intercept,
             )
         except Exception as error:  # decoder failures come as many types; keep going, report it
             skipped.append(
@@ -506,20 +313,20 @@ class _Progress:
     series: list[SeriesAssignment] = field(default_factory=list)
     files: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    assumptions: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _ingest_subject(
     batch_dir: Path,
     patient_id: str,
     series: dict[str, list[_Slice]],
-    options: tuple[SizePolicy, bool],
+    options: _Options,
     progress: _Progress,
 ) -> None:
-    size_policy, invert_monochrome1 = options
     free = list(schema.SERIES)
     progress.written[patient_id] = 0
     for slices in sorted(series.values(), key=_series_sort_key):
-        converted = _convert_series(slices, size_policy, invert_monochrome1, progress.skipped)
+        converted = _convert_series(slices, options, progress.skipped)
         if not converted:
             continue
         if not free:
@@ -576,13 +383,15 @@ def ingest_dicom(
     *,
     size_policy: str | SizePolicy = "skip",
     invert_monochrome1: bool = False,
+    assume_intercept: float | None = None,
 ) -> IngestReport:
     """Convert ``dicom_dir/<subject>/<series folder>/*`` into a Negin-style batch in ``out_dir``.
 
     Every subject is one patient (id = subject folder name) with ``label`` (Positive/Negative);
     ``source`` goes to ``batch.json`` and namespaces the patient keys. See the module docstring
-    for the rules. The batch is built in a sibling ``.<name>.partial`` folder and renamed into
-    place at the end, so ``out_dir`` never holds half a batch.
+    for the rules; ``assume_intercept``: the RescaleIntercept of slices that lack one (rule 5;
+    None skips them). The batch is built in a sibling ``.<name>.partial`` folder and renamed
+    into place at the end, so ``out_dir`` never holds half a batch.
 
     Returns an IngestReport. Raises FileNotFoundError (no ``dicom_dir``), FileExistsError
     (``out_dir`` exists and is not empty), ValueError (unknown label or size policy, a source that
@@ -597,9 +406,11 @@ def ingest_dicom(
     staging.mkdir(parents=True)
     subjects, discovery_skips = _discover(dicom_dir)
     progress = _Progress(skipped=discovery_skips)
+    options = _Options(policy, invert_monochrome1, assume_intercept)
     for patient_id, files in subjects.items():
-        series = _subject_slices(dicom_dir, files, policy, progress.skipped)
-        _ingest_subject(staging, patient_id, series, (policy, invert_monochrome1), progress)
+        series = _subject_slices(dicom_dir, files, options, progress)
+        _ingest_subject(staging, patient_id, series, options, progress)
+    written = {src for src, _ in progress.files}
     report = IngestReport(
         source=source,
         label=label.value,
@@ -608,6 +419,8 @@ def ingest_dicom(
         series=tuple(progress.series),
         files=tuple(progress.files),
         skipped=tuple(sorted(progress.skipped)),
+        assume_intercept=assume_intercept,
+        assumptions=tuple(sorted(a for a in progress.assumptions if a[0] in written)),
     )
     write_patient_details(staging / schema.PATIENT_DETAILS, _details_rows(report.series, label))
     write_batch_info(staging, {"source": source, "ingest": report.to_dict()})
@@ -620,3 +433,22 @@ def ingest_dicom(
         len(report.skipped),
     )
     return report
+
+
+def format_ingest_summary(report: IngestReport, examples: int = 3) -> str:
+    """Return a few lines for people: slices written per patient, skipped files per reason."""
+    lines = [
+        f"wrote {report.slices_written} slices of "
+        f"{len([n for n in report.written.values() if n])} patients "
+        f"(source {report.source}, label {report.label}); skipped {len(report.skipped)} files"
+    ]
+    lines += [f"  {patient}: {count} slices" for patient, count in sorted(report.written.items())]
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in report.skipped:
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in sorted(by_reason.items(), key=lambda item: -len(item[1])):
+        more = f" and {len(names) - examples} more" if len(names) > examples else ""
+        lines.append(f"  skipped {len(names)}: {reason} (e.g. {', '.join(names[:examples])}{more})")
+    if report.assumptions:
+        lines.append(f"  {len(report.assumptions)} slices converted with an assumed rescale tag")
+    return "\n".join(lines)

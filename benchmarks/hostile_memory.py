@@ -1,0 +1,140 @@
+"""Peak memory of validating a batch that holds the worst files the reader limits allow.
+
+Usage: ``python benchmarks/hostile_memory.py [--workers 2] [--slices 200]``
+
+Writes two batches into a temporary folder and validates each in a fresh Python process with
+``covidct.validation.validate_batch`` (process readers, ``--workers``), then prints the peak
+resident set size of the validating process and of its largest reader process
+(``resource.getrusage``: ``RUSAGE_SELF`` and ``RUSAGE_CHILDREN``, whose ``ru_maxrss`` is the
+largest single child, not a sum):
+
+* ``normal``: ``--slices`` 512x512 uint16 slices (air ~24, body ~1060, lungs ~200);
+* ``hostile``: as many files, the first three of every reader chunk (64 files) being a
+  decompression bomb (deflate TIFF
+  declaring 20000x20000 uint16, ~0.8 MB on disk), a file at the byte limit
+  (``covidct.io.MAX_SLICE_FILE_BYTES``, a 512x512 slice padded with junk) and an image at the
+  decoded limit (``MAX_DECODED_BYTES`` of uint8 pixels, whose statistics take float64 copies).
+
+The stated ceiling is the validating process plus ``workers`` readers, each at most the largest
+reader measured here (one file's bytes, its decoded image and the statistics' temporaries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from covidct.io import MAX_DECODED_BYTES, MAX_SLICE_FILE_BYTES
+
+_VALIDATE = """
+import json, resource, sys, time
+from pathlib import Path
+from covidct.validation import validate_batch
+started = time.perf_counter()
+verdict = validate_batch(Path(sys.argv[1]), progress=False, workers=int(sys.argv[2]))
+print(json.dumps({
+    "seconds": round(time.perf_counter() - started, 1),
+    "passed": verdict.passed,
+    "checks": sorted(c.value for c in verdict.failed_checks),
+    "self_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+    "largest_reader_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024,
+}))
+"""
+
+
+def chest(seed: int) -> np.ndarray:
+    """Return a 512x512 uint16 chest-like slice (Negin stored values)."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:512, 0:512]
+    image = np.full((512, 512), 24.0)
+    image[(rows - 256) ** 2 / 200**2 + (cols - 256) ** 2 / 230**2 < 1] = 1060.0
+    for centre in (160, 352):
+        image[(rows - 256) ** 2 / 120**2 + (cols - centre) ** 2 / 70**2 < 1] = 200.0
+    return np.clip(image + rng.normal(0, 20, image.shape), 0, 4095).astype(np.uint16)
+
+
+def write_details(batch: Path) -> None:
+    """Write the Patient_details.csv of the one patient P1 (SR_2 only)."""
+    (batch / "Patient_details.csv").write_text(
+        "Patient ID,SEX,AGE,Date,COVID-19 Infection,SR_2 Folder thickness(mm),"
+        "SR_3 Folder thickness(mm),SR_4 Folder thickness(mm)\nP1,F,050Y,20200401,Positive,5,,\n"
+    )
+
+
+def write_normal(batch: Path, slices: int) -> None:
+    """Write one patient with ``slices`` slices in SR_2 and its Patient_details.csv."""
+    folder = batch / "P1" / "SR_2"
+    folder.mkdir(parents=True)
+    for index in range(1, slices + 1):
+        tifffile.imwrite(folder / f"IM{index:05d}.tif", chest(index), photometric="minisblack")
+    write_details(batch)
+
+
+def write_bomb(path: Path, side: int = 20_000) -> None:
+    """A deflate TIFF of well under 1 MB declaring ``side`` x ``side`` uint16 pixels."""
+    tile = np.zeros((1024, 1024), np.uint16)
+    per_side = math.ceil(side / 1024)
+    tiles = (tile for _ in range(per_side * per_side))
+    tifffile.imwrite(
+        path, tiles, shape=(side, side), dtype=np.uint16, tile=(1024, 1024), compression="zlib"
+    )
+
+
+def write_hostile(batch: Path, slices: int, chunk: int = 64) -> None:
+    """``slices`` files of one patient where the first three of every reader chunk of
+    ``chunk`` files are a bomb, a file at the byte limit and an image at the decoded limit."""
+    folder = batch / "P1" / "SR_2"
+    folder.mkdir(parents=True)
+    side = int(math.isqrt(MAX_DECODED_BYTES))
+    for index in range(1, slices + 1):
+        path = folder / f"IM{index:05d}.tif"
+        kind = (index - 1) % chunk
+        if kind == 0:
+            write_bomb(path)
+        elif kind == 1:
+            tifffile.imwrite(path, chest(index), photometric="minisblack")
+            with path.open("ab") as handle:
+                handle.write(b"\0" * (MAX_SLICE_FILE_BYTES - path.stat().st_size))
+        elif kind == 2:
+            noise = np.random.default_rng(index).integers(0, 255, (side, side), dtype=np.uint8)
+            tifffile.imwrite(path, noise, photometric="minisblack")
+        else:
+            tifffile.imwrite(path, chest(index), photometric="minisblack")
+    write_details(batch)
+
+
+def measure(batch: Path, workers: int) -> dict[str, object]:
+    """Validate ``batch`` in a fresh process; return its timing, verdict and peak memory."""
+    done = subprocess.run(
+        [sys.executable, "-c", _VALIDATE, str(batch), str(workers)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Write both batches, validate each, print one JSON line per batch."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--slices", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, write in (("normal", write_normal), ("hostile", write_hostile)):
+            batch = Path(tmp) / name
+            write(batch, args.slices)
+            result = measure(batch, args.workers)
+            print(json.dumps({"batch": name, "workers": args.workers, **result}))
+
+
+if __name__ == "__main__":
+    main()
