@@ -1,4 +1,6 @@
-"""The files of a batch folder, found without ever leaving it (DESIGN.md: the batch contract).
+"""The files of a batch folder, found without ever leaving it.
+
+The batch contract: docs/architecture.md, "The Negin-style batch contract".
 
 One walker for everything that reads a batch from disk (the manifest, validation's layout
 check, ``covidct land``): :func:`scan_batch` lists the regular files under a batch root and

@@ -1,10 +1,11 @@
 """Input pipeline: 16-bit CT slices from TIFF files to float32 model inputs.
 
-Slices are Negin-style TIFFs (DESIGN.md): single page, 2-D, uint16 DICOM stored values with
-HU = value - 1024 (:data:`covidct.schema.HU_OFFSET`). They are read with :mod:`tifffile` only
-(never an 8-bit image loader), cast to float32 with all 16 bits kept, passed through a documented
-:class:`IntensityTransform`, resized if asked, cached once in memory (or in a file cache) and then
-batched, augmented (the seed's Table 5 augmentation, :class:`AugmentConfig`) and prefetched.
+Slices are Negin-style TIFFs (docs/architecture.md, "The Negin-style batch contract"): single page,
+2-D, uint16 DICOM stored values with HU = value - 1024 (:data:`covidct.schema.HU_OFFSET`). They are
+read with :mod:`tifffile` only (never an 8-bit image loader), cast to float32 with all 16 bits
+kept, passed through a documented :class:`IntensityTransform`, resized if asked, cached once in
+memory (or in a file cache) and then batched, augmented (the seed's Table 5 augmentation,
+:class:`AugmentConfig`) and prefetched.
 
 Augmentation is one random affine warp per image (flips, rotation, zoom, shift). On the host
 (``tf.data``) it runs TensorFlow's ``ImageProjectiveTransformV3`` kernel

@@ -1,4 +1,6 @@
-"""Reading and writing the files of a Negin-style batch (DESIGN.md: the Negin-style batch contract).
+"""Reading and writing the files of a Negin-style batch.
+
+The contract: docs/architecture.md, "The Negin-style batch contract".
 
 A batch is a folder holding ``Patient_details.csv`` (columns ``schema.PATIENT_DETAILS_COLUMNS``),
 an optional ``batch.json`` (``{"source": NAME, ...provenance...}``) and one folder per patient with

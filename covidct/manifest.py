@@ -1,6 +1,6 @@
 """Per-slice manifest of a Negin-style batch: one row per file with header and pixel facts.
 
-A batch folder follows the contract of DESIGN.md::
+A batch folder follows the contract of docs/architecture.md::
 
     <batch>/Patient_details.csv
     <batch>/batch.json                      # optional, {"source": NAME, ...}

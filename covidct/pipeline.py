@@ -143,7 +143,7 @@ def validate(settings: Settings, batch_id: str, dag_run_id: str) -> dict[str, An
     verdict = validation.validate_batch(
         batch_dir,
         known_labels=custody.known_labels(store),
-        known_hashes=custody.known_hashes(store),
+        known_hashes=custody.known_hashes(store, batch_id),
         report_dir=report_dir,
         progress=False,
     )

@@ -62,7 +62,10 @@ DEFAULT_SOURCE = "negin"
 
 
 def patient_key(source: str, patient_id: str) -> str:
-    """Return the grouping key ``<source>/<patient_id>`` (DESIGN.md: never a folder name alone)."""
+    """Return the grouping key ``<source>/<patient_id>``, never a folder name alone.
+
+    See docs/architecture.md, "The Negin-style batch contract".
+    """
     return f"{source}/{patient_id}"
 
 

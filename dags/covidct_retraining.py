@@ -1,7 +1,7 @@
 """
 ### covidct_retraining
 
-Weekly retraining of the COVID-19 CT-slice classifiers (see `DESIGN.md`).
+Weekly retraining of the COVID-19 CT-slice classifiers (see `docs/architecture.md`).
 
 discover new batches -> validate each (Great Expectations over a per-slice manifest) ->
 quarantine failing batches (byte-identical, with the report) -> curate -> sequester 20% of the

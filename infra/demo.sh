@@ -12,7 +12,7 @@ INBOX=$COVIDCT_HOME/inbox
 MODE=${1:-first}
 if [ "$MODE" = rerun ]; then
   # `make demo-rerun`: retrain on the same folds with less training (a weaker candidate);
-  # the gate compares it with the champion re-evaluated on this run's test folds.
+  # the gate compares it with the champion, both scored on the sequestered patients.
   DEMO_CONF=${DEMO_CONF:-'{"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "resnet50"], "epochs": 1, "steps_per_epoch": 8, "force_retrain": true}'}
 fi
 # cpu-smoke at 64x64, 16 slices a step; 1 epoch x 40 steps = 640 slices per model, each class

@@ -290,6 +290,27 @@ def test_same_pixels_in_two_batches_of_one_run_fail_both(
     assert tree_digest(tmp_path / "lake") == lake_before
 
 
+def test_the_dags_validate_step_fails_both_batches_of_one_run(
+    batch_factory: BatchFactory, tmp_path: Path
+) -> None:
+    """The DAG path (``pipeline.validate`` per landed batch, before any is curated)."""
+    from covidct import pipeline
+    from covidct.config import Settings
+
+    settings = Settings.from_env({"COVIDCT_HOME": str(tmp_path / "home")})
+    a = batch_factory.write("a", patients={"patient1": "Positive"}, source="site-a")
+    b = batch_factory.write("b", patients={"patient9": "Negative"}, source="site-b")
+    shutil.copy(a / "patient1/SR_3/IM00001.tif", b / "patient9/SR_2")
+    store = pipeline.lake(settings)
+    for batch_id, batch in (("a", a), ("b", b)):
+        land_batch(store, batch, batch_id)
+    verdicts = {bid: pipeline.validate(settings, bid, "manual__one_run") for bid in ("a", "b")}
+    for this, other in (("a", "b"), ("b", "a")):
+        assert verdicts[this]["passed"] is False
+        (reason,) = [r for r in verdicts[this]["reasons"] if r.startswith("[resent_slice]")]
+        assert f"earlier_patient=landing/{other}/patient" in reason
+
+
 # --------------------------------------------------------------- 4. rescale never guessed
 
 
@@ -372,10 +393,12 @@ def test_bomb_is_refused_from_its_header_in_milliseconds(bomb: Path) -> None:
 
 def test_bomb_costs_under_half_a_gigabyte(bomb: Path) -> None:
     code = (
-        "import resource, sys; from covidct.manifest import read_slice_facts; "
+        "import sys; from covidct.manifest import read_slice_facts; "
         "facts = read_slice_facts(__import__('pathlib').Path(sys.argv[1])); "
         "assert 'refused before decoding' in facts['read_error'], facts; "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a pytest
+        # worker that trained a model would report the worker's peak
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, cwd=REPO

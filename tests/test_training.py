@@ -128,10 +128,30 @@ def mlflow_store(tmp_path: Path) -> Iterator[str]:
         ("jit_compile", False),
         ("distribute", False),
         ("learning_rate_rule", LearningRateRule.CONSTANT),
+        ("graph_optimizer", True),
     ],
 )
 def test_paper_profile_is_table_5(field: str, value: object) -> None:
     assert getattr(TrainingConfig.from_profile("paper"), field) == value
+
+
+@pytest.mark.parametrize(
+    ("profile", "enabled"), [("paper", True), ("gpu-fast", True), ("cpu-smoke", False)]
+)
+def test_graph_optimizer_policy_is_the_profiles_and_is_restored(
+    profile: str, enabled: bool
+) -> None:
+    import tensorflow as tf
+
+    from covidct.training import graph_optimizer_policy
+
+    def disabled() -> bool:
+        return bool(tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer"))
+
+    before = disabled()
+    with graph_optimizer_policy(TrainingConfig.from_profile(profile).graph_optimizer):
+        assert disabled() is not enabled
+    assert disabled() is before
 
 
 def test_paper_table_5_augment_values() -> None:

@@ -1,4 +1,6 @@
-"""Convert DICOM CT series into a Negin-style batch (DESIGN.md, "The Negin-style batch contract").
+"""Convert DICOM CT series into a Negin-style batch.
+
+The batch contract: docs/architecture.md, "The Negin-style batch contract".
 
 Input layout: ``dicom_dir/<subject>/<any folders>/<file>``, any depth below the subject
 (TCIA's downloads are ``<subject>/<study>/<series>/<file>``). The subject folder name is the

@@ -1,4 +1,4 @@
-"""DAG integrity: the retraining DAG parses cheaply and is wired as DESIGN.md says."""
+"""DAG integrity: the retraining DAG parses cheaply and is wired as docs/architecture.md says."""
 
 from __future__ import annotations
 
