@@ -3,7 +3,8 @@
 Trains with the product's own ``training.train_model`` (the function the DAG's train task calls)
 and scores with ``training.predict_p_covid`` on synthetic patients (``covidct.synth``), split by
 patient: ``--train-patients`` of them (half COVID where the batch allows, like the seed's
-balanced training folds) train, every other patient is held out. Only open-lung slices
+balanced training folds, and at most two thirds of each class) train, every other patient is
+held out. Only open-lung slices
 (``covidct.selection``) are used, as in the demo. Prints one Markdown row per run: training and
 held-out patients, steps, image size, seconds, training-slice AUC (up to 200 slices), held-out
 image AUC and patient AUC (mean p(COVID) per patient). Nothing is asserted; figures vary by
@@ -42,13 +43,17 @@ def slices(batch: Path):  # noqa: ANN201 - pandas frame
 
 
 def split(frame, train_patients: int, seed: int):  # noqa: ANN001, ANN201
-    """(train, held-out) frames: ``train_patients`` patients, half COVID where possible."""
+    """(train, held-out) frames: ``train_patients`` patients, half COVID where possible, at most
+    two thirds of each class (the rest is held out, so both classes are scored)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     by_label = frame.groupby("label")["patient"].unique()
-    positive = rng.permutation(by_label["Positive"])[: train_patients // 2]
-    negative = rng.permutation(by_label["Negative"])[: train_patients - len(positive)]
+    covid, normal = by_label["Positive"], by_label["Negative"]
+    n_covid = min(train_patients // 2, 2 * len(covid) // 3)
+    n_normal = min(train_patients - n_covid, 2 * len(normal) // 3)
+    positive = rng.permutation(covid)[:n_covid]
+    negative = rng.permutation(normal)[:n_normal]
     chosen = set(positive) | set(negative)
     return frame[frame["patient"].isin(chosen)], frame[~frame["patient"].isin(chosen)]
 
@@ -82,7 +87,9 @@ def run(backbone: str, size: int, steps: int, frames, root: Path, work: Path) ->
         "train_auc": roc_auc_score(sample["label"].eq("Positive"), p_train),
         "image_auc": roc_auc_score(scored["y"], scored["p"]),
         "patient_auc": roc_auc_score(patients["y"], patients["p"]),
-        "held_out_patients": len(patients),
+        "held_out_patients": f"{len(patients)} ({int(patients['y'].sum())} COVID)",
+        "train_patients": f"{train['patient'].nunique()} "
+        f"({train.loc[train['label'].eq('Positive'), 'patient'].nunique()} COVID)",
     }
 
 
@@ -114,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                     for steps in (int(v) for v in args.steps.split(",")):
                         row = run(backbone, size, steps, frames, root, Path(tmp))
                         print(
-                            f"| {backbone} | {size} | {steps} | {n_train} | "
+                            f"| {backbone} | {size} | {steps} | {row['train_patients']} | "
                             f"{row['held_out_patients']} | {row['seconds']:.0f} | "
                             f"{row['train_auc']:.2f} | {row['image_auc']:.2f} | "
                             f"{row['patient_auc']:.2f} |",
