@@ -386,10 +386,11 @@ def precision_policy(mixed: bool) -> Iterator[None]:
 def graph_optimizer_policy(enabled: bool) -> Iterator[None]:
     """Run TensorFlow's graph optimiser (Grappler) on graphs first run inside, or skip it.
 
-    Measured with ``benchmarks/cpu_train.py --grappler`` on 2 cores (ResNet152, 64 px, batch
-    16): Grappler costs a third of the first step's 29 s and the compiled steps are no faster
-    with it (1.09 s against 0.99 s without), so ``cpu-smoke`` skips it. The setting is global to
-    the process; it is applied when a traced function first runs and restored on exit.
+    Measured on 2 cores with :func:`new_training_model` (ResNet152, 64 px, batch 16, random
+    data; ``benchmarks/cpu_train.py --grappler`` repeats it): the first compiled step took
+    28.6 s with Grappler and 18.1 s without, and later steps were no faster with it (1.09 s
+    against 0.99 s), so ``cpu-smoke`` skips it. The setting is global to the process; it is
+    applied when a traced function first runs and restored on exit.
     """
     options = tf.config.optimizer
     previous = bool(options.get_experimental_options().get("disable_meta_optimizer", False))
