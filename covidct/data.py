@@ -34,6 +34,7 @@ import tifffile
 from covidct.augment import AugmentConfig as AugmentConfig
 from covidct.augment import DeviceAugmentation as DeviceAugmentation
 from covidct.augment import affine_warp
+from covidct.config import parse_enum
 from covidct.schema import CLASS_NAMES, HU_OFFSET
 
 logger = logging.getLogger(__name__)
@@ -59,15 +60,6 @@ class IntensityMode(StrEnum):
     SLICE_MAX = "slice-max"
     HU_WINDOW = "hu-window"
 
-    @classmethod
-    def parse(cls, value: str) -> IntensityMode:
-        """Return the member named ``value``; raise ValueError listing the valid names."""
-        try:
-            return cls(value)
-        except ValueError:
-            valid = ", ".join(member.value for member in cls)
-            raise ValueError(f"unknown intensity mode {value!r}; valid: {valid}") from None
-
 
 @dataclass(frozen=True)
 class IntensityTransform:
@@ -76,7 +68,8 @@ class IntensityTransform:
     ``level_hu`` and ``width_hu`` (Hounsfield units) apply to ``hu-window`` only; the default is a
     lung window (level -600 HU, width 1500 HU: -1350..150 HU). float32 represents every uint16
     integer exactly, so no level is lost before the scaling.
-    Raises ValueError for a non-positive ``width_hu``.
+    Raises ValueError for an unknown ``mode`` (listing the valid ones) or a non-positive
+    ``width_hu``.
     """
 
     mode: IntensityMode = IntensityMode.HU_WINDOW
@@ -84,7 +77,8 @@ class IntensityTransform:
     width_hu: float = 1500.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mode", IntensityMode.parse(str(self.mode)))
+        mode = parse_enum(IntensityMode, str(self.mode), "intensity mode")
+        object.__setattr__(self, "mode", mode)
         if not self.width_hu > 0:
             raise ValueError(f"width_hu must be > 0 HU, got {self.width_hu}")
 
