@@ -16,17 +16,18 @@ from typing import Any
 import pandas as pd
 
 from covidct.config import Settings
-from covidct.schema import QUARANTINE, RUNS
+from covidct.schema import HEADLINE_METRICS, QUARANTINE, RUNS
 
 logger = logging.getLogger(__name__)
 
-LEADERBOARD_COLUMNS: tuple[str, ...] = (
-    "image_accuracy",
-    "image_covid_sensitivity",
-    "image_covid_specificity",
-    "image_covid_precision",
-    "image_roc_auc",
-    "patient_balanced_accuracy",
+#: Headline metrics left out of the text leaderboard to keep it within a terminal's width; they
+#: stay in ``leaderboard.csv`` and the HTML report.
+_NOT_IN_TEXT_LEADERBOARD = frozenset(
+    {"image_normal_precision", "image_balanced_accuracy", "image_pr_auc", "patient_accuracy"}
+)
+#: Columns of the text leaderboard (:func:`leaderboard_text`), in :data:`HEADLINE_METRICS` order.
+LEADERBOARD_COLUMNS: tuple[str, ...] = tuple(
+    name for name in HEADLINE_METRICS if name not in _NOT_IN_TEXT_LEADERBOARD
 )
 
 

@@ -69,6 +69,21 @@ def patient_key(source: str, patient_id: str) -> str:
     return f"{source}/{patient_id}"
 
 
+#: Headline metrics: the keys (``<unit>_<metric>``, ``covidct.evaluation.metric_key``) each
+#: evaluation carries in XCom and MLflow, and the leaderboard's metrics, in column order.
+HEADLINE_METRICS: tuple[str, ...] = (
+    "image_accuracy",
+    "image_covid_sensitivity",
+    "image_covid_specificity",
+    "image_covid_precision",
+    "image_normal_precision",
+    "image_balanced_accuracy",
+    "image_roc_auc",
+    "image_pr_auc",
+    "patient_balanced_accuracy",
+    "patient_accuracy",
+)
+
 # Storage areas (prefixes under the data-lake root).
 LANDING = "landing"
 QUARANTINE = "quarantine"

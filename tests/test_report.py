@@ -6,7 +6,8 @@ import json
 from dataclasses import asdict
 
 from covidct.gate import Comparison
-from covidct.report import evidence_lines, format_summary
+from covidct.report import evidence_lines, format_summary, leaderboard_text
+from covidct.schema import HEADLINE_METRICS
 
 
 def _gate(passed: bool) -> dict:
@@ -39,3 +40,20 @@ def test_summary_shows_decision_and_evidence() -> None:
     assert "candidate resnet50 (version 3): NOT promoted" in text
     assert "evidence vs baseline resnet152" in text
     assert evidence_lines("resnet50", []) == []
+
+
+def test_text_leaderboard_shows_six_headline_metrics_in_order() -> None:
+    board = [{"backbone": "resnet50", "folds": 2}]
+    board[0] |= {f"{name}_mean": 0.5 for name in HEADLINE_METRICS}
+    board[0] |= {f"{name}_sd": 0.125 for name in HEADLINE_METRICS}
+    header = leaderboard_text(board).splitlines()[0].split()
+    assert header == [
+        "backbone",
+        "image_accuracy",
+        "image_covid_sensitivity",
+        "image_covid_specificity",
+        "image_covid_precision",
+        "image_roc_auc",
+        "patient_balanced_accuracy",
+    ]
+    assert "50.00 ±   12.50" in leaderboard_text(board)
