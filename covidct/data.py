@@ -2,10 +2,10 @@
 
 Slices are Negin-style TIFFs (docs/architecture.md, "The Negin-style batch contract"): single page,
 2-D, uint16 DICOM stored values with HU = value - 1024 (:data:`covidct.schema.HU_OFFSET`). They are
-read with :mod:`tifffile` only (never an 8-bit image loader), cast to float32 with all 16 bits
-kept, passed through a documented :class:`IntensityTransform`, resized if asked, cached once in
-memory (or in a file cache) and then batched, augmented (the seed's Table 5 augmentation,
-:class:`AugmentConfig`) and prefetched.
+read by :func:`covidct.io.read_slice` (tifffile, never an 8-bit image loader), cast to float32
+with all 16 bits kept, passed through a documented :class:`IntensityTransform`, resized if asked,
+cached once in memory (or in a file cache) and then batched, augmented (the seed's Table 5
+augmentation, :class:`AugmentConfig`) and prefetched.
 
 Augmentation is one random affine warp per image (flips, rotation, zoom, shift). On the host
 (``tf.data``) it runs TensorFlow's ``ImageProjectiveTransformV3`` kernel
@@ -29,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-import tifffile
 
 from covidct.augment import AugmentConfig as AugmentConfig
 from covidct.augment import DeviceAugmentation as DeviceAugmentation
 from covidct.augment import affine_warp
+from covidct.config import parse_enum
+from covidct.io import read_slice as read_negin_slice
 from covidct.schema import CLASS_NAMES, HU_OFFSET
 
 logger = logging.getLogger(__name__)
@@ -59,15 +60,6 @@ class IntensityMode(StrEnum):
     SLICE_MAX = "slice-max"
     HU_WINDOW = "hu-window"
 
-    @classmethod
-    def parse(cls, value: str) -> IntensityMode:
-        """Return the member named ``value``; raise ValueError listing the valid names."""
-        try:
-            return cls(value)
-        except ValueError:
-            valid = ", ".join(member.value for member in cls)
-            raise ValueError(f"unknown intensity mode {value!r}; valid: {valid}") from None
-
 
 @dataclass(frozen=True)
 class IntensityTransform:
@@ -76,7 +68,8 @@ class IntensityTransform:
     ``level_hu`` and ``width_hu`` (Hounsfield units) apply to ``hu-window`` only; the default is a
     lung window (level -600 HU, width 1500 HU: -1350..150 HU). float32 represents every uint16
     integer exactly, so no level is lost before the scaling.
-    Raises ValueError for a non-positive ``width_hu``.
+    Raises ValueError for an unknown ``mode`` (listing the valid ones) or a non-positive
+    ``width_hu``.
     """
 
     mode: IntensityMode = IntensityMode.HU_WINDOW
@@ -84,7 +77,8 @@ class IntensityTransform:
     width_hu: float = 1500.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mode", IntensityMode.parse(str(self.mode)))
+        mode = parse_enum(IntensityMode, str(self.mode), "intensity mode")
+        object.__setattr__(self, "mode", mode)
         if not self.width_hu > 0:
             raise ValueError(f"width_hu must be > 0 HU, got {self.width_hu}")
 
@@ -111,16 +105,14 @@ class IntensityTransform:
 
 
 def read_slice(path: Path) -> np.ndarray:
-    """Read one TIFF slice with tifffile: uint16 array (H, W), DICOM stored values.
+    """Read one TIFF slice through :func:`covidct.io.read_slice`, the one slice reader.
 
-    Raises ValueError naming the file when it is not a 2-D uint16 image.
+    Returns a native-endian uint16 array (H, W) of any 2-D shape, DICOM stored values,
+    HU = value - 1024. Raises :class:`covidct.io.SliceReadError` (a ValueError naming the file
+    and the reason) when the file is missing, not a readable TIFF, has more than one page,
+    declares a decompression bomb, or is not a 2-D uint16 image.
     """
-    array = tifffile.imread(path)
-    if array.dtype != np.uint16 or array.ndim != 2:
-        raise ValueError(
-            f"{path}: expected a 2-D uint16 slice, got dtype {array.dtype} shape {array.shape}"
-        )
-    return array
+    return read_negin_slice(path, expected_shape=None)
 
 
 def _read_slice_tf(path: tf.Tensor) -> tf.Tensor:

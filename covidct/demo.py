@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import tifffile
 
+from covidct.io import read_slice
 from covidct.schema import PATIENT_COLUMN, PATIENT_DETAILS
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def make_faulty_batch(out_dir: Path, *, seed: int = 7) -> dict[str, str]:
     if not slices:
         raise ValueError(f"synthetic batch {out_dir} holds no slice")
     victim = slices[0]
-    eight_bit = (tifffile.imread(victim) // 256).astype(np.uint8)
+    eight_bit = (read_slice(victim, expected_shape=None) // 256).astype(np.uint8)
     tifffile.imwrite(victim, eight_bit, metadata=None)
     details = pd.read_csv(out_dir / PATIENT_DETAILS, dtype=str)
     unlabelled = str(details[PATIENT_COLUMN].iloc[-1])

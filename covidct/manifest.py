@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from covidct import schema
 from covidct.batchfiles import read_regular, scan_batch
+from covidct.config import parse_enum
 from covidct.io import MAX_SLICE_FILE_BYTES, tiff_header_problem
 
 logger = logging.getLogger(__name__)
@@ -111,15 +112,6 @@ class ExecutorKind(StrEnum):
     PROCESS = "process"
     THREAD = "thread"
     SERIAL = "serial"
-
-    @classmethod
-    def parse(cls, value: str) -> ExecutorKind:
-        """Return the member for ``value``; raise ValueError listing the valid values."""
-        try:
-            return cls(value)
-        except ValueError:
-            valid = ", ".join(m.value for m in cls)
-            raise ValueError(f"unknown executor {value!r}; valid: {valid}") from None
 
 
 @dataclass(frozen=True)
@@ -437,7 +429,7 @@ def build_manifest(
     (NaN when the file could not be decoded). Raises FileNotFoundError when ``batch_dir`` is
     not a directory and ValueError for an unknown ``executor`` or an invalid ``batch.json``.
     """
-    kind = ExecutorKind.parse(executor)
+    kind = parse_enum(ExecutorKind, executor, "executor")
     if not batch_dir.is_dir():
         raise FileNotFoundError(f"batch folder {batch_dir} does not exist")
     source = source if source is not None else batch_source(batch_dir)

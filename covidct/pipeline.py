@@ -23,12 +23,14 @@ import pandas as pd
 
 from covidct import alerts as alerts_mod
 from covidct.config import AlertChannel, Settings
+from covidct.custody import CURATED_BATCHES
 from covidct.schema import (
     ALIAS_BASELINE,
     ALIAS_CHALLENGER,
     BASELINE_BACKBONE,
     CURATED,
     FOLDS,
+    HEADLINE_METRICS,
     LABEL_TO_CLASS,
     LANDING,
     RUNS,
@@ -39,25 +41,10 @@ logger = logging.getLogger(__name__)
 
 DAG_ID = "covidct_retraining"
 HISTORY_PREFIX = f"{RUNS}/history"
-CURATED_BATCHES = f"{CURATED}/batches"
 #: Folder name of training checkpoints, in the lake (under ``runs/<run>/``) and the work dir.
 CHECKPOINTS = "checkpoints"
 #: Work-dir folder that holds copies of ImageNet weights read from a remote cache.
 WEIGHTS_DIR = "weights"
-
-#: Metrics carried in XCom and in the leaderboard (keys of ``evaluation`` results).
-HEADLINE_METRICS: tuple[str, ...] = (
-    "image_accuracy",
-    "image_covid_sensitivity",
-    "image_covid_specificity",
-    "image_covid_precision",
-    "image_normal_precision",
-    "image_balanced_accuracy",
-    "image_roc_auc",
-    "image_pr_auc",
-    "patient_balanced_accuracy",
-    "patient_accuracy",
-)
 
 
 def run_key_of(dag_run_id: str) -> str:

@@ -1,12 +1,13 @@
-"""The run report: leaderboard, promotion decision, quarantined batches, where artifacts are.
+"""The run summary: leaderboard, promotion decision, quarantined batches, where artifacts are.
 
 :func:`write_summary` gathers what a DAG run wrote under ``runs/<run_key>/`` into
-``summary.json`` and ``report.html``; :func:`format_summary` renders it for a terminal.
+``summary.json`` and ``summary.txt`` (:func:`format_summary`, as ``covidct report`` prints it)
+and writes the run's one HTML page, ``runs/<run_key>/report/report.html`` with its pictures
+beside it (:mod:`covidct.html_report`).
 """
 
 from __future__ import annotations
 
-import html
 import io
 import json
 import logging
@@ -16,17 +17,21 @@ from typing import Any
 import pandas as pd
 
 from covidct.config import Settings
-from covidct.schema import QUARANTINE, RUNS
+from covidct.schema import HEADLINE_METRICS, QUARANTINE, RUNS
 
 logger = logging.getLogger(__name__)
 
-LEADERBOARD_COLUMNS: tuple[str, ...] = (
-    "image_accuracy",
-    "image_covid_sensitivity",
-    "image_covid_specificity",
-    "image_covid_precision",
-    "image_roc_auc",
-    "patient_balanced_accuracy",
+#: Folder of the run's HTML report and its PNGs under ``runs/<run_key>/``.
+REPORT_FOLDER = "report"
+
+#: Headline metrics left out of the text leaderboard to keep it within a terminal's width; they
+#: stay in ``leaderboard.csv`` and the HTML report.
+_NOT_IN_TEXT_LEADERBOARD = frozenset(
+    {"image_normal_precision", "image_balanced_accuracy", "image_pr_auc", "patient_accuracy"}
+)
+#: Columns of the text leaderboard (:func:`leaderboard_text`), in :data:`HEADLINE_METRICS` order.
+LEADERBOARD_COLUMNS: tuple[str, ...] = tuple(
+    name for name in HEADLINE_METRICS if name not in _NOT_IN_TEXT_LEADERBOARD
 )
 
 
@@ -173,15 +178,6 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def html_report(summary: dict[str, Any]) -> str:
-    """Return a self-contained HTML page of the summary."""
-    body = html.escape(format_summary(summary))
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>covidct run "
-        f"{html.escape(summary['dag_run_id'])}</title></head><body><pre>{body}</pre></body></html>"
-    )
-
-
 def _keys_of(store: Any, prefix: str, name_start: str) -> list[str]:
     return sorted(k for k in store.list(prefix) if k.split("/")[-1].startswith(name_start))
 
@@ -192,12 +188,18 @@ def write_picture_report(
     """Write the run's HTML report with its pictures (``covidct.html_report``); return its folder.
 
     Pictures per backbone: confusion matrix, ROC per fold with the mean, PR curve, and the
-    Grad-CAM panel of its first fold.
+    Grad-CAM panel of its first fold. A run without a leaderboard (a dry run, no new batch) gets
+    the page too, saying no model was trained. Raises ValueError on an invalid predictions table.
     """
     from covidct import html_report
 
     out_dir = settings.work_dir / "reports" / prefix.replace("/", "_")
-    board = pd.DataFrame(summary["leaderboard"]).set_index("backbone")
+    rows = summary["leaderboard"]
+    board = (
+        pd.DataFrame(rows).set_index("backbone")
+        if rows
+        else pd.DataFrame(index=pd.Index([], name="backbone"))
+    )
     predictions: dict[str, pd.DataFrame] = {}
     gradcam: dict[str, Path] = {}
     for backbone in board.index:
@@ -224,7 +226,13 @@ def write_picture_report(
 
 
 def write_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
-    """Write ``summary.json``, ``summary.txt`` and ``report.html`` under ``runs/<run_key>/``."""
+    """Write ``summary.json``, ``summary.txt`` and the HTML report under ``runs/<run_key>/``.
+
+    The report is ``report/report.html`` with its PNGs beside it (:func:`write_picture_report`);
+    ``runs/LATEST`` then names this run. Returns the URIs ``{"summary", "report"}``. Raises
+    ValueError on an invalid predictions table; storage errors propagate.
+    """
+    from covidct.html_report import REPORT_FILE
     from covidct.pipeline import lake, run_key_of
 
     store = lake(settings)
@@ -232,13 +240,11 @@ def write_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
     prefix = f"{RUNS}/{run_key_of(dag_run_id)}"
     store.write_bytes(f"{prefix}/summary.json", json.dumps(summary, indent=2, default=str).encode())
     store.write_bytes(f"{prefix}/summary.txt", format_summary(summary).encode())
-    store.write_bytes(f"{prefix}/report.html", html_report(summary).encode())
-    if summary["leaderboard"]:
-        local = write_picture_report(settings, store, prefix, summary)
-        store.upload_dir(local, f"{prefix}/report")
+    local = write_picture_report(settings, store, prefix, summary)
+    store.upload_dir(local, f"{prefix}/{REPORT_FOLDER}")
     store.write_bytes(f"{RUNS}/LATEST", dag_run_id.encode())
     logger.info("%s", format_summary(summary))
     return {
         "summary": store.uri(f"{prefix}/summary.json"),
-        "report": store.uri(f"{prefix}/report.html"),
+        "report": store.uri(f"{prefix}/{REPORT_FOLDER}/{REPORT_FILE}"),
     }

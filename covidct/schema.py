@@ -69,6 +69,21 @@ def patient_key(source: str, patient_id: str) -> str:
     return f"{source}/{patient_id}"
 
 
+#: Headline metrics: the keys (``<unit>_<metric>``, ``covidct.evaluation.metric_key``) each
+#: evaluation carries in XCom and MLflow, and the leaderboard's metrics, in column order.
+HEADLINE_METRICS: tuple[str, ...] = (
+    "image_accuracy",
+    "image_covid_sensitivity",
+    "image_covid_specificity",
+    "image_covid_precision",
+    "image_normal_precision",
+    "image_balanced_accuracy",
+    "image_roc_auc",
+    "image_pr_auc",
+    "patient_balanced_accuracy",
+    "patient_accuracy",
+)
+
 # Storage areas (prefixes under the data-lake root).
 LANDING = "landing"
 QUARANTINE = "quarantine"
@@ -82,6 +97,24 @@ ALIAS_CHAMPION = "champion"
 ALIAS_CHALLENGER = "challenger"
 ALIAS_BASELINE = "baseline-resnet152"
 BASELINE_BACKBONE = "resnet152"
+
+#: Names of the backbones of ``covidct.models.BACKBONES`` (the seed's seven and ResNet50V2-FPN),
+#: the baseline first, in the order the DAG's run form lists them. Defined here, free of Keras,
+#: so the DAG file can offer them without importing TensorFlow;
+#: ``tests/dags/test_dag_integrity.py`` holds the DAG's form equal to the registry.
+BACKBONE_NAMES: tuple[str, ...] = (
+    BASELINE_BACKBONE,
+    "resnet50",
+    "vgg16",
+    "vgg19",
+    "inceptionv3",
+    "xception",
+    "resnet152_lstm",
+    "resnet50v2_fpn",
+)
+#: Values of ``covidct.training.Profile``, for the DAG's run form (Keras-free; held equal to the
+#: enum by ``tests/dags/test_dag_integrity.py``). ``paper`` is the seed's Table 5.
+PROFILE_NAMES: tuple[str, ...] = ("paper", "gpu-fast", "cpu-smoke")
 
 
 class Split(StrEnum):

@@ -48,6 +48,7 @@ import pandas as pd
 
 from covidct import schema
 from covidct.batchfiles import escaped, name_problem, scan_batch
+from covidct.config import parse_enum
 from covidct.manifest import (
     ROOT_FILES,
     batch_source,
@@ -107,16 +108,6 @@ class Check(StrEnum):
     EMPTY_BATCH = "empty_batch"
     LAYOUT = "layout"
     EXCLUSION_LIMIT = "exclusion_limit"
-
-    @classmethod
-    def parse(cls, value: str) -> Check:
-        """Return the member for ``value``; raise ValueError listing the valid values."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(
-                f"unknown check {value!r}; valid: {', '.join(c.value for c in cls)}"
-            ) from None
 
 
 DESCRIPTIONS: dict[Check, str] = {
@@ -203,7 +194,7 @@ class ValidationPolicy:
             raise ValueError(
                 f"max_excluded_fraction must be in [0, 1], got {self.max_excluded_fraction}"
             )
-        checks = frozenset(Check.parse(str(c)) for c in self.excludable)
+        checks = frozenset(parse_enum(Check, str(c), "check") for c in self.excludable)
         if not checks <= SLICE_CHECKS:
             names = ", ".join(sorted(c.value for c in SLICE_CHECKS))
             raise ValueError(
@@ -671,7 +662,7 @@ def _site(docs_dir: Path) -> dict[str, Any]:
 
 def _failure(table: Table, result: Any, index_column: str) -> Failure:
     config = result.expectation_config
-    check = Check.parse(str((config.meta or {}).get("check")))
+    check = parse_enum(Check, str((config.meta or {}).get("check")), "check")
     details = result.result or {}
     if result.exception_info and result.exception_info.get("raised_exception"):
         message = result.exception_info.get("exception_message")

@@ -34,16 +34,8 @@ from airflow.sdk import (
 from airflow.sdk.exceptions import AirflowSkipException
 from covidct_alerting import on_run_late, on_task_failure, send  # plugins/ is on the path
 
-ALL_BACKBONES = [
-    "resnet152",
-    "resnet50",
-    "vgg16",
-    "vgg19",
-    "inceptionv3",
-    "xception",
-    "resnet152_lstm",
-    "resnet50v2_fpn",
-]
+# Keras-free: the names the run form offers, defined once in the library.
+from covidct.schema import BACKBONE_NAMES, PROFILE_NAMES
 
 default_args = {
     "owner": "covidct",
@@ -95,7 +87,7 @@ def _run_id() -> str:
         "backbones": Param(
             ["resnet152", "resnet50", "vgg16"],
             type="array",
-            items={"type": "string", "enum": ALL_BACKBONES},
+            items={"type": "string", "enum": list(BACKBONE_NAMES)},
             title="Backbones",
             description="Backbones to train; resnet152 is the baseline the gate compares with.",
         ),
@@ -104,7 +96,7 @@ def _run_id() -> str:
         "profile": Param(
             "paper",
             type="string",
-            enum=["paper", "gpu-fast", "cpu-smoke"],
+            enum=list(PROFILE_NAMES),
             title="Training profile",
             description="paper = the seed's Table 5; gpu-fast; cpu-smoke for CPU machines.",
         ),

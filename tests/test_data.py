@@ -65,7 +65,7 @@ def test_intensity_transform_keeps_every_uint16_level() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"mode": "8bit"}, "valid: raw, slice-max, hu-window"),
+        ({"mode": "8bit"}, "intensity mode: expected one of raw, slice-max, hu-window; got '8bit'"),
         ({"width_hu": 0.0}, "width_hu"),
     ],
 )

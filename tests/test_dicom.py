@@ -25,6 +25,7 @@ from pydicom.uid import (
 )
 
 from covidct import schema
+from covidct.config import parse_enum
 from covidct.dicom import (
     IngestReport,
     SizePolicy,
@@ -627,7 +628,11 @@ def test_patients_and_keys(tmp_path: Path) -> None:
     ("kwargs", "error", "message"),
     [
         ({"label": "positive"}, ValueError, r"label must be one of \['Positive', 'Negative'\]"),
-        ({"size_policy": "crop"}, ValueError, r"size_policy must be one of \['skip', 'resample'\]"),
+        (
+            {"size_policy": "crop"},
+            ValueError,
+            "size_policy: expected one of skip, resample; got 'crop'",
+        ),
         ({"source": "a/b"}, ValueError, "source must be"),
         ({"source": ""}, ValueError, "source must be"),
     ],
@@ -653,5 +658,5 @@ def test_refuses_missing_input_and_non_empty_output(tmp_path: Path) -> None:
 
 
 def test_size_policy_enum() -> None:
-    assert SizePolicy.parse("resample") is SizePolicy.RESAMPLE
+    assert parse_enum(SizePolicy, "resample", "size_policy") is SizePolicy.RESAMPLE
     assert pd.Series([p.value for p in SizePolicy]).tolist() == ["skip", "resample"]

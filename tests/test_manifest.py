@@ -227,7 +227,8 @@ def test_executors_agree(batch_factory: BatchFactory, executor: str) -> None:
 
 
 def test_unknown_executor_lists_valid_ones(batch_factory: BatchFactory) -> None:
-    with pytest.raises(ValueError, match="valid: process, thread, serial"):
+    message = "executor: expected one of process, thread, serial; got 'gpu'"
+    with pytest.raises(ValueError, match=message):
         build_manifest(batch_factory.write(), executor="gpu", progress=False)
 
 

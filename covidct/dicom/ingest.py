@@ -23,6 +23,7 @@ from pydicom.errors import InvalidDicomError
 
 from covidct import schema
 from covidct.batchfiles import entry_problem
+from covidct.config import parse_enum
 from covidct.dicom.slices import SizePolicy, dataset_to_negin, rescale_assumption, slice_problems
 from covidct.io import (
     UNKNOWN_THICKNESS,
@@ -398,7 +399,8 @@ def ingest_dicom(
     cannot prefix a key, ``out_dir`` inside ``dicom_dir``).
     """
     dicom_dir, out_dir = Path(dicom_dir), Path(out_dir)
-    label, policy = parse_label(label), SizePolicy.parse(size_policy)
+    label = parse_label(label)
+    policy = parse_enum(SizePolicy, str(size_policy), "size_policy")
     _check_arguments(dicom_dir, out_dir, source)
     staging = out_dir.with_name(f".{out_dir.name}.partial")
     if staging.exists():

@@ -31,15 +31,6 @@ class SizePolicy(StrEnum):
     SKIP = "skip"
     RESAMPLE = "resample"
 
-    @classmethod
-    def parse(cls, value: str | SizePolicy) -> SizePolicy:
-        """Return the member for ``value``; raises ValueError listing the valid values."""
-        try:
-            return cls(value)
-        except ValueError:
-            valid = [member.value for member in cls]
-            raise ValueError(f"size_policy must be one of {valid}, got {value!r}") from None
-
 
 # --------------------------------------------------------------------------- pixel maths
 

@@ -37,6 +37,59 @@ def test_parsing_imports_no_heavy_library(airflow_env: dict[str, str]) -> None:
     assert out.stdout.strip().splitlines()[-1] == "HEAVY="
 
 
+#: Run in a fresh interpreter: every way Airflow 3 looks a Variable or a Connection up (Task SDK
+#: ``Variable.get``, ``Connection.get``, ``BaseHook.get_connection``, which all go through
+#: ``execution_time.context``, and the core models) records the call, then the DAG file is run.
+LOOKUP_PROBE = """
+import runpy, sys
+calls = []
+def probe(what):
+    def record(*args, **kwargs):
+        calls.append(what + repr(args[-1:]))
+    return record
+from airflow.sdk.execution_time import context
+for name in ("_get_variable", "_get_variable_keys", "_get_connection", "_async_get_connection"):
+    setattr(context, name, probe(name))
+from airflow.models.connection import Connection
+from airflow.models.variable import Variable
+Variable.get = classmethod(probe("models.Variable.get"))
+Connection.get_connection_from_secrets = classmethod(probe("models.Connection.get"))
+try:
+    runpy.run_path(sys.argv[1])
+finally:
+    print("LOOKUPS=" + ";".join(calls))
+"""
+
+
+def test_parsing_looks_up_no_variable_or_connection(airflow_env: dict[str, str]) -> None:
+    env = {
+        k: v for k, v in airflow_env.items() if not k.startswith(("AIRFLOW_VAR_", "AIRFLOW_CONN_"))
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", LOOKUP_PROBE, str(DAG_FILE)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = out.stdout.strip().splitlines()
+    assert lines and lines[-1] == "LOOKUPS=", (out.stdout[-2000:], out.stderr[-2000:])
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_form_names_are_the_librarys(dag) -> None:  # type: ignore[no-untyped-def]
+    from covidct import schema
+    from covidct.models import BACKBONES
+    from covidct.training import Profile
+
+    backbones = dag.params.get_param("backbones").schema["items"]["enum"]
+    profiles = dag.params.get_param("profile").schema["enum"]
+    assert backbones == list(schema.BACKBONE_NAMES)  # the DAG uses the library's names
+    assert sorted(backbones) == sorted(BACKBONES)
+    assert profiles == list(schema.PROFILE_NAMES)
+    assert sorted(profiles) == sorted(profile.value for profile in Profile)
+
+
 def test_schedule_and_defaults(dag) -> None:  # type: ignore[no-untyped-def]
     assert dag.catchup is False
     assert dag.max_active_runs == 1
