@@ -55,6 +55,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from covidct.config import parse_enum
 from covidct.storage import IntegrityError, ObjectStore, atomic_write, open_store, sha256_hex
 
 logger = logging.getLogger(__name__)
@@ -80,15 +81,6 @@ class ChannelAdaptation(StrEnum):
     SUM = "sum"
     RANDOM = "random"
     REPLICATE = "replicate"
-
-    @classmethod
-    def parse(cls, value: str) -> ChannelAdaptation:
-        """Return the member named ``value``; raise ValueError listing the valid names."""
-        try:
-            return cls(value)
-        except ValueError:
-            valid = ", ".join(member.value for member in cls)
-            raise ValueError(f"unknown channel adaptation {value!r}; valid: {valid}") from None
 
 
 ApplicationFn = Callable[..., keras.Model]
@@ -126,7 +118,7 @@ class BackboneSpec:
         channels, or ``weights="imagenet"`` without ``weights_cache``; FileNotFoundError
         when the weights file is missing; IntegrityError when a remote copy fails its checks.
         """
-        adaptation = ChannelAdaptation.parse(str(channel_adaptation))
+        adaptation = parse_enum(ChannelAdaptation, str(channel_adaptation), "channel adaptation")
         _check_input_shape(self, input_shape)
         inputs = keras.Input(input_shape, name="slice")
         trunk_input = _adapt_channels(inputs, adaptation)

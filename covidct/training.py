@@ -74,6 +74,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from covidct.config import parse_enum
 from covidct.data import (
     AugmentConfig,
     DeviceAugmentation,
@@ -105,15 +106,6 @@ class Profile(StrEnum):
     PAPER = "paper"
     GPU_FAST = "gpu-fast"
     CPU_SMOKE = "cpu-smoke"
-
-    @classmethod
-    def parse(cls, value: str) -> Profile:
-        """Return the member named ``value``; raise ValueError listing the valid names."""
-        try:
-            return cls(value)
-        except ValueError:
-            valid = ", ".join(member.value for member in cls)
-            raise ValueError(f"unknown profile {value!r}; valid: {valid}") from None
 
 
 class LearningRateRule(StrEnum):
@@ -196,7 +188,7 @@ class TrainingConfig:
 
         Raises ValueError for an unknown profile or an unknown override name.
         """
-        base = _PROFILES[Profile.parse(str(profile))]
+        base = _PROFILES[parse_enum(Profile, str(profile), "profile")]
         unknown = set(overrides) - {item.name for item in fields(cls)}
         if unknown:
             raise ValueError(f"unknown TrainingConfig fields {sorted(unknown)}")

@@ -203,7 +203,7 @@ def test_cpu_smoke_is_small_compiled_and_flips_only() -> None:
 @pytest.mark.parametrize(
     ("profile", "overrides", "match"),
     [
-        ("fast", {}, "valid: paper, gpu-fast, cpu-smoke"),
+        ("fast", {}, "profile: expected one of paper, gpu-fast, cpu-smoke; got 'fast'"),
         ("paper", {"epoch": 3}, "unknown TrainingConfig fields"),
         ("paper", {"batch_size": 0}, "batch_size must be >= 1"),
         ("paper", {"learning_rate": -1.0}, "learning_rate must be > 0"),
