@@ -21,6 +21,7 @@ Environment variables (all optional; the defaults are the embedded stack of ``ma
 ``COVIDCT_MODEL_NAME``           registered model name (``covidct-classifier``)
 ``COVIDCT_ALERTS``               ``jsonl`` (default), ``slack`` or ``smtp``
 ``COVIDCT_ALERTS_PATH``          the ``alerts.jsonl`` file (``$COVIDCT_HOME/alerts.jsonl``)
+``COVIDCT_SMTP_TO``              recipients of ``smtp`` alerts (comma-separated; empty: none)
 ``COVIDCT_AIRFLOW_URL``          base URL of the Airflow UI, for links in alerts
 ``COVIDCT_MLFLOW_URL``           base URL of the MLflow UI, for links in alerts
 ``COVIDCT_GATE_MARGIN``          gate margin on the primary metric's difference (0.0)

@@ -1,8 +1,10 @@
 """The retraining workflow's steps, one function per DAG task (DAG files only wire these).
 
 Every step takes the :class:`~covidct.config.Settings`, plain ids and small dicts, and returns a
-small JSON-safe dict for XCom (URIs, ids, metric figures; never data). Each step writes under
-``runs/<run_key>/`` (keyed by the DAG run), so a retried step overwrites its own output.
+small JSON-safe dict for XCom (URIs, ids, metric figures; never data). A step's run outputs go
+under ``runs/<run_key>/`` (keyed by the DAG run), so a retried step overwrites its own output;
+``curate`` and ``make_folds`` write the lake's shared areas (``curated/``, ``folds/``,
+``sequestered/``; see docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -4,12 +4,13 @@
 Weekly retraining of the COVID-19 CT-slice classifiers (see `docs/architecture.md`).
 
 discover new batches -> validate each (Great Expectations over a per-slice manifest) ->
-quarantine failing batches (byte-identical, with the report) -> curate -> sequester 20% of the
-patients (a stable rule; never trained, validated or thresholded on) and build patient-level folds
-of the rest -> train (backbone x fold, queue `gpu`, pool `gpu`) -> evaluate on each fold's
-unbalanced test set -> aggregate (leaderboard; selects the candidate) -> confirm (the candidate's
-and ResNet152's k-fold ensembles registered, then scored from the registry with the champion on
-the sequestered patients) -> gate and promote (pool `promote`, one slot) -> regression check.
+quarantine failing batches (byte-identical, with the report) -> curate -> sequester a share of
+the patients (20% unless configured; a stable rule; never trained, validated or thresholded on)
+and build patient-level folds of the rest -> train (backbone x fold, queue `gpu`, pool `gpu`)
+-> evaluate on each fold's unbalanced test set -> aggregate (leaderboard; selects the
+candidate) -> confirm (the candidate's and ResNet152's k-fold ensembles registered, then scored
+from the registry with the champion on the sequestered patients) -> gate and promote (pool
+`promote`, one slot) -> regression check.
 
 Trigger it by hand with the parameter form (backbones, folds, profile, epochs, steps per epoch,
 image size, dry run). Tasks are thin calls into the `covidct` library; nothing heavy is imported

@@ -6,8 +6,8 @@ One home, two DAG runs, shared by every test here (each end-to-end behaviour is 
   a tiny cpu-smoke profile under the first-run policy ``promote-best``: the faulty batch is
   quarantined byte-identical, metrics are logged to MLflow, and a version is registered and
   promoted with its verdict;
-- run 2 retrains VGG16 on the same folds with less training and must beat that champion,
-  re-evaluated on the same test folds, by the paired patient bootstrap: it cannot, so the
+- run 2 retrains VGG16 on the same folds with less training and must beat that champion, both
+  scored on the sequestered patients, by the paired patient bootstrap: it cannot, so the
   champion stays, a ``not_promoted`` alert is written, and `covidct registry history` lists
   both decisions.
 
