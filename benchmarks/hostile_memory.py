@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+from manifest_speed import synthetic_slice  # this folder's benchmark: the same test slice
 
 from covidct.io import MAX_DECODED_BYTES, MAX_SLICE_FILE_BYTES
 
@@ -53,14 +54,8 @@ print(json.dumps({
 
 
 def chest(seed: int) -> np.ndarray:
-    """Return a 512x512 uint16 chest-like slice (Negin stored values)."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0:512, 0:512]
-    image = np.full((512, 512), 24.0)
-    image[(rows - 256) ** 2 / 200**2 + (cols - 256) ** 2 / 230**2 < 1] = 1060.0
-    for centre in (160, 352):
-        image[(rows - 256) ** 2 / 120**2 + (cols - centre) ** 2 / 70**2 < 1] = 200.0
-    return np.clip(image + rng.normal(0, 20, image.shape), 0, 4095).astype(np.uint16)
+    """Return a 512x512 uint16 chest-like slice (Negin stored values), seeded by ``seed``."""
+    return synthetic_slice(np.random.default_rng(seed))
 
 
 def write_details(batch: Path) -> None:
