@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,7 @@ from covidct.evaluation import (
     metric_key,
     validate_predictions,
 )
+from covidct.io import batch_source, read_patient_details
 from covidct.metrics import Metric
 
 #: Subgroup axes, in report order; each is also the predictions column :func:`annotate` adds.
@@ -163,6 +165,21 @@ def patient_roster(details: pd.DataFrame, source: str = schema.DEFAULT_SOURCE) -
     return pd.DataFrame(rows, columns=list(ROSTER_COLUMNS)).astype(
         {"age_years": "float64", "thickness_mm": "float64"}
     )
+
+
+def batch_roster(batch_dir: str | Path) -> pd.DataFrame:
+    """:func:`patient_roster` of a Negin-style batch folder: its ``Patient_details.csv`` and the
+    source of its ``batch.json`` (``schema.DEFAULT_SOURCE`` without one).
+
+    Raises PatientDetailsError (a ValueError) naming the file when it is missing or malformed.
+    """
+    batch_dir = Path(batch_dir)
+    source = (
+        batch_source(batch_dir)
+        if (batch_dir / schema.BATCH_INFO).is_file()
+        else schema.DEFAULT_SOURCE
+    )
+    return patient_roster(read_patient_details(batch_dir / schema.PATIENT_DETAILS), source)
 
 
 def _thickness_label(value: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,13 +12,14 @@ import subgroup_sim as sim
 
 from covidct import roster as published
 from covidct import schema
-from covidct.io import read_patient_details
+from covidct.io import read_patient_details, write_batch_info, write_patient_details
 from covidct.subgroups import (
     TABLE_COLUMNS,
     UNKNOWN,
     age_band,
     age_band_labels,
     annotate,
+    batch_roster,
     parse_age,
     patient_roster,
     subgroup_table,
@@ -108,6 +110,19 @@ def test_unknown_attributes_are_their_own_subgroup() -> None:
     table = subgroup_table(predictions, roster, n_boot=50)
     sexes = table.loc[table["axis"] == "sex", "subgroup"].unique().tolist()
     assert sexes == ["F", "M", UNKNOWN]
+    bare = annotate(sim.predictions(_hits))  # no roster at all
+    assert set(bare["sex"]) == set(bare["age_band"]) == set(bare["slice_thickness"]) == {UNKNOWN}
+    assert set(bare["series"]) == {"SR_2", "SR_3"} and set(bare["source"]) == {"negin"}
+
+
+def test_batch_roster_reads_the_batch_files(tmp_path: Path) -> None:
+    write_patient_details(tmp_path / schema.PATIENT_DETAILS, sim.details().to_dict("records"))
+    write_batch_info(tmp_path, {"source": "ricord"})
+    roster = batch_roster(tmp_path)
+    assert len(roster) == 80 * len(schema.SERIES)
+    first = roster.iloc[0]
+    assert (first["patient_id"], first["source"], first["sex"]) == ("ricord/p0", "ricord", "F")
+    assert first["age_years"] == sim.patients()[0]["age"]
 
 
 def test_bad_input_names_the_problem() -> None:
