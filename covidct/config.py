@@ -28,6 +28,10 @@ Environment variables (all optional; the defaults are the embedded stack of ``ma
 ``COVIDCT_GATE_SENS_MARGIN``     COVID-sensitivity non-inferiority margin (0.05)
 ``COVIDCT_GATE_FIRST_RUN``       first-run policy: ``beat-baseline`` (default), ``promote-best``
 ``COVIDCT_GATE_N_BOOT``          bootstrap resamples for the gate (1000)
+``COVIDCT_SUBGROUP_MIN_PATIENTS`` smallest subgroup the subgroup table reports without a flag and
+                                 the gate judges (20; ``covidct.subgroups``)
+``COVIDCT_SUBGROUP_MIN_COVID``   COVID patients a subgroup needs before the gate judges its COVID
+                                 sensitivity (10; ``covidct.subgroup_gate``)
 ``COVIDCT_SEQUESTERED_SHARE``    share of patients sequestered for confirmation (0.2); changing it
                                  needs ``covidct sequester relock`` (see ``covidct.sequester``)
 =============================== ===============================================================
@@ -128,6 +132,13 @@ class GateSettings:
     seed: int = 0
     #: share of patients set aside, by label and source, for confirmation (covidct.sequester)
     sequestered_share: float = 0.2
+    #: subgroups (covidct.subgroups) with fewer patients are flagged ``below_min_size`` in the
+    #: subgroup table and not judged by the subgroup rule of the gate (covidct.subgroup_gate)
+    subgroup_min_patients: int = 20
+    #: the subgroup rule also needs this many COVID patients: only they enter COVID sensitivity
+    subgroup_min_covid_patients: int = 10
+    #: age-band edges in years: (40, 60) gives <40, 40-59, 60+ (rationale in covidct.subgroups)
+    age_band_edges: tuple[int, ...] = (40, 60)
     #: per-metric drop (absolute) that counts as a regression against the previous run
     regression_thresholds: Mapping[str, float] = field(
         default_factory=lambda: {
@@ -195,6 +206,13 @@ class Settings:
                 n_boot=int(env.get("COVIDCT_GATE_N_BOOT") or gate_defaults.n_boot),
                 sequestered_share=float(
                     env.get("COVIDCT_SEQUESTERED_SHARE") or gate_defaults.sequestered_share
+                ),
+                subgroup_min_patients=int(
+                    env.get("COVIDCT_SUBGROUP_MIN_PATIENTS") or gate_defaults.subgroup_min_patients
+                ),
+                subgroup_min_covid_patients=int(
+                    env.get("COVIDCT_SUBGROUP_MIN_COVID")
+                    or gate_defaults.subgroup_min_covid_patients
                 ),
             ),
             weights=WeightsSettings(

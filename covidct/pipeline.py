@@ -422,7 +422,8 @@ def train(
 def predictions_frame(
     frame: pd.DataFrame, p_covid: Sequence[float] | Any, fold: int | None = None
 ) -> pd.DataFrame:
-    """Build the predictions table (``patient_id, y_true, p_covid, fold, slice_id, selected``).
+    """Build the predictions table (``patient_id, y_true, p_covid, fold, slice_id, selected,
+    series``).
 
     ``frame``: fold-manifest rows (``patient_key``, ``label``, ``path``, ``series``,
     ``dark_pixels``). ``selected`` marks open-lung slices by the COVID-CTset selection algorithm,
@@ -445,6 +446,7 @@ def predictions_frame(
         mask = selection.select_open_lung(sequence["dark_pixels"].astype(int).tolist())
         selected.loc[sequence.index] = mask
     out["selected"] = selected.to_numpy(dtype=bool)
+    out["series"] = frame["series"].to_numpy()  # an axis of covidct.subgroups
     return out
 
 
