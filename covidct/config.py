@@ -30,7 +30,7 @@ Environment variables (all optional; the defaults are the embedded stack of ``ma
 ``COVIDCT_GATE_N_BOOT``          bootstrap resamples for the gate (1000)
 ``COVIDCT_SEQUESTERED_SHARE``    share of patients sequestered for confirmation (0.2); changing it
                                  needs ``covidct sequester relock`` (see ``covidct.sequester``)
-``COVIDCT_DRIFT_HU_LIMIT``        batch drift: largest Wasserstein distance in HU (40)
+``COVIDCT_DRIFT_HU_LIMIT``       batch drift: largest Wasserstein distance in HU (40)
 =============================== ===============================================================
 """
 
