@@ -12,21 +12,18 @@ Three families of measures, each with a configured limit (:class:`covidct.config
    ``p99``, ``border_mean`` in HU; ``dark_pixels`` as a count), the share of the batch's slices
    outside the reference's central range (its ``stat_quantiles``, default 1st-99th percentile,
    widened by ``stat_tolerance_hu`` for HU statistics). Without drift about 2% fall outside; it
-   drifts above ``stat_outside_share_limit``.
+   drifts above ``stat_outside_share_limit``. This one is a Great Expectations distribution
+   check (``ExpectColumnValuesToBeBetween`` with ``mostly``), run on the batch's slice table.
 3. ``unseen_<field>``: acquisition metadata (``source``, ``thickness_mm`` from
    ``Patient_details.csv``, ``kernel`` from ``batch.json`` when recorded): the share of the
    batch's slices whose value never occurs in the reference. Unknown values are not compared.
 
 Sampling (what keeps it fast): at most ``max_slices_per_patient`` slices per patient and
 ``max_reference_patients`` reference patients are read, both drawn with a NumPy generator seeded
-by ``seed`` (the same inputs always give the same report). Every pixel of a read slice is used:
-stored values are counted into 1-HU bins over [-1024, 3071] HU (stored values 0..4095; higher
-values, metal, land in the last bin) with ``numpy.bincount``, so the pooled distribution is a
-histogram and the Wasserstein distance on it is exact: W1 = sum over bins of |F_a - F_b| x 1 HU
-(Ramdas, Garcia Trillos & Cuturi 2017, "On Wasserstein two-sample testing", eq. 1 in 1-D). Each
-permutation re-sums patient histograms (one matrix product for a chunk of permutations), so 999
-permutations of 100 patients take well under a second. The p-value is (1 + #{permuted >=
-observed}) / (1 + permutations) (Phipson & Smyth 2010).
+by ``seed`` (the same inputs always give the same report); every pixel of a read slice is
+counted into exact 1-HU histograms, so the distance is exact for what is read and each of the
+``permutations`` re-sums patient histograms (:mod:`covidct.hu_distribution`): 999 permutations
+of 100 patients take well under a second.
 
 A batch that drifts is still accepted: drift raises a ``batch_drift`` alert (:func:`drift_alert`)
 naming the measures, it does not quarantine.
@@ -46,16 +43,19 @@ import pandas as pd
 from covidct import schema
 from covidct.alerts import Alert, AlertKind, Severity
 from covidct.config import DriftSettings
-from covidct.io import read_batch_info, read_patient_details, read_slice
+from covidct.hu_distribution import (
+    patient_histograms,
+    permutation_p_value,
+    readable_slices,
+    sample_slices,
+)
+from covidct.io import read_batch_info, read_patient_details
 
-#: Stored values counted (HU = value - 1024): -1024 .. 3071 HU in 1-HU bins.
-N_BINS = 4096
 #: Per-slice manifest statistics compared; all but ``dark_pixels`` are stored values (-> HU).
 SLICE_STATS: tuple[str, ...] = ("mean", "p01", "p99", "border_mean", "dark_pixels")
 _HU_STATS = frozenset({"mean", "p01", "p99", "border_mean"})
 #: Acquisition fields compared as categories.
 ACQUISITION_FIELDS: tuple[str, ...] = ("source", "thickness_mm", "kernel")
-_PERMUTATION_CHUNK = 128
 
 
 @dataclass(frozen=True)
@@ -115,68 +115,7 @@ class DriftReport:
         return record
 
 
-@dataclass(frozen=True)
-class PatientHistograms:
-    """Per-patient HU histograms: ``counts`` int64 (patients, N_BINS), bin i = HU i - 1024."""
-
-    patient_keys: tuple[str, ...]
-    counts: np.ndarray
-    slices: int
-
-
 # --------------------------------------------------------------------------- reading
-
-
-def sample_slices(
-    manifest: pd.DataFrame,
-    *,
-    max_slices_per_patient: int,
-    max_patients: int | None = None,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """The readable slices drawn for the HU comparison (deterministic for a ``seed``).
-
-    ``manifest``: columns ``patient_key`` and ``path`` (``read_error`` rows with a value are
-    dropped). Patients sorted by key, at most ``max_patients`` drawn; then at most
-    ``max_slices_per_patient`` slices of each, drawn without replacement. Raises ValueError
-    when a column is missing or a limit is below 1.
-    """
-    missing = {"patient_key", "path"} - set(manifest.columns)
-    if missing:
-        raise ValueError(f"manifest lacks column(s) {sorted(missing)}")
-    if max_slices_per_patient < 1 or (max_patients is not None and max_patients < 1):
-        raise ValueError("max_slices_per_patient and max_patients must be >= 1")
-    readable = manifest
-    if "read_error" in manifest.columns:
-        readable = manifest[manifest["read_error"].isna()]
-    rng = np.random.default_rng(seed)
-    patients = sorted(readable["patient_key"].astype(str).unique())
-    if max_patients is not None and len(patients) > max_patients:
-        patients = sorted(rng.choice(patients, size=max_patients, replace=False).tolist())
-    chosen = []
-    for key in patients:
-        rows = readable[readable["patient_key"].astype(str) == key].sort_values("path")
-        if len(rows) > max_slices_per_patient:
-            picks = np.sort(rng.choice(len(rows), size=max_slices_per_patient, replace=False))
-            rows = rows.iloc[picks]
-        chosen.append(rows)
-    if not chosen:
-        return readable.iloc[:0]
-    return pd.concat(chosen, ignore_index=True)
-
-
-def patient_histograms(slices: pd.DataFrame, image_root: Path) -> PatientHistograms:
-    """Count every pixel of each slice (``image_root / path``) into per-patient 1-HU bins.
-
-    Raises :class:`covidct.io.SliceReadError` (naming the file) for an unreadable slice.
-    """
-    keys = sorted(slices["patient_key"].astype(str).unique())
-    index = {key: row for row, key in enumerate(keys)}
-    counts = np.zeros((len(keys), N_BINS), dtype=np.int64)
-    for key, path in zip(slices["patient_key"].astype(str), slices["path"], strict=True):
-        pixels = read_slice(Path(image_root) / str(path), expected_shape=None)
-        counts[index[key]] += np.bincount(np.minimum(pixels.ravel(), N_BINS - 1), minlength=N_BINS)
-    return PatientHistograms(tuple(keys), counts, len(slices))
 
 
 def acquisition_frame(batch_dir: Path, manifest: pd.DataFrame) -> pd.DataFrame:
@@ -208,79 +147,116 @@ def acquisition_frame(batch_dir: Path, manifest: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- measures
 
 
-def wasserstein_hu(a: np.ndarray, b: np.ndarray) -> float:
-    """1-D Wasserstein distance in HU between two histograms on the 1-HU grid (any counts > 0).
-
-    ``a``, ``b``: (N_BINS,) or (k, N_BINS) counts; returns a float (or (k,) array). Exact for
-    the binned distributions: sum |CDF_a - CDF_b| x 1 HU.
-    """
-    cdf_a = np.cumsum(a, axis=-1) / np.sum(a, axis=-1, keepdims=True)
-    cdf_b = np.cumsum(b, axis=-1) / np.sum(b, axis=-1, keepdims=True)
-    return np.abs(cdf_a - cdf_b).sum(axis=-1)  # type: ignore[no-any-return]
-
-
-def permutation_p_value(
-    reference: PatientHistograms, batch: PatientHistograms, *, permutations: int, seed: int
-) -> tuple[float, float]:
-    """(observed W1 in HU, permutation p-value), exchanging whole patients between the groups.
-
-    Raises ValueError when either side has no patient.
-    """
-    if not reference.patient_keys or not batch.patient_keys:
-        raise ValueError("the HU comparison needs slices on both sides")
-    counts = np.concatenate([reference.counts, batch.counts]).astype(np.float64)
-    total = counts.sum(axis=0)
-    observed = float(wasserstein_hu(batch.counts.sum(axis=0), reference.counts.sum(axis=0)))
-    n_all, n_batch = len(counts), len(batch.patient_keys)
-    rng = np.random.default_rng(seed)
-    exceed = 0
-    for start in range(0, permutations, _PERMUTATION_CHUNK):
-        size = min(_PERMUTATION_CHUNK, permutations - start)
-        masks = np.zeros((size, n_all))
-        for row in range(size):
-            masks[row, rng.choice(n_all, size=n_batch, replace=False)] = 1.0
-        grouped = masks @ counts
-        rest = total - grouped
-        valid = (grouped.sum(axis=1) > 0) & (rest.sum(axis=1) > 0)
-        distances = np.full(size, -np.inf)
-        distances[valid] = wasserstein_hu(grouped[valid], rest[valid])
-        exceed += int((distances >= observed - 1e-9).sum())
-    return observed, (1 + exceed) / (1 + permutations)
+def slice_stat_ranges(
+    reference: pd.DataFrame, settings: DriftSettings
+) -> dict[str, tuple[float, float]]:
+    """The reference's accepted range of each :data:`SLICE_STATS` column it has, HU statistics
+    in HU: its ``stat_quantiles``, widened by ``stat_tolerance_hu`` for HU statistics."""
+    ranges = {}
+    for stat in SLICE_STATS:
+        if stat not in reference.columns:
+            continue
+        ref = pd.to_numeric(reference[stat], errors="coerce").dropna().to_numpy(np.float64)
+        if ref.size == 0:
+            continue
+        low, high = (float(q) for q in np.quantile(ref, settings.stat_quantiles))
+        if stat in _HU_STATS:
+            low -= schema.HU_OFFSET + settings.stat_tolerance_hu
+            high += settings.stat_tolerance_hu - schema.HU_OFFSET
+        ranges[stat] = (low, high)
+    return ranges
 
 
 def slice_stat_measures(
     reference: pd.DataFrame, batch: pd.DataFrame, settings: DriftSettings
 ) -> list[DriftMeasure]:
-    """One ``slice_<stat>`` measure per :data:`SLICE_STATS` column present on both sides."""
+    """One ``slice_<stat>`` measure per :data:`SLICE_STATS` column present on both sides.
+
+    Judged by Great Expectations: ``ExpectColumnValuesToBeBetween`` with the reference's range
+    (:func:`slice_stat_ranges`) and ``mostly = 1 - stat_outside_share_limit`` on the batch's
+    slice table (HU statistics in HU); the value is GE's share of unexpected slices.
+    """
+    ranges = slice_stat_ranges(reference, settings)
+    table = pd.DataFrame(
+        {
+            stat: pd.to_numeric(batch[stat], errors="coerce").astype("float64")
+            - (schema.HU_OFFSET if stat in _HU_STATS else 0)
+            for stat in ranges
+            if stat in batch.columns and pd.to_numeric(batch[stat], errors="coerce").notna().any()
+        }
+    )
+    if table.empty:
+        return []
+    limit = settings.stat_outside_share_limit
+    results = _expect_between(table, {stat: ranges[stat] for stat in table.columns}, 1.0 - limit)
     low_q, high_q = settings.stat_quantiles
     measures = []
-    for stat in SLICE_STATS:
-        if stat not in reference.columns or stat not in batch.columns:
-            continue
-        ref = pd.to_numeric(reference[stat], errors="coerce").dropna().to_numpy(np.float64)
-        new = pd.to_numeric(batch[stat], errors="coerce").dropna().to_numpy(np.float64)
-        if ref.size == 0 or new.size == 0:
-            continue
-        offset = schema.HU_OFFSET if stat in _HU_STATS else 0
-        low, high = np.quantile(ref, [low_q, high_q]) - offset
-        if offset:
-            low, high = low - settings.stat_tolerance_hu, high + settings.stat_tolerance_hu
-        share = float(((new - offset < low) | (new - offset > high)).mean())
-        unit = "HU" if offset else "pixels"
+    for stat, (share, passed, count) in results.items():
+        low, high = ranges[stat]
+        unit = "HU" if stat in _HU_STATS else "pixels"
         measures.append(
             DriftMeasure(
                 name=f"slice_{stat}",
                 value=share,
-                limit=settings.stat_outside_share_limit,
+                limit=limit,
                 unit="share",
-                drifted=share > settings.stat_outside_share_limit,
+                drifted=not passed,
                 detail=(
-                    f"{share:.1%} of {new.size} slices outside the reference's "
-                    f"[{low:.1f}, {high:.1f}] {unit} (q{low_q:g}-q{high_q:g} of {ref.size})"
+                    f"{share:.1%} of {count} slices outside the reference's "
+                    f"[{low:.1f}, {high:.1f}] {unit} (q{low_q:g}-q{high_q:g}; Great "
+                    f"Expectations expect_column_values_to_be_between, mostly {1 - limit:g})"
                 ),
             )
         )
     return measures
+
+
+def _expect_between(
+    table: pd.DataFrame, ranges: Mapping[str, tuple[float, float]], mostly: float
+) -> dict[str, tuple[float, bool, int]]:
+    """Run one GE suite of ``ExpectColumnValuesToBeBetween`` over ``table``; return per column
+    (share of non-missing values outside, GE's success, non-missing count)."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
+    asset = context.data_sources.add_pandas("drift").add_dataframe_asset("slice_stats")
+    expectations = [
+        gxe.ExpectColumnValuesToBeBetween(
+            column=stat, min_value=low, max_value=high, mostly=min(max(mostly, 0.0), 1.0)
+        )
+        for stat, (low, high) in ranges.items()
+    ]
+    suite = context.suites.add(gx.ExpectationSuite(name="drift", expectations=expectations))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(
+            name="drift", data=asset.add_batch_definition_whole_dataframe("all"), suite=suite
+        )
+    )
+    result = definition.run(
+        batch_parameters={"dataframe": table.reset_index(drop=True)}, result_format="SUMMARY"
+    )
+    found = {}
+    for item in result.results:
+        details = item.result or {}
+        count = int(details.get("element_count", 0)) - int(details.get("missing_count", 0))
+        unexpected = int(details.get("unexpected_count", 0))
+        found[str(item.expectation_config.kwargs["column"])] = (
+            unexpected / count if count else 0.0,
+            bool(item.success),
+            count,
+        )
+    return {stat: found[stat] for stat in ranges}
 
 
 def acquisition_measures(
@@ -362,12 +338,15 @@ def batch_drift(
             f"patient permutations (alpha {settings.alpha:g})"
         ),
     )
-    measures = [hu, *slice_stat_measures(_readable(reference_manifest), batch_manifest, settings)]
-    ref_acq = reference_acquisition
-    new_acq = batch_acquisition
-    if ref_acq is None or new_acq is None:
-        ref_acq, new_acq = reference_manifest[["source"]], batch_manifest[["source"]]
-    measures += acquisition_measures(ref_acq, new_acq, settings)
+    measures = [
+        hu,
+        *slice_stat_measures(
+            readable_slices(reference_manifest), readable_slices(batch_manifest), settings
+        ),
+    ]
+    if reference_acquisition is None or batch_acquisition is None:
+        reference_acquisition, batch_acquisition = reference_manifest, batch_manifest
+    measures += acquisition_measures(reference_acquisition, batch_acquisition, settings)
     return DriftReport(
         batch_id=batch_id,
         measures=tuple(measures),
@@ -376,12 +355,6 @@ def batch_drift(
         batch_patients=len(batch.patient_keys),
         batch_slices=batch.slices,
     )
-
-
-def _readable(manifest: pd.DataFrame) -> pd.DataFrame:
-    if "read_error" in manifest.columns:
-        return manifest[manifest["read_error"].isna()]
-    return manifest
 
 
 def drift_alert(report: DriftReport, *, dag_id: str = "", run_id: str = "") -> Alert | None:

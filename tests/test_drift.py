@@ -14,15 +14,16 @@ from covidct import schema
 from covidct.alerts import AlertKind, JsonlNotifier, read_alerts
 from covidct.config import DriftSettings, Settings
 from covidct.drift import (
-    N_BINS,
     DriftReport,
     acquisition_frame,
     acquisition_measures,
     batch_drift,
     drift_alert,
     format_drift,
-    wasserstein_hu,
+    slice_stat_measures,
+    slice_stat_ranges,
 )
+from covidct.hu_distribution import N_BINS, wasserstein_hu
 from covidct.io import read_slice, write_slice
 from covidct.manifest import build_manifest
 from covidct.synth import write_synthetic_batch
@@ -118,6 +119,23 @@ def test_kernel_from_batch_json(batches: dict, tmp_path: Path) -> None:
     frame = acquisition_frame(tmp_path, ref)
     assert set(frame["kernel"]) == {"B70f"}
     assert frame["thickness_mm"].notna().all()
+
+
+@pytest.mark.parametrize("name", ["same", "shifted"])
+def test_great_expectations_shares_match_a_direct_count(batches: dict, name: str) -> None:
+    """GE's unexpected share of each slice statistic equals counting the slices outside."""
+    _, ref = batches["reference"]
+    _, new = batches[name]
+    settings = DriftSettings()
+    ranges = slice_stat_ranges(ref, settings)
+    assert -1100 < ranges["p01"][0] < ranges["p01"][1] < -900  # air, in HU
+    for measure in slice_stat_measures(ref, new, settings):
+        stat = measure.name.removeprefix("slice_")
+        low, high = ranges[stat]
+        values = new[stat].astype(float) - (0 if stat == "dark_pixels" else schema.HU_OFFSET)
+        outside = float(((values < low) | (values > high)).mean())
+        assert measure.value == pytest.approx(outside)
+        assert measure.drifted == (outside > settings.stat_outside_share_limit)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
