@@ -33,6 +33,7 @@ class AlertKind(StrEnum):
     PROMOTED = "promoted"
     METRIC_REGRESSION = "metric_regression"
     RUN_LATE = "run_late"
+    BATCH_DRIFT = "batch_drift"
 
 
 class Severity(StrEnum):

@@ -34,6 +34,7 @@ Environment variables (all optional; the defaults are the embedded stack of ``ma
                                  sensitivity (10; ``covidct.subgroup_gate``)
 ``COVIDCT_SEQUESTERED_SHARE``    share of patients sequestered for confirmation (0.2); changing it
                                  needs ``covidct sequester relock`` (see ``covidct.sequester``)
+``COVIDCT_DRIFT_HU_LIMIT``       batch drift: largest Wasserstein distance in HU (40)
 =============================== ===============================================================
 """
 
@@ -151,6 +152,37 @@ class GateSettings:
 
 
 @dataclass(frozen=True)
+class DriftSettings:
+    """Limits of batch drift against the curated reference (see ``covidct.drift``).
+
+    ``hu_wasserstein_limit``: largest tolerated 1-D Wasserstein distance (HU) between the pooled
+    pixel HU distributions; it drifts only when also ``p < alpha`` (patient permutation test,
+    ``permutations`` draws). 40 HU is several times a scanner's water calibration tolerance
+    (ACR CT accreditation: water 0 +/- 7 HU) and well above the distance between two synthetic
+    batches of different patients (tests/test_drift.py); tune it on real weekly batches.
+    ``stat_outside_share_limit``: largest share of a batch's slices whose manifest statistic lies
+    outside the reference's ``stat_quantiles`` range widened by ``stat_tolerance_hu`` on each
+    side for HU statistics (about 2% expected without drift; the widening keeps a reference
+    whose slices barely vary, such as the air around the body, from flagging scanner noise).
+    ``unseen_category_share_limit``: largest share of slices with an acquisition value (source,
+    slice thickness, kernel) the reference never had (0: any new one counts).
+    ``max_slices_per_patient``, ``max_reference_patients`` and ``seed``: the deterministic
+    sample read for the HU comparison.
+    """
+
+    hu_wasserstein_limit: float = 40.0
+    alpha: float = 0.01
+    permutations: int = 999
+    stat_quantiles: tuple[float, float] = (0.01, 0.99)
+    stat_outside_share_limit: float = 0.2
+    stat_tolerance_hu: float = 10.0
+    unseen_category_share_limit: float = 0.0
+    max_slices_per_patient: int = 8
+    max_reference_patients: int = 100
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings of one process."""
 
@@ -161,6 +193,7 @@ class Settings:
     alerts: AlertSettings
     gate: GateSettings
     weights: WeightsSettings
+    drift: DriftSettings = field(default_factory=DriftSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -218,5 +251,10 @@ class Settings:
             weights=WeightsSettings(
                 cache=env.get("COVIDCT_WEIGHTS_CACHE") or str(home / "weights"),
                 s3_endpoint_url=s3_endpoint_url,
+            ),
+            drift=DriftSettings(
+                hu_wasserstein_limit=float(
+                    env.get("COVIDCT_DRIFT_HU_LIMIT") or DriftSettings.hu_wasserstein_limit
+                ),
             ),
         )
