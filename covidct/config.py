@@ -28,6 +28,9 @@ Environment variables (all optional; the defaults are the embedded stack of ``ma
 ``COVIDCT_GATE_SENS_MARGIN``     COVID-sensitivity non-inferiority margin (0.05)
 ``COVIDCT_GATE_FIRST_RUN``       first-run policy: ``beat-baseline`` (default), ``promote-best``
 ``COVIDCT_GATE_N_BOOT``          bootstrap resamples for the gate (1000)
+``COVIDCT_DEFAULT_PROFILE``      training profile of scheduled runs and of runs triggered without
+                                 one: ``cpu-smoke`` (default, the embedded CPU stack), ``gpu-fast``
+                                 or ``paper`` (the compose stack sets one its GPU workers can run)
 ``COVIDCT_SEQUESTERED_SHARE``    share of patients sequestered for confirmation (0.2); changing it
                                  needs ``covidct sequester relock`` (see ``covidct.sequester``)
 =============================== ===============================================================
@@ -41,7 +44,25 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
+from covidct.schema import PROFILE_NAMES
+
 E = TypeVar("E", bound=StrEnum)
+
+#: the profile of the embedded default (``make demo``): CPU only, so ``cpu-smoke``
+EMBEDDED_DEFAULT_PROFILE = "cpu-smoke"
+
+
+def default_profile(env: Mapping[str, str]) -> str:
+    """The deployment's default training profile: ``COVIDCT_DEFAULT_PROFILE`` or ``cpu-smoke``.
+
+    Scheduled runs and runs triggered with an empty configuration train with it, so it must be a
+    profile the deployment's workers can run. Raises ValueError naming the valid profiles.
+    """
+    value = env.get("COVIDCT_DEFAULT_PROFILE") or EMBEDDED_DEFAULT_PROFILE
+    if value not in PROFILE_NAMES:
+        valid = ", ".join(PROFILE_NAMES)
+        raise ValueError(f"COVIDCT_DEFAULT_PROFILE: expected one of {valid}; got {value!r}")
+    return value
 
 
 def parse_enum(kind: type[E], value: str, what: str) -> E:
@@ -150,12 +171,15 @@ class Settings:
     alerts: AlertSettings
     gate: GateSettings
     weights: WeightsSettings
+    #: training profile of scheduled runs and of runs triggered without one (see default_profile)
+    default_profile: str = EMBEDDED_DEFAULT_PROFILE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from an environment mapping (pass ``os.environ`` at the edge).
 
-        Raises ValueError for an unknown alert channel or first-run policy, naming the valid values.
+        Raises ValueError for an unknown alert channel, first-run policy or default profile, naming
+        the valid values.
         """
         home = Path(env.get("COVIDCT_HOME") or Path.home() / ".covidct").expanduser().resolve()
         gate_defaults = GateSettings()
@@ -201,4 +225,5 @@ class Settings:
                 cache=env.get("COVIDCT_WEIGHTS_CACHE") or str(home / "weights"),
                 s3_endpoint_url=s3_endpoint_url,
             ),
+            default_profile=default_profile(env),
         )

@@ -235,6 +235,8 @@ def test_stack_topology_matches_issue_8(compose: dict) -> None:
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         assert env["COVIDCT_LAKE_URI"].startswith("s3://"), name
         assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000", name
+        # scheduled runs train a profile the GPU workers run, not the embedded cpu-smoke
+        assert env["COVIDCT_DEFAULT_PROFILE"] in ("gpu-fast", "paper"), name
         assert services[name]["depends_on"]["airflow-init"]["condition"] == (
             "service_completed_successfully"
         )
