@@ -21,8 +21,10 @@ empty configuration train with, is the deployment's `COVIDCT_DEFAULT_PROFILE`
 workers run in the compose stack (`gpu-fast` in `.env.example`). The schedule is weekly, Sunday
 00:00 UTC, and never runs on unpause: there is no start date and the cron timetable's
 `run_immediately` is 0, so ticking "Unpause on trigger" in the form starts only the run asked
-for; the first scheduled run is the next Sunday after the DAG is unpaused. Tasks are thin calls into the `covidct` library; nothing heavy is imported
-when the scheduler parses this file.
+for; the first scheduled run is the next Sunday after the DAG is unpaused.
+
+Tasks are thin calls into the `covidct` library; nothing heavy is imported when the scheduler
+parses this file.
 """
 
 from __future__ import annotations

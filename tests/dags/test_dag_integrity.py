@@ -232,7 +232,8 @@ def test_unpausing_creates_no_scheduled_run(airflow_env: dict[str, str], tmp_pat
         [sys.executable, "-c", SCHEDULER_PROBE], env=env, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    paused, create_after, due = out.stdout.strip().splitlines()[-1].removeprefix("RESULT=").split("|")
+    result = out.stdout.strip().splitlines()[-1].removeprefix("RESULT=")
+    paused, create_after, due = result.split("|")
     assert paused == "False"
     assert due == "[]"  # nothing to create now: the form's run is the only one
     next_run = datetime.fromisoformat(create_after)
