@@ -6,7 +6,9 @@ Library code never reads ``os.environ``: the CLI and the DAG call :meth:`Setting
 Environment variables (all optional; the defaults are the embedded stack of ``make demo``):
 
 =============================== ===============================================================
-``COVIDCT_HOME``                 base folder of the embedded stack (default ``~/.covidct``)
+``COVIDCT_HOME``                 base folder of the embedded stack (default ``~/.covidct``; the
+                                 command line uses ``./.demo`` when it holds a lake, see
+                                 :func:`discover_home`)
 ``COVIDCT_LAKE_URI``             data lake root, ``file:///abs/path`` or ``s3://bucket/prefix``
                                  (default ``file://$COVIDCT_HOME/lake``)
 ``COVIDCT_S3_ENDPOINT_URL``      S3 endpoint for a non-AWS server (SeaweedFS, MinIO)
@@ -87,6 +89,33 @@ class FirstRunPolicy(StrEnum):
 
     BEAT_BASELINE = "beat-baseline"
     PROMOTE_BEST = "promote-best"
+
+
+#: the home ``make demo`` fills, relative to the repository root
+DEMO_HOME = ".demo"
+
+
+def discover_home(env: Mapping[str, str], cwd: Path) -> tuple[dict[str, str], str | None]:
+    """The command line's rule for finding the demo: ``(environment to use, note for stderr)``.
+
+    When neither ``COVIDCT_HOME`` nor ``COVIDCT_LAKE_URI`` is set and ``cwd/.demo/lake`` is a
+    folder (``make demo`` was run here, the repository root), the home is ``cwd/.demo`` and the
+    note says so; otherwise ``env`` is returned unchanged with no note.
+    """
+    demo = cwd / DEMO_HOME
+    if env.get("COVIDCT_HOME") or env.get("COVIDCT_LAKE_URI") or not (demo / "lake").is_dir():
+        return dict(env), None
+    note = f"covidct: COVIDCT_HOME is not set; using the demo's home {demo.resolve()}"
+    return {**env, "COVIDCT_HOME": str(demo.resolve())}, note
+
+
+def where_home_was_looked_for(env: Mapping[str, str], cwd: Path) -> str:
+    """Say, for an error message, why the lake is where it is (which variable, or the default)."""
+    if env.get("COVIDCT_LAKE_URI"):
+        return f"COVIDCT_LAKE_URI={env['COVIDCT_LAKE_URI']}"
+    if env.get("COVIDCT_HOME"):
+        return f"COVIDCT_HOME={env['COVIDCT_HOME']}"
+    return f"COVIDCT_HOME is not set and {cwd / DEMO_HOME / 'lake'} does not exist"
 
 
 @dataclass(frozen=True)
