@@ -18,7 +18,10 @@ Environment variables (all optional; the defaults are the embedded stack of ``ma
                                  ``$COVIDCT_WORK_DIR/weights``; same S3 endpoint as the lake);
                                  default ``$COVIDCT_HOME/weights``
 ``MLFLOW_TRACKING_URI``          MLflow tracking URI (``sqlite:///$COVIDCT_HOME/mlflow.db``)
-``COVIDCT_MLFLOW_ARTIFACTS``     artifact root for new experiments (``$COVIDCT_HOME/mlartifacts``)
+``COVIDCT_MLFLOW_ARTIFACTS``     artifact root for new experiments (``$COVIDCT_HOME/mlartifacts``;
+                                 with an ``http(s)://`` tracking server: the server's own root,
+                                 ``mlflow-artifacts:/<experiment id>``, which its basic-auth app
+                                 needs to authorise artifact uploads by experiment)
 ``COVIDCT_EXPERIMENT``           MLflow experiment name (``covidct``)
 ``COVIDCT_MODEL_NAME``           registered model name (``covidct-classifier``)
 ``COVIDCT_ALERTS``               ``jsonl`` (default), ``slack`` or ``smtp``
@@ -213,6 +216,8 @@ class Settings:
         home = Path(env.get("COVIDCT_HOME") or Path.home() / ".covidct").expanduser().resolve()
         gate_defaults = GateSettings()
         s3_endpoint_url = env.get("COVIDCT_S3_ENDPOINT_URL") or None
+        tracking_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
+        on_server = tracking_uri.startswith(("http://", "https://"))
         return cls(
             home=home,
             work_dir=Path(env.get("COVIDCT_WORK_DIR") or home / "work"),
@@ -221,8 +226,9 @@ class Settings:
                 s3_endpoint_url=s3_endpoint_url,
             ),
             mlflow=MlflowSettings(
-                tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
-                artifact_root=env.get("COVIDCT_MLFLOW_ARTIFACTS") or str(home / "mlartifacts"),
+                tracking_uri=tracking_uri,
+                artifact_root=env.get("COVIDCT_MLFLOW_ARTIFACTS")
+                or (None if on_server else str(home / "mlartifacts")),
                 experiment=env.get("COVIDCT_EXPERIMENT") or "covidct",
                 model_name=env.get("COVIDCT_MODEL_NAME") or "covidct-classifier",
             ),

@@ -54,3 +54,13 @@ def test_unknown_option_names_variable_and_valid_values(variable: str, value: st
     with pytest.raises(ValueError, match=variable) as error:
         Settings.from_env({variable: value})
     assert value in str(error.value)
+
+
+def test_a_tracking_server_keeps_its_own_artifact_root(tmp_path: Path) -> None:
+    """MLflow's basic-auth app authorises proxied uploads by the experiment id in the path."""
+    server = Settings.from_env(
+        {"COVIDCT_HOME": str(tmp_path), "MLFLOW_TRACKING_URI": "http://m:5000"}
+    )
+    assert server.mlflow.artifact_root is None  # the server's mlflow-artifacts:/<experiment id>
+    local = Settings.from_env({"COVIDCT_HOME": str(tmp_path)})
+    assert local.mlflow.artifact_root == str(tmp_path / "mlartifacts")

@@ -138,8 +138,8 @@ def _covidct_env(s3_server: Any, prefix: str, mlflow_url: str, home: Path) -> di
         "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
         "AWS_DEFAULT_REGION": "us-east-1",
         "MLFLOW_TRACKING_URI": mlflow_url,
-        # artifacts go through the tracking server (--artifacts-destination s3://...)
-        "COVIDCT_MLFLOW_ARTIFACTS": "mlflow-artifacts:/covidct",
+        # no COVIDCT_MLFLOW_ARTIFACTS: the server's root, mlflow-artifacts:/<experiment id>, which
+        # its basic-auth app needs to authorise uploads (proxied to s3://... by the server)
         "COVIDCT_MODEL_NAME": MODEL_NAME,
         "COVIDCT_GATE_N_BOOT": "200",
         "COVIDCT_TASK_RETRIES": "0",
@@ -262,8 +262,10 @@ def _registry_state(mlflow_url: str, credentials: dict[str, str]) -> dict[str, A
     with _as_account(credentials):
         model = client.get_registered_model(MODEL_NAME)
         versions = client.search_model_versions(f"name='{MODEL_NAME}'")
-        runs = client.search_runs([client.get_experiment_by_name("covidct").experiment_id])
+        experiment_id = client.get_experiment_by_name("covidct").experiment_id
+        runs = client.search_runs([experiment_id])
     return {
+        "experiment_id": experiment_id,
         "aliases": {alias: str(version) for alias, version in model.aliases.items()},
         "versions": {str(v.version): dict(v.tags) for v in versions},
         "runs": [
@@ -463,11 +465,12 @@ def test_mlflow_runs_and_artifacts_went_through_the_server_to_s3(
     folds = [run for run in runs if run["tags"].get("role") != "deployable"]
     assert len(folds) == len(CONF["backbones"]) * CONF["folds"]
     assert len(runs) - len(folds) == 1  # the candidate's k-fold ensemble, scored on sequestered
+    experiment_id = topology_run["registry"]["experiment_id"]
     for run in runs:
-        assert run["artifact_uri"].startswith("mlflow-artifacts:/covidct/"), run
+        assert run["artifact_uri"].startswith(f"mlflow-artifacts:/{experiment_id}/"), run
     for run in folds:
         assert "test_image_accuracy" in run["metrics"]
-    stored = _s3_keys(s3_server, f"{topology_run['prefix']}/mlflow/covidct/")
+    stored = _s3_keys(s3_server, f"{topology_run['prefix']}/mlflow/{experiment_id}/")
     assert any(key.endswith("MLmodel") for key in stored), stored[:20]
 
 
@@ -504,6 +507,9 @@ def governed_registry(
     """The stack's MLflow server alone (PostgreSQL, S3, basic-auth); the pipeline sets @champion."""
     import mlflow
 
+    from covidct.config import Settings
+    from covidct.mlflow_ui import model_training_tags
+
     root = tmp_path_factory.mktemp("registry")
     supervisor = Supervisor(root / "logs")
     request.addfinalizer(supervisor.stop_all)
@@ -526,11 +532,14 @@ def governed_registry(
         supervisor,
     )
     client = mlflow.MlflowClient(tracking_uri=url, registry_uri=url)
+    # as pipeline.setup_mlflow creates it against a tracking server: the server's artifact root
+    assert Settings.from_env({"MLFLOW_TRACKING_URI": url}).mlflow.artifact_root is None
     with _as_account(_pipeline_credentials(accounts)):
-        experiment = client.create_experiment(
-            "covidct", artifact_location="mlflow-artifacts:/covidct"
-        )
+        experiment = client.create_experiment("covidct", tags=model_training_tags())
         run_id = client.create_run(experiment).info.run_id
+        # an artifact upload through the server's proxy, authorised by experiment id
+        client.log_text(run_id, "fold 1", "probe/fold.txt")
+        uploaded = client.list_artifacts(run_id, "probe")
         client.create_registered_model(MODEL_NAME)
         version = client.create_model_version(MODEL_NAME, f"runs:/{run_id}/model", run_id=run_id)
         client.set_registered_model_alias(MODEL_NAME, "champion", version.version)
@@ -542,7 +551,7 @@ def governed_registry(
         auth=viewer,
         timeout=30,
     )
-    return {"moves": moves, "version": version.version, "viewer_read": read}
+    return {"moves": moves, "version": version.version, "viewer_read": read, "uploaded": uploaded}
 
 
 def test_registry_refuses_an_alias_move_by_a_person(governed_registry: dict[str, Any]) -> None:
@@ -550,3 +559,4 @@ def test_registry_refuses_an_alias_move_by_a_person(governed_registry: dict[str,
     read = governed_registry["viewer_read"]
     assert read.status_code == 200  # people still see the champion
     assert read.json()["model_version"]["version"] == governed_registry["version"]
+    assert [a.path for a in governed_registry["uploaded"]] == ["probe/fold.txt"]
