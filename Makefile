@@ -70,7 +70,8 @@ airflow-ui: install
 # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: nothing uses MLflow server jobs, and their runner
 # processes burn CPU while idle (MLflow 3.17 starts them by default)
 mlflow-ui: install
-	@echo "MLflow UI on http://localhost:5000"
+	@echo "MLflow UI on http://localhost:5000/#/experiments?workflowType=machine_learning"
+	@echo "(the covidct experiment is tagged model training; the URL's workflowType opens those views)"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(RUN) mlflow ui --backend-store-uri sqlite:///$(COVIDCT_HOME)/mlflow.db --host 127.0.0.1 --port 5000
 
 bench: install

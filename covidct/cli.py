@@ -1,5 +1,8 @@
 """The ``covidct`` command line. Configuration comes from the environment (``covidct.config``).
 
+Without ``COVIDCT_HOME`` (and ``COVIDCT_LAKE_URI``), run from the folder where ``make demo`` ran,
+the commands use the demo's ``.demo/`` and say so on stderr (``config.discover_home``).
+
 Exit codes: 0 success (for ``validate``: the batch passed), 1 the batch failed validation (for
 ``ingest-dicom``: no slice could be written), 2 a usage or I/O error (the message names the
 file, batch or value).
@@ -19,9 +22,30 @@ EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
 
 
 def _settings():  # type: ignore[no-untyped-def]
-    from covidct.config import Settings
+    from covidct.config import Settings, discover_home
 
-    return Settings.from_env(os.environ)
+    env, note = discover_home(os.environ, Path.cwd())
+    if note:
+        print(note, file=sys.stderr)
+    return Settings.from_env(env)
+
+
+def _existing_lake(settings):  # type: ignore[no-untyped-def]
+    """Open the lake of a command that reads it; a missing local lake says where it looked."""
+    from urllib.parse import urlparse
+
+    from covidct.config import where_home_was_looked_for
+    from covidct.pipeline import lake
+
+    if settings.lake.uri.startswith("file://"):
+        root = Path(urlparse(settings.lake.uri).path)
+        if not root.is_dir():
+            why = where_home_was_looked_for(os.environ, Path.cwd())
+            raise FileNotFoundError(
+                f"no data lake at {root} ({why}); run `make demo` in the repository root and "
+                "the commands from there, or set COVIDCT_HOME to the stack's home"
+            )
+    return lake(settings)
 
 
 def cmd_ingest_dicom(args: argparse.Namespace) -> int:
@@ -109,14 +133,13 @@ def cmd_land(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from covidct.pipeline import lake
     from covidct.report import collect_summary, format_summary
     from covidct.schema import RUNS
 
     settings = _settings()
+    store = _existing_lake(settings)
     run_id = args.run
     if run_id is None:
-        store = lake(settings)
         if not store.exists(f"{RUNS}/LATEST"):
             raise FileNotFoundError(f"no run recorded yet in {settings.lake.uri}")
         run_id = store.read_bytes(f"{RUNS}/LATEST").decode()
@@ -127,17 +150,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_registry(args: argparse.Namespace) -> int:
     from covidct import registry
-    from covidct.pipeline import lake
 
     settings = _settings()
-    store = lake(settings)
+    store = _existing_lake(settings)
     if args.registry_command == "history":
         records = registry.read_ledger(store)
         if args.json:
             print(json.dumps(records, indent=2, default=str))
             return EXIT_OK
         if not records:
-            print("(no promotion decision recorded yet)")
+            print(f"(no promotion decision recorded yet in {settings.lake.uri})")
         for record in records:
             print(
                 f"{record['at']}  {record['action']:<8} v{record.get('version')} "
@@ -156,9 +178,8 @@ def cmd_sequester(args: argparse.Namespace) -> int:
     import getpass
 
     from covidct import sequester
-    from covidct.pipeline import lake
 
-    store = lake(_settings())
+    store = _existing_lake(_settings())
     if args.sequester_command == "relock":
         rule = sequester.SequesterRule(share=args.share)
         lock = sequester.relock(store, rule, reason=args.reason, by=f"cli:{getpass.getuser()}")

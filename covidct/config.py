@@ -6,7 +6,9 @@ Library code never reads ``os.environ``: the CLI and the DAG call :meth:`Setting
 Environment variables (all optional; the defaults are the embedded stack of ``make demo``):
 
 =============================== ===============================================================
-``COVIDCT_HOME``                 base folder of the embedded stack (default ``~/.covidct``)
+``COVIDCT_HOME``                 base folder of the embedded stack (default ``~/.covidct``; the
+                                 command line uses ``./.demo`` when it holds a lake, see
+                                 :func:`discover_home`)
 ``COVIDCT_LAKE_URI``             data lake root, ``file:///abs/path`` or ``s3://bucket/prefix``
                                  (default ``file://$COVIDCT_HOME/lake``)
 ``COVIDCT_S3_ENDPOINT_URL``      S3 endpoint for a non-AWS server (SeaweedFS, MinIO)
@@ -16,7 +18,10 @@ Environment variables (all optional; the defaults are the embedded stack of ``ma
                                  ``$COVIDCT_WORK_DIR/weights``; same S3 endpoint as the lake);
                                  default ``$COVIDCT_HOME/weights``
 ``MLFLOW_TRACKING_URI``          MLflow tracking URI (``sqlite:///$COVIDCT_HOME/mlflow.db``)
-``COVIDCT_MLFLOW_ARTIFACTS``     artifact root for new experiments (``$COVIDCT_HOME/mlartifacts``)
+``COVIDCT_MLFLOW_ARTIFACTS``     artifact root for new experiments (``$COVIDCT_HOME/mlartifacts``;
+                                 with an ``http(s)://`` tracking server: the server's own root,
+                                 ``mlflow-artifacts:/<experiment id>``, which its basic-auth app
+                                 needs to authorise artifact uploads by experiment)
 ``COVIDCT_EXPERIMENT``           MLflow experiment name (``covidct``)
 ``COVIDCT_MODEL_NAME``           registered model name (``covidct-classifier``)
 ``COVIDCT_ALERTS``               ``jsonl`` (default), ``slack`` or ``smtp``
@@ -32,6 +37,9 @@ Environment variables (all optional; the defaults are the embedded stack of ``ma
                                  the gate judges (20; ``covidct.subgroups``)
 ``COVIDCT_SUBGROUP_MIN_COVID``   COVID patients a subgroup needs before the gate judges its COVID
                                  sensitivity (10; ``covidct.subgroup_gate``)
+``COVIDCT_DEFAULT_PROFILE``      training profile of scheduled runs and of runs triggered without
+                                 one: ``cpu-smoke`` (default, the embedded CPU stack), ``gpu-fast``
+                                 or ``paper`` (the compose stack sets one its GPU workers can run)
 ``COVIDCT_SEQUESTERED_SHARE``    share of patients sequestered for confirmation (0.2); changing it
                                  needs ``covidct sequester relock`` (see ``covidct.sequester``)
 ``COVIDCT_DRIFT_HU_LIMIT``       batch drift: largest Wasserstein distance in HU (40)
@@ -46,7 +54,25 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
+from covidct.schema import PROFILE_NAMES
+
 E = TypeVar("E", bound=StrEnum)
+
+#: the profile of the embedded default (``make demo``): CPU only, so ``cpu-smoke``
+EMBEDDED_DEFAULT_PROFILE = "cpu-smoke"
+
+
+def default_profile(env: Mapping[str, str]) -> str:
+    """The deployment's default training profile: ``COVIDCT_DEFAULT_PROFILE`` or ``cpu-smoke``.
+
+    Scheduled runs and runs triggered with an empty configuration train with it, so it must be a
+    profile the deployment's workers can run. Raises ValueError naming the valid profiles.
+    """
+    value = env.get("COVIDCT_DEFAULT_PROFILE") or EMBEDDED_DEFAULT_PROFILE
+    if value not in PROFILE_NAMES:
+        valid = ", ".join(PROFILE_NAMES)
+        raise ValueError(f"COVIDCT_DEFAULT_PROFILE: expected one of {valid}; got {value!r}")
+    return value
 
 
 def parse_enum(kind: type[E], value: str, what: str) -> E:
@@ -71,6 +97,33 @@ class FirstRunPolicy(StrEnum):
 
     BEAT_BASELINE = "beat-baseline"
     PROMOTE_BEST = "promote-best"
+
+
+#: the home ``make demo`` fills, relative to the repository root
+DEMO_HOME = ".demo"
+
+
+def discover_home(env: Mapping[str, str], cwd: Path) -> tuple[dict[str, str], str | None]:
+    """The command line's rule for finding the demo: ``(environment to use, note for stderr)``.
+
+    When neither ``COVIDCT_HOME`` nor ``COVIDCT_LAKE_URI`` is set and ``cwd/.demo/lake`` is a
+    folder (``make demo`` was run here, the repository root), the home is ``cwd/.demo`` and the
+    note says so; otherwise ``env`` is returned unchanged with no note.
+    """
+    demo = cwd / DEMO_HOME
+    if env.get("COVIDCT_HOME") or env.get("COVIDCT_LAKE_URI") or not (demo / "lake").is_dir():
+        return dict(env), None
+    note = f"covidct: COVIDCT_HOME is not set; using the demo's home {demo.resolve()}"
+    return {**env, "COVIDCT_HOME": str(demo.resolve())}, note
+
+
+def where_home_was_looked_for(env: Mapping[str, str], cwd: Path) -> str:
+    """Say, for an error message, why the lake is where it is (which variable, or the default)."""
+    if env.get("COVIDCT_LAKE_URI"):
+        return f"COVIDCT_LAKE_URI={env['COVIDCT_LAKE_URI']}"
+    if env.get("COVIDCT_HOME"):
+        return f"COVIDCT_HOME={env['COVIDCT_HOME']}"
+    return f"COVIDCT_HOME is not set and {cwd / DEMO_HOME / 'lake'} does not exist"
 
 
 @dataclass(frozen=True)
@@ -194,16 +247,21 @@ class Settings:
     gate: GateSettings
     weights: WeightsSettings
     drift: DriftSettings = field(default_factory=DriftSettings)
+    #: training profile of scheduled runs and of runs triggered without one (see default_profile)
+    default_profile: str = EMBEDDED_DEFAULT_PROFILE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from an environment mapping (pass ``os.environ`` at the edge).
 
-        Raises ValueError for an unknown alert channel or first-run policy, naming the valid values.
+        Raises ValueError for an unknown alert channel, first-run policy or default profile, naming
+        the valid values.
         """
         home = Path(env.get("COVIDCT_HOME") or Path.home() / ".covidct").expanduser().resolve()
         gate_defaults = GateSettings()
         s3_endpoint_url = env.get("COVIDCT_S3_ENDPOINT_URL") or None
+        tracking_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
+        on_server = tracking_uri.startswith(("http://", "https://"))
         return cls(
             home=home,
             work_dir=Path(env.get("COVIDCT_WORK_DIR") or home / "work"),
@@ -212,8 +270,9 @@ class Settings:
                 s3_endpoint_url=s3_endpoint_url,
             ),
             mlflow=MlflowSettings(
-                tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
-                artifact_root=env.get("COVIDCT_MLFLOW_ARTIFACTS") or str(home / "mlartifacts"),
+                tracking_uri=tracking_uri,
+                artifact_root=env.get("COVIDCT_MLFLOW_ARTIFACTS")
+                or (None if on_server else str(home / "mlartifacts")),
                 experiment=env.get("COVIDCT_EXPERIMENT") or "covidct",
                 model_name=env.get("COVIDCT_MODEL_NAME") or "covidct-classifier",
             ),
@@ -257,4 +316,5 @@ class Settings:
                     env.get("COVIDCT_DRIFT_HU_LIMIT") or DriftSettings.hu_wasserstein_limit
                 ),
             ),
+            default_profile=default_profile(env),
         )

@@ -285,17 +285,20 @@ def setup_mlflow(settings: Settings) -> str:
     """
     import mlflow
 
-    from covidct import registry
+    from covidct import mlflow_ui, registry
 
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
     mlflow.set_registry_uri(settings.mlflow.tracking_uri)
     experiment = mlflow.get_experiment_by_name(settings.mlflow.experiment)
-    if experiment is None:
+    if experiment is None:  # marked as model training, so the MLflow UI opens on the runs
         experiment_id = mlflow.create_experiment(
-            settings.mlflow.experiment, artifact_location=settings.mlflow.artifact_root
+            settings.mlflow.experiment,
+            artifact_location=settings.mlflow.artifact_root,
+            tags=mlflow_ui.model_training_tags(),
         )
     else:
         experiment_id = experiment.experiment_id
+        mlflow_ui.mark_model_training(mlflow.MlflowClient(), experiment_id)
     mlflow.set_experiment(experiment_id=experiment_id)
     registry.ensure_registered_model(
         registry.client(settings.mlflow.tracking_uri), settings.mlflow.model_name

@@ -13,8 +13,18 @@ from the registry with the champion on the sequestered patients) -> gate and pro
 `promote`, one slot) -> regression check.
 
 Trigger it by hand with the parameter form (backbones, folds, profile, epochs, steps per epoch,
-image size, dry run). Tasks are thin calls into the `covidct` library; nothing heavy is imported
-when the scheduler parses this file.
+image size, dry run).
+
+**Safe defaults.** The form's default profile, which scheduled runs and runs triggered with an
+empty configuration train with, is the deployment's `COVIDCT_DEFAULT_PROFILE`
+(`covidct/config.py`): `cpu-smoke` on the embedded default (CPU only), the profile its GPU
+workers run in the compose stack (`gpu-fast` in `.env.example`). The schedule is weekly, Sunday
+00:00 UTC, and never runs on unpause: there is no start date and the cron timetable's
+`run_immediately` is 0, so ticking "Unpause on trigger" in the form starts only the run asked
+for; the first scheduled run is the next Sunday after the DAG is unpaused.
+
+Tasks are thin calls into the `covidct` library; nothing heavy is imported when the scheduler
+parses this file.
 """
 
 from __future__ import annotations
@@ -22,7 +32,6 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import (
     DeadlineAlert,
     DeadlineReference,
@@ -33,10 +42,15 @@ from airflow.sdk import (
     task,
 )
 from airflow.sdk.exceptions import AirflowSkipException
+from airflow.timetables.trigger import CronTriggerTimetable
 from covidct_alerting import on_run_late, on_task_failure, send  # plugins/ is on the path
 
 # Keras-free: the names the run form offers, defined once in the library.
+from covidct.config import default_profile
 from covidct.schema import BACKBONE_NAMES, PROFILE_NAMES
+
+#: the deployment's default training profile (COVIDCT_DEFAULT_PROFILE; embedded: cpu-smoke)
+DEFAULT_PROFILE = default_profile(os.environ)
 
 default_args = {
     "owner": "covidct",
@@ -75,8 +89,10 @@ def _run_id() -> str:
 
 @dag(
     dag_id="covidct_retraining",
-    schedule="@weekly",
-    start_date=pendulum.datetime(2026, 1, 4, tz="UTC"),
+    # Weekly at Sunday 00:00 UTC. No start_date and run_immediately=0: with catchup=False a cron
+    # timetable schedules the latest past tick at once whenever a start date is set, or (without
+    # one) when run_immediately allows it; this way unpausing the DAG creates no run.
+    schedule=CronTriggerTimetable("0 0 * * 0", timezone="UTC", run_immediately=timedelta(0)),
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=48),
@@ -95,11 +111,14 @@ def _run_id() -> str:
         "folds": Param(5, type="integer", minimum=2, maximum=10, title="Folds (k)"),
         "seed": Param(0, type="integer", minimum=0, title="Fold seed"),
         "profile": Param(
-            "paper",
+            DEFAULT_PROFILE,
             type="string",
             enum=list(PROFILE_NAMES),
             title="Training profile",
-            description="paper = the seed's Table 5; gpu-fast; cpu-smoke for CPU machines.",
+            description=(
+                "paper = the seed's Table 5; gpu-fast; cpu-smoke for CPU machines. The default "
+                f"({DEFAULT_PROFILE}) is this deployment's COVIDCT_DEFAULT_PROFILE."
+            ),
         ),
         "epochs": Param(None, type=["null", "integer"], minimum=1, title="Epochs (override)"),
         "steps_per_epoch": Param(

@@ -63,5 +63,12 @@ step "summary"
 $RUN covidct report
 echo
 echo "Full DAG log: $COVIDCT_HOME/dag-test.log"
-echo "Promotion history: $RUN covidct registry history;  UIs: make airflow-ui / make mlflow-ui"
+if [ "$(cd "$COVIDCT_HOME" && pwd -P)" = "$(pwd -P)/.demo" ]; then
+  # the covidct commands find ./.demo by themselves when COVIDCT_HOME is unset
+  echo "From this folder: uv run covidct report;  uv run covidct registry history"
+else
+  echo "Report and history: COVIDCT_HOME=$COVIDCT_HOME uv run covidct report;" \
+    "COVIDCT_HOME=$COVIDCT_HOME uv run covidct registry history"
+fi
+echo "UIs: make airflow-ui / make mlflow-ui"
 echo "demo finished in $(( $(date +%s) - start )) s"

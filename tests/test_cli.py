@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,7 +35,12 @@ def test_validate_exit_codes(batches, batch, code, needle, capsys, tmp_path) -> 
 def test_report_without_any_run_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("COVIDCT_HOME", str(tmp_path))
     assert main(["report"]) == EXIT_ERROR
-    assert "no run recorded yet" in capsys.readouterr().err
+    assert (
+        f"no data lake at {tmp_path / 'lake'} (COVIDCT_HOME={tmp_path})" in capsys.readouterr().err
+    )
+    (tmp_path / "lake").mkdir()
+    assert main(["report"]) == EXIT_ERROR
+    assert f"no run recorded yet in file://{tmp_path / 'lake'}" in capsys.readouterr().err
 
 
 def test_land_then_history_on_an_empty_ledger(batches, tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -55,6 +63,7 @@ def test_sequester_show_and_relock(tmp_path, monkeypatch, capsys) -> None:  # ty
     from covidct.storage import LocalStore
 
     monkeypatch.setenv("COVIDCT_HOME", str(tmp_path))
+    (tmp_path / "lake").mkdir()
     assert main(["sequester", "show"]) == EXIT_OK
     assert "no sequestration yet" in capsys.readouterr().out
     keys = [f"s/p{i}" for i in range(20)]
@@ -69,3 +78,76 @@ def test_sequester_show_and_relock(tmp_path, monkeypatch, capsys) -> None:  # ty
     assert main(["sequester", "relock", "--share", "0.3", "--reason", "power"]) == EXIT_OK
     assert "epoch 2" in capsys.readouterr().out
     assert sequester.read_lock(LocalStore(tmp_path / "lake"))["reason"] == "power"
+
+
+# --------------------------------------------- the real console script, as a person runs it
+
+
+def _covidct(args: list[str], cwd: Path, home: Path, **extra: str) -> subprocess.CompletedProcess:
+    """Run the installed ``covidct`` script in ``cwd`` with no covidct variable but ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVIDCT_", "MLFLOW_"))}
+    env |= {"HOME": str(home), **extra}
+    script = Path(sys.executable).with_name("covidct")
+    return subprocess.run(
+        [str(script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture()
+def repo_after_demo(tmp_path: Path) -> Path:
+    """A repository root where ``make demo`` left a lake with one decision and one run."""
+    from covidct import registry
+    from covidct.storage import LocalStore
+
+    repo = tmp_path / "repo"
+    lake = LocalStore(repo / ".demo" / "lake")
+    registry.append_ledger(
+        lake,
+        {
+            "action": "promote",
+            "version": "3",
+            "previous_champion": None,
+            "dag_run_id": "manual__demo-run",
+            "reason": "candidate beat resnet152 on the sequestered patients",
+        },
+    )
+    lake.write_bytes("runs/LATEST", b"manual__demo-run")
+    return repo
+
+
+def test_cli_finds_the_demo_from_the_repository_root(repo_after_demo: Path, tmp_path: Path) -> None:
+    user_home = tmp_path / "user"  # ~/.covidct does not exist there
+    demo = repo_after_demo / ".demo"
+    history = _covidct(["registry", "history"], repo_after_demo, user_home)
+    assert history.returncode == EXIT_OK, history.stderr
+    assert "promote" in history.stdout and "v3" in history.stdout
+    assert "candidate beat resnet152 on the sequestered patients" in history.stdout
+    assert f"using the demo's home {demo}" in history.stderr
+    report = _covidct(["report"], repo_after_demo, user_home)
+    assert report.returncode == EXIT_OK, report.stderr
+    assert "manual__demo-run" in report.stdout
+    # an explicit home wins over the demo: an empty one says where it looked
+    elsewhere = tmp_path / "elsewhere"
+    explicit = _covidct(
+        ["registry", "history"], repo_after_demo, user_home, COVIDCT_HOME=str(elsewhere)
+    )
+    assert explicit.returncode == EXIT_ERROR
+    assert explicit.stderr.strip() == (
+        f"covidct registry: error: no data lake at {elsewhere / 'lake'} "
+        f"(COVIDCT_HOME={elsewhere}); run `make demo` in the repository root and the commands "
+        "from there, or set COVIDCT_HOME to the stack's home"
+    )
+
+
+@pytest.mark.parametrize("command", [["report"], ["registry", "history"], ["sequester", "show"]])
+def test_missing_home_is_one_line_saying_where_it_looked(
+    command: list[str], tmp_path: Path
+) -> None:
+    elsewhere, user_home = tmp_path / "not-the-repo", tmp_path / "user"
+    elsewhere.mkdir()
+    done = _covidct(command, elsewhere, user_home)
+    assert done.returncode == EXIT_ERROR
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr  # no traceback
+    assert f"no data lake at {user_home / '.covidct' / 'lake'}" in lines[0]
+    assert f"COVIDCT_HOME is not set and {elsewhere / '.demo' / 'lake'} does not exist" in lines[0]

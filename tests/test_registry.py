@@ -99,3 +99,27 @@ def test_rollback_is_audited(setup) -> None:  # type: ignore[no-untyped-def]
         registry.rollback(client, store, NAME, "99", "typo")
     loaded = mlflow.sklearn.load_model(f"models:/{NAME}@{ALIAS_CHAMPION}")
     assert loaded.predict(np.array([[3.0]]))[0] == 1
+
+
+def test_setup_marks_the_experiment_as_model_training(
+    tmp_path: Path, isolated_mlflow_uris: None
+) -> None:
+    """Issue 17 item 4: on the embedded default the MLflow UI opens on the training runs."""
+    from covidct import pipeline
+    from covidct.config import Settings
+    from covidct.mlflow_ui import EXPERIMENT_KIND_TAG, MODEL_TRAINING
+
+    settings = Settings.from_env({"COVIDCT_HOME": str(tmp_path)})
+    experiment_id = pipeline.setup_mlflow(settings)
+    # read back from the store by a fresh client, as the MLflow UI's server does
+    reader = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert reader.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING
+    assert MODEL_TRAINING == "custom_model_development"  # MLflow's "Model training", not GenAI
+    # an experiment created before (no kind) is marked on the next run; a person's choice is kept
+    reader.delete_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG)
+    assert EXPERIMENT_KIND_TAG not in reader.get_experiment(experiment_id).tags
+    assert pipeline.setup_mlflow(settings) == experiment_id
+    assert reader.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING
+    reader.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "genai_development")
+    pipeline.setup_mlflow(settings)
+    assert reader.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == "genai_development"

@@ -37,6 +37,10 @@ SECRET_VARS: tuple[str, ...] = (
     "AIRFLOW_API_SECRET_KEY",
     "AIRFLOW_ADMIN_PASSWORD",
     "FLOWER_PASSWORD",
+    "MLFLOW_ADMIN_PASSWORD",
+    "MLFLOW_PIPELINE_PASSWORD",
+    "MLFLOW_VIEWER_PASSWORD",
+    "MLFLOW_FLASK_SECRET_KEY",
 )
 #: Secrets placed inside connection URLs (redis://:pw@..., postgresql://user:pw@...).
 URL_SECRETS: frozenset[str] = frozenset(

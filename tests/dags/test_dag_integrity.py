@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO / "dags" / "covidct_retraining.py"
+DAG_ID = "covidct_retraining"
 HEAVY = ("tensorflow", "keras", "mlflow", "great_expectations", "boto3", "sklearn")
 
 
@@ -94,8 +98,9 @@ def test_schedule_and_defaults(dag) -> None:  # type: ignore[no-untyped-def]
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     assert "covidct" in dag.tags
-    assert dag.doc_md
-    assert dag.start_date.tzinfo is not None
+    assert dag.doc_md and "COVIDCT_DEFAULT_PROFILE" in dag.doc_md  # the DAG file says so
+    # no start date: a cron timetable with one schedules the latest past tick on unpause
+    assert dag.start_date is None
     for task in dag.tasks:
         assert task.retries >= 1, task.task_id
 
@@ -142,9 +147,95 @@ def test_params_form(dag) -> None:  # type: ignore[no-untyped-def]
     ):
         assert name in params
     assert params["weights"] is None  # nothing is fetched unless a run asks for ImageNet
-    assert params["profile"] == "paper"
+    assert params["profile"] == os.environ.get("COVIDCT_DEFAULT_PROFILE", "cpu-smoke")
     assert "resnet152" in params["backbones"]
 
 
 def test_run_late_deadline_is_on_by_default(dag) -> None:  # type: ignore[no-untyped-def]
     assert dag.deadline, "a run-late DeadlineAlert must be configured unless disabled"
+
+
+#: Parse the DAG file with a real DagBag in a fresh interpreter (the file reads the deployment's
+#: environment when it is parsed) and print the form's defaults, or the import errors.
+PARAMS_PROBE = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+if bag.import_errors:
+    print("ERRORS=" + json.dumps(list(bag.import_errors.values())))
+else:
+    print("PARAMS=" + json.dumps(bag.dags["covidct_retraining"].params.dump()))
+"""
+
+
+def _parse(airflow_env: dict[str, str], **extra: str) -> str:
+    env = {k: v for k, v in airflow_env.items() if k != "COVIDCT_DEFAULT_PROFILE"}
+    out = subprocess.run(
+        [sys.executable, "-c", PARAMS_PROBE, str(DAG_FILE)],
+        env={**env, **extra},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("extra", "profile"),
+    [({}, "cpu-smoke"), ({"COVIDCT_DEFAULT_PROFILE": "gpu-fast"}, "gpu-fast")],
+    ids=["embedded", "compose"],
+)
+def test_form_defaults_come_from_the_deployment(
+    airflow_env: dict[str, str], extra: dict[str, str], profile: str
+) -> None:
+    line = _parse(airflow_env, **extra)
+    assert line.startswith("PARAMS="), line
+    params = json.loads(line.removeprefix("PARAMS="))
+    # an empty run configuration (a scheduled run) takes exactly these
+    assert params["profile"] == profile
+    assert params["weights"] is None and params["dry_run"] is False
+    assert params["epochs"] is None and params["steps_per_epoch"] is None
+    assert params["image_size"] is None
+
+
+def test_bad_default_profile_is_an_import_error_naming_it(airflow_env: dict[str, str]) -> None:
+    line = _parse(airflow_env, COVIDCT_DEFAULT_PROFILE="gpu")
+    assert line.startswith("ERRORS="), line
+    assert "COVIDCT_DEFAULT_PROFILE: expected one of paper, gpu-fast, cpu-smoke; got 'gpu'" in line
+
+
+#: What the scheduler does on unpause: sync the DAG to a real metadata DB, unpause it with the
+#: CLI, then ask the scheduler's own query which DAGs need a run now.
+SCHEDULER_PROBE = """
+from airflow.models.dag import DagModel
+from airflow.utils.session import create_session
+with create_session() as session:
+    model = session.get(DagModel, "covidct_retraining")
+    query, _ = DagModel.dags_needing_dagruns(session)
+    due = [m.dag_id for m in query]
+    print(f"RESULT={model.is_paused}|{model.next_dagrun_create_after.isoformat()}|{due}")
+"""
+
+
+def test_unpausing_creates_no_scheduled_run(airflow_env: dict[str, str], tmp_path: Path) -> None:
+    env = {k: v for k, v in airflow_env.items() if k != "COVIDCT_DEFAULT_PROFILE"}
+    env |= {
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow.db",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+    }
+    airflow = [sys.executable, "-m", "airflow"]
+    for command in (["db", "migrate"], ["dags", "reserialize"], ["dags", "unpause", DAG_ID]):
+        done = subprocess.run(airflow + command, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    out = subprocess.run(
+        [sys.executable, "-c", SCHEDULER_PROBE], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = out.stdout.strip().splitlines()[-1].removeprefix("RESULT=")
+    paused, create_after, due = result.split("|")
+    assert paused == "False"
+    assert due == "[]"  # nothing to create now: the form's run is the only one
+    next_run = datetime.fromisoformat(create_after)
+    assert next_run > datetime.now(UTC)
+    assert next_run.weekday() == 6 and (next_run.hour, next_run.minute) == (0, 0)  # Sunday 00:00

@@ -235,6 +235,8 @@ def test_stack_topology_matches_issue_8(compose: dict) -> None:
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         assert env["COVIDCT_LAKE_URI"].startswith("s3://"), name
         assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000", name
+        # scheduled runs train a profile the GPU workers run, not the embedded cpu-smoke
+        assert env["COVIDCT_DEFAULT_PROFILE"] in ("gpu-fast", "paper"), name
         assert services[name]["depends_on"]["airflow-init"]["condition"] == (
             "service_completed_successfully"
         )
@@ -309,3 +311,18 @@ def test_mlflow_server_jobs_are_disabled_wherever_a_server_starts(compose: dict)
     makefile = (REPO / "Makefile").read_text()
     (ui,) = [line for line in makefile.splitlines() if "mlflow ui" in line]
     assert "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false" in ui
+
+
+def test_mlflow_server_authenticates_and_the_pipeline_has_its_own_account(compose: dict) -> None:
+    """Issue 17 item 4: basic-auth app; the workers use the pipeline's account, never a person's."""
+    services = interpolate_tree(compose, _env_file(ENV_EXAMPLE))["services"]
+    server = services["mlflow"]["environment"]
+    start = (REPO / "infra" / "mlflow" / "start.sh").read_text()
+    assert "exec mlflow server --app-name basic-auth" in start
+    assert "default_permission = READ" in start  # people read; grants come from auth_init.py
+    assert len({server["MLFLOW_ADMIN_USER"], server["MLFLOW_PIPELINE_USER"],
+                server["MLFLOW_VIEWER_USER"]}) == 3  # fmt: skip
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        assert env["MLFLOW_TRACKING_USERNAME"] == server["MLFLOW_PIPELINE_USER"], name
+        assert env["MLFLOW_TRACKING_PASSWORD"] == server["MLFLOW_PIPELINE_PASSWORD"], name

@@ -11,6 +11,10 @@ The DAG is triggered as the UI does it, through the REST API with a JWT from ``/
 with a tiny ``cpu-smoke`` profile; the test waits for success, then checks where the training
 tasks ran, the gate's verdict against the registry's aliases, and the curated objects in S3.
 Every process it started is stopped at the end, even on failure.
+
+The MLflow server runs MLflow's basic-auth app as in the stack (``infra/mlflow/start.sh``): the
+pipeline uses its own account, and the account for people is refused an alias move (403) where
+the pipeline's is allowed.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from topology import (
     BIN,
     GPU_WORKER_HOST,
@@ -59,9 +65,67 @@ GPU_TASKS = ("train", "evaluate")
 MODEL_NAME = "covidct-classifier"
 BATCHES = ("synth-seed3",)
 WORKERS = ("worker-gpu", "worker-default")
+PIPELINE_USER, VIEWER_USER = "covidct-pipeline", "viewer"
 #: Worker log lines that mean a task died at start-up: the task runner's fork printing its
 #: exception before ``os._exit(124)``, and Celery's "Task ... raised unexpected: ...".
 STARTUP_FAILURE_SIGNS = ("Exception in child process", "raised unexpected")
+
+
+def _mlflow_accounts(auth_database_uri: str) -> dict[str, str]:
+    """The MLflow server's auth settings as Compose passes them from ``.env`` (fresh secrets)."""
+    return {
+        "MLFLOW_AUTH_DATABASE_URI": auth_database_uri,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(32),
+        "MLFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(32),
+        "MLFLOW_PIPELINE_USER": PIPELINE_USER,
+        "MLFLOW_PIPELINE_PASSWORD": secrets.token_urlsafe(32),
+        "MLFLOW_VIEWER_USER": VIEWER_USER,
+        "MLFLOW_VIEWER_PASSWORD": secrets.token_urlsafe(32),
+        "COVIDCT_MODEL_NAME": MODEL_NAME,
+    }
+
+
+def _pipeline_credentials(accounts: dict[str, str]) -> dict[str, str]:
+    """The Airflow workers' MLflow client variables in the stack: the pipeline's account."""
+    return {
+        "MLFLOW_TRACKING_USERNAME": accounts["MLFLOW_PIPELINE_USER"],
+        "MLFLOW_TRACKING_PASSWORD": accounts["MLFLOW_PIPELINE_PASSWORD"],
+    }
+
+
+def _set_alias(mlflow_url: str, user: str, password: str, alias: str, version: str) -> int:
+    """Set ``alias`` as the UI's alias editor does (REST); return the HTTP status."""
+    response = requests.post(
+        f"{mlflow_url}/api/2.0/mlflow/registered-models/alias",
+        json={"name": MODEL_NAME, "alias": alias, "version": version},
+        auth=(user, password),
+        timeout=30,
+    )
+    return response.status_code
+
+
+def _alias_moves(mlflow_url: str, accounts: dict[str, str], version: str) -> dict[str, int]:
+    """HTTP statuses of alias moves by the account for people and by the pipeline's account."""
+    viewer = (accounts["MLFLOW_VIEWER_USER"], accounts["MLFLOW_VIEWER_PASSWORD"])
+    pipeline = (accounts["MLFLOW_PIPELINE_USER"], accounts["MLFLOW_PIPELINE_PASSWORD"])
+    moves = {
+        "viewer_champion": _set_alias(mlflow_url, *viewer, "champion", version),
+        "viewer_probe": _set_alias(mlflow_url, *viewer, "access-probe", version),
+        "anonymous_champion": requests.post(
+            f"{mlflow_url}/api/2.0/mlflow/registered-models/alias",
+            json={"name": MODEL_NAME, "alias": "champion", "version": version},
+            timeout=30,
+        ).status_code,
+        "pipeline_probe": _set_alias(mlflow_url, *pipeline, "access-probe", version),
+    }
+    # leave the registry as the run left it
+    requests.delete(
+        f"{mlflow_url}/api/2.0/mlflow/registered-models/alias",
+        json={"name": MODEL_NAME, "alias": "access-probe"},
+        auth=pipeline,
+        timeout=30,
+    ).raise_for_status()
+    return moves
 
 
 def _covidct_env(s3_server: Any, prefix: str, mlflow_url: str, home: Path) -> dict[str, str]:
@@ -74,8 +138,8 @@ def _covidct_env(s3_server: Any, prefix: str, mlflow_url: str, home: Path) -> di
         "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
         "AWS_DEFAULT_REGION": "us-east-1",
         "MLFLOW_TRACKING_URI": mlflow_url,
-        # artifacts go through the tracking server (--artifacts-destination s3://...)
-        "COVIDCT_MLFLOW_ARTIFACTS": "mlflow-artifacts:/covidct",
+        # no COVIDCT_MLFLOW_ARTIFACTS: the server's root, mlflow-artifacts:/<experiment id>, which
+        # its basic-auth app needs to authorise uploads (proxied to s3://... by the server)
         "COVIDCT_MODEL_NAME": MODEL_NAME,
         "COVIDCT_GATE_N_BOOT": "200",
         "COVIDCT_TASK_RETRIES": "0",
@@ -175,15 +239,33 @@ def _failure_report(instances: list[dict], airflow_home: Path, supervisor: Super
     return "\n".join(lines)
 
 
-def _registry_state(mlflow_url: str) -> dict[str, Any]:
+@contextmanager
+def _as_account(credentials: dict[str, str]) -> Iterator[None]:
+    """MLflow's client reads MLFLOW_TRACKING_USERNAME/PASSWORD per request: set, then restore."""
+    saved = {key: os.environ.get(key) for key in credentials}
+    os.environ.update(credentials)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _registry_state(mlflow_url: str, credentials: dict[str, str]) -> dict[str, Any]:
     """Aliases of the registered model and where its versions' artifacts live."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=mlflow_url, registry_uri=mlflow_url)
-    model = client.get_registered_model(MODEL_NAME)
-    versions = client.search_model_versions(f"name='{MODEL_NAME}'")
-    runs = client.search_runs([client.get_experiment_by_name("covidct").experiment_id])
+    with _as_account(credentials):
+        model = client.get_registered_model(MODEL_NAME)
+        versions = client.search_model_versions(f"name='{MODEL_NAME}'")
+        experiment_id = client.get_experiment_by_name("covidct").experiment_id
+        runs = client.search_runs([experiment_id])
     return {
+        "experiment_id": experiment_id,
         "aliases": {alias: str(version) for alias, version in model.aliases.items()},
         "versions": {str(v.version): dict(v.tags) for v in versions},
         "runs": [
@@ -211,13 +293,15 @@ def topology_run(
     supervisor.on_stop("pgdata", lambda: shutil.rmtree(pg_root, ignore_errors=True))
     pgdata = pg_root / "pgdata"
     try:
-        postgres = start_postgres(pgdata, ["airflow", "mlflow"], supervisor)
+        postgres = start_postgres(pgdata, ["airflow", "mlflow", "mlflow_auth"], supervisor)
+        accounts = _mlflow_accounts(sqlalchemy_url(postgres, "mlflow_auth"))
         broker = start_redis(root / "redis", secrets.token_urlsafe(24), supervisor)
         mlflow_env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": s3_server.access_key,
             "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
             "MLFLOW_S3_ENDPOINT_URL": s3_server.endpoint_url,
+            **accounts,
         }
         mlflow_url = start_mlflow(
             sqlalchemy_url(postgres, "mlflow"),
@@ -226,7 +310,10 @@ def topology_run(
             supervisor,
         )
         timings["stores_up_s"] = time.monotonic() - started
-        covidct_env = _covidct_env(s3_server, prefix, mlflow_url, root / "hosts" / "client")
+        covidct_env = {
+            **_covidct_env(s3_server, prefix, mlflow_url, root / "hosts" / "client"),
+            **_pipeline_credentials(accounts),
+        }
         (api_port,) = free_ports(1)
         env = airflow_env(
             home=root / "airflow",
@@ -256,7 +343,10 @@ def topology_run(
         timings["dag_run_s"] = time.monotonic() - triggered
         result["task_instances"] = _task_instances(client, run_id)
         result["failure"] = _failure_report(result["task_instances"], root / "airflow", supervisor)
-        result["registry"] = _registry_state(mlflow_url)
+        result["registry"] = _registry_state(mlflow_url, _pipeline_credentials(accounts))
+        result["alias_moves"] = _alias_moves(
+            mlflow_url, accounts, max(result["registry"]["versions"], key=int)
+        )
         result["gpu_worker_log"] = supervisor.log("worker-gpu").read_text(errors="replace")
         # the compose GPU worker's health check, against the live workers
         result["gpu_ping"] = run_checked(
@@ -375,11 +465,12 @@ def test_mlflow_runs_and_artifacts_went_through_the_server_to_s3(
     folds = [run for run in runs if run["tags"].get("role") != "deployable"]
     assert len(folds) == len(CONF["backbones"]) * CONF["folds"]
     assert len(runs) - len(folds) == 1  # the candidate's k-fold ensemble, scored on sequestered
+    experiment_id = topology_run["registry"]["experiment_id"]
     for run in runs:
-        assert run["artifact_uri"].startswith("mlflow-artifacts:/covidct/"), run
+        assert run["artifact_uri"].startswith(f"mlflow-artifacts:/{experiment_id}/"), run
     for run in folds:
         assert "test_image_accuracy" in run["metrics"]
-    stored = _s3_keys(s3_server, f"{topology_run['prefix']}/mlflow/covidct/")
+    stored = _s3_keys(s3_server, f"{topology_run['prefix']}/mlflow/{experiment_id}/")
     assert any(key.endswith("MLmodel") for key in stored), stored[:20]
 
 
@@ -396,3 +487,76 @@ def test_curated_objects_are_in_s3(topology_run: dict, s3_server: Any) -> None:
 def test_every_started_process_is_stopped(topology_run: dict) -> None:
     assert topology_run["alive_after_stop"] == []
     assert topology_run["timings"]["total_s"] < RUN_TIMEOUT_S + 300
+
+
+def _assert_governed(moves: dict[str, int]) -> None:
+    assert moves["viewer_champion"] == 403, moves  # people read but do not move @champion
+    assert moves["viewer_probe"] == 403, moves  # nor set any other alias
+    assert moves["anonymous_champion"] == 401, moves
+    assert moves["pipeline_probe"] == 200, moves  # the pipeline's account alone may
+
+
+def test_people_cannot_move_the_champion_the_pipeline_can(topology_run: dict) -> None:
+    _assert_governed(topology_run["alias_moves"])
+
+
+@pytest.fixture(scope="module")
+def governed_registry(
+    request: pytest.FixtureRequest, s3_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The stack's MLflow server alone (PostgreSQL, S3, basic-auth); the pipeline sets @champion."""
+    import mlflow
+
+    from covidct.config import Settings
+    from covidct.mlflow_ui import model_training_tags
+
+    root = tmp_path_factory.mktemp("registry")
+    supervisor = Supervisor(root / "logs")
+    request.addfinalizer(supervisor.stop_all)
+    pg_root = Path(tempfile.mkdtemp(prefix="covidct-pg-"))
+    supervisor.on_stop("pgdata", lambda: shutil.rmtree(pg_root, ignore_errors=True))
+    postgres = start_postgres(pg_root / "pgdata", ["mlflow", "mlflow_auth"], supervisor)
+    accounts = _mlflow_accounts(sqlalchemy_url(postgres, "mlflow_auth"))
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": s3_server.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+        "MLFLOW_S3_ENDPOINT_URL": s3_server.endpoint_url,
+        **accounts,
+    }
+    prefix = f"registry-{secrets.token_hex(6)}"
+    url = start_mlflow(
+        sqlalchemy_url(postgres, "mlflow"),
+        f"s3://{s3_server.bucket}/{prefix}/mlflow",
+        env,
+        supervisor,
+    )
+    client = mlflow.MlflowClient(tracking_uri=url, registry_uri=url)
+    # as pipeline.setup_mlflow creates it against a tracking server: the server's artifact root
+    assert Settings.from_env({"MLFLOW_TRACKING_URI": url}).mlflow.artifact_root is None
+    with _as_account(_pipeline_credentials(accounts)):
+        experiment = client.create_experiment("covidct", tags=model_training_tags())
+        run_id = client.create_run(experiment).info.run_id
+        # an artifact upload through the server's proxy, authorised by experiment id
+        client.log_text(run_id, "fold 1", "probe/fold.txt")
+        uploaded = client.list_artifacts(run_id, "probe")
+        client.create_registered_model(MODEL_NAME)
+        version = client.create_model_version(MODEL_NAME, f"runs:/{run_id}/model", run_id=run_id)
+        client.set_registered_model_alias(MODEL_NAME, "champion", version.version)
+    moves = _alias_moves(url, accounts, version.version)
+    viewer = (accounts["MLFLOW_VIEWER_USER"], accounts["MLFLOW_VIEWER_PASSWORD"])
+    read = requests.get(
+        f"{url}/api/2.0/mlflow/registered-models/alias",
+        params={"name": MODEL_NAME, "alias": "champion"},
+        auth=viewer,
+        timeout=30,
+    )
+    return {"moves": moves, "version": version.version, "viewer_read": read, "uploaded": uploaded}
+
+
+def test_registry_refuses_an_alias_move_by_a_person(governed_registry: dict[str, Any]) -> None:
+    _assert_governed(governed_registry["moves"])
+    read = governed_registry["viewer_read"]
+    assert read.status_code == 200  # people still see the champion
+    assert read.json()["model_version"]["version"] == governed_registry["version"]
+    assert [a.path for a in governed_registry["uploaded"]] == ["probe/fold.txt"]
