@@ -69,3 +69,17 @@ def test_sequester_show_and_relock(tmp_path, monkeypatch, capsys) -> None:  # ty
     assert main(["sequester", "relock", "--share", "0.3", "--reason", "power"]) == EXIT_OK
     assert "epoch 2" in capsys.readouterr().out
     assert sequester.read_lock(LocalStore(tmp_path / "lake"))["reason"] == "power"
+
+
+def test_landing_the_same_batch_again_says_it_was_already_landed(
+    batches, tmp_path, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("COVIDCT_HOME", str(tmp_path))
+    assert main(["land", str(batches["good"]), "--batch-id", "b1"]) == EXIT_OK
+    first = capsys.readouterr().out
+    assert first.count("landed ") == 1 and "as landing/b1" in first
+    before = sorted((tmp_path / "lake").rglob("*"))
+    assert main(["land", str(batches["good"]), "--batch-id", "b1"]) == EXIT_OK
+    again = capsys.readouterr().out
+    assert again.startswith("already landed, nothing changed: landing/b1 already holds")
+    assert "as landing/" not in again and sorted((tmp_path / "lake").rglob("*")) == before
