@@ -1037,7 +1037,8 @@ def plot_confusion_matrix(
     axes.set_yticks(range(len(matrix.index)), labels=list(matrix.index))
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
-    axes.set_title(title or "confusion matrix (row %)")
+    # a figure title, not the axes': constrained layout keeps it above the colour bar too
+    figure.suptitle(title or "confusion matrix (row %)")
     figure.colorbar(image, ax=axes, label="share of true class")
     return figure
 

@@ -546,8 +546,10 @@ def gradcam_figure(
         title
         or f"Grad-CAM for class {CLASS_NAMES[class_index]} ({model.name}, layer {layer}); "
         f"CT window {low:.0f}..{high:.0f} HU; rows: "
-        + ", ".join(cell.value for cell in rows),
+        + ", ".join(cell.value for cell in rows)
+        + "".join(f"; no {cell.value} image" for cell in Cell if cell not in rows),
         fontsize=9,
+        wrap=True,
     )
     return figure
 

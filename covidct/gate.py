@@ -136,23 +136,33 @@ def compare(
             "sequestered patients were seen in development by a compared model; the "
             "comparison is not clean"
         )
+    metric = settings.primary_metric
     if not low > settings.margin:
         reasons.append(
-            f"vs {comparator} {comparator_name}: {settings.primary_metric} difference "
-            f"{difference:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}]; lower bound not above the "
-            f"margin {settings.margin:+.4f}"
+            f"vs {comparator} {comparator_name}: {metric} difference "
+            f"{_diff(metric, difference)}, 95% CI [{_diff(metric, low)}, {_diff(metric, high)}]; "
+            f"lower bound not above the margin {_diff(metric, settings.margin)}"
         )
     if not sens_low >= -settings.sensitivity_margin:
         reasons.append(
-            f"vs {comparator} {comparator_name}: COVID sensitivity difference {sens:+.4f}, "
-            f"95% CI [{sens_low:+.4f}, {sens_high:+.4f}]; non-inferiority needs the lower "
-            f"bound at or above {-settings.sensitivity_margin:+.4f}"
+            f"vs {comparator} {comparator_name}: COVID sensitivity difference "
+            f"{_diff(SENSITIVITY_METRIC, sens)}, 95% CI [{_diff(SENSITIVITY_METRIC, sens_low)}, "
+            f"{_diff(SENSITIVITY_METRIC, sens_high)}]; non-inferiority needs the lower bound at "
+            f"or above {_diff(SENSITIVITY_METRIC, -settings.sensitivity_margin)}"
         )
     return Comparison(
         comparator, comparator_name, settings.primary_metric, difference, low, high,
         sens, sens_low, sens_high, len(patients_a), int(overlap_patients), not reasons,
         tuple(reasons),
     )  # fmt: skip
+
+
+def _diff(metric: str, value: float) -> str:
+    """A difference as the reports show it: percentage points for a rate, a signed fraction
+    for MCC and the AUCs (``covidct.html_report.UNITS``)."""
+    if str(metric).endswith(("mcc", "roc_auc", "pr_auc")):
+        return f"{value:+.4f}"
+    return f"{100 * value:+.2f} points"
 
 
 def decide(

@@ -8,9 +8,11 @@ Grad-CAM panel (:func:`covidct.explain.gradcam_figure`). The page uses relative 
 CSS only (no script, no network), so the folder opens from disk in any browser, and can be
 logged to MLflow or copied to object storage as it is.
 
-Number format: rates in percent with two decimals (``95.62``), ``mcc``, ``roc_auc`` and
-``pr_auc`` as fractions with four decimals (``0.9731``), as ``covidct evaluate-predictions``
-prints them; the leaderboard shows ``mean ± sd`` over folds.
+Number format (:data:`UNITS`, the same in ``covidct report``'s terminal leaderboard): rates in
+percent with two decimals (``95.62``), ``mcc``, ``roc_auc`` and ``pr_auc`` as fractions with
+four decimals (``0.9731``), as ``covidct evaluate-predictions`` prints them; differences of
+rates in percentage points. The leaderboard shows ``mean ± sd`` over folds, and the single
+value where only one fold gave a finite value (``15.75 (1 fold)``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import logging
 import math
 import re
 import shutil
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -46,6 +49,9 @@ from covidct.metrics import (
     predict_labels,
 )
 
+if TYPE_CHECKING:
+    from covidct.gradcam_report import GradCams
+
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
@@ -54,10 +60,14 @@ MEAN_SUFFIX = "_mean"
 SD_SUFFIX = "_sd"
 _FRACTION_METRICS = frozenset({Metric.MCC, Metric.ROC_AUC, Metric.PR_AUC})
 _DPI = 100
+#: The one sentence on units, shown under the leaderboard and by ``covidct report``.
+UNITS = "Rates in percent; MCC and AUCs as fractions (-1..1 and 0..1)."
+_TITLE_WIDTH = 44  # characters per line of a picture title (the narrowest figure is 4.6 in)
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1200px;
-       color: #1b1b1b; background: #fff; }
+       padding: 0 1rem; color: #1b1b1b; background: #fff; }
+.table-box { max-width: 100%; overflow-x: auto; }
 h1 { font-size: 1.5rem; } h2 { border-bottom: 2px solid #2c5d8f; padding-bottom: .2rem; }
 table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .9rem; }
 th, td { border: 1px solid #bbb; padding: .25rem .5rem; text-align: right; }
@@ -65,7 +75,7 @@ th:first-child, td:first-child, table.text td { text-align: left; }
 thead th { background: #e8eef5; }
 tr.candidate td { background: #fff6d5; font-weight: 600; }
 .pass { color: #176b2c; font-weight: 700; } .fail { color: #a3161a; font-weight: 700; }
-figure { display: inline-block; margin: .5rem; vertical-align: top; }
+figure { display: inline-block; margin: .5rem; vertical-align: top; max-width: 100%; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: .85rem; color: #444; }
 .note { color: #555; font-size: .85rem; }
@@ -101,6 +111,32 @@ def format_metric(name: str, value: Any) -> str:
     return f"{number:.4f}" if metric in _FRACTION_METRICS else f"{100 * number:.2f}"
 
 
+def format_cell(name: str, mean: Any, spread: Any) -> str:
+    """One leaderboard cell as text: ``mean ± sd``, or ``value (1 fold)`` when the spread is
+    undefined because a single fold gave a finite value (the mean is then that fold's value)."""
+    shown = format_metric(name, mean)
+    if shown != "n/a" and format_metric(name, spread) == "n/a":
+        return f"{shown} (1 fold)"
+    return f"{shown} ± {format_metric(name, spread)}"
+
+
+def format_difference(name: str, value: Any) -> str:
+    """A difference of metric ``name``, signed: rates in percentage points (``+1.25``),
+    MCC and AUCs as fractions (``+0.0125``), per :data:`UNITS`; ``n/a`` when not finite."""
+    number = _number(value)
+    if not math.isfinite(number):
+        return "n/a"
+    shown = format_metric(name, number)
+    return shown if shown.startswith("-") else f"+{shown}"
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
@@ -124,7 +160,8 @@ def _table(
         row_css = f' class="{classes[index]}"' if index < len(classes) and classes[index] else ""
         body.append(f"<tr{row_css}>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>")
     css = f' class="{table_class}"' if table_class else ""
-    return f"<table{css}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table{css}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="table-box">{table}</div>'  # a wide table scrolls in its box
 
 
 # --------------------------------------------------------------------------- sections
@@ -147,7 +184,7 @@ def _leaderboard_rows(leaderboard: pd.DataFrame) -> pd.DataFrame:
 
 
 def leaderboard_html(leaderboard: pd.DataFrame, candidate: str | None = None) -> str:
-    """The leaderboard as an HTML table (``mean ± sd`` per metric, ``folds``).
+    """The leaderboard as an HTML table (:func:`format_cell` per metric, ``folds``).
 
     ``leaderboard``: :func:`covidct.pipeline.leaderboard`'s table (backbone as index or column).
     """
@@ -160,16 +197,17 @@ def leaderboard_html(leaderboard: pd.DataFrame, candidate: str | None = None) ->
     for record in board.to_dict("records"):
         cells = [_e(record[BACKBONE_COLUMN])]
         for name in metrics:
-            mean = format_metric(name, record[name + MEAN_SUFFIX])
-            spread = format_metric(name, record[name + SD_SUFFIX])
-            cells.append(f"{_e(mean)} ± {_e(spread)}")
+            cells.append(
+                _e(format_cell(name, record[name + MEAN_SUFFIX], record[name + SD_SUFFIX]))
+            )
         if "folds" in board.columns:
             cells.append(_e(record["folds"]))
         rows.append(cells)
         classes.append("candidate" if str(record[BACKBONE_COLUMN]) == candidate else "")
     note = (
-        '<p class="note">Mean ± standard deviation over folds of per-fold metrics; rates in '
-        "percent, MCC and AUCs as fractions. Highlighted: the gate's candidate.</p>"
+        '<p class="note">Mean ± standard deviation over folds of per-fold metrics; "(1 fold)": '
+        f"the one fold where the metric is defined. {_e(UNITS)} Highlighted: the gate's "
+        "candidate.</p>"
     )
     return _table(header, rows, classes) + note
 
@@ -222,9 +260,12 @@ def _comparisons_html(comparisons: Sequence[Mapping[str, Any]]) -> str:
         return ""
     rows = []
     for item in comparisons:
-        difference = [float(item.get(key, math.nan)) for key in ("difference", "ci_low", "ci_high")]
+        metric = str(item.get("metric", "?"))
+        difference = [
+            format_difference(metric, item.get(key)) for key in ("difference", "ci_low", "ci_high")
+        ]
         sensitivity = [
-            float(item.get(f"sensitivity_{key}", math.nan))
+            format_difference("covid_sensitivity", item.get(f"sensitivity_{key}"))
             for key in ("difference", "ci_low", "ci_high")
         ]
         rows.append(
@@ -232,8 +273,8 @@ def _comparisons_html(comparisons: Sequence[Mapping[str, Any]]) -> str:
                 _e(f"{item.get('comparator', '?')} {item.get('comparator_name', '')}"),
                 _e(f"{item.get('n_patients', '?')} / {item.get('overlap_patients', '?')}"),
                 _e(item.get("metric", "?")),
-                _e(f"{difference[0]:+.4f} [{difference[1]:+.4f}, {difference[2]:+.4f}]"),
-                _e(f"{sensitivity[0]:+.4f} [{sensitivity[1]:+.4f}, {sensitivity[2]:+.4f}]"),
+                _e(f"{difference[0]} [{difference[1]}, {difference[2]}]"),
+                _e(f"{sensitivity[0]} [{sensitivity[1]}, {sensitivity[2]}]"),
                 '<span class="pass">yes</span>'
                 if item.get("passed")
                 else '<span class="fail">no</span>',
@@ -243,8 +284,8 @@ def _comparisons_html(comparisons: Sequence[Mapping[str, Any]]) -> str:
         "compared with",
         "sequestered patients / seen in development",
         "metric",
-        "difference [95% CI]",
-        "COVID sensitivity difference [95% CI]",
+        "difference [95% CI] (points for a rate)",
+        "COVID sensitivity difference [95% CI] (points)",
         "passed",
     ]
     return _table(header, rows, table_class="text")
@@ -262,8 +303,9 @@ def _confirmation_html(gate: Mapping[str, Any]) -> str:
         f"<p>Confirmed on <b>{_e(gate.get('sequestered_patients'))}</b> sequestered patients "
         f"({_e(gate.get('sequestered_covid_patients'))} COVID), which no compared model trained, "
         f"validated or picked a threshold on. Candidate {_e(metric)}: "
-        f"{_e(_fraction(primary.get('value')))} (95% CI {_e(_fraction(primary.get('ci_low')))}"
-        f" to {_e(_fraction(primary.get('ci_high')))}). Model evaluated = model registered: "
+        f"{_e(_shown(metric, primary.get('value')))} (95% CI "
+        f"{_e(_shown(metric, primary.get('ci_low')))} to "
+        f"{_e(_shown(metric, primary.get('ci_high')))}). Model evaluated = model registered: "
         f"{'yes' if same else 'NO'}"
         f" (digest {_e(gate.get('evaluated_model_digest'))}).</p>"
     )
@@ -276,7 +318,7 @@ def _confirmation_html(gate: Mapping[str, Any]) -> str:
                 _e(record.get("patients")),
                 _e(record.get("overlap_patients")),
                 *(
-                    _e(_fraction(figures.get(key)))
+                    _e(_shown(key, figures.get(key)))
                     for key in (metric, "image_covid_sensitivity", "image_roc_auc")
                 ),
             ]
@@ -286,8 +328,8 @@ def _confirmation_html(gate: Mapping[str, Any]) -> str:
     return head + _table(header, rows, table_class="text")
 
 
-def _fraction(value: Any) -> str:
-    return "n/a" if value is None else f"{float(value):.4f}"
+def _shown(name: str, value: Any) -> str:
+    return "n/a" if value is None else format_metric(name, value)
 
 
 def fold_confusion_html(predictions: pd.DataFrame) -> str:
@@ -312,7 +354,8 @@ def fold_confusion_html(predictions: pd.DataFrame) -> str:
 
 
 def _save(figure: Figure, path: Path) -> None:
-    figure.savefig(path, dpi=_DPI, format="png")
+    # bbox_inches="tight" grows the canvas to every title, label and colour bar: nothing clipped
+    figure.savefig(path, dpi=_DPI, format="png", bbox_inches="tight", pad_inches=0.08)
 
 
 _PLOTS: tuple[tuple[str, Callable[..., Figure], str], ...] = (
@@ -332,7 +375,8 @@ def backbone_pictures(out_dir: Path, backbone: str, predictions: pd.DataFrame) -
     for kind, plot, caption in _PLOTS:
         name = f"{slug(backbone)}-{kind}.png"
         try:
-            figure = plot(predictions, title=f"{backbone}: {caption}")
+            title = textwrap.fill(f"{backbone}: {caption}", _TITLE_WIDTH)
+            figure = plot(predictions, title=title)
         except ValueError as error:
             raise ValueError(f"backbone {backbone}: {error}") from None
         _save(figure, Path(out_dir) / name)
@@ -363,21 +407,22 @@ def _figures_html(pictures: Sequence[Picture]) -> str:
 
 
 def _backbone_section(
-    out_dir: Path, backbone: str, predictions: pd.DataFrame, gradcam: Path | None
+    out_dir: Path, backbone: str, predictions: pd.DataFrame, gradcam: GradCams | None
 ) -> str:
     pictures = backbone_pictures(out_dir, backbone, predictions)
+    outcomes = ""
     if gradcam is not None:
-        name = copy_picture(out_dir, gradcam, f"{slug(backbone)}-gradcam.png")
-        pictures.append(
-            Picture(name, f"{backbone}: Grad-CAM (class covid) for true/false positives/negatives")
-        )
+        from covidct.gradcam_report import gradcam_html
+
+        cams, outcomes = gradcam_html(out_dir, backbone, predictions, gradcam)
+        pictures.extend(cams)
     n_images = len(predictions)
     n_patients = predictions["patient_id"].nunique() if "patient_id" in predictions else 0
     return (
         f'<section id="{_e(slug(backbone))}"><h3>{_e(backbone)}</h3>'
         f'<p class="note">{n_images:,} test images, {n_patients:,} (fold, patient) pairs; a '
         "slice is predicted COVID when p(covid) &gt; 0.5.</p>"
-        f"{fold_confusion_html(predictions)}{_figures_html(pictures)}</section>"
+        f"{fold_confusion_html(predictions)}{outcomes}{_figures_html(pictures)}</section>"
     )
 
 
@@ -401,7 +446,7 @@ def write_run_report(
     gate: dict | None,
     batches: list[dict],
     predictions: dict[str, pd.DataFrame],
-    gradcam: dict[str, Path] | None = None,
+    gradcam: Mapping[str, GradCams] | None = None,
     title: str = "covidct run report",
 ) -> Path:
     """Write ``out_dir/report.html`` and its PNGs; return the HTML file's path.
@@ -410,7 +455,8 @@ def write_run_report(
     backbone as index or column). ``gate``: the dict :func:`covidct.pipeline.gate_and_promote`
     returns, or None. ``batches``: ``{"batch_id", "passed", "reasons"}`` per validated batch.
     ``predictions``: backbone -> pooled test predictions (``patient_id, y_true, p_covid``,
-    ``fold``). ``gradcam``: backbone -> a Grad-CAM PNG, copied beside the report.
+    ``fold``). ``gradcam``: backbone -> fold -> Grad-CAM PNG (or one PNG), copied beside the
+    report with a note of the outcome kinds shown and absent (:func:`gradcam_html`).
     Raises ValueError on an invalid predictions table, FileNotFoundError for a missing PNG.
     """
     out = Path(out_dir)

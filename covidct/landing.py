@@ -148,13 +148,13 @@ def land_batch(
         receipt_key(batch_id, receipt.landed_at, digest),
         json.dumps(receipt.to_dict(), sort_keys=True) + "\n",
     )
-    logger.info(message)
+    logger.debug(message)  # the receipt's message is what `covidct land` prints, once
     return receipt
 
 
 def _no_op(batch_id: str, digest: str, files: dict[str, str], why: str) -> LandingReceipt:
-    message = f"nothing landed: {why}"
-    logger.info(message)
+    message = f"already landed, nothing changed: {why}"
+    logger.debug(message)
     return LandingReceipt(batch_id, "no-op", digest, files, message)
 
 

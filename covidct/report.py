@@ -76,27 +76,25 @@ def collect_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
     }
 
 
-def _fmt(value: Any) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return "  n/a " if number != number else f"{100 * number:6.2f}"
-
-
 def leaderboard_text(board: list[dict[str, Any]]) -> str:
-    """Render the leaderboard: backbone x metric, mean ± sd over folds, in percent."""
+    """Render the leaderboard: backbone x metric, mean ± sd over folds, in the HTML report's
+    units (:data:`covidct.html_report.UNITS`; a single fold's value as ``value (1 fold)``)."""
+    from covidct.html_report import UNITS, format_cell
+
     if not board:
         return "(no model was trained in this run)"
     header = f"{'backbone':<16}" + "".join(f"{name:>30}" for name in LEADERBOARD_COLUMNS)
     lines = [header, "-" * len(header)]
     for row in board:
         cells = "".join(
-            f"{_fmt(row.get(f'{name}_mean')):>20} ± {_fmt(row.get(f'{name}_sd')).strip():>7}"
+            f"{format_cell(name, row.get(f'{name}_mean'), row.get(f'{name}_sd')):>30}"
             for name in LEADERBOARD_COLUMNS
         )
         lines.append(f"{row['backbone']:<16}{cells}")
-    lines.append(f"(percent; mean ± sd over {board[0].get('folds', '?')} folds)")
+    lines.append(
+        f"({UNITS} Mean ± sd over {board[0].get('folds', '?')} folds; "
+        '"(1 fold)": the one fold where the metric is defined.)'
+    )
     return "\n".join(lines)
 
 
@@ -188,7 +186,8 @@ def write_picture_report(
     """Write the run's HTML report with its pictures (``covidct.html_report``); return its folder.
 
     Pictures per backbone: confusion matrix, ROC per fold with the mean, PR curve, and the
-    Grad-CAM panel of its first fold. A run without a leaderboard (a dry run, no new batch) gets
+    Grad-CAM panel of every fold (each fold's model on its own test images, so each outcome
+    kind shows wherever a fold has one). A run without a leaderboard (a dry run, no new batch) gets
     the page too, saying no model was trained. Raises ValueError on an invalid predictions table.
     """
     from covidct import html_report
@@ -201,18 +200,19 @@ def write_picture_report(
         else pd.DataFrame(index=pd.Index([], name="backbone"))
     )
     predictions: dict[str, pd.DataFrame] = {}
-    gradcam: dict[str, Path] = {}
+    gradcam: dict[str, dict[str, Path]] = {}
     for backbone in board.index:
         keys = _keys_of(store, f"{prefix}/predictions", f"{backbone}-fold")
         frames = [pd.read_csv(io.BytesIO(store.read_bytes(k))) for k in keys]
         if frames:
             predictions[str(backbone)] = pd.concat(frames, ignore_index=True)
-        cams = _keys_of(store, f"{prefix}/gradcam", f"{backbone}-fold")
-        if cams:
-            local = out_dir / "_gradcam" / cams[0].split("/")[-1]
+        for key in _keys_of(store, f"{prefix}/gradcam", f"{backbone}-fold"):
+            name = key.split("/")[-1]
+            local = out_dir / "_gradcam" / name
             local.parent.mkdir(parents=True, exist_ok=True)
-            local.write_bytes(store.read_bytes(cams[0]))
-            gradcam[str(backbone)] = local
+            local.write_bytes(store.read_bytes(key))
+            fold = name[len(f"{backbone}-fold") : -len(".png")]
+            gradcam.setdefault(str(backbone), {})[fold] = local
     path = html_report.write_run_report(
         out_dir,
         leaderboard=board,

@@ -728,6 +728,9 @@ def validate_batch(
     runner = ExpectationRunner(report_dir / "data_docs" if report_dir else None)
     slices = slice_table(manifest, known_hashes or {})
     slice_failures = runner.run(Table.SLICES, slices, slice_expectations(policy))
+    from covidct.fault_reasons import one_reason_per_fault  # imports this module
+
+    slice_failures = one_reason_per_fault(slice_failures)
     excluded, slice_failures = apply_exclusions(slice_failures, slices, policy)
     kept = slices[~slices["path"].isin(excluded)]
     patients = patient_validation_table(

@@ -49,6 +49,7 @@ HEAVY_FIRST = (
     "dags/test_retraining_e2e.py",
     "infra/test_topology.py",
     "test_training.py",
+    "browser/test_airflow_ui.py",
     "test_models.py",
     "test_explain.py",
     "test_gpu_benchmark.py",

@@ -151,3 +151,17 @@ def test_missing_home_is_one_line_saying_where_it_looked(
     assert len(lines) == 1, done.stderr  # no traceback
     assert f"no data lake at {user_home / '.covidct' / 'lake'}" in lines[0]
     assert f"COVIDCT_HOME is not set and {elsewhere / '.demo' / 'lake'} does not exist" in lines[0]
+
+
+def test_landing_the_same_batch_again_says_it_was_already_landed(
+    batches, tmp_path, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("COVIDCT_HOME", str(tmp_path))
+    assert main(["land", str(batches["good"]), "--batch-id", "b1"]) == EXIT_OK
+    first = capsys.readouterr().out
+    assert first.count("landed ") == 1 and "as landing/b1" in first
+    before = sorted((tmp_path / "lake").rglob("*"))
+    assert main(["land", str(batches["good"]), "--batch-id", "b1"]) == EXIT_OK
+    again = capsys.readouterr().out
+    assert again.startswith("already landed, nothing changed: landing/b1 already holds")
+    assert "as landing/" not in again and sorted((tmp_path / "lake").rglob("*")) == before

@@ -408,3 +408,9 @@ def test_gradcam_figure_from_real_tiffs(square_model, tmp_path):
     path = explain.save_figure(figure, tmp_path / "out" / "gradcam.png")
     picture = keras.utils.load_img(path)
     assert picture.size[0] > 300 and np.asarray(picture).std() > 10
+    assert "; no " not in figure.get_suptitle()  # every outcome kind has a row
+    without_fn = cases[cases["cell"] != "FN"].reset_index(drop=True)
+    partial = explain.gradcam_figure(
+        square_model, without_fn, explain.tiff_loader(tmp_path), explain.model_input
+    )
+    assert "rows: TP, FP, TN; no FN image" in partial.get_suptitle()

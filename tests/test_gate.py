@@ -91,7 +91,7 @@ def test_sensitivity_non_inferiority_is_judged_on_the_interval() -> None:
     same = _predictions([0.9, 0.9, 0.1, 0.1])
     result = compare("baseline", "resnet152", same, same, settings=STRICT, paired_bootstrap=wide)
     assert not result.passed
-    assert any("COVID sensitivity difference +0.0000" in text for text in result.reasons)
+    assert any("COVID sensitivity difference +0.00 points" in text for text in result.reasons)
 
 
 def test_compare_refuses_different_patients() -> None:

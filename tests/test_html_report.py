@@ -20,7 +20,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from covidct import evaluation, gate, html_report, pipeline
+from covidct import evaluation, gate, gradcam_report, html_report, pipeline
 from covidct.config import GateSettings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -170,10 +170,11 @@ def test_report_contains_every_leaderboard_number(report, run_inputs):
 def test_report_shows_gate_batches_and_escapes_text(report, run_inputs):
     page = report.read_text(encoding="utf-8")
     comparison = run_inputs["comparison"]
-    assert (
-        f"{comparison.difference:+.4f} [{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]"
-        in (page)
-    )
+    assert comparison.metric.startswith("patient_balanced")  # a rate: percentage points
+    points = [
+        f"{100 * v:+.2f}" for v in (comparison.difference, comparison.ci_low, comparison.ci_high)
+    ]
+    assert f"{points[0]} [{points[1]}, {points[2]}]" in page
     for reason in run_inputs["gate"]["verdict"]["reasons"]:
         assert html_report.html.escape(reason) in page
     assert "batch&lt;b&gt;bad&lt;/b&gt;" in page and "<b>bad</b>" not in page
@@ -282,8 +283,47 @@ def test_gate_section_shows_the_sequestered_confirmation() -> None:
     }  # fmt: skip
     page = html_report.gate_html(gate_record)
     assert "Confirmed on <b>48</b> sequestered patients (12 COVID)" in page
-    assert "0.8125 (95% CI 0.7000 to 0.9000)" in page
+    assert "81.25 (95% CI 70.00 to 90.00)" in page  # a rate: percent, as in the leaderboard
     assert "Model evaluated = model registered: yes" in page
     assert "resnet50 v7" in page and "champion v3" in page
     altered = {**gate_record, "registered_model_digest": "abd"}
     assert "Model evaluated = model registered: NO" in html_report.gate_html(altered)
+
+
+def test_single_fold_cell_is_not_labelled_a_mean(run_inputs):
+    board = run_inputs["leaderboard"].copy()
+    board.loc["vgg16", "image_roc_auc_sd"] = float("nan")
+    board.loc["vgg16", "image_covid_sensitivity_sd"] = float("nan")
+    page = html_report.leaderboard_html(board)
+    row = page.split("<td>vgg16</td>")[1].split("</tr>")[0]
+    auc = board.loc["vgg16", "image_roc_auc_mean"]
+    sensitivity = board.loc["vgg16", "image_covid_sensitivity_mean"]
+    assert f"{auc:.4f} (1 fold)" in row and f"{100 * sensitivity:.2f} (1 fold)" in row
+    assert "± n/a" not in row and html_report.UNITS in page
+
+
+def test_gradcam_per_fold_names_present_and_absent_outcomes(run_inputs, tmp_path):
+    frame = run_inputs["predictions"]["vgg16"].copy()
+    # fold 0: every image called COVID (only TP and FP); fold 1: TP, FN, FP, TN
+    frame.loc[frame["fold"] == 0, "p_covid"] = 0.9
+    cams = {fold: _gradcam_png(tmp_path / f"cam{fold}.png") for fold in (0, 1)}
+    (tmp_path / "out").mkdir()
+    pictures, note = gradcam_report.gradcam_html(tmp_path / "out", "vgg16", frame, cams)
+    assert [p.file for p in pictures] == ["vgg16-gradcam-fold0.png", "vgg16-gradcam-fold1.png"]
+    assert "examples of TP, FP; no FN, TN image in this fold" in pictures[0].caption
+    assert "examples of TP, FN, FP, TN" in pictures[1].caption
+    assert 'data-shown="TP FN FP TN" data-absent=""' in note
+    only_fold0 = gradcam_report.gradcam_html(tmp_path / "out", "vgg16", frame, {0: cams[0]})[1]
+    assert 'data-absent="FN TN"' in only_fold0 and "No example of FN, TN" in only_fold0
+
+
+def test_confusion_title_clear_of_the_colour_bar(run_inputs):
+    title = "resnet152: confusion matrix, images pooled over folds"
+    figure = evaluation.plot_confusion_matrix(run_inputs["predictions"]["vgg16"], title=title)
+    renderer = figure.canvas.get_renderer()
+    figure.draw_without_rendering()
+    heading = figure.get_suptitle() and figure._suptitle.get_window_extent(renderer)
+    assert heading, "the title is the figure's, laid out above axes and colour bar"
+    for axes in figure.axes:  # the matrix and the colour bar
+        box = axes.get_tightbbox(renderer)
+        assert box.y1 <= heading.y0 + 1, "a colour bar or axes reaches into the title"

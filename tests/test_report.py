@@ -71,7 +71,20 @@ def test_text_leaderboard_shows_six_headline_metrics_in_order() -> None:
         "image_roc_auc",
         "patient_balanced_accuracy",
     ]
-    assert "50.00 ±   12.50" in leaderboard_text(board)
+    text = leaderboard_text(board)
+    # the HTML report's units: rates in percent, AUCs as fractions, said once
+    assert "50.00 ± 12.50" in text and "0.5000 ± 0.1250" in text
+    assert "Rates in percent; MCC and AUCs as fractions" in text
+
+
+def test_text_leaderboard_shows_a_single_folds_value_without_a_spread() -> None:
+    board = [{"backbone": "vgg16", "folds": 2}]
+    board[0] |= {f"{name}_mean": 0.1575 for name in HEADLINE_METRICS}
+    board[0] |= {f"{name}_sd": float("nan") for name in HEADLINE_METRICS}
+    board[0] |= {"image_accuracy_mean": float("nan")}
+    row = leaderboard_text(board).splitlines()[2]
+    assert "15.75 (1 fold)" in row and "0.1575 (1 fold)" in row
+    assert "n/a ± n/a" in row and "15.75 ±" not in row
 
 
 def _fold_predictions(fold: int) -> pd.DataFrame:

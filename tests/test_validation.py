@@ -322,3 +322,16 @@ def test_verdict_equality_ignores_the_manifest(good_batch: Path) -> None:
     first = validate_batch(good_batch, progress=False)
     second = validate_batch(good_batch, progress=False)
     assert first == second and "manifest" not in repr(first)
+
+
+def test_uint8_slice_gets_one_reason_not_also_eight_bit(batch_factory: BatchFactory) -> None:
+    batch = batch_factory.write()
+    _overwrite((ct_slice(1) // 16).astype(np.uint8))(batch)  # fails dtype; max <= 255 too
+    _overwrite(ct_slice(2) // 16)(batch_factory.write("other"))
+    verdict = validate_batch(batch, progress=False)
+    checks = [failure.check for failure in verdict.failures]
+    assert checks == [Check.DTYPE], verdict.reasons
+    assert len(verdict.reasons) == 1 and "not uint16" in verdict.reasons[0]
+    # a uint16 slice holding 8-bit data is still named by the derived check
+    other = validate_batch(batch_factory.root / "other", progress=False)
+    assert [failure.check for failure in other.failures] == [Check.EIGHT_BIT]
