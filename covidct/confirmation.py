@@ -222,12 +222,13 @@ def score_registered(
     """Load a registered version from its registry URI, score it on ``sequestered``; record it.
 
     Returns ``record`` plus ``{"evaluated_model_digest", "predictions_key", "patients",
-    "overlap_patients"}``: the digest of the files loaded, the lake key of its predictions
-    (patient threshold included) and how many scored patients it saw in development.
+    "overlap_patients", "probe_key"}``: the digest of the files loaded, the lake key of its
+    predictions (patient threshold included), how many scored patients it saw in development
+    and its probe-set predictions (:func:`covidct.evidence.probe_predictions`).
     """
     import mlflow
 
-    from covidct import pipeline, training
+    from covidct import evidence, pipeline, training
 
     store = pipeline.lake(settings)
     local = download(record["model_uri"])
@@ -246,6 +247,9 @@ def score_registered(
         "predictions_key": key,
         "patients": len(scored),
         "overlap_patients": len(scored & seen),
+        "probe_key": evidence.probe_predictions(
+            settings, model, record["train_params"], name, dag_run_id
+        ),  # what the serving check compares the served model with
     }
 
 

@@ -127,6 +127,16 @@ def _table(
     return f"<table{css}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def table_html(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    classes: Sequence[str] = (),
+    table_class: str = "",
+) -> str:
+    """An HTML table in the report's style; ``rows`` hold HTML (already escaped)."""
+    return _table(header, rows, classes, table_class)
+
+
 # --------------------------------------------------------------------------- sections
 
 
@@ -403,6 +413,7 @@ def write_run_report(
     predictions: dict[str, pd.DataFrame],
     gradcam: dict[str, Path] | None = None,
     title: str = "covidct run report",
+    extra_sections: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write ``out_dir/report.html`` and its PNGs; return the HTML file's path.
 
@@ -411,6 +422,8 @@ def write_run_report(
     returns, or None. ``batches``: ``{"batch_id", "passed", "reasons"}`` per validated batch.
     ``predictions``: backbone -> pooled test predictions (``patient_id, y_true, p_covid``,
     ``fold``). ``gradcam``: backbone -> a Grad-CAM PNG, copied beside the report.
+    ``extra_sections``: (heading, HTML) pairs placed after the gate (the run's evidence,
+    :func:`covidct.evidence_html.run_evidence_html`).
     Raises ValueError on an invalid predictions table, FileNotFoundError for a missing PNG.
     """
     out = Path(out_dir)
@@ -428,6 +441,7 @@ def write_run_report(
         ("Batches", batches_html(batches)),
         ("Leaderboard", leaderboard_html(leaderboard, candidate)),
         ("Promotion gate", gate_html(gate)),
+        *extra_sections,
         ("Pictures per backbone", backbones or "<p>No test predictions in this run.</p>"),
     ]
     path = out / REPORT_FILE
