@@ -339,7 +339,9 @@ def serving_evidence(
     ``record``: the deployable's :func:`covidct.confirmation.score_registered` record (its
     ``probe_key`` holds the evaluated model's probe predictions). Writes
     ``runs/<run>/evidence/serving-v<version>.json`` and tags the version ``serving_check``
-    (``passed``/``failed``) and ``serving_ms_per_slice``. Never raises for a model that fails:
+    (``passed``/``failed``) and ``serving_ms_per_slice``. The served model must apply the
+    version's registered temperature (``record["temperature"]``) as evaluated. Never raises for
+    a model that fails:
     ``passed`` False with ``reasons`` (also when there is no probe record or the probe slices
     changed since the evaluation).
     """
@@ -365,6 +367,7 @@ def serving_evidence(
                 record["model_uri"], probe, recorded["p_covid"], record["train_params"],
                 tracking_uri=settings.mlflow.tracking_uri,
                 expected_digest=record.get("registered_model_digest"),
+                expected_temperature=record.get("temperature"),
             )  # fmt: skip
             result = check.to_dict() | {"reason": check.reason}
     if reasons:
