@@ -19,6 +19,7 @@ import base64
 import io
 import json
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -313,6 +314,7 @@ def publish_cards(
     reported, it never undoes a promotion)."""
     from covidct import pipeline, registry
 
+    started = time.perf_counter()
     store = pipeline.lake(settings)
     client = registry.client(settings.mlflow.tracking_uri)
     prefix = f"{run_prefix(dag_run_id)}/model_cards"
@@ -335,4 +337,5 @@ def publish_cards(
             logger.exception("model card of version %s not written", version)
             index[version] = {"error": f"{type(error).__name__}: {error}"}
     store.write_bytes(f"{prefix}/index.json", json.dumps(index, indent=2).encode())
+    logger.info("%d model cards in %.1f s", len(index), time.perf_counter() - started)
     return index
