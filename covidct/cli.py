@@ -204,6 +204,14 @@ def cmd_sequester(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_model_card(args: argparse.Namespace) -> int:
+    from covidct.model_card import write_model_card
+
+    out = args.out if args.out is not None else Path(f"model_card_v{args.version}.html")
+    print(f"model card written to {write_model_card(_settings(), args.version, out)}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every ``covidct`` command."""
     parser = argparse.ArgumentParser(prog="covidct", description=__doc__.splitlines()[0])
@@ -295,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--share", type=float, required=True, help="fraction in (0, 1), e.g. 0.2")
     q.add_argument("--reason", required=True, help="kept in the audit record")
     p.set_defaults(func=cmd_sequester)
+
+    p = sub.add_parser("model-card", help="write the model card of a registered VERSION (HTML)")
+    p.add_argument("version")
+    p.add_argument("--out", type=Path, default=None, help="file (default model_card_vN.html)")
+    p.set_defaults(func=cmd_model_card)
     return parser
 
 

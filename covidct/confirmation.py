@@ -218,16 +218,20 @@ def score_registered(
     sequestered: pd.DataFrame,
     name: str,
     dag_run_id: str,
+    *,
+    probe: bool = False,
 ) -> dict[str, Any]:
     """Load a registered version from its registry URI, score it on ``sequestered``; record it.
 
     Returns ``record`` plus ``{"evaluated_model_digest", "predictions_key", "patients",
-    "overlap_patients"}``: the digest of the files loaded, the lake key of its predictions
-    (patient threshold included) and how many scored patients it saw in development.
+    "overlap_patients", "probe_key"}``: the digest of the files loaded, the lake key of its
+    predictions (patient threshold included), how many scored patients it saw in development
+    and, with ``probe`` (the candidate, which the gate's serving check loads again), its
+    probe-set predictions (:func:`covidct.evidence.probe_predictions`; else ``""``).
     """
     import mlflow
 
-    from covidct import pipeline, training
+    from covidct import evidence, pipeline, training
 
     store = pipeline.lake(settings)
     local = download(record["model_uri"])
@@ -246,6 +250,11 @@ def score_registered(
         "predictions_key": key,
         "patients": len(scored),
         "overlap_patients": len(scored & seen),
+        "probe_key": evidence.probe_predictions(
+            settings, model, record["train_params"], name, dag_run_id
+        )
+        if probe
+        else "",  # what the serving check compares the served model with
     }
 
 
@@ -330,7 +339,10 @@ def confirm(settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str) 
     deployables = {}
     for backbone in dict.fromkeys(backbones):
         record = build_deployable(settings, evaluations, backbone, lock, dag_run_id)
-        deployables[backbone] = score_registered(settings, record, frame, backbone, dag_run_id)
+        deployables[backbone] = score_registered(
+            settings, record, frame, backbone, dag_run_id,
+            probe=backbone == aggregated["candidate"],
+        )  # fmt: skip
     champion, clean, notes = champion_record(settings, lock, frame)
     scored_champion = (
         score_registered(settings, champion, clean, "champion", dag_run_id) if champion else None

@@ -164,6 +164,16 @@ def _table(
     return f'<div class="table-box">{table}</div>'  # a wide table scrolls in its box
 
 
+def table_html(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    classes: Sequence[str] = (),
+    table_class: str = "",
+) -> str:
+    """An HTML table in the report's style; ``rows`` hold HTML (already escaped)."""
+    return _table(header, rows, classes, table_class)
+
+
 # --------------------------------------------------------------------------- sections
 
 
@@ -448,6 +458,7 @@ def write_run_report(
     predictions: dict[str, pd.DataFrame],
     gradcam: Mapping[str, GradCams] | None = None,
     title: str = "covidct run report",
+    extra_sections: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write ``out_dir/report.html`` and its PNGs; return the HTML file's path.
 
@@ -457,6 +468,8 @@ def write_run_report(
     ``predictions``: backbone -> pooled test predictions (``patient_id, y_true, p_covid``,
     ``fold``). ``gradcam``: backbone -> fold -> Grad-CAM PNG (or one PNG), copied beside the
     report with a note of the outcome kinds shown and absent (:func:`gradcam_html`).
+    ``extra_sections``: (heading, HTML) pairs placed after the gate (the run's evidence,
+    :func:`covidct.evidence_html.run_evidence_html`).
     Raises ValueError on an invalid predictions table, FileNotFoundError for a missing PNG.
     """
     out = Path(out_dir)
@@ -474,6 +487,7 @@ def write_run_report(
         ("Batches", batches_html(batches)),
         ("Leaderboard", leaderboard_html(leaderboard, candidate)),
         ("Promotion gate", gate_html(gate)),
+        *extra_sections,
         ("Pictures per backbone", backbones or "<p>No test predictions in this run.</p>"),
     ]
     path = out / REPORT_FILE

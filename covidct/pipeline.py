@@ -119,12 +119,17 @@ def discover(settings: Settings) -> list[str]:
     return batches
 
 
-def validate(settings: Settings, batch_id: str, dag_run_id: str) -> dict[str, Any]:
+def validate(
+    settings: Settings, batch_id: str, dag_run_id: str, send: Any = None
+) -> dict[str, Any]:
     """Validate one landed batch; save its report and manifest under ``runs/<run>/validation/``.
 
-    Returns ``{"batch_id", "passed", "reasons", "report_dir", "manifest_key", "n_slices"}``.
+    A passed batch is compared with the curated reference (:func:`covidct.evidence.
+    record_batch_drift`: ``runs/<run>/drift/<batch>.json``, a ``batch_drift`` alert through
+    ``send`` when it drifted; it stays accepted). Returns ``{"batch_id", "passed", "reasons",
+    "report_dir", "manifest_key", "n_slices", "drift"}``.
     """
-    from covidct import custody, validation
+    from covidct import custody, evidence, validation
 
     store = lake(settings)
     batch_dir = materialize(store, f"{LANDING}/{batch_id}", settings)
@@ -140,6 +145,11 @@ def validate(settings: Settings, batch_id: str, dag_run_id: str) -> dict[str, An
     manifest_key = write_parquet(store, f"{prefix}/manifest.parquet", verdict.manifest)
     _write_json(store, f"{prefix}/verdict.json", verdict.to_dict())
     logger.info("batch %s: %s", batch_id, validation.format_verdict(verdict))
+    drift = None
+    if verdict.passed:  # drift informs, it does not gate
+        drift = evidence.record_batch_drift(
+            settings, batch_id, batch_dir, verdict.manifest, dag_run_id, send
+        )
     return {
         "batch_id": batch_id,
         "passed": bool(verdict.passed),
@@ -147,6 +157,7 @@ def validate(settings: Settings, batch_id: str, dag_run_id: str) -> dict[str, An
         "report_dir": str(report_dir),
         "manifest_key": manifest_key,
         "n_slices": int(verdict.n_slices),
+        "drift": drift,
     }
 
 
@@ -661,12 +672,14 @@ def aggregate(
 def confirm(settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
     """Register the deployables and score them and the champion on the sequestered patients.
 
-    See :func:`covidct.confirmation.confirm`.
+    See :func:`covidct.confirmation.confirm`; then the evidence of the confirmed models
+    (:func:`covidct.evidence.confirm_evidence`: temperature, calibration, subgroup tables).
     """
-    from covidct import confirmation
+    from covidct import confirmation, evidence
 
     setup_mlflow(settings)
-    return confirmation.confirm(settings, aggregated, dag_run_id)
+    confirmed = confirmation.confirm(settings, aggregated, dag_run_id)
+    return evidence.confirm_evidence(settings, confirmed, dag_run_id)
 
 
 def _sequestered_predictions(store: Any, record: Mapping[str, Any]) -> pd.DataFrame:
@@ -693,7 +706,7 @@ def gate_and_promote(
     "champion_metrics", "sequestered_patients", "comparisons", "evaluated_model_digest",
     "registered_model_digest", ...}``; writes ``runs/<run>/gate.json`` and a history record.
     """
-    from covidct import evaluation, gate, registry
+    from covidct import evaluation, evidence, gate, model_card, registry, subgroup_gate
 
     setup_mlflow(settings)
     store = lake(settings)
@@ -755,6 +768,11 @@ def gate_and_promote(
         candidate, comparisons, has_champion=champion.version is not None,
         settings=settings.gate, figures=candidate_metrics,
     )  # fmt: skip
+    subgroups = evidence.subgroup_rule(
+        settings, store, confirmed, predictions[candidate], bootstrap
+    )
+    if subgroups is not None:  # no subgroup may lose COVID sensitivity against the champion
+        verdict = subgroup_gate.with_subgroups(verdict, subgroups)
     if confirmed.get("notes"):
         verdict = replace(verdict, reasons=(*confirmed["notes"], *verdict.reasons))
     altered = [
@@ -771,6 +789,9 @@ def gate_and_promote(
             "patients "
             "it was scored on in development: its figures are not clean"
         )
+    serving = evidence.serving_evidence(settings, mine, dag_run_id)  # before any alias moves
+    if not serving["passed"]:
+        vetoes.append(f"serving check of v{mine['version']} failed: {serving['reason']}")
     if vetoes:
         verdict = replace(
             verdict,
@@ -861,8 +882,13 @@ def gate_and_promote(
             for name, record in [*deployables.items(), *([("champion", rival)] if rival else [])]
         },  # fmt: skip
         "notes": list(confirmed.get("notes") or []),
+        "subgroups": subgroups.to_dict() if subgroups is not None else None,
+        "serving_check": serving,
+        "evidence": confirmed.get("evidence"),
     }
-    return _record_gate(store, dag_run_id, result)
+    _record_gate(store, dag_run_id, result)
+    result["model_cards"] = model_card.publish_cards(settings, result, dag_run_id)
+    return result
 
 
 def _record_gate(store: Any, dag_run_id: str, result: dict[str, Any]) -> dict[str, Any]:

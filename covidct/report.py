@@ -190,9 +190,11 @@ def write_picture_report(
     kind shows wherever a fold has one). A run without a leaderboard (a dry run, no new batch) gets
     the page too, saying no model was trained. Raises ValueError on an invalid predictions table.
     """
-    from covidct import html_report
+    from covidct import evidence_html, html_report
 
     out_dir = settings.work_dir / "reports" / prefix.replace("/", "_")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    evidence = evidence_html.run_evidence_html(store, prefix, out_dir)
     rows = summary["leaderboard"]
     board = (
         pd.DataFrame(rows).set_index("backbone")
@@ -221,6 +223,7 @@ def write_picture_report(
         predictions=predictions,
         gradcam=gradcam or None,
         title=f"covidct run {summary['dag_run_id']}",
+        extra_sections=[("Evidence: drift, subgroups, calibration, serving", evidence)],
     )
     return path.parent
 

@@ -165,6 +165,10 @@ class ServingCheck:
     first_predict_ms_per_slice: float
     ms_per_slice: float
     total_s: float
+    #: the temperature the serving process read from the version's ``temperature`` tag (None:
+    #: untagged) and max |scaled p served - scaled p evaluated| (NaN without a temperature)
+    temperature: float | None = None
+    max_abs_diff_scaled: float = math.nan
 
     @property
     def reason(self) -> str:
@@ -189,6 +193,7 @@ def serving_check(
     tracking_uri: str,
     registry_uri: str | None = None,
     expected_digest: str | None = None,
+    expected_temperature: float | None = None,
     tolerance: float = P_COVID_TOLERANCE,
     timeout_s: float = SERVING_TIMEOUT_S,
 ) -> ServingCheck:
@@ -196,6 +201,10 @@ def serving_check(
     model that fails (the result says why). ``expected_p_covid``: :func:`evaluate_probe` of the
     evaluated model, (n,) for n probe slices. ``expected_digest``: the version's registered
     ``model_digest`` tag (:func:`covidct.confirmation.model_digest`); None skips that check.
+    ``expected_temperature``: the temperature stored with the version (``covidct.evidence``);
+    the serving process reads the version's ``temperature`` tag and scales its predictions
+    (``covidct.calibration.apply_temperature``) as a serving process would; a different or
+    missing temperature, or scaled predictions beyond the tolerance, refuse. None skips it.
 
     Raises ValueError when ``expected_p_covid`` does not have one value per probe slice.
     """
@@ -232,7 +241,8 @@ def serving_check(
         total = time.time() - spawned
         served = json.loads(output.read_text()) if output.exists() else {}
     return _judge(model_uri, probe, expected, served, failure, spawned, total,
-                  tolerance=tolerance, expected_digest=expected_digest)  # fmt: skip
+                  tolerance=tolerance, expected_digest=expected_digest,
+                  expected_temperature=expected_temperature)  # fmt: skip
 
 
 def _tail(stderr: str, code: int) -> str:
@@ -251,6 +261,7 @@ def _judge(
     *,
     tolerance: float,
     expected_digest: str | None,
+    expected_temperature: float | None = None,
 ) -> ServingCheck:
     reasons = [failure] if failure else []
     predicted = np.asarray(served.get("p_covid", []), dtype=np.float64)
@@ -275,6 +286,27 @@ def _judge(
             f"the loaded artifact's digest {served_digest} is not the registered "
             f"model_digest {expected_digest}"
         )
+    temperature = served.get("temperature")
+    scaled_diff = math.nan
+    if expected_temperature is not None and not failure:
+        from covidct.calibration import apply_temperature
+
+        if temperature is None or abs(float(temperature) - expected_temperature) > 1e-6:
+            reasons.append(
+                f"the serving process applied temperature {temperature}, not the registered "
+                f"{expected_temperature:g}"
+            )
+        elif predicted.shape == expected.shape and np.isfinite(predicted).all():
+            scaled = np.asarray(served.get("p_covid_scaled", []), dtype=np.float64)
+            want = apply_temperature(expected, expected_temperature)
+            scaled_diff = (
+                float(np.max(np.abs(scaled - want))) if scaled.shape == want.shape else math.inf
+            )
+            if scaled_diff > tolerance:
+                reasons.append(
+                    f"served temperature-scaled p_covid differs by up to {scaled_diff:.3g} "
+                    f"(tolerance {tolerance:g})"
+                )
     slices = max(len(probe.paths), 1)
     return ServingCheck(
         passed=not reasons,
@@ -292,7 +324,27 @@ def _judge(
         first_predict_ms_per_slice=1000 * float(served.get("first_predict_s", math.nan)) / slices,
         ms_per_slice=1000 * float(served.get("predict_s", math.nan)) / slices,
         total_s=total,
+        temperature=None if temperature is None else float(temperature),
+        max_abs_diff_scaled=scaled_diff,
     )
+
+
+def _registered_temperature(model_uri: str) -> float | None:
+    """The ``temperature`` tag of a ``models:/<name>/<version>`` or ``models:/<name>@<alias>``
+    URI's version, as a serving process reads it; None for other URIs or an untagged version."""
+    if not model_uri.startswith("models:/"):
+        return None
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    name, _, version = model_uri.removeprefix("models:/").partition("/")
+    if "@" in name:
+        name, alias = name.split("@", 1)
+        found = client.get_model_version_by_alias(name, alias)
+    else:
+        found = client.get_model_version(name, version)
+    value = found.tags.get("temperature")
+    return None if value is None else float(value)
 
 
 def _serve(request_file: str) -> None:
@@ -303,6 +355,7 @@ def _serve(request_file: str) -> None:
     import mlflow
 
     from covidct import training
+    from covidct.calibration import apply_temperature
     from covidct.confirmation import download, model_digest
 
     imported = time.perf_counter()
@@ -318,6 +371,8 @@ def _serve(request_file: str) -> None:
     predicted = time.perf_counter()
     training.predict_p_covid(model, files, image_root=root, config=config)
     again = time.perf_counter()
+    temperature = _registered_temperature(request["model_uri"])  # the version's tag
+    scaled = apply_temperature(first, temperature) if temperature is not None else None
     result = {
         "started": started,
         "import_s": imported - clock,
@@ -325,6 +380,8 @@ def _serve(request_file: str) -> None:
         "first_predict_s": predicted - loaded,
         "predict_s": again - predicted,
         "p_covid": [float(p) for p in first],
+        "temperature": temperature,
+        "p_covid_scaled": None if scaled is None else [float(p) for p in scaled],
         "model_digest": model_digest(local),
     }
     Path(request["output"]).write_text(json.dumps(result))

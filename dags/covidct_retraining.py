@@ -162,7 +162,7 @@ def covidct_retraining():
     def validate(batch_id: str) -> dict:
         from covidct import pipeline
 
-        return pipeline.validate(_settings(), batch_id, _run_id())
+        return pipeline.validate(_settings(), batch_id, _run_id(), send=send)
 
     @task(map_index_template="{{ verdict['batch_id'] }}")
     def quarantine(verdict: dict) -> dict:

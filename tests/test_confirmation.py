@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -158,6 +159,100 @@ def test_report_json_carries_the_confirmation(weeks: dict) -> None:
     assert [c["overlap_patients"] for c in gate["comparisons"]] == [0]
     assert gate["evaluated_model_digest"] == gate["registered_model_digest"]
     json.dumps(gate)
+
+
+def test_evidence_is_recorded_with_the_registered_version(weeks: dict) -> None:
+    """Temperature on the version, calibration before/after, serving check, run report."""
+    from covidct.report import write_summary
+
+    settings, lake = weeks["settings"], weeks["lake"]
+    confirmed, gated, _ = weeks["week2"]
+    client = registry.client(settings.mlflow.tracking_uri)
+    tags = client.get_model_version("covidct-classifier", gated["version"]).tags
+    recorded = json.loads(lake.read_bytes(confirmed["evidence"]["key"]))
+    entry = recorded["models"]["vgg16"]
+    assert float(tags["temperature"]) == pytest.approx(entry["temperature"], rel=1e-5)
+    assert json.loads(tags["temperature_fit"])["n_predictions"] > 0
+    assert entry["calibration_raw"]["ece"] >= 0 and entry["calibration_scaled"]["brier"] >= 0
+    assert recorded["models"]["champion"]["version"] == weeks["week1"][1]["version"]
+    serving = gated["serving_check"]
+    assert serving["passed"], serving["reasons"]
+    assert serving["ms_per_slice"] > 0 and serving["slices"] == 8
+    assert tags["serving_ms_per_slice"]  # latency recorded with the version
+    assert tags["model_card"].endswith("model_card/model_card.html")
+    write_summary(settings, "manual__week2")
+    page = (lake.root / "runs/manual__week2/report/report.html").read_text()
+    for needle in ("Batch drift", "Subgroups on the sequestered patients", "all patients",
+                   "Calibration before and after", "Serving check", "model_card.html"):  # fmt: skip
+        assert needle in page, needle
+
+
+def test_model_card_of_a_registered_version_has_every_section(weeks, tmp_path, monkeypatch,
+                                                              capsys) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    from covidct.cli import EXIT_ERROR, EXIT_OK, main
+    from covidct.model_card import CARD_SECTIONS
+
+    _, gated, _ = weeks["week2"]
+    version = gated["version"]
+    monkeypatch.setenv("COVIDCT_HOME", str(weeks["home"]))
+    out = tmp_path / "card.html"
+    assert main(["model-card", version, "--out", str(out)]) == EXIT_OK
+    page = out.read_text()
+    for heading in CARD_SECTIONS:
+        assert f"<h2>{heading}</h2>" in page, heading
+    assert page.count("data:image/png;base64,") >= 2  # reliability diagram, Grad-CAM panels
+    assert "ECE before" in page and "ECE after" in page
+    assert f"previous champion v{gated['champion_before']}" in page  # the change record
+    assert "all patients" in page and "passed" in page
+    assert "dataset version" in page and "development" in page
+    # the card logged with the version is the same document
+    logged = mlflow.artifacts.download_artifacts(
+        registry.client(weeks["settings"].mlflow.tracking_uri)
+        .get_model_version("covidct-classifier", version).tags["model_card"]
+    )  # fmt: skip
+    assert "Change record" in Path(logged).read_text()
+    assert main(["model-card", "999"]) == EXIT_ERROR
+    assert "has no version '999'" in capsys.readouterr().err
+
+
+def _subgroup_case(missed: set[str]) -> pd.DataFrame:
+    """120 sequestered-like patients (three slices each): 100 from source a (50 COVID), 20 from
+    source b (10 COVID). p(COVID) is 0.9 for COVID slices, 0.1 for normal ones and for the COVID
+    patients in ``missed``."""
+    rows = []
+    for index in range(120):
+        patient = f"{'a' if index < 100 else 'b'}/p{index:03d}"
+        covid = index % 2 == 0
+        p = 0.9 if covid and patient not in missed else 0.1
+        for instance in range(3):
+            rows.append({"patient_id": patient, "y_true": "covid" if covid else "normal",
+                         "p_covid": p, "slice_id": f"{patient}/{instance}", "series": "SR_2",
+                         "patient_threshold": 0.5, "selected": True})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_gate_refuses_a_candidate_that_regresses_in_one_subgroup(weeks: dict) -> None:
+    """Forged evidence: the candidate misses 3 of source b's 10 COVID patients the champion
+    finds, and finds 10 of source a's the champion misses (better overall); gate_and_promote
+    refuses it naming source=b, and only source=b."""
+    settings, lake = weeks["settings"], weeks["lake"]
+    confirmed, _, _ = weeks["week2"]
+    candidate = _subgroup_case({f"b/p{i:03d}" for i in (100, 102, 104)})
+    champion = _subgroup_case({f"a/p{i:03d}" for i in range(0, 20, 2)})
+    lake.write_bytes("runs/forged/candidate.csv", candidate.to_csv(index=False).encode())
+    lake.write_bytes("runs/forged/champion.csv", champion.to_csv(index=False).encode())
+    mine = {**confirmed["deployables"]["vgg16"], "predictions_key": "runs/forged/candidate.csv"}
+    rival = {**confirmed["champion"], "predictions_key": "runs/forged/champion.csv"}
+    forged = {**confirmed, "deployables": {"vgg16": mine}, "champion": rival, "evidence": None}
+    gated = pipeline.gate_and_promote(settings, forged, "manual__subgroup", send=lambda a: None)
+    assert not gated["verdict"]["passed"]
+    (reason,) = gated["subgroups"]["reasons"]
+    assert reason.startswith("source=b: COVID sensitivity difference lower bound")
+    assert reason in gated["verdict"]["reasons"]
+    judged = {c["subgroup"]: c for c in gated["subgroups"]["comparisons"] if c["axis"] == "source"}
+    assert judged["b"]["judged"] and judged["b"]["difference"] == pytest.approx(-0.3)
+    assert judged["a"]["passed"] and judged["a"]["difference"] == pytest.approx(0.2)
+    assert gated["champion_after"] == gated["champion_before"]
 
 
 def test_after_a_relock_the_champion_is_scored_only_on_patients_it_never_saw(

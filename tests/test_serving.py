@@ -116,3 +116,22 @@ def test_missing_version_is_refused(registered, probe) -> None:  # type: ignore[
 def test_wrong_number_of_expected_predictions(probe) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="probe set has 6"):
         serving_check("models:/x/1", probe, [0.5], PARAMS, tracking_uri="sqlite:///x.db")
+
+
+def test_served_model_applies_the_registered_temperature(registered, probe) -> None:  # type: ignore[no-untyped-def]
+    from covidct.calibration import apply_temperature
+
+    tracking, model_uri, evaluated, digest = registered
+    version = model_uri.rsplit("/", 1)[1]
+    registry.client(tracking).set_model_version_tag(NAME, version, "temperature", "2.000000")
+    result = serving_check(
+        model_uri, probe, evaluated, PARAMS, tracking_uri=tracking, expected_digest=digest,
+        expected_temperature=2.0,
+    )  # fmt: skip
+    assert result.passed, result.reason
+    assert result.temperature == 2.0 and result.max_abs_diff_scaled <= P_COVID_TOLERANCE
+    assert not np.allclose(apply_temperature(evaluated, 2.0), evaluated)  # scaling matters
+    wrong = serving_check(
+        model_uri, probe, evaluated, PARAMS, tracking_uri=tracking, expected_temperature=1.5
+    )
+    assert not wrong.passed and "applied temperature 2.0, not the registered 1.5" in wrong.reason
