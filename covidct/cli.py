@@ -25,7 +25,7 @@ def _settings():  # type: ignore[no-untyped-def]
 
 
 def cmd_ingest_dicom(args: argparse.Namespace) -> int:
-    from covidct.dicom import format_ingest_summary, ingest_dicom
+    from covidct.batch.dicom import format_ingest_summary, ingest_dicom
 
     report = ingest_dicom(
         args.dicom_dir,
@@ -48,7 +48,7 @@ def cmd_ingest_dicom(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from covidct.synth import write_synthetic_batch
+    from covidct.batch.synth import write_synthetic_batch
 
     report = write_synthetic_batch(
         args.out_dir,
@@ -62,7 +62,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from covidct.validation import format_verdict, validate_batch
+    from covidct.batch.validation import format_verdict, validate_batch
 
     if not args.batch_dir.is_dir():
         raise FileNotFoundError(f"batch folder not found: {args.batch_dir}")
@@ -75,7 +75,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_folds(args: argparse.Namespace) -> int:
-    from covidct.folds import run_folds_command
+    from covidct.data.folds import run_folds_command
 
     print(run_folds_command(args.roster, args.labels, args.k, args.seed, args.out))
     return EXIT_OK
@@ -99,7 +99,7 @@ def cmd_evaluate_predictions(args: argparse.Namespace) -> int:
 
 
 def cmd_land(args: argparse.Namespace) -> int:
-    from covidct.landing import land_batch
+    from covidct.lake.landing import land_batch
     from covidct.pipeline import lake
 
     batch_id = args.batch_id if args.batch_id is not None else args.batch_dir.resolve().name
@@ -126,8 +126,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    from covidct import registry
     from covidct.pipeline import lake
+    from covidct.promotion import registry
 
     settings = _settings()
     store = lake(settings)
@@ -155,7 +155,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
 def cmd_sequester(args: argparse.Namespace) -> int:
     import getpass
 
-    from covidct import sequester
+    from covidct.data import sequester
     from covidct.pipeline import lake
 
     store = lake(_settings())

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from covidct.batch.synth import write_synthetic_batch
 from covidct.cli import EXIT_ERROR, EXIT_INVALID, EXIT_OK, main
 from covidct.demo import make_faulty_batch
-from covidct.synth import write_synthetic_batch
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,8 @@ def test_land_then_history_on_an_empty_ledger(batches, tmp_path, monkeypatch, ca
 def test_sequester_show_and_relock(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     import pandas as pd
 
-    from covidct import sequester
-    from covidct.storage import LocalStore
+    from covidct.data import sequester
+    from covidct.lake.storage import LocalStore
 
     monkeypatch.setenv("COVIDCT_HOME", str(tmp_path))
     assert main(["sequester", "show"]) == EXIT_OK
