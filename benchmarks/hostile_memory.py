@@ -13,7 +13,7 @@ exec'd it, e.g. a pytest worker that trained a model; and ``resource.getrusage``
 * ``hostile``: as many files, the first three of every reader chunk (64 files) being a
   decompression bomb (deflate TIFF
   declaring 20000x20000 uint16, ~0.8 MB on disk), a file at the byte limit
-  (``covidct.batch.contract.MAX_SLICE_FILE_BYTES``, a 512x512 slice padded with junk) and an image
+  (``covidct.batch.slices.MAX_SLICE_FILE_BYTES``, a 512x512 slice padded with junk) and an image
   at the
   decoded limit (``MAX_DECODED_BYTES`` of uint8 pixels, whose statistics take float64 copies).
 
@@ -35,7 +35,7 @@ import numpy as np
 import tifffile
 from manifest_speed import synthetic_slice  # this folder's benchmark: the same test slice
 
-from covidct.batch.contract import MAX_DECODED_BYTES, MAX_SLICE_FILE_BYTES
+from covidct.batch.slices import MAX_DECODED_BYTES, MAX_SLICE_FILE_BYTES
 
 _VALIDATE = """
 import json, resource, sys, time

@@ -62,7 +62,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from covidct.batch.validation import format_verdict, validate_batch
+    from covidct.batch.validation import validate_batch
+    from covidct.batch.validation_report import format_verdict
 
     if not args.batch_dir.is_dir():
         raise FileNotFoundError(f"batch folder not found: {args.batch_dir}")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import tifffile
 
-from covidct.batch.contract import read_slice
+from covidct.batch.slices import read_slice
 from covidct.schema import PATIENT_COLUMN, PATIENT_DETAILS
 
 logger = logging.getLogger(__name__)

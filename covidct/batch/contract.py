@@ -24,40 +24,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import tifffile
 
 from covidct import schema
 
 logger = logging.getLogger(__name__)
-
-SLICE_NAME_FORMAT = "IM{index:05d}.tif"
 _THICKNESS_COLUMNS: tuple[str, ...] = schema.PATIENT_DETAILS_COLUMNS[5:]
 _TEXT_COLUMNS: tuple[str, ...] = schema.PATIENT_DETAILS_COLUMNS[:5]
 #: Thickness cell of a series folder that exists but whose thickness is unknown. The published
 #: Patient_details.csv writes it so (e.g. patient78 and patient83 have SR_2 images and SR_2
 #: ``N/A``); an empty cell means the patient has no such folder.
 UNKNOWN_THICKNESS = "N/A"
-
-#: Resource limits checked from a TIFF's header before any pixel is decoded (a contract slice is
-#: 512x512 uint16: 524,288 decoded bytes, about 0.5 MB on disk uncompressed). They bound one
-#: manifest reader to one file's bytes, one decoded image and its statistics' float64 copies:
-#: measured at most 130 MiB per reader process on the worst batch these limits admit, so
-#: validation peaks at the validating process (about 0.3 GB with Great Expectations loaded)
-#: plus ``workers`` x 130 MiB (``benchmarks/hostile_memory.py``).
-MAX_SLICE_FILE_BYTES = 16 * 2**20
-MAX_DECODED_BYTES = 4 * 2**20
-MAX_BITS_PER_SAMPLE = 64
-#: Largest decoded/stored ratio of the image data (deflate of real CT gives about 2 to 4).
-MAX_DECODE_RATIO = 1024
-
-
-class SliceReadError(ValueError):
-    """A file is not a readable Negin slice. ``path`` names the file, ``reason`` says why."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 class PatientDetailsError(ValueError):
@@ -67,117 +43,6 @@ class PatientDetailsError(ValueError):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
-
-
-def slice_name(index: int) -> str:
-    """Return the file name of the ``index``-th slice of a series (1-based): ``IM00001.tif``."""
-    if index < 1:
-        raise ValueError(f"slice index must be >= 1, got {index}")
-    return SLICE_NAME_FORMAT.format(index=index)
-
-
-def read_slice(
-    path: str | Path, *, expected_shape: tuple[int, int] | None = schema.SLICE_SHAPE
-) -> np.ndarray:
-    """Read one Negin slice.
-
-    Returns a native-endian uint16 array of shape ``expected_shape`` (default (512, 512)), DICOM
-    stored values, HU = value - 1024. Compressed or big-endian TIFFs are decoded when tifffile
-    can (the contract asks writers for uncompressed ones; :func:`write_slice` does that).
-    ``expected_shape=None`` accepts any 2-D shape.
-
-    Raises SliceReadError (a ValueError; ``.path``, ``.reason``) when the file is missing, is not
-    a TIFF, is truncated or corrupt, has more than one page, is not 2-D single-channel, is not
-    16-bit unsigned, or has another shape than expected.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SliceReadError(path, "no such file")
-    try:
-        with tifffile.TiffFile(path) as tif:
-            n_pages = len(tif.pages)
-            if n_pages != 1:
-                raise SliceReadError(path, f"expected a single-page TIFF, found {n_pages} pages")
-            page = tif.pages.first
-            problem = tiff_header_problem(page)
-            if problem is not None:
-                raise SliceReadError(path, problem)
-            array = page.asarray()
-    except SliceReadError:
-        raise
-    except Exception as error:  # tifffile raises TiffFileError, ValueError, OSError, ...
-        raise SliceReadError(
-            path, f"cannot decode TIFF ({type(error).__name__}: {error})"
-        ) from error
-    return _checked_slice(path, array, expected_shape)
-
-
-def tiff_header_problem(page: tifffile.TiffPage) -> str | None:
-    """Why the first page of a TIFF may not be decoded, judged from its header alone; or None.
-
-    Refused: bits per sample over ``MAX_BITS_PER_SAMPLE`` or a sample format numpy cannot hold,
-    a declared image over ``MAX_DECODED_BYTES`` decoded (a "decompression bomb": a small file
-    declaring e.g. 20000x20000 pixels), or a decoded/stored ratio over ``MAX_DECODE_RATIO``.
-    The reason states the declared shape, the decoded and stored byte counts and the limit.
-    """
-    bits = int(page.bitspersample)
-    if bits > MAX_BITS_PER_SAMPLE:
-        return f"declares {bits} bits per sample (limit {MAX_BITS_PER_SAMPLE}); not decoded"
-    if page.dtype is None:
-        return f"sample format {page.sampleformat} with {bits} bits is not supported; not decoded"
-    decoded = math.prod(page.shaped) * page.dtype.itemsize
-    stored = max(sum(page.databytecounts), 1)
-    shape = "x".join(str(n) for n in page.shape)
-    if decoded > MAX_DECODED_BYTES:
-        return (
-            f"declares {shape} {page.dtype} pixels ({decoded:,} bytes decoded from {stored:,}"
-            f" stored), over the {MAX_DECODED_BYTES:,}-byte limit; refused before decoding"
-        )
-    if decoded / stored > MAX_DECODE_RATIO:
-        return (
-            f"declares {shape} pixels decoding {stored:,} stored bytes into {decoded:,}"
-            f" (ratio {decoded / stored:,.0f}:1, limit {MAX_DECODE_RATIO}:1);"
-            " refused before decoding"
-        )
-    return None
-
-
-def _checked_slice(
-    path: Path, array: np.ndarray, expected_shape: tuple[int, int] | None
-) -> np.ndarray:
-    if array.ndim != 2:
-        raise SliceReadError(path, f"expected a 2-D single-channel image, got shape {array.shape}")
-    if array.dtype.kind != "u" or array.dtype.itemsize != 2:
-        raise SliceReadError(path, f"expected uint16 pixels, got {array.dtype}")
-    if expected_shape is not None and tuple(array.shape) != tuple(expected_shape):
-        raise SliceReadError(path, f"expected shape {tuple(expected_shape)}, got {array.shape}")
-    return np.ascontiguousarray(array, dtype=np.uint16)
-
-
-def write_slice(path: str | Path, array: np.ndarray) -> None:
-    """Write one Negin slice: ``array`` uint16 (rows, cols), DICOM stored values.
-
-    The TIFF is single-page, uncompressed, little-endian, MinIsBlack, with no description,
-    software or date tag (tifffile ``metadata=None``, ``software=False``). Parent folders are
-    created. Raises ValueError if ``array`` is not a 2-D uint16 array; the contract's 512x512 shape
-    is checked by readers and validation, not here.
-    """
-    array = np.asarray(array)
-    if array.ndim != 2:
-        raise ValueError(f"{path}: a slice must be 2-D, got shape {array.shape}")
-    if array.dtype != np.uint16:
-        raise ValueError(f"{path}: a slice must be uint16, got {array.dtype}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(
-        path,
-        np.ascontiguousarray(array, dtype="<u2"),
-        byteorder="<",
-        photometric="minisblack",
-        compression=None,
-        metadata=None,
-        software=False,
-    )
 
 
 def _format_cell(column: str, value: object) -> str:

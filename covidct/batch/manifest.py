@@ -18,7 +18,6 @@ sorting: min, max, mean and the 1st/99th percentiles are exact and equal to ``nu
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -33,14 +32,14 @@ from multiprocessing import current_process, get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import tifffile
 from tqdm.auto import tqdm
 
 from covidct import schema
-from covidct.batch.contract import MAX_SLICE_FILE_BYTES, tiff_header_problem
 from covidct.batch.files import read_regular, scan_batch
+from covidct.batch.slices import (
+    read_slice_facts,
+)
 from covidct.config import parse_enum
 
 logger = logging.getLogger(__name__)
@@ -86,20 +85,6 @@ _INT_COLUMNS = (
     "dark_pixels",
 )
 _FLOAT_COLUMNS = ("min", "max", "mean", "p01", "p99", "border_mean")
-
-#: Width in pixels of the image frame whose mean is ``border_mean`` (air in a chest CT).
-BORDER_WIDTH = 16
-
-#: ASCII TIFF tags that may name a person or a place; present at all -> identifying.
-IDENTIFYING_TAG_NAMES: frozenset[str] = frozenset(
-    {"Artist", "HostComputer", "DocumentName", "PageName", "Copyright", "Make", "Model"}
-)
-#: Text in any ASCII tag that looks like DICOM patient identity (name, birth date, id).
-IDENTIFYING_TEXT = re.compile(
-    r"patient\s*'?s?\s*(name|birth|id\b)|birth\s*date|date\s*of\s*birth|\bdob\b"
-    r"|\(0010,\s*00(10|20|30)\)|00100010|00100030",
-    re.IGNORECASE,
-)
 _INSTANCE = re.compile(r"(\d+)(?=\.[^.]*$|$)")
 
 #: Files allowed at the root of a batch (everything else at the root must be a patient folder).
@@ -225,181 +210,6 @@ def parse_instance(file_name: str) -> int | None:
     """Return the instance number of ``IM00010.tif`` (10), or None when no digits end the stem."""
     match = _INSTANCE.search(file_name)
     return int(match.group(1)) if match else None
-
-
-# --------------------------------------------------------------------------- one file
-
-
-def pixel_stats(pixels: np.ndarray) -> dict[str, float | int | None]:
-    """Return min, max, mean, p01, p99, border_mean and dark_pixels of a 2-D image.
-
-    ``pixels``: 2-D array (H, W), any numeric dtype. Percentiles follow
-    ``numpy.percentile(method="linear")``; unsigned integer images use an exact histogram.
-    ``dark_pixels`` counts values < ``schema.DARK_THRESHOLD`` in
-    ``pixels[DARK_ROWS[0]:DARK_ROWS[1], DARK_COLS[0]:DARK_COLS[1]]`` (COVID-CTset selection
-    window, Rahimzadeh et al. 2021), None when the image is smaller than that window.
-    ``border_mean`` is the mean of the outer ``BORDER_WIDTH``-pixel frame (air in chest CT).
-    Raises ValueError when ``pixels`` is not 2-D or is empty.
-    """
-    if pixels.ndim != 2 or pixels.size == 0:
-        raise ValueError(f"pixel_stats expects a non-empty 2-D image, got shape {pixels.shape}")
-    if pixels.dtype.kind == "u" and pixels.dtype.itemsize <= 2:
-        stats = _histogram_stats(pixels)
-    else:
-        stats = _sorted_stats(pixels)
-    stats["border_mean"] = _border_mean(pixels)
-    stats["dark_pixels"] = _dark_pixels(pixels)
-    return stats
-
-
-def _histogram_stats(pixels: np.ndarray) -> dict[str, float | int | None]:
-    counts = np.bincount(pixels.ravel())
-    cumulative = np.cumsum(counts)
-    n = int(cumulative[-1])
-    values = np.arange(counts.size, dtype=np.float64)
-
-    def kth(k: int) -> float:
-        return float(np.searchsorted(cumulative, k, side="right"))
-
-    def percentile(q: float) -> float:
-        position = q * (n - 1)
-        low = int(np.floor(position))
-        low_value = kth(low)
-        return low_value + (position - low) * (kth(min(low + 1, n - 1)) - low_value)
-
-    return {
-        "min": kth(0),
-        "max": float(counts.size - 1),
-        "mean": float(np.dot(counts, values) / n),
-        "p01": percentile(0.01),
-        "p99": percentile(0.99),
-    }
-
-
-def _sorted_stats(pixels: np.ndarray) -> dict[str, float | int | None]:
-    data = pixels.astype(np.float64, copy=False)
-    p01, p99 = np.percentile(data, [1.0, 99.0])
-    return {
-        "min": float(data.min()),
-        "max": float(data.max()),
-        "mean": float(data.mean()),
-        "p01": float(p01),
-        "p99": float(p99),
-    }
-
-
-def _border_mean(pixels: np.ndarray) -> float:
-    height, width = pixels.shape
-    if min(height, width) <= 2 * BORDER_WIDTH:
-        return float(pixels.mean())
-    inner = pixels[BORDER_WIDTH:-BORDER_WIDTH, BORDER_WIDTH:-BORDER_WIDTH]
-    total = float(pixels.sum(dtype=np.float64)) - float(inner.sum(dtype=np.float64))
-    return total / (pixels.size - inner.size)
-
-
-def _dark_pixels(pixels: np.ndarray) -> int | None:
-    (row0, row1), (col0, col1) = schema.DARK_ROWS, schema.DARK_COLS
-    if pixels.shape[0] < row1 or pixels.shape[1] < col1:
-        return None
-    return int(np.count_nonzero(pixels[row0:row1, col0:col1] < schema.DARK_THRESHOLD))
-
-
-def identifying_tags(page: tifffile.TiffPage) -> list[str]:
-    """Return names of ASCII tags of ``page`` that may identify a person.
-
-    A tag counts when its name is in ``IDENTIFYING_TAG_NAMES``, when it is a private tag
-    (code >= 32768) holding text, or when its text matches ``IDENTIFYING_TEXT`` (patient
-    name, birth date or id, spelled out or as the DICOM tag (0010,0010)/(0010,0030)).
-    """
-    names = []
-    for tag in page.tags:
-        if not isinstance(tag.value, str | bytes):
-            continue
-        text = tag.value.decode("latin-1") if isinstance(tag.value, bytes) else tag.value
-        private_text = tag.code >= 32768 and tag.dtype in (1, 2, 7) and text.strip("\0 ")
-        if tag.name in IDENTIFYING_TAG_NAMES or private_text or IDENTIFYING_TEXT.search(text):
-            names.append(tag.name)
-    return names
-
-
-def _header_facts(tif: tifffile.TiffFile, page: tifffile.TiffPage) -> dict[str, Any]:
-    tags = identifying_tags(page)
-    return {
-        "pages": len(tif.pages),
-        "samples_per_pixel": int(page.samplesperpixel),
-        "compression": _enum_name(page.compression),
-        "photometric": _enum_name(page.photometric),
-        "identifying_tags": ",".join(tags) if tags else None,
-    }
-
-
-def _enum_name(value: Any) -> str:
-    return str(getattr(value, "name", value))
-
-
-def _check_complete(page: tifffile.TiffPage, size: int) -> None:
-    """Raise ValueError when a strip or tile of ``page`` lies beyond the file's ``size``."""
-    ends = [o + c for o, c in zip(page.dataoffsets, page.databytecounts, strict=False)]
-    if not ends or max(ends) > size:
-        last = max(ends) if ends else 0
-        raise ValueError(f"truncated: image data ends at byte {last}, file has {size} bytes")
-
-
-def _decode(page: tifffile.TiffPage, size: int) -> np.ndarray:
-    _check_complete(page, size)
-    try:
-        return page.asarray()
-    except Exception as error:  # noqa: BLE001 - any decoder failure becomes a named reason
-        codec = _enum_name(page.compression)
-        raise ValueError(f"cannot decode compression {codec}: {error}") from error
-
-
-def _pixel_facts(pixels: np.ndarray) -> dict[str, Any]:
-    facts: dict[str, Any] = {
-        "dtype": str(pixels.dtype),
-        "ndim": int(pixels.ndim),
-        "shape": "x".join(str(n) for n in pixels.shape),
-        "height": int(pixels.shape[0]) if pixels.ndim >= 1 else None,
-        "width": int(pixels.shape[1]) if pixels.ndim >= 2 else None,
-    }
-    if pixels.ndim == 2 and pixels.size:
-        facts.update(pixel_stats(pixels))
-    return facts
-
-
-def read_slice_facts(file: Path) -> dict[str, Any]:
-    """Return the content facts of one file: sha256, bytes, header and pixel facts.
-
-    Reads the file once. Never raises for a bad file: ``read_error`` holds the reason (not a
-    TIFF, truncated, undecodable codec named, unreadable) and the facts gathered so far stay.
-    """
-    facts: dict[str, Any] = {"read_error": None}
-    try:
-        data = read_regular(file, max_bytes=MAX_SLICE_FILE_BYTES)
-    except OSError as error:
-        facts["read_error"] = f"cannot read file: {error}"
-        return facts
-    facts["sha256"] = hashlib.sha256(data).hexdigest()
-    facts["bytes"] = len(data)
-    try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            page = tif.pages.first
-            facts.update(_header_facts(tif, page))
-            problem = tiff_header_problem(page)
-            if problem is not None:
-                facts["read_error"] = problem
-                return facts
-            facts.update(_pixel_facts(_decode(page, len(data))))
-    except Exception as error:  # noqa: BLE001 - every failure is recorded, never raised
-        facts["read_error"] = _error_text(error)
-    return facts
-
-
-def _error_text(error: Exception) -> str:
-    text = str(error) or type(error).__name__
-    if isinstance(error, tifffile.TiffFileError | IndexError | EOFError | OSError):
-        return f"not a readable TIFF: {text}"
-    return text
 
 
 def _read_chunk(files: Sequence[Path]) -> list[dict[str, Any]]:

@@ -35,14 +35,9 @@ import numpy as np
 import pandas as pd
 
 from covidct import schema
-from covidct.batch.contract import (
-    UNKNOWN_THICKNESS,
-    slice_name,
-    write_batch_info,
-    write_patient_details,
-    write_slice,
-)
+from covidct.batch.contract import UNKNOWN_THICKNESS, write_batch_info, write_patient_details
 from covidct.batch.roster import load_default_roster, series_counts
+from covidct.batch.slices import slice_name, write_slice
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Slices are Negin-style TIFFs (docs/architecture.md, "The Negin-style batch contract"): single page,
 2-D, uint16 DICOM stored values with HU = value - 1024 (:data:`covidct.schema.HU_OFFSET`). They are
-read by :func:`covidct.batch.contract.read_slice` (tifffile, never an 8-bit image loader), cast to
+read by :func:`covidct.batch.slices.read_slice` (tifffile, never an 8-bit image loader), cast to
 float32
 with all 16 bits kept, passed through a documented :class:`IntensityTransform`, resized if asked,
 cached once in memory (or in a file cache) and then batched, augmented (the seed's Table 5
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from covidct.batch.contract import read_slice as read_negin_slice
+from covidct.batch.slices import read_slice as read_negin_slice
 from covidct.config import parse_enum
 from covidct.data.augment import AugmentConfig as AugmentConfig
 from covidct.data.augment import DeviceAugmentation as DeviceAugmentation
@@ -107,10 +107,10 @@ class IntensityTransform:
 
 
 def read_slice(path: Path) -> np.ndarray:
-    """Read one TIFF slice through :func:`covidct.batch.contract.read_slice`, the one slice reader.
+    """Read one TIFF slice through :func:`covidct.batch.slices.read_slice`, the one slice reader.
 
     Returns a native-endian uint16 array (H, W) of any 2-D shape, DICOM stored values,
-    HU = value - 1024. Raises :class:`covidct.batch.contract.SliceReadError` (a ValueError naming
+    HU = value - 1024. Raises :class:`covidct.batch.slices.SliceReadError` (a ValueError naming
     the file
     and the reason) when the file is missing, not a readable TIFF, has more than one page,
     declares a decompression bomb, or is not a 2-D uint16 image.

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from covidct import schema
-from covidct.batch.contract import read_slice
+from covidct.batch.slices import read_slice
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def select_sequence(paths: Sequence[str | Path]) -> pd.DataFrame:
     Returns one row per path, in the given order, with :data:`SELECTION_COLUMNS`: ``path`` (str),
     ``position`` (int64, 0-based index in ``paths``), ``dark_pixels`` (int64), ``threshold``
     (float64, the sequence's ``(max - min) / 1.5``) and ``keep`` (bool). Raises
-    covidct.batch.contract.SliceReadError when a slice cannot be read.
+    covidct.batch.slices.SliceReadError when a slice cannot be read.
     """
     counts = [dark_pixel_count(read_slice(path)) for path in paths]
     frame = pd.DataFrame(
@@ -104,7 +104,7 @@ def select_batch(batch_dir: str | Path) -> pd.DataFrame:
 
     Slices are taken in file-name order (``IM00001.tif`` ...). Returns the
     :func:`select_sequence` columns plus ``patient_id`` and ``series`` first; empty (with those
-    columns) when the batch has no slices. Raises covidct.batch.contract.SliceReadError on an
+    columns) when the batch has no slices. Raises covidct.batch.slices.SliceReadError on an
     unreadable slice.
     """
     frames = []

@@ -488,10 +488,11 @@ def ingest_batch(
     """Download, validate against earlier batches, then accept or quarantine one batch.
 
     ``work_dir``: local scratch folder (the batch goes to ``work_dir/batch``, the report to
-    ``work_dir/report``); ``policy``: a ``covidct.batch.validation.ValidationPolicy`` (default
+    ``work_dir/report``); ``policy``: a ``covidct.batch.checks.ValidationPolicy`` (default
     strict). Raises ValueError when the downloaded bytes do not match the landed hash.
     """
-    from covidct.batch.validation import ValidationPolicy, validate_batch
+    from covidct.batch.checks import ValidationPolicy
+    from covidct.batch.validation import validate_batch
 
     digest = _landed_hash(store, batch_id, content_hash_hex)
     local = store.download_prefix(landing_prefix(batch_id), work_dir / "batch")

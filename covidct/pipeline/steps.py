@@ -124,7 +124,7 @@ def validate(settings: Settings, batch_id: str, dag_run_id: str) -> dict[str, An
 
     Returns ``{"batch_id", "passed", "reasons", "report_dir", "manifest_key", "n_slices"}``.
     """
-    from covidct.batch import validation
+    from covidct.batch import validation, validation_report
     from covidct.lake import custody
 
     store = lake(settings)
@@ -140,7 +140,7 @@ def validate(settings: Settings, batch_id: str, dag_run_id: str) -> dict[str, An
     prefix = f"{RUNS}/{run_key_of(dag_run_id)}/validation/{batch_id}"
     manifest_key = write_parquet(store, f"{prefix}/manifest.parquet", verdict.manifest)
     _write_json(store, f"{prefix}/verdict.json", verdict.to_dict())
-    logger.info("batch %s: %s", batch_id, validation.format_verdict(verdict))
+    logger.info("batch %s: %s", batch_id, validation_report.format_verdict(verdict))
     return {
         "batch_id": batch_id,
         "passed": bool(verdict.passed),

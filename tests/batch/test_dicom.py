@@ -25,7 +25,7 @@ from pydicom.uid import (
 )
 
 from covidct import schema
-from covidct.batch.contract import read_patient_details, read_slice
+from covidct.batch.contract import read_patient_details
 from covidct.batch.dicom import (
     IngestReport,
     SizePolicy,
@@ -34,6 +34,7 @@ from covidct.batch.dicom import (
     is_axial,
     resample_hounsfield,
 )
+from covidct.batch.slices import read_slice
 from covidct.config import parse_enum
 
 TCIA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tcia"

@@ -25,10 +25,10 @@ import tifffile
 from conftest import REPO, SHARED_DATA, BatchFactory, ct_slice
 
 from covidct import schema
-from covidct.batch.contract import SliceReadError, read_slice
+from covidct.batch.checks import Check
 from covidct.batch.dicom import ingest_dicom
-from covidct.batch.manifest import read_slice_facts
-from covidct.batch.validation import Check, validate_batch
+from covidct.batch.slices import SliceReadError, read_slice, read_slice_facts
+from covidct.batch.validation import validate_batch
 from covidct.cli import EXIT_ERROR, EXIT_INVALID, EXIT_OK, main
 from covidct.lake.custody import (
     BatchLedger,

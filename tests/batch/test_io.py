@@ -16,16 +16,13 @@ from covidct import schema
 from covidct.batch.contract import (
     UNKNOWN_THICKNESS,
     PatientDetailsError,
-    SliceReadError,
     batch_source,
     read_batch_info,
     read_patient_details,
-    read_slice,
-    slice_name,
     write_batch_info,
     write_patient_details,
-    write_slice,
 )
+from covidct.batch.slices import SliceReadError, read_slice, slice_name, write_slice
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 REAL_DETAILS = SHARED_DATA / "covid-ctset" / schema.PATIENT_DETAILS

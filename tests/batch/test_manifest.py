@@ -21,9 +21,8 @@ from covidct.batch.manifest import (
     build_manifest,
     parse_instance,
     patient_table,
-    pixel_stats,
-    read_slice_facts,
 )
+from covidct.batch.slices import pixel_stats, read_slice_facts
 
 # ------------------------------------------------------------------------------ pixel stats
 

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from covidct import schema
-from covidct.batch.contract import read_patient_details, read_slice
+from covidct.batch.contract import read_patient_details
 from covidct.batch.roster import load_default_roster, series_counts
+from covidct.batch.slices import read_slice
 from covidct.batch.synth import SynthReport, write_synthetic_batch
 
 ROSTER_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "covid-ctset"

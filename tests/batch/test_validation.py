@@ -13,12 +13,9 @@ import pytest
 import tifffile
 from conftest import BatchFactory, ct_slice, details_row, set_compression_tag, write_details
 
-from covidct.batch.validation import (
-    Check,
-    ValidationPolicy,
-    format_verdict,
-    validate_batch,
-)
+from covidct.batch.checks import Check, ValidationPolicy
+from covidct.batch.validation import validate_batch
+from covidct.batch.validation_report import format_verdict
 
 SLICE = "patient1/SR_2/IM00001.tif"
 

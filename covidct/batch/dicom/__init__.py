@@ -51,7 +51,7 @@ Rules, in order:
    mode="nearest")``), each axis scaled on its own, so the whole field of view is kept and the
    pixel spacing becomes FOV / 512; then converted to uint16 as above. Bilinear weights are convex,
    so no value leaves the input's range.
-8. **No DICOM tag reaches a TIFF** (:func:`covidct.batch.contract.write_slice` writes pixels and
+8. **No DICOM tag reaches a TIFF** (:func:`covidct.batch.slices.write_slice` writes pixels and
 baseline
    tags only). ``Patient_details.csv`` rows carry the patient id, the label and each written SR
    folder's SliceThickness (the most common value of its slices; ``N/A`` when no slice has one;

@@ -23,13 +23,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from covidct import schema
-from covidct.batch.contract import (
-    UNKNOWN_THICKNESS,
-    slice_name,
-    write_batch_info,
-    write_patient_details,
-    write_slice,
-)
+from covidct.batch.contract import UNKNOWN_THICKNESS, write_batch_info, write_patient_details
 from covidct.batch.dicom.slices import (
     SizePolicy,
     dataset_to_negin,
@@ -37,6 +31,7 @@ from covidct.batch.dicom.slices import (
     slice_problems,
 )
 from covidct.batch.files import entry_problem
+from covidct.batch.slices import slice_name, write_slice
 from covidct.config import parse_enum
 
 logger = logging.getLogger(__name__)
