@@ -222,7 +222,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 @pytest.fixture
 def s3_store(s3_server: S3Server):  # noqa: ANN201 - covidct.lake.storage.ObjectStore
     """Return an ObjectStore on a fresh ``s3://<bucket>/<random prefix>`` of the test server."""
-    from covidct.lake.storage import open_store
+    from covidct.lake.backends import open_store
 
     return open_store(
         f"s3://{s3_server.bucket}/test-{uuid.uuid4().hex[:12]}",

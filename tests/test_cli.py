@@ -52,7 +52,7 @@ def test_sequester_show_and_relock(tmp_path, monkeypatch, capsys) -> None:  # ty
     import pandas as pd
 
     from covidct.data import sequester
-    from covidct.lake.storage import LocalStore
+    from covidct.lake.backends import LocalStore
 
     monkeypatch.setenv("COVIDCT_HOME", str(tmp_path))
     assert main(["sequester", "show"]) == EXIT_OK

@@ -7,274 +7,116 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from covidct.batch.checks import (
-        AIR_P01_MAX_HU as AIR_P01_MAX_HU,
-    )
-    from covidct.batch.checks import (
-        DEFAULT_EXCLUDABLE as DEFAULT_EXCLUDABLE,
-    )
-    from covidct.batch.checks import (
-        DESCRIPTIONS as DESCRIPTIONS,
-    )
-    from covidct.batch.checks import (
-        MAX_EXAMPLES as MAX_EXAMPLES,
-    )
-    from covidct.batch.checks import (
-        REASON_EXAMPLES as REASON_EXAMPLES,
-    )
-    from covidct.batch.checks import (
-        SLICE_CHECKS as SLICE_CHECKS,
-    )
-    from covidct.batch.checks import (
-        THICKNESS_COLUMNS as THICKNESS_COLUMNS,
-    )
-    from covidct.batch.checks import (
-        VALID_LABELS as VALID_LABELS,
-    )
-    from covidct.batch.checks import (
-        BatchVerdict as BatchVerdict,
-    )
-    from covidct.batch.checks import (
-        Check as Check,
-    )
-    from covidct.batch.checks import (
-        Failure as Failure,
-    )
-    from covidct.batch.checks import (
-        Table as Table,
-    )
-    from covidct.batch.checks import (
-        ValidationPolicy as ValidationPolicy,
+        AIR_P01_MAX_HU,
+        DEFAULT_EXCLUDABLE,
+        DESCRIPTIONS,
+        MAX_EXAMPLES,
+        REASON_EXAMPLES,
+        SLICE_CHECKS,
+        THICKNESS_COLUMNS,
+        VALID_LABELS,
+        BatchVerdict,
+        Check,
+        Failure,
+        Table,
+        ValidationPolicy,
     )
     from covidct.batch.contract import (
-        UNKNOWN_THICKNESS as UNKNOWN_THICKNESS,
-    )
-    from covidct.batch.contract import (
-        PatientDetailsError as PatientDetailsError,
-    )
-    from covidct.batch.contract import (
-        batch_source as batch_source,
-    )
-    from covidct.batch.contract import (
-        read_batch_info as read_batch_info,
-    )
-    from covidct.batch.contract import (
-        read_patient_details as read_patient_details,
-    )
-    from covidct.batch.contract import (
-        write_batch_info as write_batch_info,
-    )
-    from covidct.batch.contract import (
-        write_patient_details as write_patient_details,
+        UNKNOWN_THICKNESS,
+        PatientDetailsError,
+        batch_source,
+        read_batch_info,
+        read_patient_details,
+        write_batch_info,
+        write_patient_details,
     )
     from covidct.batch.expectations import (
-        INDEX_COLUMNS as INDEX_COLUMNS,
-    )
-    from covidct.batch.expectations import (
-        ExpectationRunner as ExpectationRunner,
-    )
-    from covidct.batch.expectations import (
-        batch_expectations as batch_expectations,
-    )
-    from covidct.batch.expectations import (
-        layout_expectations as layout_expectations,
-    )
-    from covidct.batch.expectations import (
-        patient_expectations as patient_expectations,
-    )
-    from covidct.batch.expectations import (
-        slice_expectations as slice_expectations,
+        INDEX_COLUMNS,
+        ExpectationRunner,
+        batch_expectations,
+        layout_expectations,
+        patient_expectations,
+        slice_expectations,
     )
     from covidct.batch.files import (
-        HARD_LINK as HARD_LINK,
-    )
-    from covidct.batch.files import (
-        SPECIAL as SPECIAL,
-    )
-    from covidct.batch.files import (
-        SYMLINK as SYMLINK,
-    )
-    from covidct.batch.files import (
-        BatchFiles as BatchFiles,
-    )
-    from covidct.batch.files import (
-        check_name as check_name,
-    )
-    from covidct.batch.files import (
-        entry_problem as entry_problem,
-    )
-    from covidct.batch.files import (
-        escaped as escaped,
-    )
-    from covidct.batch.files import (
-        name_problem as name_problem,
-    )
-    from covidct.batch.files import (
-        read_regular as read_regular,
-    )
-    from covidct.batch.files import (
-        scan_batch as scan_batch,
+        HARD_LINK,
+        SPECIAL,
+        SYMLINK,
+        BatchFiles,
+        check_name,
+        entry_problem,
+        escaped,
+        name_problem,
+        read_regular,
+        scan_batch,
     )
     from covidct.batch.manifest import (
-        MANIFEST_COLUMNS as MANIFEST_COLUMNS,
-    )
-    from covidct.batch.manifest import (
-        ROOT_FILES as ROOT_FILES,
-    )
-    from covidct.batch.manifest import (
-        ExecutorKind as ExecutorKind,
-    )
-    from covidct.batch.manifest import (
-        SliceFile as SliceFile,
-    )
-    from covidct.batch.manifest import (
-        batch_table as batch_table,
-    )
-    from covidct.batch.manifest import (
-        build_manifest as build_manifest,
-    )
-    from covidct.batch.manifest import (
-        find_slice_files as find_slice_files,
-    )
-    from covidct.batch.manifest import (
-        labels_by_patient as labels_by_patient,
-    )
-    from covidct.batch.manifest import (
-        manifest_frame as manifest_frame,
-    )
-    from covidct.batch.manifest import (
-        parse_instance as parse_instance,
-    )
-    from covidct.batch.manifest import (
-        patient_table as patient_table,
-    )
-    from covidct.batch.manifest import (
-        read_all_facts as read_all_facts,
+        MANIFEST_COLUMNS,
+        ROOT_FILES,
+        ExecutorKind,
+        SliceFile,
+        batch_table,
+        build_manifest,
+        find_slice_files,
+        labels_by_patient,
+        manifest_frame,
+        parse_instance,
+        patient_table,
+        read_all_facts,
     )
     from covidct.batch.roster import (
-        ALL_CSV as ALL_CSV,
-    )
-    from covidct.batch.roster import (
-        FILENAME_PATTERN as FILENAME_PATTERN,
-    )
-    from covidct.batch.roster import (
-        ROSTER_COLUMNS as ROSTER_COLUMNS,
-    )
-    from covidct.batch.roster import (
-        RosterError as RosterError,
-    )
-    from covidct.batch.roster import (
-        default_roster_dir as default_roster_dir,
-    )
-    from covidct.batch.roster import (
-        load_default_roster as load_default_roster,
-    )
-    from covidct.batch.roster import (
-        load_roster as load_roster,
-    )
-    from covidct.batch.roster import (
-        parse_filenames as parse_filenames,
-    )
-    from covidct.batch.roster import (
-        series_counts as series_counts,
+        ALL_CSV,
+        FILENAME_PATTERN,
+        ROSTER_COLUMNS,
+        RosterError,
+        default_roster_dir,
+        load_default_roster,
+        load_roster,
+        parse_filenames,
+        series_counts,
     )
     from covidct.batch.slices import (
-        BORDER_WIDTH as BORDER_WIDTH,
-    )
-    from covidct.batch.slices import (
-        IDENTIFYING_TAG_NAMES as IDENTIFYING_TAG_NAMES,
-    )
-    from covidct.batch.slices import (
-        IDENTIFYING_TEXT as IDENTIFYING_TEXT,
-    )
-    from covidct.batch.slices import (
-        MAX_BITS_PER_SAMPLE as MAX_BITS_PER_SAMPLE,
-    )
-    from covidct.batch.slices import (
-        MAX_DECODE_RATIO as MAX_DECODE_RATIO,
-    )
-    from covidct.batch.slices import (
-        MAX_DECODED_BYTES as MAX_DECODED_BYTES,
-    )
-    from covidct.batch.slices import (
-        MAX_SLICE_FILE_BYTES as MAX_SLICE_FILE_BYTES,
-    )
-    from covidct.batch.slices import (
-        SLICE_NAME_FORMAT as SLICE_NAME_FORMAT,
-    )
-    from covidct.batch.slices import (
-        SliceReadError as SliceReadError,
-    )
-    from covidct.batch.slices import (
-        identifying_tags as identifying_tags,
-    )
-    from covidct.batch.slices import (
-        pixel_stats as pixel_stats,
-    )
-    from covidct.batch.slices import (
-        read_slice as read_slice,
-    )
-    from covidct.batch.slices import (
-        read_slice_facts as read_slice_facts,
-    )
-    from covidct.batch.slices import (
-        slice_name as slice_name,
-    )
-    from covidct.batch.slices import (
-        tiff_header_problem as tiff_header_problem,
-    )
-    from covidct.batch.slices import (
-        write_slice as write_slice,
+        BORDER_WIDTH,
+        IDENTIFYING_TAG_NAMES,
+        IDENTIFYING_TEXT,
+        MAX_BITS_PER_SAMPLE,
+        MAX_DECODE_RATIO,
+        MAX_DECODED_BYTES,
+        MAX_SLICE_FILE_BYTES,
+        SLICE_NAME_FORMAT,
+        SliceReadError,
+        identifying_tags,
+        pixel_stats,
+        read_slice,
+        read_slice_facts,
+        slice_name,
+        tiff_header_problem,
+        write_slice,
     )
     from covidct.batch.synth import (
-        MIN_SLICES_PER_SERIES as MIN_SLICES_PER_SERIES,
-    )
-    from covidct.batch.synth import (
-        NOISE_SD_HU as NOISE_SD_HU,
-    )
-    from covidct.batch.synth import (
-        SIZE as SIZE,
-    )
-    from covidct.batch.synth import (
-        SynthPatient as SynthPatient,
-    )
-    from covidct.batch.synth import (
-        SynthReport as SynthReport,
-    )
-    from covidct.batch.synth import (
-        SynthSeries as SynthSeries,
-    )
-    from covidct.batch.synth import (
-        sample_patients as sample_patients,
-    )
-    from covidct.batch.synth import (
-        write_synthetic_batch as write_synthetic_batch,
+        MIN_SLICES_PER_SERIES,
+        NOISE_SD_HU,
+        SIZE,
+        SynthPatient,
+        SynthReport,
+        SynthSeries,
+        sample_patients,
+        write_synthetic_batch,
     )
     from covidct.batch.tables import (
-        batch_validation_table as batch_validation_table,
-    )
-    from covidct.batch.tables import (
-        layout_table as layout_table,
-    )
-    from covidct.batch.tables import (
-        patient_validation_table as patient_validation_table,
-    )
-    from covidct.batch.tables import (
-        slice_table as slice_table,
+        batch_validation_table,
+        layout_table,
+        patient_validation_table,
+        slice_table,
     )
     from covidct.batch.validation import (
-        apply_exclusions as apply_exclusions,
-    )
-    from covidct.batch.validation import (
-        validate_batch as validate_batch,
+        apply_exclusions,
+        validate_batch,
     )
     from covidct.batch.validation_report import (
-        format_verdict as format_verdict,
-    )
-    from covidct.batch.validation_report import (
-        summary_html as summary_html,
-    )
-    from covidct.batch.validation_report import (
-        write_report as write_report,
+        format_verdict,
+        summary_html,
+        write_report,
     )
 
 #: public name -> the module that defines it (imported on first use, so importing one module of
@@ -372,7 +214,98 @@ _EXPORTS: dict[str, str] = {
     "write_synthetic_batch": "covidct.batch.synth",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AIR_P01_MAX_HU",
+    "ALL_CSV",
+    "BORDER_WIDTH",
+    "BatchFiles",
+    "BatchVerdict",
+    "Check",
+    "DEFAULT_EXCLUDABLE",
+    "DESCRIPTIONS",
+    "ExecutorKind",
+    "ExpectationRunner",
+    "FILENAME_PATTERN",
+    "Failure",
+    "HARD_LINK",
+    "IDENTIFYING_TAG_NAMES",
+    "IDENTIFYING_TEXT",
+    "INDEX_COLUMNS",
+    "MANIFEST_COLUMNS",
+    "MAX_BITS_PER_SAMPLE",
+    "MAX_DECODED_BYTES",
+    "MAX_DECODE_RATIO",
+    "MAX_EXAMPLES",
+    "MAX_SLICE_FILE_BYTES",
+    "MIN_SLICES_PER_SERIES",
+    "NOISE_SD_HU",
+    "PatientDetailsError",
+    "REASON_EXAMPLES",
+    "ROOT_FILES",
+    "ROSTER_COLUMNS",
+    "RosterError",
+    "SIZE",
+    "SLICE_CHECKS",
+    "SLICE_NAME_FORMAT",
+    "SPECIAL",
+    "SYMLINK",
+    "SliceFile",
+    "SliceReadError",
+    "SynthPatient",
+    "SynthReport",
+    "SynthSeries",
+    "THICKNESS_COLUMNS",
+    "Table",
+    "UNKNOWN_THICKNESS",
+    "VALID_LABELS",
+    "ValidationPolicy",
+    "apply_exclusions",
+    "batch_expectations",
+    "batch_source",
+    "batch_table",
+    "batch_validation_table",
+    "build_manifest",
+    "check_name",
+    "default_roster_dir",
+    "entry_problem",
+    "escaped",
+    "find_slice_files",
+    "format_verdict",
+    "identifying_tags",
+    "labels_by_patient",
+    "layout_expectations",
+    "layout_table",
+    "load_default_roster",
+    "load_roster",
+    "manifest_frame",
+    "name_problem",
+    "parse_filenames",
+    "parse_instance",
+    "patient_expectations",
+    "patient_table",
+    "patient_validation_table",
+    "pixel_stats",
+    "read_all_facts",
+    "read_batch_info",
+    "read_patient_details",
+    "read_regular",
+    "read_slice",
+    "read_slice_facts",
+    "sample_patients",
+    "scan_batch",
+    "series_counts",
+    "slice_expectations",
+    "slice_name",
+    "slice_table",
+    "summary_html",
+    "tiff_header_problem",
+    "validate_batch",
+    "write_batch_info",
+    "write_patient_details",
+    "write_report",
+    "write_slice",
+    "write_synthetic_batch",
+]
 
 
 def __getattr__(name: str) -> Any:

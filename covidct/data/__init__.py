@@ -7,166 +7,68 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from covidct.data.augment import (
-        AugmentConfig as AugmentConfig,
-    )
-    from covidct.data.augment import (
-        DeviceAugmentation as DeviceAugmentation,
-    )
-    from covidct.data.augment import (
-        affine_warp as affine_warp,
-    )
-    from covidct.data.augment import (
-        random_affine as random_affine,
+        AugmentConfig,
+        DeviceAugmentation,
+        affine_warp,
+        random_affine,
     )
     from covidct.data.folds import (
-        DIGEST_HEX_CHARS as DIGEST_HEX_CHARS,
-    )
-    from covidct.data.folds import (
-        FILENAME_COLUMN as FILENAME_COLUMN,
-    )
-    from covidct.data.folds import (
-        FOLD_COLUMN as FOLD_COLUMN,
-    )
-    from covidct.data.folds import (
-        LABEL as LABEL,
-    )
-    from covidct.data.folds import (
-        PATH_COLUMN as PATH_COLUMN,
-    )
-    from covidct.data.folds import (
-        PATIENT_ID_COLUMN as PATIENT_ID_COLUMN,
-    )
-    from covidct.data.folds import (
-        PATIENT_KEY_COLUMN as PATIENT_KEY_COLUMN,
-    )
-    from covidct.data.folds import (
-        POOL_SPLIT as POOL_SPLIT,
-    )
-    from covidct.data.folds import (
-        SPLIT_COLUMN as SPLIT_COLUMN,
-    )
-    from covidct.data.folds import (
-        FoldAssignment as FoldAssignment,
-    )
-    from covidct.data.folds import (
-        assign_folds as assign_folds,
-    )
-    from covidct.data.folds import (
-        log_fold_dataset as log_fold_dataset,
-    )
-    from covidct.data.folds import (
-        manifest_digest as manifest_digest,
-    )
-    from covidct.data.folds import (
-        protocol_table as protocol_table,
-    )
-    from covidct.data.folds import (
-        read_fold_manifests as read_fold_manifests,
-    )
-    from covidct.data.folds import (
-        run_folds_command as run_folds_command,
-    )
-    from covidct.data.folds import (
-        write_fold_manifests as write_fold_manifests,
+        DIGEST_HEX_CHARS,
+        FILENAME_COLUMN,
+        FOLD_COLUMN,
+        LABEL,
+        PATH_COLUMN,
+        PATIENT_ID_COLUMN,
+        PATIENT_KEY_COLUMN,
+        POOL_SPLIT,
+        SPLIT_COLUMN,
+        FoldAssignment,
+        assign_folds,
+        log_fold_dataset,
+        manifest_digest,
+        protocol_table,
+        read_fold_manifests,
+        run_folds_command,
+        write_fold_manifests,
     )
     from covidct.data.loading import (
-        AUTOTUNE as AUTOTUNE,
-    )
-    from covidct.data.loading import (
-        IntensityMode as IntensityMode,
-    )
-    from covidct.data.loading import (
-        IntensityTransform as IntensityTransform,
-    )
-    from covidct.data.loading import (
-        augment_batch as augment_batch,
-    )
-    from covidct.data.loading import (
-        make_dataset as make_dataset,
-    )
-    from covidct.data.loading import (
-        one_hot_labels as one_hot_labels,
-    )
-    from covidct.data.loading import (
-        projective_warp as projective_warp,
-    )
-    from covidct.data.loading import (
-        random_affine_parameters as random_affine_parameters,
-    )
-    from covidct.data.loading import (
-        read_slice as read_slice,
+        AUTOTUNE,
+        IntensityMode,
+        IntensityTransform,
+        augment_batch,
+        make_dataset,
+        one_hot_labels,
+        projective_warp,
+        random_affine_parameters,
+        read_slice,
     )
     from covidct.data.selection import (
-        SELECTION_COLUMNS as SELECTION_COLUMNS,
-    )
-    from covidct.data.selection import (
-        THRESHOLD_DIVISOR as THRESHOLD_DIVISOR,
-    )
-    from covidct.data.selection import (
-        dark_pixel_count as dark_pixel_count,
-    )
-    from covidct.data.selection import (
-        select_batch as select_batch,
-    )
-    from covidct.data.selection import (
-        select_open_lung as select_open_lung,
-    )
-    from covidct.data.selection import (
-        select_sequence as select_sequence,
-    )
-    from covidct.data.selection import (
-        selection_threshold as selection_threshold,
+        SELECTION_COLUMNS,
+        THRESHOLD_DIVISOR,
+        dark_pixel_count,
+        select_batch,
+        select_open_lung,
+        select_sequence,
+        selection_threshold,
     )
     from covidct.data.sequester import (
-        ASSIGNMENT_KEY as ASSIGNMENT_KEY,
-    )
-    from covidct.data.sequester import (
-        COLUMNS as COLUMNS,
-    )
-    from covidct.data.sequester import (
-        DEFAULT_SALT as DEFAULT_SALT,
-    )
-    from covidct.data.sequester import (
-        DEVELOPMENT as DEVELOPMENT,
-    )
-    from covidct.data.sequester import (
-        LOCK_KEY as LOCK_KEY,
-    )
-    from covidct.data.sequester import (
-        PREFIX as PREFIX,
-    )
-    from covidct.data.sequester import (
-        SEQUESTERED as SEQUESTERED,
-    )
-    from covidct.data.sequester import (
-        SequesterRule as SequesterRule,
-    )
-    from covidct.data.sequester import (
-        SequesterRuleChanged as SequesterRuleChanged,
-    )
-    from covidct.data.sequester import (
-        assign as assign,
-    )
-    from covidct.data.sequester import (
-        key_position as key_position,
-    )
-    from covidct.data.sequester import (
-        patients_of as patients_of,
-    )
-    from covidct.data.sequester import (
-        read_assignment as read_assignment,
-    )
-    from covidct.data.sequester import (
-        read_lock as read_lock,
-    )
-    from covidct.data.sequester import (
-        relock as relock,
-    )
-    from covidct.data.sequester import (
-        roles_of as roles_of,
-    )
-    from covidct.data.sequester import (
-        update as update,
+        ASSIGNMENT_KEY,
+        COLUMNS,
+        DEFAULT_SALT,
+        DEVELOPMENT,
+        LOCK_KEY,
+        PREFIX,
+        SEQUESTERED,
+        SequesterRule,
+        SequesterRuleChanged,
+        assign,
+        key_position,
+        patients_of,
+        read_assignment,
+        read_lock,
+        relock,
+        roles_of,
+        update,
     )
 
 #: public name -> the module that defines it (imported on first use, so importing one module of
@@ -228,7 +130,62 @@ _EXPORTS: dict[str, str] = {
     "write_fold_manifests": "covidct.data.folds",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ASSIGNMENT_KEY",
+    "AUTOTUNE",
+    "AugmentConfig",
+    "COLUMNS",
+    "DEFAULT_SALT",
+    "DEVELOPMENT",
+    "DIGEST_HEX_CHARS",
+    "DeviceAugmentation",
+    "FILENAME_COLUMN",
+    "FOLD_COLUMN",
+    "FoldAssignment",
+    "IntensityMode",
+    "IntensityTransform",
+    "LABEL",
+    "LOCK_KEY",
+    "PATH_COLUMN",
+    "PATIENT_ID_COLUMN",
+    "PATIENT_KEY_COLUMN",
+    "POOL_SPLIT",
+    "PREFIX",
+    "SELECTION_COLUMNS",
+    "SEQUESTERED",
+    "SPLIT_COLUMN",
+    "SequesterRule",
+    "SequesterRuleChanged",
+    "THRESHOLD_DIVISOR",
+    "affine_warp",
+    "assign",
+    "assign_folds",
+    "augment_batch",
+    "dark_pixel_count",
+    "key_position",
+    "log_fold_dataset",
+    "make_dataset",
+    "manifest_digest",
+    "one_hot_labels",
+    "patients_of",
+    "projective_warp",
+    "protocol_table",
+    "random_affine",
+    "random_affine_parameters",
+    "read_assignment",
+    "read_fold_manifests",
+    "read_lock",
+    "read_slice",
+    "relock",
+    "roles_of",
+    "run_folds_command",
+    "select_batch",
+    "select_open_lung",
+    "select_sequence",
+    "selection_threshold",
+    "update",
+    "write_fold_manifests",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -6,305 +6,115 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from covidct.evaluation.confirmation import (
-        DIGEST_TAG as DIGEST_TAG,
+    from covidct.evaluation.activation_maps import (
+        DEFAULT_CLASS_INDEX,
+        TRUNK_FEATURE_LAYERS,
+        cam_from_gradients,
+        feature_layer,
+        feature_layer_names,
+        features_and_gradients,
+        find_layer,
+        gradcam,
+        gradcam_batch,
+        iter_layers,
     )
     from covidct.evaluation.confirmation import (
-        REGISTRY_BOOKKEEPING as REGISTRY_BOOKKEEPING,
-    )
-    from covidct.evaluation.confirmation import (
-        build_deployable as build_deployable,
-    )
-    from covidct.evaluation.confirmation import (
-        champion_record as champion_record,
-    )
-    from covidct.evaluation.confirmation import (
-        confirm as confirm,
-    )
-    from covidct.evaluation.confirmation import (
-        download as download,
-    )
-    from covidct.evaluation.confirmation import (
-        ensemble_model as ensemble_model,
-    )
-    from covidct.evaluation.confirmation import (
-        members_of as members_of,
-    )
-    from covidct.evaluation.confirmation import (
-        model_digest as model_digest,
-    )
-    from covidct.evaluation.confirmation import (
-        score_registered as score_registered,
-    )
-    from covidct.evaluation.confirmation import (
-        seen_patients as seen_patients,
-    )
-    from covidct.evaluation.confirmation import (
-        sequestered_key as sequestered_key,
+        DIGEST_TAG,
+        REGISTRY_BOOKKEEPING,
+        build_deployable,
+        champion_record,
+        confirm,
+        download,
+        ensemble_model,
+        members_of,
+        model_digest,
+        score_registered,
+        seen_patients,
+        sequestered_key,
     )
     from covidct.evaluation.explain import (
-        DEFAULT_CLASS_INDEX as DEFAULT_CLASS_INDEX,
-    )
-    from covidct.evaluation.explain import (
-        LUNG_WINDOW as LUNG_WINDOW,
-    )
-    from covidct.evaluation.explain import (
-        TRUNK_FEATURE_LAYERS as TRUNK_FEATURE_LAYERS,
-    )
-    from covidct.evaluation.explain import (
-        Cell as Cell,
-    )
-    from covidct.evaluation.explain import (
-        DisplayWindow as DisplayWindow,
-    )
-    from covidct.evaluation.explain import (
-        cam_from_gradients as cam_from_gradients,
-    )
-    from covidct.evaluation.explain import (
-        confusion_cells as confusion_cells,
-    )
-    from covidct.evaluation.explain import (
-        display_gray as display_gray,
-    )
-    from covidct.evaluation.explain import (
-        feature_layer as feature_layer,
-    )
-    from covidct.evaluation.explain import (
-        feature_layer_names as feature_layer_names,
-    )
-    from covidct.evaluation.explain import (
-        features_and_gradients as features_and_gradients,
-    )
-    from covidct.evaluation.explain import (
-        find_layer as find_layer,
-    )
-    from covidct.evaluation.explain import (
-        gradcam as gradcam,
-    )
-    from covidct.evaluation.explain import (
-        gradcam_batch as gradcam_batch,
-    )
-    from covidct.evaluation.explain import (
-        gradcam_figure as gradcam_figure,
-    )
-    from covidct.evaluation.explain import (
-        gradcam_for_predictions as gradcam_for_predictions,
-    )
-    from covidct.evaluation.explain import (
-        iter_layers as iter_layers,
-    )
-    from covidct.evaluation.explain import (
-        model_input as model_input,
-    )
-    from covidct.evaluation.explain import (
-        overlay as overlay,
-    )
-    from covidct.evaluation.explain import (
-        sample_cases as sample_cases,
-    )
-    from covidct.evaluation.explain import (
-        save_figure as save_figure,
-    )
-    from covidct.evaluation.explain import (
-        tiff_loader as tiff_loader,
+        LUNG_WINDOW,
+        Cell,
+        DisplayWindow,
+        confusion_cells,
+        display_gray,
+        gradcam_figure,
+        gradcam_for_predictions,
+        model_input,
+        overlay,
+        sample_cases,
+        save_figure,
+        tiff_loader,
     )
     from covidct.evaluation.metrics import (
-        CLASS_INDEX as CLASS_INDEX,
-    )
-    from covidct.evaluation.metrics import (
-        COUNT_KEYS as COUNT_KEYS,
-    )
-    from covidct.evaluation.metrics import (
-        DEFAULT_THRESHOLD as DEFAULT_THRESHOLD,
-    )
-    from covidct.evaluation.metrics import (
-        NEGATIVE_CLASS as NEGATIVE_CLASS,
-    )
-    from covidct.evaluation.metrics import (
-        POSITIVE_INDEX as POSITIVE_INDEX,
-    )
-    from covidct.evaluation.metrics import (
-        PREDICTED_AXIS as PREDICTED_AXIS,
-    )
-    from covidct.evaluation.metrics import (
-        SCORE_METRICS as SCORE_METRICS,
-    )
-    from covidct.evaluation.metrics import (
-        TRUE_AXIS as TRUE_AXIS,
-    )
-    from covidct.evaluation.metrics import (
-        ClusteredPredictions as ClusteredPredictions,
-    )
-    from covidct.evaluation.metrics import (
-        Metric as Metric,
-    )
-    from covidct.evaluation.metrics import (
-        UndefinedMetricWarning as UndefinedMetricWarning,
-    )
-    from covidct.evaluation.metrics import (
-        cells_from_confusion as cells_from_confusion,
-    )
-    from covidct.evaluation.metrics import (
-        check_scores as check_scores,
-    )
-    from covidct.evaluation.metrics import (
-        classification_metrics as classification_metrics,
-    )
-    from covidct.evaluation.metrics import (
-        cluster_predictions as cluster_predictions,
-    )
-    from covidct.evaluation.metrics import (
-        compute_metrics as compute_metrics,
-    )
-    from covidct.evaluation.metrics import (
-        confusion as confusion,
-    )
-    from covidct.evaluation.metrics import (
-        confusion_counts as confusion_counts,
-    )
-    from covidct.evaluation.metrics import (
-        confusion_frame as confusion_frame,
-    )
-    from covidct.evaluation.metrics import (
-        encode_labels as encode_labels,
-    )
-    from covidct.evaluation.metrics import (
-        metrics_from_confusion as metrics_from_confusion,
-    )
-    from covidct.evaluation.metrics import (
-        predict_labels as predict_labels,
-    )
-    from covidct.evaluation.metrics import (
-        rates_from_counts as rates_from_counts,
-    )
-    from covidct.evaluation.metrics import (
-        score_metrics as score_metrics,
-    )
-    from covidct.evaluation.metrics import (
-        weighted_metrics as weighted_metrics,
+        CLASS_INDEX,
+        COUNT_KEYS,
+        DEFAULT_THRESHOLD,
+        NEGATIVE_CLASS,
+        POSITIVE_INDEX,
+        PREDICTED_AXIS,
+        SCORE_METRICS,
+        TRUE_AXIS,
+        ClusteredPredictions,
+        Metric,
+        UndefinedMetricWarning,
+        cells_from_confusion,
+        check_scores,
+        classification_metrics,
+        cluster_predictions,
+        compute_metrics,
+        confusion,
+        confusion_counts,
+        confusion_frame,
+        encode_labels,
+        metrics_from_confusion,
+        predict_labels,
+        rates_from_counts,
+        score_metrics,
+        weighted_metrics,
     )
     from covidct.evaluation.predictions import (
-        ALL_FOLDS as ALL_FOLDS,
-    )
-    from covidct.evaluation.predictions import (
-        DEFAULT_PATIENT_THRESHOLD as DEFAULT_PATIENT_THRESHOLD,
-    )
-    from covidct.evaluation.predictions import (
-        FOLD as FOLD,
-    )
-    from covidct.evaluation.predictions import (
-        HEADLINE as HEADLINE,
-    )
-    from covidct.evaluation.predictions import (
-        OPTIONAL_COLUMNS as OPTIONAL_COLUMNS,
-    )
-    from covidct.evaluation.predictions import (
-        P_COVID as P_COVID,
-    )
-    from covidct.evaluation.predictions import (
-        PATIENT_ID as PATIENT_ID,
-    )
-    from covidct.evaluation.predictions import (
-        PATIENT_THRESHOLD as PATIENT_THRESHOLD,
-    )
-    from covidct.evaluation.predictions import (
-        REQUIRED_COLUMNS as REQUIRED_COLUMNS,
-    )
-    from covidct.evaluation.predictions import (
-        SELECTED as SELECTED,
-    )
-    from covidct.evaluation.predictions import (
-        SLICE_ID as SLICE_ID,
-    )
-    from covidct.evaluation.predictions import (
-        SPLIT as SPLIT,
-    )
-    from covidct.evaluation.predictions import (
-        TEST_SPLIT as TEST_SPLIT,
-    )
-    from covidct.evaluation.predictions import (
-        VAL_SPLIT as VAL_SPLIT,
-    )
-    from covidct.evaluation.predictions import (
-        Y_TRUE as Y_TRUE,
-    )
-    from covidct.evaluation.predictions import (
-        BootstrapResult as BootstrapResult,
-    )
-    from covidct.evaluation.predictions import (
-        EvaluationResult as EvaluationResult,
-    )
-    from covidct.evaluation.predictions import (
-        PairedBootstrapResult as PairedBootstrapResult,
-    )
-    from covidct.evaluation.predictions import (
-        ThresholdSource as ThresholdSource,
-    )
-    from covidct.evaluation.predictions import (
-        Unit as Unit,
-    )
-    from covidct.evaluation.predictions import (
-        bootstrap_ci as bootstrap_ci,
-    )
-    from covidct.evaluation.predictions import (
-        bootstrap_weights as bootstrap_weights,
-    )
-    from covidct.evaluation.predictions import (
-        choose_patient_threshold as choose_patient_threshold,
-    )
-    from covidct.evaluation.predictions import (
-        evaluate_predictions as evaluate_predictions,
-    )
-    from covidct.evaluation.predictions import (
-        fold_metrics as fold_metrics,
-    )
-    from covidct.evaluation.predictions import (
-        format_text as format_text,
-    )
-    from covidct.evaluation.predictions import (
-        headline_metrics as headline_metrics,
-    )
-    from covidct.evaluation.predictions import (
-        image_metrics as image_metrics,
-    )
-    from covidct.evaluation.predictions import (
-        metric_key as metric_key,
-    )
-    from covidct.evaluation.predictions import (
-        paired_bootstrap as paired_bootstrap,
-    )
-    from covidct.evaluation.predictions import (
-        parse_metric_key as parse_metric_key,
-    )
-    from covidct.evaluation.predictions import (
-        patient_level as patient_level,
-    )
-    from covidct.evaluation.predictions import (
-        patient_metrics as patient_metrics,
-    )
-    from covidct.evaluation.predictions import (
-        patient_report as patient_report,
-    )
-    from covidct.evaluation.predictions import (
-        plot_confusion_matrix as plot_confusion_matrix,
-    )
-    from covidct.evaluation.predictions import (
-        plot_pr_curve as plot_pr_curve,
-    )
-    from covidct.evaluation.predictions import (
-        plot_roc_curves as plot_roc_curves,
-    )
-    from covidct.evaluation.predictions import (
-        read_predictions as read_predictions,
-    )
-    from covidct.evaluation.predictions import (
-        run_evaluate_predictions as run_evaluate_predictions,
-    )
-    from covidct.evaluation.predictions import (
-        summarize_folds as summarize_folds,
-    )
-    from covidct.evaluation.predictions import (
-        validate_predictions as validate_predictions,
+        ALL_FOLDS,
+        DEFAULT_PATIENT_THRESHOLD,
+        FOLD,
+        HEADLINE,
+        OPTIONAL_COLUMNS,
+        P_COVID,
+        PATIENT_ID,
+        PATIENT_THRESHOLD,
+        REQUIRED_COLUMNS,
+        SELECTED,
+        SLICE_ID,
+        SPLIT,
+        TEST_SPLIT,
+        VAL_SPLIT,
+        Y_TRUE,
+        BootstrapResult,
+        EvaluationResult,
+        PairedBootstrapResult,
+        ThresholdSource,
+        Unit,
+        bootstrap_ci,
+        bootstrap_weights,
+        choose_patient_threshold,
+        evaluate_predictions,
+        fold_metrics,
+        format_text,
+        headline_metrics,
+        image_metrics,
+        metric_key,
+        paired_bootstrap,
+        parse_metric_key,
+        patient_level,
+        patient_metrics,
+        patient_report,
+        plot_confusion_matrix,
+        plot_pr_curve,
+        plot_roc_curves,
+        read_predictions,
+        run_evaluate_predictions,
+        summarize_folds,
+        validate_predictions,
     )
 
 #: public name -> the module that defines it (imported on first use, so importing one module of
@@ -316,7 +126,7 @@ _EXPORTS: dict[str, str] = {
     "COUNT_KEYS": "covidct.evaluation.metrics",
     "Cell": "covidct.evaluation.explain",
     "ClusteredPredictions": "covidct.evaluation.metrics",
-    "DEFAULT_CLASS_INDEX": "covidct.evaluation.explain",
+    "DEFAULT_CLASS_INDEX": "covidct.evaluation.activation_maps",
     "DEFAULT_PATIENT_THRESHOLD": "covidct.evaluation.predictions",
     "DEFAULT_THRESHOLD": "covidct.evaluation.metrics",
     "DIGEST_TAG": "covidct.evaluation.confirmation",
@@ -342,7 +152,7 @@ _EXPORTS: dict[str, str] = {
     "SPLIT": "covidct.evaluation.predictions",
     "TEST_SPLIT": "covidct.evaluation.predictions",
     "TRUE_AXIS": "covidct.evaluation.metrics",
-    "TRUNK_FEATURE_LAYERS": "covidct.evaluation.explain",
+    "TRUNK_FEATURE_LAYERS": "covidct.evaluation.activation_maps",
     "ThresholdSource": "covidct.evaluation.predictions",
     "UndefinedMetricWarning": "covidct.evaluation.metrics",
     "Unit": "covidct.evaluation.predictions",
@@ -351,7 +161,7 @@ _EXPORTS: dict[str, str] = {
     "bootstrap_ci": "covidct.evaluation.predictions",
     "bootstrap_weights": "covidct.evaluation.predictions",
     "build_deployable": "covidct.evaluation.confirmation",
-    "cam_from_gradients": "covidct.evaluation.explain",
+    "cam_from_gradients": "covidct.evaluation.activation_maps",
     "cells_from_confusion": "covidct.evaluation.metrics",
     "champion_record": "covidct.evaluation.confirmation",
     "check_scores": "covidct.evaluation.metrics",
@@ -369,19 +179,19 @@ _EXPORTS: dict[str, str] = {
     "encode_labels": "covidct.evaluation.metrics",
     "ensemble_model": "covidct.evaluation.confirmation",
     "evaluate_predictions": "covidct.evaluation.predictions",
-    "feature_layer": "covidct.evaluation.explain",
-    "feature_layer_names": "covidct.evaluation.explain",
-    "features_and_gradients": "covidct.evaluation.explain",
-    "find_layer": "covidct.evaluation.explain",
+    "feature_layer": "covidct.evaluation.activation_maps",
+    "feature_layer_names": "covidct.evaluation.activation_maps",
+    "features_and_gradients": "covidct.evaluation.activation_maps",
+    "find_layer": "covidct.evaluation.activation_maps",
     "fold_metrics": "covidct.evaluation.predictions",
     "format_text": "covidct.evaluation.predictions",
-    "gradcam": "covidct.evaluation.explain",
-    "gradcam_batch": "covidct.evaluation.explain",
+    "gradcam": "covidct.evaluation.activation_maps",
+    "gradcam_batch": "covidct.evaluation.activation_maps",
     "gradcam_figure": "covidct.evaluation.explain",
     "gradcam_for_predictions": "covidct.evaluation.explain",
     "headline_metrics": "covidct.evaluation.predictions",
     "image_metrics": "covidct.evaluation.predictions",
-    "iter_layers": "covidct.evaluation.explain",
+    "iter_layers": "covidct.evaluation.activation_maps",
     "members_of": "covidct.evaluation.confirmation",
     "metric_key": "covidct.evaluation.predictions",
     "metrics_from_confusion": "covidct.evaluation.metrics",
@@ -412,7 +222,108 @@ _EXPORTS: dict[str, str] = {
     "weighted_metrics": "covidct.evaluation.metrics",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ALL_FOLDS",
+    "BootstrapResult",
+    "CLASS_INDEX",
+    "COUNT_KEYS",
+    "Cell",
+    "ClusteredPredictions",
+    "DEFAULT_CLASS_INDEX",
+    "DEFAULT_PATIENT_THRESHOLD",
+    "DEFAULT_THRESHOLD",
+    "DIGEST_TAG",
+    "DisplayWindow",
+    "EvaluationResult",
+    "FOLD",
+    "HEADLINE",
+    "LUNG_WINDOW",
+    "Metric",
+    "NEGATIVE_CLASS",
+    "OPTIONAL_COLUMNS",
+    "PATIENT_ID",
+    "PATIENT_THRESHOLD",
+    "POSITIVE_INDEX",
+    "PREDICTED_AXIS",
+    "P_COVID",
+    "PairedBootstrapResult",
+    "REGISTRY_BOOKKEEPING",
+    "REQUIRED_COLUMNS",
+    "SCORE_METRICS",
+    "SELECTED",
+    "SLICE_ID",
+    "SPLIT",
+    "TEST_SPLIT",
+    "TRUE_AXIS",
+    "TRUNK_FEATURE_LAYERS",
+    "ThresholdSource",
+    "UndefinedMetricWarning",
+    "Unit",
+    "VAL_SPLIT",
+    "Y_TRUE",
+    "bootstrap_ci",
+    "bootstrap_weights",
+    "build_deployable",
+    "cam_from_gradients",
+    "cells_from_confusion",
+    "champion_record",
+    "check_scores",
+    "choose_patient_threshold",
+    "classification_metrics",
+    "cluster_predictions",
+    "compute_metrics",
+    "confirm",
+    "confusion",
+    "confusion_cells",
+    "confusion_counts",
+    "confusion_frame",
+    "display_gray",
+    "download",
+    "encode_labels",
+    "ensemble_model",
+    "evaluate_predictions",
+    "feature_layer",
+    "feature_layer_names",
+    "features_and_gradients",
+    "find_layer",
+    "fold_metrics",
+    "format_text",
+    "gradcam",
+    "gradcam_batch",
+    "gradcam_figure",
+    "gradcam_for_predictions",
+    "headline_metrics",
+    "image_metrics",
+    "iter_layers",
+    "members_of",
+    "metric_key",
+    "metrics_from_confusion",
+    "model_digest",
+    "model_input",
+    "overlay",
+    "paired_bootstrap",
+    "parse_metric_key",
+    "patient_level",
+    "patient_metrics",
+    "patient_report",
+    "plot_confusion_matrix",
+    "plot_pr_curve",
+    "plot_roc_curves",
+    "predict_labels",
+    "rates_from_counts",
+    "read_predictions",
+    "run_evaluate_predictions",
+    "sample_cases",
+    "save_figure",
+    "score_metrics",
+    "score_registered",
+    "seen_patients",
+    "sequestered_key",
+    "summarize_folds",
+    "tiff_loader",
+    "validate_predictions",
+    "weighted_metrics",
+]
 
 
 def __getattr__(name: str) -> Any:

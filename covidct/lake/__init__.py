@@ -6,155 +6,65 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from covidct.lake.custody import (
-        CURATED_BATCHES as CURATED_BATCHES,
+    from covidct.lake.backends import (
+        LocalStore,
+        S3Store,
+        open_store,
+        s3_client,
+    )
+    from covidct.lake.curation import (
+        IngestOutcome,
+        accept_batch,
+        accepted_manifests,
+        ingest_batch,
+        known_hashes,
+        known_labels,
+        quarantine_batch,
+        quarantine_prefix,
     )
     from covidct.lake.custody import (
-        CURATED_MANIFESTS as CURATED_MANIFESTS,
-    )
-    from covidct.lake.custody import (
-        LEDGER_BATCHES as LEDGER_BATCHES,
-    )
-    from covidct.lake.custody import (
-        LEDGER_LANDINGS as LEDGER_LANDINGS,
-    )
-    from covidct.lake.custody import (
-        SHORT_HASH as SHORT_HASH,
-    )
-    from covidct.lake.custody import (
-        BatchLedger as BatchLedger,
-    )
-    from covidct.lake.custody import (
-        BatchStatus as BatchStatus,
-    )
-    from covidct.lake.custody import (
-        IngestOutcome as IngestOutcome,
-    )
-    from covidct.lake.custody import (
-        LandedBatch as LandedBatch,
-    )
-    from covidct.lake.custody import (
-        LedgerEntry as LedgerEntry,
-    )
-    from covidct.lake.custody import (
-        accept_batch as accept_batch,
-    )
-    from covidct.lake.custody import (
-        accepted_manifests as accepted_manifests,
-    )
-    from covidct.lake.custody import (
-        batch_content_hash as batch_content_hash,
-    )
-    from covidct.lake.custody import (
-        content_hash as content_hash,
-    )
-    from covidct.lake.custody import (
-        curated_prefix as curated_prefix,
-    )
-    from covidct.lake.custody import (
-        discover_new_batches as discover_new_batches,
-    )
-    from covidct.lake.custody import (
-        ingest_batch as ingest_batch,
-    )
-    from covidct.lake.custody import (
-        known_hashes as known_hashes,
-    )
-    from covidct.lake.custody import (
-        known_labels as known_labels,
-    )
-    from covidct.lake.custody import (
-        landed_batches as landed_batches,
-    )
-    from covidct.lake.custody import (
-        landing_prefix as landing_prefix,
-    )
-    from covidct.lake.custody import (
-        latest_receipt_hash as latest_receipt_hash,
-    )
-    from covidct.lake.custody import (
-        local_content_hash as local_content_hash,
-    )
-    from covidct.lake.custody import (
-        local_file_hashes as local_file_hashes,
-    )
-    from covidct.lake.custody import (
-        manifest_key as manifest_key,
-    )
-    from covidct.lake.custody import (
-        pending_batches as pending_batches,
-    )
-    from covidct.lake.custody import (
-        quarantine_batch as quarantine_batch,
-    )
-    from covidct.lake.custody import (
-        quarantine_prefix as quarantine_prefix,
+        CURATED_BATCHES,
+        CURATED_MANIFESTS,
+        LEDGER_BATCHES,
+        LEDGER_LANDINGS,
+        SHORT_HASH,
+        BatchLedger,
+        BatchStatus,
+        LandedBatch,
+        LedgerEntry,
+        batch_content_hash,
+        content_hash,
+        curated_prefix,
+        discover_new_batches,
+        landed_batches,
+        landing_prefix,
+        latest_receipt_hash,
+        local_content_hash,
+        local_file_hashes,
+        manifest_key,
+        pending_batches,
     )
     from covidct.lake.landing import (
-        UPLOAD_THREADS as UPLOAD_THREADS,
-    )
-    from covidct.lake.landing import (
-        LandingConflict as LandingConflict,
-    )
-    from covidct.lake.landing import (
-        LandingReceipt as LandingReceipt,
-    )
-    from covidct.lake.landing import (
-        land_batch as land_batch,
-    )
-    from covidct.lake.landing import (
-        receipt_key as receipt_key,
-    )
-    from covidct.lake.landing import (
-        scan_for_landing as scan_for_landing,
+        UPLOAD_THREADS,
+        LandingConflict,
+        LandingReceipt,
+        land_batch,
+        receipt_key,
+        scan_for_landing,
     )
     from covidct.lake.storage import (
-        TRANSFER_THREADS as TRANSFER_THREADS,
-    )
-    from covidct.lake.storage import (
-        IntegrityError as IntegrityError,
-    )
-    from covidct.lake.storage import (
-        KeyList as KeyList,
-    )
-    from covidct.lake.storage import (
-        LocalStore as LocalStore,
-    )
-    from covidct.lake.storage import (
-        ObjectStore as ObjectStore,
-    )
-    from covidct.lake.storage import (
-        S3Store as S3Store,
-    )
-    from covidct.lake.storage import (
-        StoreScheme as StoreScheme,
-    )
-    from covidct.lake.storage import (
-        atomic_write as atomic_write,
-    )
-    from covidct.lake.storage import (
-        check_key as check_key,
-    )
-    from covidct.lake.storage import (
-        folder as folder,
-    )
-    from covidct.lake.storage import (
-        open_store as open_store,
-    )
-    from covidct.lake.storage import (
-        read_json_lines as read_json_lines,
-    )
-    from covidct.lake.storage import (
-        read_parquet as read_parquet,
-    )
-    from covidct.lake.storage import (
-        s3_client as s3_client,
-    )
-    from covidct.lake.storage import (
-        sha256_hex as sha256_hex,
-    )
-    from covidct.lake.storage import (
-        write_parquet as write_parquet,
+        TRANSFER_THREADS,
+        IntegrityError,
+        KeyList,
+        ObjectStore,
+        StoreScheme,
+        atomic_write,
+        check_key,
+        folder,
+        read_json_lines,
+        read_parquet,
+        sha256_hex,
+        write_parquet,
     )
 
 #: public name -> the module that defines it (imported on first use, so importing one module of
@@ -164,7 +74,7 @@ _EXPORTS: dict[str, str] = {
     "BatchStatus": "covidct.lake.custody",
     "CURATED_BATCHES": "covidct.lake.custody",
     "CURATED_MANIFESTS": "covidct.lake.custody",
-    "IngestOutcome": "covidct.lake.custody",
+    "IngestOutcome": "covidct.lake.curation",
     "IntegrityError": "covidct.lake.storage",
     "KeyList": "covidct.lake.storage",
     "LEDGER_BATCHES": "covidct.lake.custody",
@@ -173,15 +83,15 @@ _EXPORTS: dict[str, str] = {
     "LandingConflict": "covidct.lake.landing",
     "LandingReceipt": "covidct.lake.landing",
     "LedgerEntry": "covidct.lake.custody",
-    "LocalStore": "covidct.lake.storage",
+    "LocalStore": "covidct.lake.backends",
     "ObjectStore": "covidct.lake.storage",
-    "S3Store": "covidct.lake.storage",
+    "S3Store": "covidct.lake.backends",
     "SHORT_HASH": "covidct.lake.custody",
     "StoreScheme": "covidct.lake.storage",
     "TRANSFER_THREADS": "covidct.lake.storage",
     "UPLOAD_THREADS": "covidct.lake.landing",
-    "accept_batch": "covidct.lake.custody",
-    "accepted_manifests": "covidct.lake.custody",
+    "accept_batch": "covidct.lake.curation",
+    "accepted_manifests": "covidct.lake.curation",
     "atomic_write": "covidct.lake.storage",
     "batch_content_hash": "covidct.lake.custody",
     "check_key": "covidct.lake.storage",
@@ -189,9 +99,9 @@ _EXPORTS: dict[str, str] = {
     "curated_prefix": "covidct.lake.custody",
     "discover_new_batches": "covidct.lake.custody",
     "folder": "covidct.lake.storage",
-    "ingest_batch": "covidct.lake.custody",
-    "known_hashes": "covidct.lake.custody",
-    "known_labels": "covidct.lake.custody",
+    "ingest_batch": "covidct.lake.curation",
+    "known_hashes": "covidct.lake.curation",
+    "known_labels": "covidct.lake.curation",
     "land_batch": "covidct.lake.landing",
     "landed_batches": "covidct.lake.custody",
     "landing_prefix": "covidct.lake.custody",
@@ -199,20 +109,71 @@ _EXPORTS: dict[str, str] = {
     "local_content_hash": "covidct.lake.custody",
     "local_file_hashes": "covidct.lake.custody",
     "manifest_key": "covidct.lake.custody",
-    "open_store": "covidct.lake.storage",
+    "open_store": "covidct.lake.backends",
     "pending_batches": "covidct.lake.custody",
-    "quarantine_batch": "covidct.lake.custody",
-    "quarantine_prefix": "covidct.lake.custody",
+    "quarantine_batch": "covidct.lake.curation",
+    "quarantine_prefix": "covidct.lake.curation",
     "read_json_lines": "covidct.lake.storage",
     "read_parquet": "covidct.lake.storage",
     "receipt_key": "covidct.lake.landing",
-    "s3_client": "covidct.lake.storage",
+    "s3_client": "covidct.lake.backends",
     "scan_for_landing": "covidct.lake.landing",
     "sha256_hex": "covidct.lake.storage",
     "write_parquet": "covidct.lake.storage",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BatchLedger",
+    "BatchStatus",
+    "CURATED_BATCHES",
+    "CURATED_MANIFESTS",
+    "IngestOutcome",
+    "IntegrityError",
+    "KeyList",
+    "LEDGER_BATCHES",
+    "LEDGER_LANDINGS",
+    "LandedBatch",
+    "LandingConflict",
+    "LandingReceipt",
+    "LedgerEntry",
+    "LocalStore",
+    "ObjectStore",
+    "S3Store",
+    "SHORT_HASH",
+    "StoreScheme",
+    "TRANSFER_THREADS",
+    "UPLOAD_THREADS",
+    "accept_batch",
+    "accepted_manifests",
+    "atomic_write",
+    "batch_content_hash",
+    "check_key",
+    "content_hash",
+    "curated_prefix",
+    "discover_new_batches",
+    "folder",
+    "ingest_batch",
+    "known_hashes",
+    "known_labels",
+    "land_batch",
+    "landed_batches",
+    "landing_prefix",
+    "latest_receipt_hash",
+    "local_content_hash",
+    "local_file_hashes",
+    "manifest_key",
+    "open_store",
+    "pending_batches",
+    "quarantine_batch",
+    "quarantine_prefix",
+    "read_json_lines",
+    "read_parquet",
+    "receipt_key",
+    "s3_client",
+    "scan_for_landing",
+    "sha256_hex",
+    "write_parquet",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,106 +7,40 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from covidct.pipeline.steps import (
-        CHECKPOINTS as CHECKPOINTS,
-    )
-    from covidct.pipeline.steps import (
-        DAG_ID as DAG_ID,
-    )
-    from covidct.pipeline.steps import (
-        HISTORY_PREFIX as HISTORY_PREFIX,
-    )
-    from covidct.pipeline.steps import (
-        WEIGHTS_DIR as WEIGHTS_DIR,
-    )
-    from covidct.pipeline.steps import (
-        aggregate as aggregate,
-    )
-    from covidct.pipeline.steps import (
-        checkpoint_prefix as checkpoint_prefix,
-    )
-    from covidct.pipeline.steps import (
-        choose_candidate as choose_candidate,
-    )
-    from covidct.pipeline.steps import (
-        config_from_params as config_from_params,
-    )
-    from covidct.pipeline.steps import (
-        confirm as confirm,
-    )
-    from covidct.pipeline.steps import (
-        curate as curate,
-    )
-    from covidct.pipeline.steps import (
-        dataset_digest as dataset_digest,
-    )
-    from covidct.pipeline.steps import (
-        discover as discover,
-    )
-    from covidct.pipeline.steps import (
-        evaluate as evaluate,
-    )
-    from covidct.pipeline.steps import (
-        gate_and_promote as gate_and_promote,
-    )
-    from covidct.pipeline.steps import (
-        gradcam_png as gradcam_png,
-    )
-    from covidct.pipeline.steps import (
-        headline_metrics as headline_metrics,
-    )
-    from covidct.pipeline.steps import (
-        lake as lake,
-    )
-    from covidct.pipeline.steps import (
-        leaderboard as leaderboard,
-    )
-    from covidct.pipeline.steps import (
-        log_figures as log_figures,
-    )
-    from covidct.pipeline.steps import (
-        make_folds as make_folds,
-    )
-    from covidct.pipeline.steps import (
-        materialize as materialize,
-    )
-    from covidct.pipeline.steps import (
-        notifier as notifier,
-    )
-    from covidct.pipeline.steps import (
-        pooled_metrics as pooled_metrics,
-    )
-    from covidct.pipeline.steps import (
-        pooled_predictions as pooled_predictions,
-    )
-    from covidct.pipeline.steps import (
-        predict_split as predict_split,
-    )
-    from covidct.pipeline.steps import (
-        predictions_frame as predictions_frame,
-    )
-    from covidct.pipeline.steps import (
-        quarantine as quarantine,
-    )
-    from covidct.pipeline.steps import (
-        regression_check as regression_check,
-    )
-    from covidct.pipeline.steps import (
-        run_key_of as run_key_of,
-    )
-    from covidct.pipeline.steps import (
-        send_alert as send_alert,
-    )
-    from covidct.pipeline.steps import (
-        setup_mlflow as setup_mlflow,
-    )
-    from covidct.pipeline.steps import (
-        train as train,
-    )
-    from covidct.pipeline.steps import (
-        validate as validate,
-    )
-    from covidct.pipeline.steps import (
-        weights_cache as weights_cache,
+        CHECKPOINTS,
+        DAG_ID,
+        HISTORY_PREFIX,
+        WEIGHTS_DIR,
+        aggregate,
+        checkpoint_prefix,
+        choose_candidate,
+        config_from_params,
+        confirm,
+        curate,
+        dataset_digest,
+        discover,
+        evaluate,
+        gate_and_promote,
+        gradcam_png,
+        headline_metrics,
+        lake,
+        leaderboard,
+        log_figures,
+        make_folds,
+        materialize,
+        notifier,
+        pooled_metrics,
+        pooled_predictions,
+        predict_split,
+        predictions_frame,
+        quarantine,
+        regression_check,
+        run_key_of,
+        send_alert,
+        setup_mlflow,
+        train,
+        validate,
+        weights_cache,
     )
 
 #: public name -> the module that defines it (imported on first use, so importing one module of
@@ -148,7 +82,42 @@ _EXPORTS: dict[str, str] = {
     "weights_cache": "covidct.pipeline.steps",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CHECKPOINTS",
+    "DAG_ID",
+    "HISTORY_PREFIX",
+    "WEIGHTS_DIR",
+    "aggregate",
+    "checkpoint_prefix",
+    "choose_candidate",
+    "config_from_params",
+    "confirm",
+    "curate",
+    "dataset_digest",
+    "discover",
+    "evaluate",
+    "gate_and_promote",
+    "gradcam_png",
+    "headline_metrics",
+    "lake",
+    "leaderboard",
+    "log_figures",
+    "make_folds",
+    "materialize",
+    "notifier",
+    "pooled_metrics",
+    "pooled_predictions",
+    "predict_split",
+    "predictions_frame",
+    "quarantine",
+    "regression_check",
+    "run_key_of",
+    "send_alert",
+    "setup_mlflow",
+    "train",
+    "validate",
+    "weights_cache",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -56,9 +56,9 @@ def run_key_of(dag_run_id: str) -> str:
 
 def lake(settings: Settings) -> Any:
     """Open the data lake's object store."""
-    from covidct.lake import storage
+    from covidct.lake import backends
 
-    return storage.open_store(settings.lake.uri, endpoint_url=settings.lake.s3_endpoint_url)
+    return backends.open_store(settings.lake.uri, endpoint_url=settings.lake.s3_endpoint_url)
 
 
 def materialize(store: Any, prefix: str, settings: Settings) -> Path:
@@ -125,15 +125,15 @@ def validate(settings: Settings, batch_id: str, dag_run_id: str) -> dict[str, An
     Returns ``{"batch_id", "passed", "reasons", "report_dir", "manifest_key", "n_slices"}``.
     """
     from covidct.batch import validation, validation_report
-    from covidct.lake import custody
+    from covidct.lake import curation
 
     store = lake(settings)
     batch_dir = materialize(store, f"{LANDING}/{batch_id}", settings)
     report_dir = settings.work_dir / "reports" / run_key_of(dag_run_id) / batch_id
     verdict = validation.validate_batch(
         batch_dir,
-        known_labels=custody.known_labels(store),
-        known_hashes=custody.known_hashes(store, batch_id),
+        known_labels=curation.known_labels(store),
+        known_hashes=curation.known_hashes(store, batch_id),
         report_dir=report_dir,
         progress=False,
     )
@@ -159,12 +159,12 @@ def quarantine(
     A passed batch is left alone (returns ``{"quarantined": False}``). ``send``: the alert
     delivery function (the Airflow plugin's, for Slack/SMTP); None writes ``alerts.jsonl``.
     """
-    from covidct.lake import custody
+    from covidct.lake import curation
 
     if verdict["passed"]:
         return {"batch_id": verdict["batch_id"], "quarantined": False}
     store = lake(settings)
-    where = custody.quarantine_batch(
+    where = curation.quarantine_batch(
         store, verdict["batch_id"], dict(verdict), Path(verdict["report_dir"])
     )
     send_alert(
@@ -198,7 +198,7 @@ def curate(
     relative to ``curated/batches/``. Returns ``{"dataset_version", "manifest_key", "n_slices",
     "n_patients", "accepted"}``; ``dataset_version`` is None when nothing was ever accepted.
     """
-    from covidct.lake import custody
+    from covidct.lake import curation
 
     store = lake(settings)
     accepted = []
@@ -207,9 +207,9 @@ def curate(
             continue
         batch_id = verdict["batch_id"]
         manifest = read_parquet(store, verdict["manifest_key"])
-        custody.accept_batch(store, batch_id, manifest=manifest, info={"dag_run_id": dag_run_id})
+        curation.accept_batch(store, batch_id, manifest=manifest, info={"dag_run_id": dag_run_id})
         accepted.append(batch_id)
-    manifest = custody.accepted_manifests(store)
+    manifest = curation.accepted_manifests(store)
     if manifest.empty:
         return {"dataset_version": None, "accepted": accepted, "n_slices": 0, "n_patients": 0}
     if "excluded" in manifest.columns:

@@ -7,130 +7,52 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from covidct.promotion.alerts import (
-        ALERT_SCHEMA_VERSION as ALERT_SCHEMA_VERSION,
-    )
-    from covidct.promotion.alerts import (
-        Alert as Alert,
-    )
-    from covidct.promotion.alerts import (
-        AlertKind as AlertKind,
-    )
-    from covidct.promotion.alerts import (
-        JsonlNotifier as JsonlNotifier,
-    )
-    from covidct.promotion.alerts import (
-        Notifier as Notifier,
-    )
-    from covidct.promotion.alerts import (
-        Regression as Regression,
-    )
-    from covidct.promotion.alerts import (
-        Severity as Severity,
-    )
-    from covidct.promotion.alerts import (
-        airflow_run_url as airflow_run_url,
-    )
-    from covidct.promotion.alerts import (
-        detect_regressions as detect_regressions,
-    )
-    from covidct.promotion.alerts import (
-        mlflow_run_url as mlflow_run_url,
-    )
-    from covidct.promotion.alerts import (
-        read_alerts as read_alerts,
+        ALERT_SCHEMA_VERSION,
+        Alert,
+        AlertKind,
+        JsonlNotifier,
+        Notifier,
+        Regression,
+        Severity,
+        airflow_run_url,
+        detect_regressions,
+        mlflow_run_url,
+        read_alerts,
     )
     from covidct.promotion.gate import (
-        SENSITIVITY_METRIC as SENSITIVITY_METRIC,
-    )
-    from covidct.promotion.gate import (
-        Comparison as Comparison,
-    )
-    from covidct.promotion.gate import (
-        GateStatus as GateStatus,
-    )
-    from covidct.promotion.gate import (
-        GateVerdict as GateVerdict,
-    )
-    from covidct.promotion.gate import (
-        PairedBootstrap as PairedBootstrap,
-    )
-    from covidct.promotion.gate import (
-        compare as compare,
-    )
-    from covidct.promotion.gate import (
-        decide as decide,
+        SENSITIVITY_METRIC,
+        Comparison,
+        GateStatus,
+        GateVerdict,
+        PairedBootstrap,
+        compare,
+        decide,
     )
     from covidct.promotion.registry import (
-        INTENT_PREFIX as INTENT_PREFIX,
-    )
-    from covidct.promotion.registry import (
-        LEDGER_PREFIX as LEDGER_PREFIX,
-    )
-    from covidct.promotion.registry import (
-        LOCK_STALE_AFTER_S as LOCK_STALE_AFTER_S,
-    )
-    from covidct.promotion.registry import (
-        LOCK_SUFFIX as LOCK_SUFFIX,
-    )
-    from covidct.promotion.registry import (
-        LOCK_TIMEOUT_S as LOCK_TIMEOUT_S,
-    )
-    from covidct.promotion.registry import (
-        ChampionMovedError as ChampionMovedError,
-    )
-    from covidct.promotion.registry import (
-        ChampionRef as ChampionRef,
-    )
-    from covidct.promotion.registry import (
-        LedgerStore as LedgerStore,
-    )
-    from covidct.promotion.registry import (
-        PromotionLock as PromotionLock,
-    )
-    from covidct.promotion.registry import (
-        PromotionLockTimeout as PromotionLockTimeout,
-    )
-    from covidct.promotion.registry import (
-        append_ledger as append_ledger,
-    )
-    from covidct.promotion.registry import (
-        client as client,
-    )
-    from covidct.promotion.registry import (
-        ensure_registered_model as ensure_registered_model,
-    )
-    from covidct.promotion.registry import (
-        get_champion as get_champion,
-    )
-    from covidct.promotion.registry import (
-        lock_name as lock_name,
-    )
-    from covidct.promotion.registry import (
-        lock_owner as lock_owner,
-    )
-    from covidct.promotion.registry import (
-        pending_intents as pending_intents,
-    )
-    from covidct.promotion.registry import (
-        promote as promote,
-    )
-    from covidct.promotion.registry import (
-        read_ledger as read_ledger,
-    )
-    from covidct.promotion.registry import (
-        recover_pending as recover_pending,
-    )
-    from covidct.promotion.registry import (
-        register_version as register_version,
-    )
-    from covidct.promotion.registry import (
-        resume_promotion as resume_promotion,
-    )
-    from covidct.promotion.registry import (
-        rollback as rollback,
-    )
-    from covidct.promotion.registry import (
-        version_of_run as version_of_run,
+        INTENT_PREFIX,
+        LEDGER_PREFIX,
+        LOCK_STALE_AFTER_S,
+        LOCK_SUFFIX,
+        LOCK_TIMEOUT_S,
+        ChampionMovedError,
+        ChampionRef,
+        LedgerStore,
+        PromotionLock,
+        PromotionLockTimeout,
+        append_ledger,
+        client,
+        ensure_registered_model,
+        get_champion,
+        lock_name,
+        lock_owner,
+        pending_intents,
+        promote,
+        read_ledger,
+        recover_pending,
+        register_version,
+        resume_promotion,
+        rollback,
+        version_of_run,
     )
 
 #: public name -> the module that defines it (imported on first use, so importing one module of
@@ -180,7 +102,50 @@ _EXPORTS: dict[str, str] = {
     "version_of_run": "covidct.promotion.registry",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ALERT_SCHEMA_VERSION",
+    "Alert",
+    "AlertKind",
+    "ChampionMovedError",
+    "ChampionRef",
+    "Comparison",
+    "GateStatus",
+    "GateVerdict",
+    "INTENT_PREFIX",
+    "JsonlNotifier",
+    "LEDGER_PREFIX",
+    "LOCK_STALE_AFTER_S",
+    "LOCK_SUFFIX",
+    "LOCK_TIMEOUT_S",
+    "LedgerStore",
+    "Notifier",
+    "PairedBootstrap",
+    "PromotionLock",
+    "PromotionLockTimeout",
+    "Regression",
+    "SENSITIVITY_METRIC",
+    "Severity",
+    "airflow_run_url",
+    "append_ledger",
+    "client",
+    "compare",
+    "decide",
+    "detect_regressions",
+    "ensure_registered_model",
+    "get_champion",
+    "lock_name",
+    "lock_owner",
+    "mlflow_run_url",
+    "pending_intents",
+    "promote",
+    "read_alerts",
+    "read_ledger",
+    "recover_pending",
+    "register_version",
+    "resume_promotion",
+    "rollback",
+    "version_of_run",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,79 +7,33 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from covidct.report.html_report import (
-        BACKBONE_COLUMN as BACKBONE_COLUMN,
-    )
-    from covidct.report.html_report import (
-        MEAN_SUFFIX as MEAN_SUFFIX,
-    )
-    from covidct.report.html_report import (
-        REPORT_FILE as REPORT_FILE,
-    )
-    from covidct.report.html_report import (
-        SD_SUFFIX as SD_SUFFIX,
-    )
-    from covidct.report.html_report import (
-        Picture as Picture,
-    )
-    from covidct.report.html_report import (
-        backbone_pictures as backbone_pictures,
-    )
-    from covidct.report.html_report import (
-        batches_html as batches_html,
-    )
-    from covidct.report.html_report import (
-        copy_picture as copy_picture,
-    )
-    from covidct.report.html_report import (
-        fold_confusion_html as fold_confusion_html,
-    )
-    from covidct.report.html_report import (
-        format_metric as format_metric,
-    )
-    from covidct.report.html_report import (
-        gate_html as gate_html,
-    )
-    from covidct.report.html_report import (
-        leaderboard_html as leaderboard_html,
-    )
-    from covidct.report.html_report import (
-        leaderboard_metrics as leaderboard_metrics,
-    )
-    from covidct.report.html_report import (
-        render_page as render_page,
-    )
-    from covidct.report.html_report import (
-        slug as slug,
-    )
-    from covidct.report.html_report import (
-        write_run_report as write_run_report,
+        BACKBONE_COLUMN,
+        MEAN_SUFFIX,
+        REPORT_FILE,
+        SD_SUFFIX,
+        Picture,
+        backbone_pictures,
+        batches_html,
+        copy_picture,
+        fold_confusion_html,
+        format_metric,
+        gate_html,
+        leaderboard_html,
+        leaderboard_metrics,
+        render_page,
+        slug,
+        write_run_report,
     )
     from covidct.report.summary import (
-        LEADERBOARD_COLUMNS as LEADERBOARD_COLUMNS,
-    )
-    from covidct.report.summary import (
-        REPORT_FOLDER as REPORT_FOLDER,
-    )
-    from covidct.report.summary import (
-        collect_summary as collect_summary,
-    )
-    from covidct.report.summary import (
-        confirmation_lines as confirmation_lines,
-    )
-    from covidct.report.summary import (
-        evidence_lines as evidence_lines,
-    )
-    from covidct.report.summary import (
-        format_summary as format_summary,
-    )
-    from covidct.report.summary import (
-        leaderboard_text as leaderboard_text,
-    )
-    from covidct.report.summary import (
-        write_picture_report as write_picture_report,
-    )
-    from covidct.report.summary import (
-        write_summary as write_summary,
+        LEADERBOARD_COLUMNS,
+        REPORT_FOLDER,
+        collect_summary,
+        confirmation_lines,
+        evidence_lines,
+        format_summary,
+        leaderboard_text,
+        write_picture_report,
+        write_summary,
     )
 
 #: public name -> the module that defines it (imported on first use, so importing one module of
@@ -112,7 +66,33 @@ _EXPORTS: dict[str, str] = {
     "write_summary": "covidct.report.summary",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BACKBONE_COLUMN",
+    "LEADERBOARD_COLUMNS",
+    "MEAN_SUFFIX",
+    "Picture",
+    "REPORT_FILE",
+    "REPORT_FOLDER",
+    "SD_SUFFIX",
+    "backbone_pictures",
+    "batches_html",
+    "collect_summary",
+    "confirmation_lines",
+    "copy_picture",
+    "evidence_lines",
+    "fold_confusion_html",
+    "format_metric",
+    "format_summary",
+    "gate_html",
+    "leaderboard_html",
+    "leaderboard_metrics",
+    "leaderboard_text",
+    "render_page",
+    "slug",
+    "write_picture_report",
+    "write_run_report",
+    "write_summary",
+]
 
 
 def __getattr__(name: str) -> Any:

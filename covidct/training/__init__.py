@@ -7,139 +7,51 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from covidct.training.core import (
-        AUGMENT_LAYER as AUGMENT_LAYER,
-    )
-    from covidct.training.core import (
-        CHECKPOINT_GLOB as CHECKPOINT_GLOB,
-    )
-    from covidct.training.core import (
-        CHECKPOINT_SHA256 as CHECKPOINT_SHA256,
-    )
-    from covidct.training.core import (
-        COMPILE_MIN_STEPS as COMPILE_MIN_STEPS,
-    )
-    from covidct.training.core import (
-        LABEL_COLUMN as LABEL_COLUMN,
-    )
-    from covidct.training.core import (
-        OPTIMIZER_STATE as OPTIMIZER_STATE,
-    )
-    from covidct.training.core import (
-        PATH_COLUMN as PATH_COLUMN,
-    )
-    from covidct.training.core import (
-        RESIDUAL_LAST_BN as RESIDUAL_LAST_BN,
-    )
-    from covidct.training.core import (
-        RESUME_MAY_CHANGE as RESUME_MAY_CHANGE,
-    )
-    from covidct.training.core import (
-        SHORT_RUN_AUGMENT as SHORT_RUN_AUGMENT,
-    )
-    from covidct.training.core import (
-        STATE_FILE as STATE_FILE,
-    )
-    from covidct.training.core import (
-        CheckpointMirror as CheckpointMirror,
-    )
-    from covidct.training.core import (
-        CheckpointMismatchError as CheckpointMismatchError,
-    )
-    from covidct.training.core import (
-        CheckpointStateError as CheckpointStateError,
-    )
-    from covidct.training.core import (
-        CheckpointSyncError as CheckpointSyncError,
-    )
-    from covidct.training.core import (
-        EpochCheckpoint as EpochCheckpoint,
-    )
-    from covidct.training.core import (
-        LearningRateRule as LearningRateRule,
-    )
-    from covidct.training.core import (
-        MlflowEpochMetrics as MlflowEpochMetrics,
-    )
-    from covidct.training.core import (
-        Nadam as Nadam,
-    )
-    from covidct.training.core import (
-        Profile as Profile,
-    )
-    from covidct.training.core import (
-        TrainingConfig as TrainingConfig,
-    )
-    from covidct.training.core import (
-        TrainResult as TrainResult,
-    )
-    from covidct.training.core import (
-        available_backbones as available_backbones,
-    )
-    from covidct.training.core import (
-        compile_model as compile_model,
-    )
-    from covidct.training.core import (
-        distribution_strategy as distribution_strategy,
-    )
-    from covidct.training.core import (
-        graph_optimizer_policy as graph_optimizer_policy,
-    )
-    from covidct.training.core import (
-        inference_model as inference_model,
-    )
-    from covidct.training.core import (
-        label_indices as label_indices,
-    )
-    from covidct.training.core import (
-        log_keras_model as log_keras_model,
-    )
-    from covidct.training.core import (
-        new_training_model as new_training_model,
-    )
-    from covidct.training.core import (
-        parse_state as parse_state,
-    )
-    from covidct.training.core import (
-        precision_policy as precision_policy,
-    )
-    from covidct.training.core import (
-        predict_p_covid as predict_p_covid,
-    )
-    from covidct.training.core import (
-        pull_checkpoint as pull_checkpoint,
-    )
-    from covidct.training.core import (
-        push_checkpoint as push_checkpoint,
-    )
-    from covidct.training.core import (
-        read_remote_state as read_remote_state,
-    )
-    from covidct.training.core import (
-        read_state as read_state,
-    )
-    from covidct.training.core import (
-        recalibrate_batchnorm as recalibrate_batchnorm,
-    )
-    from covidct.training.core import (
-        recalibration_batches as recalibration_batches,
-    )
-    from covidct.training.core import (
-        register_custom_objects as register_custom_objects,
-    )
-    from covidct.training.core import (
-        serving_copy as serving_copy,
-    )
-    from covidct.training.core import (
-        serving_requirements as serving_requirements,
-    )
-    from covidct.training.core import (
-        set_batchnorm_momentum as set_batchnorm_momentum,
-    )
-    from covidct.training.core import (
-        train_model as train_model,
-    )
-    from covidct.training.core import (
-        zero_init_residual_branches as zero_init_residual_branches,
+        AUGMENT_LAYER,
+        CHECKPOINT_GLOB,
+        CHECKPOINT_SHA256,
+        COMPILE_MIN_STEPS,
+        LABEL_COLUMN,
+        OPTIMIZER_STATE,
+        PATH_COLUMN,
+        RESIDUAL_LAST_BN,
+        RESUME_MAY_CHANGE,
+        SHORT_RUN_AUGMENT,
+        STATE_FILE,
+        CheckpointMirror,
+        CheckpointMismatchError,
+        CheckpointStateError,
+        CheckpointSyncError,
+        EpochCheckpoint,
+        LearningRateRule,
+        MlflowEpochMetrics,
+        Nadam,
+        Profile,
+        TrainingConfig,
+        TrainResult,
+        available_backbones,
+        compile_model,
+        distribution_strategy,
+        graph_optimizer_policy,
+        inference_model,
+        label_indices,
+        log_keras_model,
+        new_training_model,
+        parse_state,
+        precision_policy,
+        predict_p_covid,
+        pull_checkpoint,
+        push_checkpoint,
+        read_remote_state,
+        read_state,
+        recalibrate_batchnorm,
+        recalibration_batches,
+        register_custom_objects,
+        serving_copy,
+        serving_requirements,
+        set_batchnorm_momentum,
+        train_model,
+        zero_init_residual_branches,
     )
 
 #: public name -> the module that defines it (imported on first use, so importing one module of
@@ -192,7 +104,53 @@ _EXPORTS: dict[str, str] = {
     "zero_init_residual_branches": "covidct.training.core",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AUGMENT_LAYER",
+    "CHECKPOINT_GLOB",
+    "CHECKPOINT_SHA256",
+    "COMPILE_MIN_STEPS",
+    "CheckpointMirror",
+    "CheckpointMismatchError",
+    "CheckpointStateError",
+    "CheckpointSyncError",
+    "EpochCheckpoint",
+    "LABEL_COLUMN",
+    "LearningRateRule",
+    "MlflowEpochMetrics",
+    "Nadam",
+    "OPTIMIZER_STATE",
+    "PATH_COLUMN",
+    "Profile",
+    "RESIDUAL_LAST_BN",
+    "RESUME_MAY_CHANGE",
+    "SHORT_RUN_AUGMENT",
+    "STATE_FILE",
+    "TrainResult",
+    "TrainingConfig",
+    "available_backbones",
+    "compile_model",
+    "distribution_strategy",
+    "graph_optimizer_policy",
+    "inference_model",
+    "label_indices",
+    "log_keras_model",
+    "new_training_model",
+    "parse_state",
+    "precision_policy",
+    "predict_p_covid",
+    "pull_checkpoint",
+    "push_checkpoint",
+    "read_remote_state",
+    "read_state",
+    "recalibrate_batchnorm",
+    "recalibration_batches",
+    "register_custom_objects",
+    "serving_copy",
+    "serving_requirements",
+    "set_batchnorm_momentum",
+    "train_model",
+    "zero_init_residual_branches",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -30,16 +30,16 @@ from covidct.batch.dicom import ingest_dicom
 from covidct.batch.slices import SliceReadError, read_slice, read_slice_facts
 from covidct.batch.validation import validate_batch
 from covidct.cli import EXIT_ERROR, EXIT_INVALID, EXIT_OK, main
+from covidct.lake.backends import LocalStore
+from covidct.lake.curation import known_hashes
 from covidct.lake.custody import (
     BatchLedger,
     BatchStatus,
     LedgerEntry,
-    known_hashes,
     local_file_hashes,
     pending_batches,
 )
 from covidct.lake.landing import LEDGER_LANDINGS, LandingConflict, land_batch
-from covidct.lake.storage import LocalStore
 
 LUNG = SHARED_DATA / "tcia" / "lung-pet-ct-dx"
 SECRET = b"root:x:0:0:root:/root:/bin/bash\n"

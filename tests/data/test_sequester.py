@@ -10,7 +10,7 @@ import pytest
 
 from covidct.data import sequester
 from covidct.data.sequester import DEVELOPMENT, SEQUESTERED, SequesterRule, SequesterRuleChanged
-from covidct.lake.storage import LocalStore
+from covidct.lake.backends import LocalStore
 
 
 def _patients(

@@ -20,7 +20,7 @@ from covidct import pipeline
 from covidct.config import Settings
 from covidct.data import sequester
 from covidct.evaluation import confirmation
-from covidct.lake.storage import LocalStore
+from covidct.lake.backends import LocalStore
 from covidct.promotion import registry
 
 PARAMS = {"profile": "cpu-smoke", "epochs": 1, "steps_per_epoch": 1, "image_size": 32}

@@ -12,23 +12,26 @@ from conftest import BatchFactory
 
 from covidct import schema
 from covidct.batch.manifest import build_manifest
+from covidct.lake.backends import open_store
+from covidct.lake.curation import (
+    accept_batch,
+    ingest_batch,
+    known_hashes,
+    known_labels,
+    quarantine_batch,
+)
 from covidct.lake.custody import (
     BatchLedger,
     BatchStatus,
-    accept_batch,
     batch_content_hash,
     content_hash,
     curated_prefix,
     discover_new_batches,
-    ingest_batch,
-    known_hashes,
-    known_labels,
     landed_batches,
     local_content_hash,
     local_file_hashes,
-    quarantine_batch,
 )
-from covidct.lake.storage import ObjectStore, open_store
+from covidct.lake.storage import ObjectStore
 
 BACKENDS = ["local", pytest.param("s3", marks=pytest.mark.s3)]
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from covidct.lake.storage import LocalStore, ObjectStore, S3Store, check_key, open_store, s3_client
+from covidct.lake.backends import LocalStore, S3Store, open_store, s3_client
+from covidct.lake.storage import ObjectStore, check_key
 
 BACKENDS = ["local", pytest.param("s3", marks=pytest.mark.s3)]
 

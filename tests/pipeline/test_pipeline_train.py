@@ -15,7 +15,7 @@ from h5py import File
 
 from covidct import pipeline
 from covidct.config import Settings
-from covidct.lake.storage import LocalStore, open_store
+from covidct.lake.backends import LocalStore, open_store
 from covidct.models import BACKBONES, WeightsCache
 from covidct.training import read_remote_state
 

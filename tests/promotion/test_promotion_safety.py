@@ -25,7 +25,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from covidct.lake.storage import open_store
+from covidct.lake.backends import open_store
 from covidct.promotion import registry
 from covidct.schema import ALIAS_CHAMPION
 

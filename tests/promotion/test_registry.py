@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from covidct.lake.storage import open_store
+from covidct.lake.backends import open_store
 from covidct.promotion import registry
 from covidct.schema import ALIAS_CHAMPION
 

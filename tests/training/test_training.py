@@ -21,7 +21,8 @@ import pytest
 import tifffile
 
 from covidct.data import AugmentConfig, IntensityMode, IntensityTransform
-from covidct.lake.storage import IntegrityError, LocalStore, ObjectStore
+from covidct.lake.backends import LocalStore
+from covidct.lake.storage import IntegrityError, ObjectStore
 from covidct.training import (
     CheckpointMirror,
     CheckpointMismatchError,
@@ -684,7 +685,7 @@ def test_sigkilled_training_resumes_on_another_worker_from_the_lake(
     and ends with the step count of an uninterrupted run (epochs x steps per epoch). The same
     resume from a local folder is proven in-process (``Killed`` above); LocalStore and S3 share
     the store interface (tests/test_storage.py)."""
-    from covidct.lake.storage import open_store
+    from covidct.lake.backends import open_store
 
     server = request.getfixturevalue("s3_server")
     uri, endpoint = f"s3://{server.bucket}/kill-{tmp_path.name}", server.endpoint_url
