@@ -76,7 +76,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_folds(args: argparse.Namespace) -> int:
-    from covidct.data.folds import run_folds_command
+    from covidct.data.folds_cli import run_folds_command
 
     print(run_folds_command(args.roster, args.labels, args.k, args.seed, args.out))
     return EXIT_OK

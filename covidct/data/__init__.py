@@ -12,6 +12,13 @@ if TYPE_CHECKING:
         affine_warp,
         random_affine,
     )
+    from covidct.data.fold_manifests import (
+        log_fold_dataset,
+        manifest_digest,
+        protocol_table,
+        read_fold_manifests,
+        write_fold_manifests,
+    )
     from covidct.data.folds import (
         DIGEST_HEX_CHARS,
         FILENAME_COLUMN,
@@ -24,12 +31,9 @@ if TYPE_CHECKING:
         SPLIT_COLUMN,
         FoldAssignment,
         assign_folds,
-        log_fold_dataset,
-        manifest_digest,
-        protocol_table,
-        read_fold_manifests,
+    )
+    from covidct.data.folds_cli import (
         run_folds_command,
-        write_fold_manifests,
     )
     from covidct.data.loading import (
         AUTOTUNE,
@@ -106,28 +110,28 @@ _EXPORTS: dict[str, str] = {
     "augment_batch": "covidct.data.loading",
     "dark_pixel_count": "covidct.data.selection",
     "key_position": "covidct.data.sequester",
-    "log_fold_dataset": "covidct.data.folds",
+    "log_fold_dataset": "covidct.data.fold_manifests",
     "make_dataset": "covidct.data.loading",
-    "manifest_digest": "covidct.data.folds",
+    "manifest_digest": "covidct.data.fold_manifests",
     "one_hot_labels": "covidct.data.loading",
     "patients_of": "covidct.data.sequester",
     "projective_warp": "covidct.data.loading",
-    "protocol_table": "covidct.data.folds",
+    "protocol_table": "covidct.data.fold_manifests",
     "random_affine": "covidct.data.augment",
     "random_affine_parameters": "covidct.data.loading",
     "read_assignment": "covidct.data.sequester",
-    "read_fold_manifests": "covidct.data.folds",
+    "read_fold_manifests": "covidct.data.fold_manifests",
     "read_lock": "covidct.data.sequester",
     "read_slice": "covidct.data.loading",
     "relock": "covidct.data.sequester",
     "roles_of": "covidct.data.sequester",
-    "run_folds_command": "covidct.data.folds",
+    "run_folds_command": "covidct.data.folds_cli",
     "select_batch": "covidct.data.selection",
     "select_open_lung": "covidct.data.selection",
     "select_sequence": "covidct.data.selection",
     "selection_threshold": "covidct.data.selection",
     "update": "covidct.data.sequester",
-    "write_fold_manifests": "covidct.data.folds",
+    "write_fold_manifests": "covidct.data.fold_manifests",
 }
 
 __all__ = [

@@ -67,23 +67,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
-from typing import cast
 
 import numpy as np
 import pandas as pd
 
 from covidct.schema import (
-    DEFAULT_SOURCE,
-    LABEL_COLUMN,
-    LABEL_TO_CLASS,
-    PATIENT_COLUMN,
     ClassName,
     Label,
     Split,
-    patient_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -105,9 +97,6 @@ DIGEST_HEX_CHARS = 32
 _SPLIT_CODES: tuple[Split, ...] = (Split.TRAIN, Split.VAL, Split.TEST)
 _TRAIN, _VAL, _TEST = 0, 1, 2
 _UNSET, _POOL = -1, -2
-_ROSTER_PATTERN = (
-    r"^(?P<group>[A-Za-z0-9]+)_(?P<patient_id>[^_]+)_(?P<series>SR_\d+)_(?P<image>IM\d+)\.tif$"
-)
 _U64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -476,215 +465,3 @@ def _splits_table(keys: pd.Series, roles: np.ndarray) -> pd.DataFrame:
             SPLIT_COLUMN: names[roles.reshape(-1)],
         }
     )
-
-
-def manifest_digest(df: pd.DataFrame) -> str:
-    """Content hash of a table's rows: independent of row and column order, 32 hex characters.
-
-    Each row is rendered as strings (so a CSV round trip keeps the digest), hashed with pandas'
-    ``hash_pandas_object`` (SipHash, 64 bits), the row hashes are sorted and the column names
-    plus the sorted hashes are hashed with SHA-256; the first 128 bits are returned (MLflow
-    keeps at most 36 characters of a dataset digest). Duplicate rows count.
-    """
-    columns = sorted(str(c) for c in df.columns)
-    canonical = df.set_axis([str(c) for c in df.columns], axis=1)[columns].astype("string")
-    rows = pd.util.hash_pandas_object(canonical, index=False).to_numpy(dtype=np.uint64)
-    digest = hashlib.sha256("\x1f".join(columns).encode() + b"\x00")
-    digest.update(np.sort(rows).astype("<u8").tobytes())
-    return digest.hexdigest()[:DIGEST_HEX_CHARS]
-
-
-def _manifest_for_file(assignment: FoldAssignment, fold: int) -> pd.DataFrame:
-    """Fold manifest with ``filename`` and ``patient_id`` first, rows sorted by filename."""
-    manifest = assignment.fold_manifest(fold)
-    if FILENAME_COLUMN not in manifest.columns:
-        manifest[FILENAME_COLUMN] = manifest[PATH_COLUMN].astype(str).str.rsplit("/", n=1).str[-1]
-    if PATIENT_ID_COLUMN not in manifest.columns:
-        keys = manifest[PATIENT_KEY_COLUMN].astype(str)
-        manifest[PATIENT_ID_COLUMN] = keys.str.split("/", n=1).str[-1]
-    first = [FILENAME_COLUMN, PATIENT_ID_COLUMN, PATIENT_KEY_COLUMN, LABEL, SPLIT_COLUMN]
-    order = first + [FOLD_COLUMN] + [c for c in manifest.columns if c not in {*first, FOLD_COLUMN}]
-    sort_by = [PATIENT_KEY_COLUMN, PATH_COLUMN if PATH_COLUMN in manifest else FILENAME_COLUMN]
-    return manifest[order].sort_values(sort_by, kind="stable").reset_index(drop=True)
-
-
-def write_fold_manifests(
-    assignment: FoldAssignment, out_dir: Path, *, parquet: bool = False
-) -> list[Path]:
-    """Write ``fold-<i>.csv`` (and ``fold-<i>.parquet`` if ``parquet``) for i in 1..k.
-
-    Columns: ``filename, patient_id, patient_key, label, split, fold`` then the remaining slice
-    columns; rows sorted by patient key and path/filename, so equal assignments give
-    byte-identical files. Creates ``out_dir``; returns the written paths in fold order.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for fold in assignment.folds:
-        manifest = _manifest_for_file(assignment, fold)
-        path = out_dir / f"fold-{fold}.csv"
-        manifest.to_csv(path, index=False)
-        written.append(path)
-        if parquet:
-            written.append(out_dir / f"fold-{fold}.parquet")
-            manifest.to_parquet(written[-1], index=False)
-        logger.info("wrote %s (%d rows, digest %s)", path, len(manifest), manifest_digest(manifest))
-    return written
-
-
-def read_fold_manifests(out_dir: Path) -> pd.DataFrame:
-    """Concatenate the ``fold-<i>.csv`` files of ``out_dir``: a ``previous`` for assign_folds.
-
-    Raises FileNotFoundError if ``out_dir`` holds no fold manifest.
-    """
-    paths = sorted(out_dir.glob("fold-*.csv"))
-    if not paths:
-        raise FileNotFoundError(f"no fold-<i>.csv manifest in {out_dir}")
-    return pd.concat([pd.read_csv(p, dtype={PATIENT_ID_COLUMN: str}) for p in paths])
-
-
-def protocol_table(assignment: FoldAssignment) -> pd.DataFrame:
-    """Patients and images per class, split and fold, in the shape of the seed's Tables 2-4.
-
-    One row per fold (1..k) and split (``train``, ``val``, ``train+val`` = the published
-    "training set", ``test``); int64 columns ``covid_patients``, ``covid_images``,
-    ``normal_patients``, ``normal_images``.
-    """
-    table = assignment.splits.merge(
-        assignment.patients[[PATIENT_KEY_COLUMN, LABEL, "n_images"]], on=PATIENT_KEY_COLUMN
-    )
-    pool = table[table[SPLIT_COLUMN] != Split.TEST.value].assign(**{SPLIT_COLUMN: POOL_SPLIT})
-    table = pd.concat([table, pool], ignore_index=True)
-    table["cls"] = table[LABEL].map(LABEL_TO_CLASS)
-    grouped = table.groupby([FOLD_COLUMN, SPLIT_COLUMN, "cls"])["n_images"]
-    counts = grouped.agg(patients="size", images="sum").unstack("cls", fill_value=0)
-    pairs = cast("list[tuple[str, str]]", counts.columns.tolist())
-    counts.columns = [f"{cls}_{what}" for what, cls in pairs]
-    splits = [Split.TRAIN.value, Split.VAL.value, POOL_SPLIT, Split.TEST.value]
-    index = pd.MultiIndex.from_product([assignment.folds, splits], names=[FOLD_COLUMN, "split"])
-    columns = [
-        f"{c}_{w}" for c in (ClassName.COVID, ClassName.NORMAL) for w in ("patients", "images")
-    ]
-    out = counts.reindex(index=index, columns=columns, fill_value=0).astype(np.int64)
-    return out.reset_index()
-
-
-def log_fold_dataset(
-    fold_df: pd.DataFrame, *, name: str, context: str = "training", source: str | None = None
-) -> str:
-    """Log a fold manifest to the active MLflow run as an input dataset; return its digest.
-
-    The dataset is ``mlflow.data.from_pandas(fold_df, name=name, digest=manifest_digest(...),
-    targets="label", source=source)`` linked with ``mlflow.log_input(..., context=context)``.
-    MLflow identifies a dataset by (experiment, name, digest): the same manifest logged again
-    under the same name links the existing dataset entry (with its first ``source``).
-    Raises RuntimeError if no MLflow run is active (this never starts one).
-    """
-    import mlflow
-    from mlflow.data.pandas_dataset import from_pandas
-
-    if mlflow.active_run() is None:
-        raise RuntimeError(f"no active MLflow run to log fold dataset {name!r} to")
-    digest = manifest_digest(fold_df)
-    targets = LABEL if LABEL in fold_df.columns else None
-    with warnings.catch_warnings():  # schema inference hints about int columns: not actionable
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema", category=UserWarning)
-        located = {"source": source} if source is not None else {}
-        dataset = from_pandas(fold_df, targets=targets, name=name, digest=digest, **located)
-        mlflow.log_input(dataset, context=context)
-    return digest
-
-
-@dataclass(frozen=True)
-class _Roster:
-    slices: pd.DataFrame
-    n_rows: int
-    duplicate_rows: int
-    duplicate_patients: int
-
-
-def _read_ctset_roster(
-    roster_csv: Path, labels_csv: Path, *, source: str = DEFAULT_SOURCE
-) -> _Roster:
-    """Read COVID-CTset ``all.csv`` and ``Patient_details.csv`` into a slice table.
-
-    Returns columns ``filename, group, patient_id, series, image, class, patient_key, label``,
-    one row per distinct (patient, series, image): see the module docstring for why duplicates
-    under two archive groups are dropped. Raises ValueError naming the file and the offending
-    rows or patients (bad filename, patient without details, class contradicting the label).
-    """
-    roster = pd.read_csv(roster_csv, dtype=str)
-    if FILENAME_COLUMN not in roster.columns:
-        raise ValueError(f"{roster_csv}: no {FILENAME_COLUMN!r} column; has {list(roster.columns)}")
-    parts = roster[FILENAME_COLUMN].str.extract(_ROSTER_PATTERN)
-    bad = parts["patient_id"].isna()
-    if bad.any():
-        rows = np.flatnonzero(bad.to_numpy())[:5]
-        lines = [f"line {r + 2}: {roster[FILENAME_COLUMN].iloc[r]}" for r in rows]
-        raise ValueError(
-            f"{roster_csv}: filename(s) not <group>_<patient>_<SR_n>_<IMn>.tif: {lines}"
-        )
-    slices = pd.concat([roster, parts.rename(columns={"patient_id": PATIENT_ID_COLUMN})], axis=1)
-    slices[LABEL] = _labels_for(slices, roster_csv, labels_csv)
-    slices[PATIENT_KEY_COLUMN] = [patient_key(source, p) for p in slices[PATIENT_ID_COLUMN]]
-    slices = slices.sort_values(FILENAME_COLUMN, kind="stable")
-    duplicated = slices.duplicated([PATIENT_ID_COLUMN, "series", "image"])
-    n_dup_patients = slices.loc[duplicated, PATIENT_ID_COLUMN].nunique()
-    if duplicated.any():
-        logger.warning(
-            "%s: dropped %d rows that repeat a (patient, series, image) under a second group "
-            "(%d patients)",
-            roster_csv,
-            int(duplicated.sum()),
-            n_dup_patients,
-        )
-    kept = slices[~duplicated].reset_index(drop=True)
-    return _Roster(kept, len(roster), int(duplicated.sum()), int(n_dup_patients))
-
-
-def _labels_for(slices: pd.DataFrame, roster_csv: Path, labels_csv: Path) -> pd.Series:
-    """Label of each slice from ``Patient_details.csv``; checked against the roster's class."""
-    details = pd.read_csv(labels_csv, dtype=str)
-    missing = [c for c in (PATIENT_COLUMN, LABEL_COLUMN) if c not in details.columns]
-    if missing:
-        raise ValueError(f"{labels_csv}: missing column(s) {missing}")
-    if details[PATIENT_COLUMN].duplicated().any():
-        twice = sorted(set(details.loc[details[PATIENT_COLUMN].duplicated(), PATIENT_COLUMN]))
-        raise ValueError(f"{labels_csv}: patient(s) listed twice: {twice[:10]}")
-    label = slices[PATIENT_ID_COLUMN].map(details.set_index(PATIENT_COLUMN)[LABEL_COLUMN])
-    unknown = sorted(set(slices.loc[label.isna(), PATIENT_ID_COLUMN]))
-    if unknown:
-        raise ValueError(f"{roster_csv}: patient(s) {unknown[:10]} not in {labels_csv}")
-    if "class" in slices.columns:
-        wrong = label.map(LABEL_TO_CLASS) != slices["class"]
-        if wrong.any():
-            who = sorted(set(slices.loc[wrong, PATIENT_ID_COLUMN]))[:10]
-            raise ValueError(f"{roster_csv}: class contradicts {labels_csv} for patient(s) {who}")
-    return label
-
-
-def run_folds_command(roster_csv: Path, labels_csv: Path, k: int, seed: int, out_dir: Path) -> str:
-    """Build folds of a COVID-CTset-style roster, write ``out_dir/fold-<i>.csv``, return a report.
-
-    ``roster_csv``: ``filename,class`` (``all.csv``); ``labels_csv``: ``Patient_details.csv``.
-    The returned text (for the CLI to print) has a roster summary, the :func:`protocol_table`
-    and each manifest's path, rows and digest. Raises what :func:`_read_ctset_roster` and
-    :func:`assign_folds` raise.
-    """
-    roster = _read_ctset_roster(roster_csv, labels_csv)
-    assignment = assign_folds(roster.slices, k=k, seed=seed)
-    paths = write_fold_manifests(assignment, out_dir)
-    patients = assignment.patients
-    n_covid = int((patients[LABEL] == Label.POSITIVE.value).sum())
-    lines = [
-        f"roster {roster_csv}: {roster.n_rows} rows; dropped {roster.duplicate_rows} rows that "
-        f"repeat a (patient, series, image) of {roster.duplicate_patients} patients",
-        f"{len(roster.slices)} slices of {len(patients)} patients "
-        f"({n_covid} COVID, {len(patients) - n_covid} normal); k={k}, seed={seed}",
-        "",
-        protocol_table(assignment).to_string(index=False),
-        "",
-    ]
-    for path in paths:
-        manifest = pd.read_csv(path, dtype={PATIENT_ID_COLUMN: str})
-        lines.append(f"{path}  rows={len(manifest)}  digest={manifest_digest(manifest)}")
-    return "\n".join(lines)

@@ -239,7 +239,7 @@ def make_folds(
     :class:`~covidct.data.sequester.SequesterRuleChanged` when the configured share differs from
     the lake's lock.
     """
-    from covidct.data import folds, sequester
+    from covidct.data import fold_manifests, folds, sequester
     from covidct.evaluation import confirmation
 
     store = lake(settings)
@@ -272,7 +272,7 @@ def make_folds(
     for fold in assignment_k.folds:
         frame = assignment_k.fold_manifest(fold)
         key = write_parquet(store, f"{FOLDS}/{version}/fold-{fold}.parquet", frame)
-        digest = folds.manifest_digest(frame)
+        digest = fold_manifests.manifest_digest(frame)
         specs.append({"fold": fold, "key": key, "digest": digest, "dataset_version": version})
     return specs
 
@@ -367,7 +367,7 @@ def train(
     import mlflow
 
     from covidct import training
-    from covidct.data import folds
+    from covidct.data import fold_manifests
 
     setup_mlflow(settings)
     store = lake(settings)
@@ -388,9 +388,13 @@ def train(
         "fold_manifest_digest": fold_spec["digest"],
     }
     with mlflow.start_run(run_name=f"{backbone}-fold{fold}", tags=tags) as run:
-        folds.log_fold_dataset(_split(frame, "train"), name=f"fold-{fold}-train")
-        folds.log_fold_dataset(_split(frame, "val"), name=f"fold-{fold}-val", context="validation")
-        folds.log_fold_dataset(_split(frame, "test"), name=f"fold-{fold}-test", context="test")
+        fold_manifests.log_fold_dataset(_split(frame, "train"), name=f"fold-{fold}-train")
+        fold_manifests.log_fold_dataset(
+            _split(frame, "val"), name=f"fold-{fold}-val", context="validation"
+        )
+        fold_manifests.log_fold_dataset(
+            _split(frame, "test"), name=f"fold-{fold}-test", context="test"
+        )
         try:
             result = training.train_model(
                 backbone,

@@ -14,16 +14,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 
-from covidct.data import folds
-from covidct.data.folds import (
-    assign_folds,
+from covidct.data import fold_manifests, folds
+from covidct.data.fold_manifests import (
     log_fold_dataset,
     manifest_digest,
     protocol_table,
     read_fold_manifests,
-    run_folds_command,
     write_fold_manifests,
 )
+from covidct.data.folds import assign_folds
+from covidct.data.folds_cli import run_folds_command
 from covidct.schema import Label, Split, patient_key
 
 CTSET = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "covid-ctset"
@@ -379,7 +379,7 @@ def test_written_manifests_keep_their_digest_and_are_byte_stable(tmp_path):
             "label",
             "split",
         ]
-        in_memory = folds._manifest_for_file(assignment, fold)
+        in_memory = fold_manifests._manifest_for_file(assignment, fold)
         assert manifest_digest(written) == manifest_digest(in_memory)
         assert manifest_digest(pd.read_parquet(path.with_suffix(".parquet"))) == manifest_digest(
             in_memory
