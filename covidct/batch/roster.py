@@ -74,7 +74,7 @@ def default_roster_dir() -> Path:
     Raises FileNotFoundError when it is not there (an installed package has no checkout beside
     it): pass the folder explicitly instead.
     """
-    folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "covid-ctset"
+    folder = Path(__file__).resolve().parents[3] / "shared" / "data" / "covid-ctset"
     if not (folder / ALL_CSV).is_file() or not (folder / schema.PATIENT_DETAILS).is_file():
         raise FileNotFoundError(
             f"COVID-CTset roster not found in {folder} (expected {ALL_CSV} and "

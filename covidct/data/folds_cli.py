@@ -11,15 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from covidct.data.fold_manifests import manifest_digest, protocol_table, write_fold_manifests
 from covidct.data.folds import (
     FILENAME_COLUMN,
     LABEL,
     PATIENT_ID_COLUMN,
     PATIENT_KEY_COLUMN,
     assign_folds,
-    manifest_digest,
-    protocol_table,
-    write_fold_manifests,
 )
 from covidct.schema import (
     DEFAULT_SOURCE,

@@ -15,7 +15,8 @@ from urllib.parse import unquote, urlparse
 import keras
 import numpy as np
 
-from covidct.lake.storage import IntegrityError, ObjectStore, atomic_write, open_store, sha256_hex
+from covidct.lake.backends import open_store
+from covidct.lake.storage import IntegrityError, ObjectStore, atomic_write, sha256_hex
 
 if TYPE_CHECKING:
     from covidct.models.backbones import BackboneSpec
@@ -45,7 +46,7 @@ class WeightsCache:
     """Where ``weights="imagenet"`` files are read from; nothing comes from the internet.
 
     ``location``: a local folder (``/opt/weights`` or ``file:///opt/weights``) or an object
-    store URI (``s3://bucket/prefix``, see :func:`covidct.lake.storage.open_store`) holding the
+    store URI (``s3://bucket/prefix``, see :func:`covidct.lake.backends.open_store`) holding the
     Keras Applications "notop" files under their own names (``BackboneSpec.imagenet_file``),
     each optionally beside ``<file>.sha256`` (hex digest; ``sha256sum`` output works).
     ``s3_endpoint_url``: endpoint of a non-AWS S3 server (credentials: boto3's default chain).

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 import tifffile
 
-from covidct.evaluation import activation_maps as cam
+from covidct.evaluation import activation_maps as maps
 from covidct.evaluation import explain
 from covidct.evaluation.explain import Cell
 from covidct.models import BACKBONES, build_model
@@ -153,7 +153,7 @@ def test_gradcam_equations_on_a_hand_made_model(scale, class_index, reload, expe
         model = _reload(model, tmp_path)
     if scale > 100:
         assert float(model(HAND_IMAGE[None])[0, 1]) == 1.0  # the row is meaningful
-    heatmap = cam.gradcam(model, HAND_IMAGE, class_index=class_index)
+    heatmap = maps.gradcam(model, HAND_IMAGE, class_index=class_index)
     assert heatmap.dtype == np.float32 and heatmap.shape == (8, 8)
     np.testing.assert_allclose(heatmap, expected, atol=1e-5)
 
@@ -163,7 +163,7 @@ def test_trained_detector_heatmap_peaks_on_the_square(square_model):
     rng = np.random.default_rng(4)
     corners = [(2, 3), (20, 22), (13, 1), (24, 12)]
     images = np.stack([_square_image(rng, row, col) for row, col in corners])
-    heatmaps = cam.gradcam_batch(square_model, images)
+    heatmaps = maps.gradcam_batch(square_model, images)
     assert heatmaps.shape == (len(corners), SIDE, SIDE)
     assert heatmaps.min() >= 0.0 and heatmaps.max() <= 1.0
     for heatmap, (row, col) in zip(heatmaps, corners, strict=True):
@@ -178,12 +178,12 @@ def test_trained_detector_heatmap_peaks_on_the_square(square_model):
 @pytest.mark.parametrize("depth", [1, 2])
 def test_nested_models_give_the_same_heatmap_before_and_after_reload(square_model, depth, tmp_path):
     images = np.stack([_square_image(np.random.default_rng(5), 10, 10)] * 2)
-    expected = cam.gradcam_batch(square_model, images)
+    expected = maps.gradcam_batch(square_model, images)
     nested = _nest(square_model, depth)
-    assert cam.feature_layer(nested).name == "features"
-    np.testing.assert_allclose(cam.gradcam_batch(nested, images), expected, atol=1e-5)
+    assert maps.feature_layer(nested).name == "features"
+    np.testing.assert_allclose(maps.gradcam_batch(nested, images), expected, atol=1e-5)
     reloaded = _reload(nested, tmp_path)
-    np.testing.assert_allclose(cam.gradcam_batch(reloaded, images), expected, atol=1e-5)
+    np.testing.assert_allclose(maps.gradcam_batch(reloaded, images), expected, atol=1e-5)
     assert expected.max() == pytest.approx(1.0)
 
 
@@ -198,23 +198,23 @@ def test_two_branch_cnn_lstm_matches_the_reference_recipe(tmp_path):
     outputs = keras.layers.Dense(2, activation="softmax")(merged)
     model = keras.Model(inputs, outputs, name="cnn_lstm")
     images = np.random.default_rng(7).random((3, 16, 16, 1)).astype(np.float32)
-    assert cam.feature_layer(model).name == "features"  # the pooling is skipped
+    assert maps.feature_layer(model).name == "features"  # the pooling is skipped
     for candidate in (model, _reload(model, tmp_path)):
         for class_index in (0, 1):
             expected = _reference_cam(model, images, "features", class_index)
-            got = cam.gradcam_batch(candidate, images, class_index=class_index)
+            got = maps.gradcam_batch(candidate, images, class_index=class_index)
             np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert cam.gradcam_batch(model, images).max() == pytest.approx(1.0)
+    assert maps.gradcam_batch(model, images).max() == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda m: cam.gradcam(m, np.zeros((32, 32, 1)), layer_name="nope"), "no layer"),
-        (lambda m: cam.gradcam(m, np.zeros((32, 32, 1)), layer_name="avg_pool"), "not 4-D"),
-        (lambda m: cam.gradcam(m, np.zeros((32, 32, 1)), class_index=2), "class_index"),
-        (lambda m: cam.gradcam(m, np.zeros((16, 16, 1))), "expects input"),
-        (lambda m: cam.gradcam(m, np.zeros((2, 32, 32, 1))), "one image"),
+        (lambda m: maps.gradcam(m, np.zeros((32, 32, 1)), layer_name="nope"), "no layer"),
+        (lambda m: maps.gradcam(m, np.zeros((32, 32, 1)), layer_name="avg_pool"), "not 4-D"),
+        (lambda m: maps.gradcam(m, np.zeros((32, 32, 1)), class_index=2), "class_index"),
+        (lambda m: maps.gradcam(m, np.zeros((16, 16, 1))), "expects input"),
+        (lambda m: maps.gradcam(m, np.zeros((2, 32, 32, 1))), "one image"),
     ],
 )
 def test_bad_requests_raise_value_error(square_model, call, message):
@@ -225,7 +225,7 @@ def test_bad_requests_raise_value_error(square_model, call, message):
 def test_explicit_layer_name_and_model_left_unchanged(square_model):
     image = _square_image(np.random.default_rng(8), 4, 20)
     before = square_model.predict(image[None], verbose=0)
-    heatmap = cam.gradcam(square_model, image, layer_name="conv_1")
+    heatmap = maps.gradcam(square_model, image, layer_name="conv_1")
     assert heatmap.shape == (SIDE, SIDE)
     # the hooks are gone: same layer call method, softmax output, same predictions
     assert "call" not in vars(square_model.get_layer("conv_1"))
@@ -260,14 +260,14 @@ def test_registry_backbone_gradcam(backbone, side, layer, tmp_path):
     keras.utils.set_random_seed(9)
     model = build_model(backbone, (side, side, 1))
     images = np.random.default_rng(10).random((2, side, side, 1)).astype(np.float32)
-    assert cam.feature_layer(model).name == layer
+    assert maps.feature_layer(model).name == layer
     # one class for the LSTM hybrid (each eager pass through its two LSTM(2048) layers is slow)
     for class_index in (1,) if backbone == "resnet152_lstm" else (0, 1):
-        features, gradients = cam.features_and_gradients(model, images, class_index=class_index)
+        features, gradients = maps.features_and_gradients(model, images, class_index=class_index)
         ref_features, ref_gradients = _reference_gradients(model, images, layer, class_index)
         _assert_close_relative(features, ref_features)
         _assert_close_relative(gradients, ref_gradients)
-        heatmap = cam.gradcam_batch(model, images, class_index=class_index)
+        heatmap = maps.gradcam_batch(model, images, class_index=class_index)
         assert heatmap.shape == (2, side, side) and heatmap.dtype == np.float32
         assert np.isfinite(heatmap).all() and heatmap.min() >= 0 and heatmap.max() <= 1
         expected = _cam(ref_features, ref_gradients, (side, side))
@@ -276,7 +276,7 @@ def test_registry_backbone_gradcam(backbone, side, layer, tmp_path):
         return  # reload and nesting are proven on the seven others (an LSTM build costs ~18 s)
     before = gradients  # class 1
     for other in (_reload(model, tmp_path, backbone), _nest(model)):
-        _, after = cam.features_and_gradients(other, images)
+        _, after = maps.features_and_gradients(other, images)
         _assert_close_relative(after, before)
 
 
