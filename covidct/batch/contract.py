@@ -1,4 +1,5 @@
-"""Reading and writing the files of a Negin-style batch.
+"""Reading and writing the metadata files of a Negin-style batch: ``Patient_details.csv`` and
+``batch.json`` (read here and nowhere else; slices: :mod:`covidct.batch.slices`).
 
 The contract: docs/architecture.md, "The Negin-style batch contract".
 
@@ -15,9 +16,11 @@ nothing but its pixels and the baseline TIFF tags; the same array always gives t
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from covidct import schema
+from covidct.batch.files import read_regular
 
 logger = logging.getLogger(__name__)
 _THICKNESS_COLUMNS: tuple[str, ...] = schema.PATIENT_DETAILS_COLUMNS[5:]
@@ -166,26 +170,72 @@ def write_batch_info(batch_dir: str | Path, info: Mapping[str, Any]) -> Path:
 
 
 def read_batch_info(batch_dir: str | Path) -> dict[str, Any]:
-    """Read ``<batch_dir>/batch.json``; a batch without one is ``{"source": DEFAULT_SOURCE}``.
+    """Read ``<batch_dir>/batch.json``, the one reader of it; without one a batch is
+    ``{"source": schema.DEFAULT_SOURCE}``.
 
-    Raises ValueError naming the file when it is not a JSON object with a non-empty string
-    ``source``.
+    The rule: a regular file (no symlink, :func:`covidct.batch.files.read_regular`) holding a
+    JSON object whose ``source`` is a non-empty name without ``/`` (returned stripped; it
+    namespaces the batch's patient keys, ``schema.patient_key``). Raises ValueError naming the
+    file otherwise.
     """
     path = Path(batch_dir) / schema.BATCH_INFO
-    if not path.exists():
+    if not os.path.lexists(path):
         return {"source": schema.DEFAULT_SOURCE}
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        info = json.loads(read_regular(path).decode("utf-8"))
+    except OSError as error:
+        raise ValueError(str(error)) from error
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: cannot read JSON ({error})") from error
     if not isinstance(info, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(info).__name__}")
     source = info.get("source")
-    if not isinstance(source, str) or not source:
-        raise ValueError(f"{path}: expected a non-empty string 'source', got {source!r}")
-    return info
+    if not isinstance(source, str) or not source.strip() or "/" in source:
+        raise ValueError(f"{path}: 'source' must be a non-empty name without '/', got {source!r}")
+    return {**info, "source": source.strip()}
 
 
 def batch_source(batch_dir: str | Path) -> str:
-    """Return the source that namespaces this batch's patient keys (``schema.patient_key``)."""
+    """The source that namespaces this batch's patient keys (``schema.patient_key``):
+    ``batch.json["source"]`` or ``schema.DEFAULT_SOURCE`` (rule: :func:`read_batch_info`)."""
     return str(read_batch_info(batch_dir)["source"])
+
+
+def read_patient_details_text(batch_dir: Path) -> pd.DataFrame:
+    """Return ``Patient_details.csv`` of ``batch_dir`` with every column as stripped text, as
+    validation judges it (:func:`read_patient_details` is the typed form of a valid file).
+
+    Raises FileNotFoundError when the file is absent and ValueError when it cannot be parsed
+    or lacks a column of ``schema.PATIENT_DETAILS_COLUMNS`` (the message names the file).
+    """
+    details_file = batch_dir / schema.PATIENT_DETAILS
+    if not os.path.lexists(details_file):
+        raise FileNotFoundError(f"{details_file}: missing")
+    try:
+        data = read_regular(details_file)
+    except OSError as error:
+        raise ValueError(str(error)) from error
+    try:
+        table = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{details_file}: cannot parse ({error})") from error
+    table.columns = [str(column).strip() for column in table.columns]
+    missing = [c for c in schema.PATIENT_DETAILS_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{details_file}: missing columns {missing}; found {list(table.columns)}")
+    return table.apply(lambda column: column.str.strip())
+
+
+def labels_by_patient(batch_dir: Path) -> dict[str, str]:
+    """Map ``Patient ID`` -> ``COVID-19 Infection`` text.
+
+    The first row of a patient wins; empty labels are left out; {} when the file is unreadable.
+    """
+    try:
+        details = read_patient_details_text(batch_dir)
+    except (FileNotFoundError, ValueError) as error:
+        logger.warning("no labels for batch %s: %s", batch_dir, error)
+        return {}
+    first = details.drop_duplicates(schema.PATIENT_COLUMN, keep="first")
+    pairs = zip(first[schema.PATIENT_COLUMN], first[schema.LABEL_COLUMN], strict=True)
+    return {patient: label for patient, label in pairs if label}

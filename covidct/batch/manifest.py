@@ -18,8 +18,6 @@ sorting: min, max, mean and the 1st/99th percentiles are exact and equal to ``nu
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import os
 import re
@@ -36,7 +34,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from covidct import schema
-from covidct.batch.files import read_regular, scan_batch
+from covidct.batch.contract import batch_source, labels_by_patient
+from covidct.batch.files import scan_batch
 from covidct.batch.slices import (
     read_slice_facts,
 )
@@ -107,81 +106,6 @@ class SliceFile:
     path: str
     patient_id: str
     series: str | None
-
-
-# --------------------------------------------------------------------------- batch metadata
-
-
-def read_batch_info(batch_dir: Path) -> dict[str, Any]:
-    """Return the parsed ``batch.json`` of ``batch_dir`` ({} when absent).
-
-    Raises ValueError naming the file when it is not a JSON object.
-    """
-    info_file = batch_dir / schema.BATCH_INFO
-    if not os.path.lexists(info_file):
-        return {}
-    try:
-        info = json.loads(read_regular(info_file).decode("utf-8"))
-    except OSError as error:
-        raise ValueError(str(error)) from error
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{info_file}: not valid JSON ({error})") from error
-    if not isinstance(info, dict):
-        raise ValueError(f"{info_file}: expected a JSON object, got {type(info).__name__}")
-    return info
-
-
-def batch_source(batch_dir: Path) -> str:
-    """Return the batch's source name: ``batch.json["source"]`` or ``schema.DEFAULT_SOURCE``.
-
-    Raises ValueError naming the file when the source is not a non-empty string without "/".
-    """
-    source = read_batch_info(batch_dir).get("source", schema.DEFAULT_SOURCE)
-    if not isinstance(source, str) or not source.strip() or "/" in source:
-        raise ValueError(
-            f"{batch_dir / schema.BATCH_INFO}: 'source' must be a non-empty name without '/',"
-            f" got {source!r}"
-        )
-    return source.strip()
-
-
-def read_patient_details(batch_dir: Path) -> pd.DataFrame:
-    """Return ``Patient_details.csv`` of ``batch_dir`` with every column as stripped text.
-
-    Raises FileNotFoundError when the file is absent and ValueError when it cannot be parsed
-    or lacks a column of ``schema.PATIENT_DETAILS_COLUMNS`` (the message names the file).
-    """
-    details_file = batch_dir / schema.PATIENT_DETAILS
-    if not os.path.lexists(details_file):
-        raise FileNotFoundError(f"{details_file}: missing")
-    try:
-        data = read_regular(details_file)
-    except OSError as error:
-        raise ValueError(str(error)) from error
-    try:
-        table = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ValueError(f"{details_file}: cannot parse ({error})") from error
-    table.columns = [str(column).strip() for column in table.columns]
-    missing = [c for c in schema.PATIENT_DETAILS_COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(f"{details_file}: missing columns {missing}; found {list(table.columns)}")
-    return table.apply(lambda column: column.str.strip())
-
-
-def labels_by_patient(batch_dir: Path) -> dict[str, str]:
-    """Map ``Patient ID`` -> ``COVID-19 Infection`` text.
-
-    The first row of a patient wins; empty labels are left out; {} when the file is unreadable.
-    """
-    try:
-        details = read_patient_details(batch_dir)
-    except (FileNotFoundError, ValueError) as error:
-        logger.warning("no labels for batch %s: %s", batch_dir, error)
-        return {}
-    first = details.drop_duplicates(schema.PATIENT_COLUMN, keep="first")
-    pairs = zip(first[schema.PATIENT_COLUMN], first[schema.LABEL_COLUMN], strict=True)
-    return {patient: label for patient, label in pairs if label}
 
 
 # --------------------------------------------------------------------------- file discovery

@@ -14,13 +14,9 @@ from covidct import schema
 from covidct.batch.checks import (
     THICKNESS_COLUMNS,
 )
+from covidct.batch.contract import batch_source, read_batch_info, read_patient_details_text
 from covidct.batch.files import escaped, name_problem, scan_batch
-from covidct.batch.manifest import (
-    ROOT_FILES,
-    batch_source,
-    read_batch_info,
-    read_patient_details,
-)
+from covidct.batch.manifest import ROOT_FILES
 
 # ------------------------------------------------------------------------------- the tables
 
@@ -35,7 +31,7 @@ def slice_table(manifest: pd.DataFrame, known_hashes: Mapping[str, str]) -> pd.D
 
 def _details_or_empty(batch_dir: Path) -> pd.DataFrame:
     try:
-        return read_patient_details(batch_dir)
+        return read_patient_details_text(batch_dir)
     except (FileNotFoundError, ValueError):
         return pd.DataFrame(columns=list(schema.PATIENT_DETAILS_COLUMNS))
 
@@ -144,7 +140,7 @@ def layout_table(batch_dir: Path) -> pd.DataFrame:
 
 def _details_entry(batch_dir: Path) -> dict[str, Any]:
     try:
-        ids = read_patient_details(batch_dir)[schema.PATIENT_COLUMN]
+        ids = read_patient_details_text(batch_dir)[schema.PATIENT_COLUMN]
         bad = [(pid, name_problem(pid)) for pid in ids if pid and name_problem(pid)]
         problem = "; ".join(f"Patient ID '{escaped(pid)}' {why}" for pid, why in bad) or None
     except (FileNotFoundError, ValueError) as error:

@@ -48,6 +48,7 @@ from covidct.batch.checks import (
     Table,
     ValidationPolicy,
 )
+from covidct.batch.contract import batch_source
 from covidct.batch.expectations import (
     ExpectationRunner,
     batch_expectations,
@@ -55,10 +56,7 @@ from covidct.batch.expectations import (
     patient_expectations,
     slice_expectations,
 )
-from covidct.batch.manifest import (
-    batch_source,
-    build_manifest,
-)
+from covidct.batch.manifest import build_manifest
 from covidct.batch.tables import (
     _details_or_empty,
     batch_validation_table,

@@ -393,7 +393,7 @@ def test_bomb_is_refused_from_its_header_in_milliseconds(bomb: Path) -> None:
 
 def test_bomb_costs_under_half_a_gigabyte(bomb: Path) -> None:
     code = (
-        "import sys; from covidct.batch.manifest import read_slice_facts; "
+        "import sys; from covidct.batch.slices import read_slice_facts; "
         "facts = read_slice_facts(__import__('pathlib').Path(sys.argv[1])); "
         "assert 'refused before decoding' in facts['read_error'], facts; "
         # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a pytest
