@@ -1,4 +1,27 @@
-"""TODO"""
+"""A Negin-style batch: its files and their one reader, the manifest of facts, validation,
+synthetic and DICOM-made batches.
+
+Modules:
+
+* ``contract``: ``Patient_details.csv`` and ``batch.json``: their one reader and writer
+* ``slices``: TIFF slices: the one module that opens them (contract reads, header and
+  decompression-bomb checks, per-file facts) and their writer
+* ``files``: a batch folder's regular files, refusing links and special files
+* ``manifest``: per-slice manifest of a batch (path facts joined with slice facts, read in
+  parallel)
+* ``checks``: validation's vocabulary: tables, checks, policy, failures and the batch verdict
+* ``tables``: the slice, patient, batch and layout tables validation judges
+* ``expectations``: Great Expectations suites over those tables
+* ``validation``: ``validate_batch``: manifest, tables, suites, cross-batch checks and exclusions,
+  one verdict
+* ``validation_report``: the HTML summary page and the text verdict of a validation
+* ``roster``: the real COVID-CTset roster joined to its patients
+* ``synth``: synthetic Negin-style batches shaped like the real roster
+* ``dicom/``: DICOM CT series to a Negin-style batch: rules (``__init__``), discovery and writing
+  (``ingest``), per-slice checks and HU maths (``slices``)
+
+Each public name of these modules is importable from the package (imported on first use).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,19 @@
-"""TODO"""
+"""From curated slices to model inputs: patients in folds or sequestered, slices selected, decoded
+and augmented.
+
+Modules:
+
+* ``loading``: 16-bit TIFF slices to float32 model inputs (intensity transform, cache, tf.data
+  batches)
+* ``augment``: the seed's Table 5 augmentation in ``keras.ops``, inside the compiled train step
+* ``folds``: patient-level folds of the COVID-CTset protocol, incremental, leak-free
+* ``fold_manifests``: per-fold manifests, their digest, the protocol table, MLflow dataset records
+* ``folds_cli``: ``covidct folds`` on a COVID-CTset roster
+* ``selection``: COVID-CTset's open-lung slice selection
+* ``sequester``: the stable sequestration rule, its lock and re-lock
+
+Each public name of these modules is importable from the package (imported on first use).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,20 @@
-"""TODO"""
+"""From predictions to metrics, intervals, figures and explanations.
+
+Modules:
+
+* ``metrics``: classification metrics, one code path for every number
+* ``predictions``: the predictions table: reading, checks, patient-level aggregation, thresholds,
+  metric keys
+* ``scoring``: metrics per unit and fold, ``evaluate_predictions`` with intervals, the text report
+* ``bootstrap``: percentile bootstrap over patients: intervals and paired differences
+* ``plots``: confusion matrix, ROC and precision-recall figures
+* ``activation_maps``: Grad-CAM maths for every backbone
+* ``explain``: Grad-CAM overlays, sampled cases and the Grad-CAM figure
+* ``confirmation``: k-fold ensemble deployables: registered, loaded back, scored on sequestered
+  patients
+
+Each public name of these modules is importable from the package (imported on first use).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,16 @@
-"""TODO"""
+"""The object store and the custody of batches in it.
+
+Modules:
+
+* ``storage``: the object-store interface: keys, verified copy and move, JSON and Parquet helpers
+* ``backends``: a local folder and S3 behind that interface; ``open_store`` picks one from a URI
+* ``custody``: content-hash ledger of batches, landing receipts, discovery of new batches
+* ``curation``: accepting a validated batch into ``curated/``, quarantining a refused one; known
+  labels and slice hashes
+* ``landing``: ``covidct land``: upload exactly the files validation will see, with a receipt
+
+Each public name of these modules is importable from the package (imported on first use).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,14 @@
-"""TODO"""
+"""The backbones and their ImageNet weights.
+
+Modules:
+
+* ``backbones``: backbone registry (the seed's seven and ResNet50V2-FPN), model building, ``covidct
+  models``
+* ``weights``: ImageNet weights from a local or object-store cache, checked; RGB kernels adapted to
+  one channel
+
+Each public name of these modules is importable from the package (imported on first use).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,15 @@
-"""TODO"""
+"""One thin function per DAG task; `dags/covidct_retraining.py` calls these.
+
+Modules:
+
+* ``context``: run keys, the lake of the settings, materialising a prefix, sending alerts
+* ``intake``: ``discover``, ``validate``, ``quarantine``, ``curate``, ``make_folds``
+* ``development``: ``setup_mlflow``, ``train``, ``evaluate``, figures and Grad-CAM
+* ``decision``: ``aggregate`` (leaderboard, candidate), ``confirm``, ``gate_and_promote``,
+  ``regression_check``
+
+Each public name of these modules is importable from the package (imported on first use).
+"""
 
 from __future__ import annotations
 

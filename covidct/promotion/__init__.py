@@ -1,4 +1,13 @@
-"""TODO"""
+"""Whether a candidate becomes champion, and who is told.
+
+Modules:
+
+* ``gate``: comparisons and a verdict, never an exception
+* ``registry``: MLflow aliases, compare-and-set promotion under a lock, audit ledger, rollback
+* ``alerts``: alert schema, notifier interface, JSONL notifier, metric-regression detection
+
+Each public name of these modules is importable from the package (imported on first use).
+"""
 
 from __future__ import annotations
 

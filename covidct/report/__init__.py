@@ -1,4 +1,13 @@
-"""TODO"""
+"""What a run produced, for people.
+
+Modules:
+
+* ``summary``: run summary (leaderboard, decision, quarantined batches, artifact locations); writes
+  the run's page
+* ``html_report``: one HTML page per run with its pictures
+
+Each public name of these modules is importable from the package (imported on first use).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,17 @@
-"""TODO"""
+"""Training one backbone on one fold, resumably.
+
+Modules:
+
+* ``profiles``: ``TrainingConfig``, the named profiles, ``TrainResult``
+* ``datasets``: the training table as class indices and tf.data datasets
+* ``optimization``: precision, distribution, the training model, batch-norm handling, fused Nadam,
+  compile
+* ``checkpoints``: per-epoch checkpoints, resume checks, mirror to the lake
+* ``tracking``: MLflow metrics, run setup, the logged model and its serving requirements
+* ``trainer``: ``train_model`` (session and fit loop) and ``predict_p_covid``
+
+Each public name of these modules is importable from the package (imported on first use).
+"""
 
 from __future__ import annotations
 
