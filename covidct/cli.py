@@ -83,7 +83,7 @@ def cmd_folds(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from covidct.models import run_models_command
+    from covidct.models.backbones import run_models_command
 
     shape = tuple(int(part) for part in args.input_shape.split(","))
     if len(shape) != 3:
@@ -93,7 +93,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_predictions(args: argparse.Namespace) -> int:
-    from covidct.evaluation import run_evaluate_predictions
+    from covidct.evaluation.scoring import run_evaluate_predictions
 
     print(run_evaluate_predictions(args.predictions, args.json))
     return EXIT_OK
@@ -101,7 +101,7 @@ def cmd_evaluate_predictions(args: argparse.Namespace) -> int:
 
 def cmd_land(args: argparse.Namespace) -> int:
     from covidct.lake.landing import land_batch
-    from covidct.pipeline import lake
+    from covidct.pipeline.context import lake
 
     batch_id = args.batch_id if args.batch_id is not None else args.batch_dir.resolve().name
     receipt = land_batch(lake(_settings()), args.batch_dir, batch_id, replace=args.replace)
@@ -110,8 +110,8 @@ def cmd_land(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from covidct.pipeline import lake
-    from covidct.report import collect_summary, format_summary
+    from covidct.pipeline.context import lake
+    from covidct.report.summary import collect_summary, format_summary
     from covidct.schema import RUNS
 
     settings = _settings()
@@ -127,7 +127,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    from covidct.pipeline import lake
+    from covidct.pipeline.context import lake
     from covidct.promotion import registry
 
     settings = _settings()
@@ -157,7 +157,7 @@ def cmd_sequester(args: argparse.Namespace) -> int:
     import getpass
 
     from covidct.data import sequester
-    from covidct.pipeline import lake
+    from covidct.pipeline.context import lake
 
     store = lake(_settings())
     if args.sequester_command == "relock":

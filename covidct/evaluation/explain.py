@@ -48,10 +48,16 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from covidct.data import IntensityMode, IntensityTransform, read_slice
-from covidct.evaluation import P_COVID, PATIENT_ID, SLICE_ID, Y_TRUE, validate_predictions
+from covidct.data.loading import IntensityMode, IntensityTransform, read_slice
 from covidct.evaluation.activation_maps import DEFAULT_CLASS_INDEX, feature_layer, gradcam_batch
 from covidct.evaluation.metrics import DEFAULT_THRESHOLD
+from covidct.evaluation.predictions import (
+    P_COVID,
+    PATIENT_ID,
+    SLICE_ID,
+    Y_TRUE,
+    validate_predictions,
+)
 from covidct.schema import CLASS_NAMES, POSITIVE_CLASS
 
 logger = logging.getLogger(__name__)

@@ -76,7 +76,7 @@ def config_from_params(train_params: Mapping[str, Any]) -> Any:
 
 def weights_cache(settings: Settings) -> Any:
     """The :class:`~covidct.models.WeightsCache` of ``settings`` (copies go to the work dir)."""
-    from covidct.models import WeightsCache
+    from covidct.models.weights import WeightsCache
 
     return WeightsCache(
         settings.weights.cache,

@@ -28,22 +28,20 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from covidct.evaluation import (
-    FOLD,
-    P_COVID,
-    Y_TRUE,
-    parse_metric_key,
-    plot_confusion_matrix,
-    plot_pr_curve,
-    plot_roc_curves,
-    validate_predictions,
-)
 from covidct.evaluation.metrics import (
     DEFAULT_THRESHOLD,
     Metric,
     cells_from_confusion,
     confusion,
     predict_labels,
+)
+from covidct.evaluation.plots import plot_confusion_matrix, plot_pr_curve, plot_roc_curves
+from covidct.evaluation.predictions import (
+    FOLD,
+    P_COVID,
+    Y_TRUE,
+    parse_metric_key,
+    validate_predictions,
 )
 
 logger = logging.getLogger(__name__)

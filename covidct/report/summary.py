@@ -41,7 +41,7 @@ def _read_json(store: Any, key: str) -> Any:
 
 def collect_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
     """Gather one run's outputs from the lake into a JSON-safe dict."""
-    from covidct.pipeline import lake, run_key_of
+    from covidct.pipeline.context import lake, run_key_of
 
     store = lake(settings)
     prefix = f"{RUNS}/{run_key_of(dag_run_id)}"
@@ -234,7 +234,7 @@ def write_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
     ``runs/LATEST`` then names this run. Returns the URIs ``{"summary", "report"}``. Raises
     ValueError on an invalid predictions table; storage errors propagate.
     """
-    from covidct.pipeline import lake, run_key_of
+    from covidct.pipeline.context import lake, run_key_of
     from covidct.report.html_report import REPORT_FILE
 
     store = lake(settings)

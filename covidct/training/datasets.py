@@ -11,9 +11,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from covidct.data import (
-    make_dataset,
-)
+from covidct.data.loading import make_dataset
 from covidct.schema import CLASS_NAMES, LABEL_TO_CLASS
 from covidct.training.profiles import TrainingConfig
 

@@ -15,12 +15,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from covidct.data import (
-    DeviceAugmentation,
-)
-from covidct.models import (
-    get_backbone,
-)
+from covidct.data.augment import DeviceAugmentation
+from covidct.models.backbones import get_backbone
 from covidct.schema import CLASS_NAMES
 from covidct.training.profiles import TrainingConfig
 

@@ -14,14 +14,9 @@ from typing import Any
 import keras
 
 from covidct.config import parse_enum
-from covidct.data import (
-    AugmentConfig,
-    IntensityTransform,
-)
-from covidct.models import (
-    ChannelAdaptation,
-    WeightsCache,
-)
+from covidct.data.augment import AugmentConfig
+from covidct.data.loading import IntensityTransform
+from covidct.models.weights import ChannelAdaptation, WeightsCache
 
 
 class Profile(StrEnum):

@@ -14,12 +14,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from covidct.data import (
-    DeviceAugmentation,
-)
-from covidct.models import (
-    parameter_counts,
-)
+from covidct.data.augment import DeviceAugmentation
+from covidct.models.backbones import parameter_counts
 from covidct.training.datasets import (
     LABEL_COLUMN,
 )

@@ -67,13 +67,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from covidct.data import (
-    make_dataset,
-)
-from covidct.models import (
-    BACKBONES,
-    get_backbone,
-)
+from covidct.data.loading import make_dataset
+from covidct.models.backbones import BACKBONES, get_backbone
 from covidct.schema import CLASS_NAMES, POSITIVE_CLASS
 from covidct.training.checkpoints import (
     EpochCheckpoint,
