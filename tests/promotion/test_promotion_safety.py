@@ -230,7 +230,7 @@ KILLED_AFTER_MOVE = """
 import json, os, signal, sys
 from mlflow import MlflowClient
 from covidct.promotion import registry
-from covidct.lake.storage import open_store
+from covidct.lake.backends import open_store
 
 args = json.loads(sys.argv[1])
 

@@ -660,7 +660,7 @@ LAKE_TRAIN_SCRIPT = """
 import sys
 from pathlib import Path
 import pandas as pd
-from covidct.lake.storage import open_store
+from covidct.lake.backends import open_store
 from covidct.training import CheckpointMirror, TrainingConfig, train_model
 root, ckpt, epochs, uri, prefix, endpoint = sys.argv[1:7]
 mirror = CheckpointMirror(open_store(uri, endpoint_url=endpoint or None), prefix, Path(ckpt))
