@@ -29,7 +29,7 @@ Environment variables (all optional; the defaults are the embedded stack of ``ma
 ``COVIDCT_GATE_FIRST_RUN``       first-run policy: ``beat-baseline`` (default), ``promote-best``
 ``COVIDCT_GATE_N_BOOT``          bootstrap resamples for the gate (1000)
 ``COVIDCT_SEQUESTERED_SHARE``    share of patients sequestered for confirmation (0.2); changing it
-                                 needs ``covidct sequester relock`` (see ``covidct.data.sequester``)
+                                 needs ``covidct sequester relock`` (see ``covidct.sequester``)
 =============================== ===============================================================
 """
 
@@ -62,7 +62,7 @@ class AlertChannel(StrEnum):
 
 
 class FirstRunPolicy(StrEnum):
-    """What the gate does when no champion exists yet (see ``covidct.promotion.gate``)."""
+    """What the gate does when no champion exists yet (see ``covidct.gate``)."""
 
     BEAT_BASELINE = "beat-baseline"
     PROMOTE_BEST = "promote-best"
@@ -113,7 +113,7 @@ class AlertSettings:
 
 @dataclass(frozen=True)
 class GateSettings:
-    """Promotion gate (see ``covidct.promotion.gate`` for the rule and the defaults' rationale).
+    """Promotion gate (see ``covidct.gate`` for the rule and the defaults' rationale).
 
     ``margin``: the lower bound of the 95% paired-bootstrap interval of the primary metric's
     difference (candidate - comparator) must exceed it. ``sensitivity_margin``: COVID
@@ -126,7 +126,7 @@ class GateSettings:
     first_run_policy: FirstRunPolicy = FirstRunPolicy.BEAT_BASELINE
     n_boot: int = 1000
     seed: int = 0
-    #: share of patients set aside, by label and source, for confirmation (covidct.data.sequester)
+    #: share of patients set aside, by label and source, for confirmation (covidct.sequester)
     sequestered_share: float = 0.2
     #: per-metric drop (absolute) that counts as a regression against the previous run
     regression_thresholds: Mapping[str, float] = field(
