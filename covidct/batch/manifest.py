@@ -6,14 +6,11 @@ A batch folder follows the contract of docs/architecture.md::
     <batch>/batch.json                      # optional, {"source": NAME, ...}
     <batch>/<patient_id>/<SR_n>/IM*.tif     # single page, 2-D, 512x512, uint16 stored values
 
-:func:`build_manifest` reads every file found under the patient folders exactly once (one
-``open().read()``; the sha256 and the TIFF decode use the same bytes) and returns one row per
-file, including files that cannot be read (their ``read_error`` says why). It never raises for
-a bad slice: judging the facts is :mod:`covidct.batch.validation`'s job.
-
-Pixel statistics of integer images come from one histogram (``numpy.bincount``) instead of
-sorting: min, max, mean and the 1st/99th percentiles are exact and equal to ``numpy.min``,
-``numpy.max``, ``numpy.mean`` and ``numpy.percentile(..., method="linear")``.
+:func:`build_manifest` reads every file found under the patient folders exactly once, through
+:func:`covidct.batch.slices.read_slice_facts` (one ``open().read()``; the sha256 and the TIFF
+decode use the same bytes), and returns one row per file, including files that cannot be read
+(their ``read_error`` says why). It never raises for a bad slice: judging the facts is
+:mod:`covidct.batch.validation`'s job. Pixel statistics: :func:`covidct.batch.slices.pixel_stats`.
 """
 
 from __future__ import annotations

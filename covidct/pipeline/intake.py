@@ -1,4 +1,7 @@
-"""The retraining workflow's steps, one function per DAG task (DAG files only wire these).
+"""DAG steps of batch intake: discover, validate, quarantine, curate and make the folds.
+
+The retraining workflow's steps are one function per DAG task (DAG files only wire these), in
+this module, :mod:`covidct.pipeline.development` and :mod:`covidct.pipeline.decision`.
 
 Every step takes the :class:`~covidct.config.Settings`, plain ids and small dicts, and returns a
 small JSON-safe dict for XCom (URIs, ids, metric figures; never data). A step's run outputs go
