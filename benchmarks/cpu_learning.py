@@ -1,11 +1,12 @@
 """Does ``cpu-smoke`` learn? Held-out ROC AUC against training patients, steps and image size.
 
 Trains with the product's own ``training.train_model`` (the function the DAG's train task calls)
-and scores with ``training.predict_p_covid`` on synthetic patients (``covidct.synth``), split by
+and scores with ``training.predict_p_covid`` on synthetic patients (``covidct.batch.synth``), split
+by
 patient: ``--train-patients`` of them (half COVID where the batch allows, like the seed's
 balanced training folds, and at most two thirds of each class) train, every other patient is
 held out. Only open-lung slices
-(``covidct.selection``) are used, as in the demo. Prints one Markdown row per run: training and
+(``covidct.data.selection``) are used, as in the demo. Prints one Markdown row per run: training and
 held-out patients, steps, image size, seconds, training-slice AUC (up to 200 slices), held-out
 image AUC and patient AUC (mean p(COVID) per patient). Nothing is asserted; figures vary by
 about 0.05 AUC between seeds.
@@ -30,7 +31,8 @@ def slices(batch: Path):  # noqa: ANN201 - pandas frame
     """Open-lung slices of a synthetic batch: columns patient, path (relative), label."""
     import pandas as pd
 
-    from covidct import schema, selection
+    from covidct import schema
+    from covidct.data import selection
 
     frame = selection.select_batch(batch)
     frame = frame[frame["keep"]].copy()
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-slices", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from covidct.synth import write_synthetic_batch
+    from covidct.batch.synth import write_synthetic_batch
 
     print("| backbone | px | steps | train patients | held-out patients | s | train AUC "
           "| held-out image AUC | held-out patient AUC |")  # fmt: skip

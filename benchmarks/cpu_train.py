@@ -8,7 +8,7 @@ random float32 batches:
 - ``trace s``: the first compiled step (tracing, graph optimisation and the step itself);
 - ``compiled img/s``: later compiled steps; ``speed-up`` = compiled / eager;
 - ``keras trace s`` (``--keras-trace``): the first step with Keras's own Nadam and lazily built
-  variables, which trace the train step twice (see ``covidct/training.py``);
+  variables, which trace the train step twice (see ``covidct/training/optimization.py``);
 - ``--grappler``: ``trace s`` and ``compiled img/s`` again with TensorFlow's graph optimiser
   (Grappler) skipped, as ``cpu-smoke`` runs (``training.graph_optimizer_policy``).
 

@@ -16,7 +16,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from covidct.folds import assign_folds, manifest_digest, protocol_table
+from covidct.data.fold_manifests import manifest_digest, protocol_table
+from covidct.data.folds import assign_folds
 from covidct.schema import Label, patient_key
 
 

@@ -5,21 +5,23 @@ own selection and gate code (issue 13):
 
 1. The 377 patients (95 COVID, 282 normal) are split once into development (80%) and
    sequestered (20%, stratified by label: 19 COVID + 56 normal) patients; the development
-   patients get the seed's k = 5 folds from :func:`covidct.folds.assign_folds` (every COVID
+   patients get the seed's k = 5 folds from :func:`covidct.data.folds.assign_folds` (every COVID
    patient tested once, normal patients tested in every fold they do not train in).
 2. Each backbone (ResNet152, the baseline, and 1 or 7 challengers: the registry's other
    backbones) scores every fold's test patients (out-of-fold) and the sequestered patients.
 3. Its patient threshold is chosen on its pooled out-of-fold development predictions (the unit
    is (fold, patient), as ``pipeline.pooled_predictions``) by a numpy copy of
    :func:`covidct.evaluation.choose_patient_threshold` (4 times faster; checked equal to it on
-   every 10th run, and in ``tests/test_gate_null.py``).
+   every 10th run, and in ``tests/promotion/test_gate_null.py``).
 4. Per fold, patient balanced accuracy and image ROC AUC (the only metrics the leaderboard's
    ranking reads; numpy, checked equal to :func:`covidct.evaluation.headline_metrics` in the
    tests) go to :func:`covidct.pipeline.leaderboard`; the candidate is
    :func:`covidct.pipeline.choose_candidate` by ``patient_balanced_accuracy``.
-5. The candidate's and the baseline's sequestered predictions go to :func:`covidct.gate.compare`
+5. The candidate's and the baseline's sequestered predictions go to
+:func:`covidct.promotion.gate.compare`
    (paired bootstrap :func:`covidct.evaluation.paired_bootstrap`, ``GateSettings`` defaults:
-   1,000 resamples, margin 0, sensitivity margin 0.05) and :func:`covidct.gate.decide` with no
+   1,000 resamples, margin 0, sensitivity margin 0.05) and :func:`covidct.promotion.gate.decide`
+   with no
    champion and the first-run policy ``beat-baseline`` (the most permissive real case). A
    candidate that is the baseline itself is never promoted.
 
@@ -65,9 +67,10 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from covidct import evaluation, gate, pipeline
+from covidct import evaluation, pipeline
 from covidct.config import FirstRunPolicy, GateSettings
-from covidct.folds import assign_folds
+from covidct.data.folds import assign_folds
+from covidct.promotion import gate
 from covidct.schema import BASELINE_BACKBONE, ClassName, Label, patient_key
 
 PRIMARY = "patient_balanced_accuracy"

@@ -22,7 +22,7 @@ batch 2, a few steps: checks the script, not the chip).
 Backends. Under ``KERAS_BACKEND=tensorflow`` (the default, what the workers run) it times
 exactly the training set-up above. Under ``KERAS_BACKEND=jax`` (a GPU host with JAX but no
 TensorFlow GPU build, such as the lent H200 machine) it builds the same registry model and the
-same :class:`covidct.augment.DeviceAugmentation`, compiles with the same Nadam, loss and
+same :class:`covidct.data.augment.DeviceAugmentation`, compiles with the same Nadam, loss and
 learning-rate rule, and feeds the decoded TIFF slices from host memory with ``model.fit``; the
 profile settings it uses are :data:`JAX_PROFILES`, which a test holds equal to
 :class:`covidct.training.TrainingConfig`'s. Differences under JAX: every step is XLA-compiled
@@ -246,7 +246,7 @@ def measured_bf16_peak(size: int = 8192, repeats: int = 10) -> float:
 def time_profile_jax(profile: str, args, images: np.ndarray) -> dict:
     import keras
 
-    from covidct.augment import DeviceAugmentation
+    from covidct.data.augment import DeviceAugmentation
     from covidct.models import get_backbone
 
     settings = JAX_PROFILES[profile]

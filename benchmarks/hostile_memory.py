@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/hostile_memory.py [--workers 2] [--slices 200]``
 
 Writes two batches into a temporary folder and validates each in a fresh Python process with
-``covidct.validation.validate_batch`` (process readers, ``--workers``), then prints the peak
+``covidct.batch.validation.validate_batch`` (process readers, ``--workers``), then prints the peak
 resident set size of the validating process and of its largest reader process
 (``VmHWM`` of ``/proc/self/status``: ``ru_maxrss`` would carry the peak of whatever process
 exec'd it, e.g. a pytest worker that trained a model; and ``resource.getrusage``'s
@@ -13,7 +13,8 @@ exec'd it, e.g. a pytest worker that trained a model; and ``resource.getrusage``
 * ``hostile``: as many files, the first three of every reader chunk (64 files) being a
   decompression bomb (deflate TIFF
   declaring 20000x20000 uint16, ~0.8 MB on disk), a file at the byte limit
-  (``covidct.io.MAX_SLICE_FILE_BYTES``, a 512x512 slice padded with junk) and an image at the
+  (``covidct.batch.slices.MAX_SLICE_FILE_BYTES``, a 512x512 slice padded with junk) and an image
+  at the
   decoded limit (``MAX_DECODED_BYTES`` of uint8 pixels, whose statistics take float64 copies).
 
 The stated ceiling is the validating process plus ``workers`` readers, each at most the largest
@@ -34,12 +35,12 @@ import numpy as np
 import tifffile
 from manifest_speed import synthetic_slice  # this folder's benchmark: the same test slice
 
-from covidct.io import MAX_DECODED_BYTES, MAX_SLICE_FILE_BYTES
+from covidct.batch.slices import MAX_DECODED_BYTES, MAX_SLICE_FILE_BYTES
 
 _VALIDATE = """
 import json, resource, sys, time
 from pathlib import Path
-from covidct.validation import validate_batch
+from covidct.batch.validation import validate_batch
 started = time.perf_counter()
 verdict = validate_batch(Path(sys.argv[1]), progress=False, workers=int(sys.argv[2]))
 print(json.dumps({

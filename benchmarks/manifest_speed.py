@@ -20,7 +20,7 @@ import numpy as np
 import tifffile
 
 from covidct import schema
-from covidct.manifest import ExecutorKind, build_manifest
+from covidct.batch.manifest import ExecutorKind, build_manifest
 
 SLICES_PER_SERIES = 100
 
@@ -102,7 +102,7 @@ def main() -> None:
 
 def validate_rate(batch_dir: Path, report_dir: Path, workers: int | None) -> None:
     """Print the wall time of one full ``validate_batch`` (manifest, four GE suites, docs)."""
-    from covidct.validation import validate_batch
+    from covidct.batch.validation import validate_batch
 
     started = time.perf_counter()
     verdict = validate_batch(batch_dir, report_dir=report_dir, progress=False, workers=workers)

@@ -35,7 +35,7 @@ def _existing_lake(settings):  # type: ignore[no-untyped-def]
     from urllib.parse import urlparse
 
     from covidct.config import where_home_was_looked_for
-    from covidct.pipeline import lake
+    from covidct.pipeline.context import lake
 
     if settings.lake.uri.startswith("file://"):
         root = Path(urlparse(settings.lake.uri).path)
@@ -49,7 +49,7 @@ def _existing_lake(settings):  # type: ignore[no-untyped-def]
 
 
 def cmd_ingest_dicom(args: argparse.Namespace) -> int:
-    from covidct.dicom import format_ingest_summary, ingest_dicom
+    from covidct.batch.dicom import format_ingest_summary, ingest_dicom
 
     report = ingest_dicom(
         args.dicom_dir,
@@ -72,7 +72,7 @@ def cmd_ingest_dicom(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from covidct.synth import write_synthetic_batch
+    from covidct.batch.synth import write_synthetic_batch
 
     report = write_synthetic_batch(
         args.out_dir,
@@ -86,7 +86,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from covidct.validation import format_verdict, validate_batch
+    from covidct.batch.validation import validate_batch
+    from covidct.batch.validation_report import format_verdict
 
     if not args.batch_dir.is_dir():
         raise FileNotFoundError(f"batch folder not found: {args.batch_dir}")
@@ -99,14 +100,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_folds(args: argparse.Namespace) -> int:
-    from covidct.folds import run_folds_command
+    from covidct.data.folds_cli import run_folds_command
 
     print(run_folds_command(args.roster, args.labels, args.k, args.seed, args.out))
     return EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from covidct.models import run_models_command
+    from covidct.models.backbones import run_models_command
 
     shape = tuple(int(part) for part in args.input_shape.split(","))
     if len(shape) != 3:
@@ -116,15 +117,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_predictions(args: argparse.Namespace) -> int:
-    from covidct.evaluation import run_evaluate_predictions
+    from covidct.evaluation.scoring import run_evaluate_predictions
 
     print(run_evaluate_predictions(args.predictions, args.json))
     return EXIT_OK
 
 
 def cmd_land(args: argparse.Namespace) -> int:
-    from covidct.landing import land_batch
-    from covidct.pipeline import lake
+    from covidct.lake.landing import land_batch
+    from covidct.pipeline.context import lake
 
     batch_id = args.batch_id if args.batch_id is not None else args.batch_dir.resolve().name
     receipt = land_batch(lake(_settings()), args.batch_dir, batch_id, replace=args.replace)
@@ -133,7 +134,7 @@ def cmd_land(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from covidct.report import collect_summary, format_summary
+    from covidct.report.summary import collect_summary, format_summary
     from covidct.schema import RUNS
 
     settings = _settings()
@@ -149,7 +150,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    from covidct import registry
+    from covidct.promotion import registry
 
     settings = _settings()
     store = _existing_lake(settings)
@@ -177,7 +178,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
 def cmd_sequester(args: argparse.Namespace) -> int:
     import getpass
 
-    from covidct import sequester
+    from covidct.data import sequester
 
     store = _existing_lake(_settings())
     if args.sequester_command == "relock":
@@ -205,7 +206,7 @@ def cmd_sequester(args: argparse.Namespace) -> int:
 
 
 def cmd_model_card(args: argparse.Namespace) -> int:
-    from covidct.model_card import write_model_card
+    from covidct.report.model_card import write_model_card
 
     out = args.out if args.out is not None else Path(f"model_card_v{args.version}.html")
     print(f"model card written to {write_model_card(_settings(), args.version, out)}")

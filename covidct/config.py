@@ -34,14 +34,14 @@ Environment variables (all optional; the defaults are the embedded stack of ``ma
 ``COVIDCT_GATE_FIRST_RUN``       first-run policy: ``beat-baseline`` (default), ``promote-best``
 ``COVIDCT_GATE_N_BOOT``          bootstrap resamples for the gate (1000)
 ``COVIDCT_SUBGROUP_MIN_PATIENTS`` smallest subgroup the subgroup table reports without a flag and
-                                 the gate judges (20; ``covidct.subgroups``)
+                                 the gate judges (20; ``covidct.evaluation.subgroups``)
 ``COVIDCT_SUBGROUP_MIN_COVID``   COVID patients a subgroup needs before the gate judges its COVID
-                                 sensitivity (10; ``covidct.subgroup_gate``)
+                                 sensitivity (10; ``covidct.promotion.subgroup_gate``)
 ``COVIDCT_DEFAULT_PROFILE``      training profile of scheduled runs and of runs triggered without
                                  one: ``cpu-smoke`` (default, the embedded CPU stack), ``gpu-fast``
                                  or ``paper`` (the compose stack sets one its GPU workers can run)
 ``COVIDCT_SEQUESTERED_SHARE``    share of patients sequestered for confirmation (0.2); changing it
-                                 needs ``covidct sequester relock`` (see ``covidct.sequester``)
+                                 needs ``covidct sequester relock`` (see ``covidct.data.sequester``)
 ``COVIDCT_DRIFT_HU_LIMIT``       batch drift: largest Wasserstein distance in HU (40)
 =============================== ===============================================================
 """
@@ -93,7 +93,7 @@ class AlertChannel(StrEnum):
 
 
 class FirstRunPolicy(StrEnum):
-    """What the gate does when no champion exists yet (see ``covidct.gate``)."""
+    """What the gate does when no champion exists yet (see ``covidct.promotion.gate``)."""
 
     BEAT_BASELINE = "beat-baseline"
     PROMOTE_BEST = "promote-best"
@@ -171,7 +171,7 @@ class AlertSettings:
 
 @dataclass(frozen=True)
 class GateSettings:
-    """Promotion gate (see ``covidct.gate`` for the rule and the defaults' rationale).
+    """Promotion gate (see ``covidct.promotion.gate`` for the rule and the defaults' rationale).
 
     ``margin``: the lower bound of the 95% paired-bootstrap interval of the primary metric's
     difference (candidate - comparator) must exceed it. ``sensitivity_margin``: COVID
@@ -184,14 +184,17 @@ class GateSettings:
     first_run_policy: FirstRunPolicy = FirstRunPolicy.BEAT_BASELINE
     n_boot: int = 1000
     seed: int = 0
-    #: share of patients set aside, by label and source, for confirmation (covidct.sequester)
+    #: share of patients set aside, by label and source, for confirmation (covidct.data.sequester)
     sequestered_share: float = 0.2
-    #: subgroups (covidct.subgroups) with fewer patients are flagged ``below_min_size`` in the
-    #: subgroup table and not judged by the subgroup rule of the gate (covidct.subgroup_gate)
+    #: subgroups (covidct.evaluation.subgroups) with fewer patients are flagged ``below_min_size``
+    # in the
+    #: subgroup table and not judged by the subgroup rule of the gate
+    # (covidct.promotion.subgroup_gate)
     subgroup_min_patients: int = 20
     #: the subgroup rule also needs this many COVID patients: only they enter COVID sensitivity
     subgroup_min_covid_patients: int = 10
-    #: age-band edges in years: (40, 60) gives <40, 40-59, 60+ (rationale in covidct.subgroups)
+    #: age-band edges in years: (40, 60) gives <40, 40-59, 60+ (rationale in
+    # covidct.evaluation.subgroups)
     age_band_edges: tuple[int, ...] = (40, 60)
     #: per-metric drop (absolute) that counts as a regression against the previous run
     regression_thresholds: Mapping[str, float] = field(
@@ -206,7 +209,7 @@ class GateSettings:
 
 @dataclass(frozen=True)
 class DriftSettings:
-    """Limits of batch drift against the curated reference (see ``covidct.drift``).
+    """Limits of batch drift against the curated reference (see ``covidct.batch.drift``).
 
     ``hu_wasserstein_limit``: largest tolerated 1-D Wasserstein distance (HU) between the pooled
     pixel HU distributions; it drifts only when also ``p < alpha`` (patient permutation test,

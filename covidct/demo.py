@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import tifffile
 
-from covidct.io import read_slice
+from covidct.batch.slices import read_slice
 from covidct.schema import PATIENT_COLUMN, PATIENT_DETAILS
 
 logger = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 def make_faulty_batch(out_dir: Path, *, seed: int = 7) -> dict[str, str]:
     """Write a 3-patient synthetic batch with two faults; return ``{fault: file or patient}``."""
-    from covidct.synth import write_synthetic_batch
+    from covidct.batch.synth import write_synthetic_batch
 
     out_dir = Path(out_dir)
     write_synthetic_batch(out_dir, patients=3, seed=seed, max_slices_per_patient=6, source="faulty")

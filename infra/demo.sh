@@ -34,7 +34,7 @@ step "convert real DICOM (TCIA) into Negin-style batches"
 
 step "write a synthetic Negin-style batch shaped like the COVID-CTset roster, and a faulty one"
 # many patients with few slices each: with 60, each fold trained on fewer than 10 synthetic COVID
-# patients, and the models learned the patients, not the disease (covidct/training.py, cpu-smoke)
+# patients, and the models learned the patients, not the disease (covidct/training/profiles.py, cpu-smoke)
 [ -d "$INBOX/synth-seed0" ] || $RUN covidct synth "$INBOX/synth-seed0" --patients 240 --seed 0 --max-slices 4 >/dev/null
 [ -d "$INBOX/faulty-batch" ] || $RUN python -m covidct.demo faulty-batch "$INBOX/faulty-batch"
 

@@ -1,7 +1,7 @@
 """Airflow glue for covidct alerts: Slack / SMTP delivery and the failure and run-late callbacks.
 
-The library (``covidct.alerts``) owns the alert schema and the embedded ``alerts.jsonl``
-notifier. This module delivers the same :class:`covidct.alerts.Alert` through the Airflow
+The library (``covidct.promotion.alerts``) owns the alert schema and the embedded ``alerts.jsonl``
+notifier. This module delivers the same :class:`covidct.promotion.alerts.Alert` through the Airflow
 providers' notifiers, chosen by ``COVIDCT_ALERTS``:
 
 ============ ==================================================================================
@@ -149,8 +149,8 @@ def deliver(alert: Any, settings: Any = None) -> None:
     whatever the provider raises when Slack or the mail server refuses (the JSON line is
     already written by then).
     """
-    from covidct.alerts import JsonlNotifier
     from covidct.config import AlertChannel
+    from covidct.promotion.alerts import JsonlNotifier
 
     settings = settings or _settings()
     JsonlNotifier(settings.alerts.jsonl_path).send(alert)
@@ -169,7 +169,8 @@ def send(alert: Any) -> None:
 
 
 class AirflowNotifier:
-    """A ``covidct.alerts.Notifier`` that delivers through :func:`deliver` with fixed settings."""
+    """A ``covidct.promotion.alerts.Notifier`` that delivers through :func:`deliver` with fixed
+    settings."""
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
@@ -199,7 +200,7 @@ def _field(source: Any, name: str, default: Any = "") -> Any:
 
 def on_task_failure(context: Mapping[str, Any]) -> None:
     """``on_failure_callback``: one ``task_failed`` alert naming the task and the error."""
-    from covidct.alerts import Alert, AlertKind, Severity, airflow_run_url
+    from covidct.promotion.alerts import Alert, AlertKind, Severity, airflow_run_url
 
     settings = _settings()
     ti = context.get("task_instance") or context.get("ti")
@@ -227,7 +228,7 @@ def run_late_alert(context: Mapping[str, Any] | None, settings: Any, **kwargs: A
     ``dag_id``, ``state``, ``queued_at``, ``start_date``) or a DagRun object (``run_id``).
     ``context["deadline"]["deadline_time"]``: when it was due. ``kwargs`` go to ``details``.
     """
-    from covidct.alerts import Alert, AlertKind, Severity, airflow_run_url
+    from covidct.promotion.alerts import Alert, AlertKind, Severity, airflow_run_url
 
     context = context or {}
     dag_run = context.get("dag_run") or {}

@@ -48,10 +48,10 @@ def pytest_configure(config: pytest.Config) -> None:
 HEAVY_FIRST = (
     "dags/test_retraining_e2e.py",
     "infra/test_topology.py",
-    "test_training.py",
+    "training/test_training.py",
     "browser/test_airflow_ui.py",
-    "test_models.py",
-    "test_explain.py",
+    "models/test_models.py",
+    "evaluation/test_explain.py",
     "test_gpu_benchmark.py",
     "infra/test_interrupt.py",
 )
@@ -221,9 +221,9 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 @pytest.fixture
-def s3_store(s3_server: S3Server):  # noqa: ANN201 - covidct.storage.ObjectStore
+def s3_store(s3_server: S3Server):  # noqa: ANN201 - covidct.lake.storage.ObjectStore
     """Return an ObjectStore on a fresh ``s3://<bucket>/<random prefix>`` of the test server."""
-    from covidct.storage import open_store
+    from covidct.lake.backends import open_store
 
     return open_store(
         f"s3://{s3_server.bucket}/test-{uuid.uuid4().hex[:12]}",

@@ -39,7 +39,8 @@ def patients() -> list[dict[str, object]]:
 
 
 def details() -> pd.DataFrame:
-    """The patients as ``covidct.io.read_patient_details`` returns a Patient_details.csv."""
+    """The patients as ``covidct.batch.contract.read_patient_details`` returns a
+    Patient_details.csv."""
     return pd.DataFrame(
         [
             {

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from covidct.batch.synth import write_synthetic_batch
 from covidct.cli import EXIT_ERROR, EXIT_INVALID, EXIT_OK, main
 from covidct.demo import make_faulty_batch
-from covidct.synth import write_synthetic_batch
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,8 @@ def test_land_then_history_on_an_empty_ledger(batches, tmp_path, monkeypatch, ca
 def test_sequester_show_and_relock(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     import pandas as pd
 
-    from covidct import sequester
-    from covidct.storage import LocalStore
+    from covidct.data import sequester
+    from covidct.lake.backends import LocalStore
 
     monkeypatch.setenv("COVIDCT_HOME", str(tmp_path))
     (tmp_path / "lake").mkdir()
@@ -96,8 +96,8 @@ def _covidct(args: list[str], cwd: Path, home: Path, **extra: str) -> subprocess
 @pytest.fixture()
 def repo_after_demo(tmp_path: Path) -> Path:
     """A repository root where ``make demo`` left a lake with one decision and one run."""
-    from covidct import registry
-    from covidct.storage import LocalStore
+    from covidct.lake.backends import LocalStore
+    from covidct.promotion import registry
 
     repo = tmp_path / "repo"
     lake = LocalStore(repo / ".demo" / "lake")

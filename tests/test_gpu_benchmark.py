@@ -61,8 +61,8 @@ def test_jax_inputs_equal_the_default_intensity_transform(tmp_path: Path) -> Non
 
 
 def test_device_augmentation_module_never_imports_tensorflow() -> None:
-    """covidct.augment must run on a JAX-only GPU host (the benchmark runs it there)."""
-    tree = ast.parse((ROOT / "covidct" / "augment.py").read_text())
+    """covidct.data.augment must run on a JAX-only GPU host (the benchmark runs it there)."""
+    tree = ast.parse((ROOT / "covidct" / "data" / "augment.py").read_text())
     modules = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from covidct.alerts import Alert, AlertKind, Severity, airflow_run_url, read_alerts
+from covidct.promotion.alerts import Alert, AlertKind, Severity, airflow_run_url, read_alerts
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 if str(PLUGINS) not in sys.path:  # Airflow puts plugins/ on sys.path; do the same here

@@ -1,9 +1,9 @@
 """The run report and the validation report in headless Chromium at a 1,400 px viewport.
 
 The run report is built as ``tests/test_html_report.py`` builds it (leaderboard by
-``covidct.pipeline.leaderboard``, gate by ``covidct.gate``, pictures drawn by
+``covidct.pipeline.leaderboard``, gate by ``covidct.promotion.gate``, pictures drawn by
 ``covidct.evaluation``), with a Grad-CAM panel per fold; the validation report is
-``covidct.validation.validate_batch``'s page for the demo's faulty batch. Chromium must load
+``covidct.batch.validation.validate_batch``'s page for the demo's faulty batch. Chromium must load
 every picture, the page must not be wider than the viewport (a wide table scrolls inside its
 own box), and the four Grad-CAM outcome kinds must each be shown or said to be absent.
 """
@@ -16,10 +16,10 @@ import pytest
 from chromium import VIEWPORT, browser_page, page_facts, requires_chromium
 from test_html_report import FOLDS, _gradcam_png, run_inputs  # noqa: F401 - run_inputs: fixture
 
-from covidct import html_report
+from covidct.batch.validation import validate_batch
 from covidct.demo import make_faulty_batch
-from covidct.gradcam_report import OUTCOMES
-from covidct.validation import validate_batch
+from covidct.report import html_report
+from covidct.report.gradcam_report import OUTCOMES
 
 pytestmark = requires_chromium
 

@@ -508,7 +508,7 @@ def governed_registry(
     import mlflow
 
     from covidct.config import Settings
-    from covidct.mlflow_ui import model_training_tags
+    from covidct.promotion.mlflow_ui import model_training_tags
 
     root = tmp_path_factory.mktemp("registry")
     supervisor = Supervisor(root / "logs")

@@ -1,0 +1,365 @@
+"""Confirmation on the sequestered patients: the model scored is the model registered.
+
+After the development cross-validation has selected a candidate backbone (the leaderboard's fold
+means), the candidate and the ResNet152 baseline each become one *deployable* model, which is
+logged and registered first and then scored, from its registry URI, on the sequestered patients
+(:mod:`covidct.data.sequester`); the current champion is scored on the same patients. The gate
+(:mod:`covidct.promotion.gate`) compares them there.
+
+The deployable model is the k-fold ensemble: the backbone's k fold models as one Keras model
+whose output is the mean of their softmax outputs (:func:`ensemble_model`). Chosen over
+retraining on all development patients because (a) it is exactly the models the cross-validation
+evaluated, with no further training run whose outcome nobody has seen (and no extra training
+time: on the CPU demo a ResNet152 retrain would add a third of the run); (b) averaging k models
+is at least as accurate as a typical member and better calibrated (Lakshminarayanan et al. 2017,
+"Simple and Scalable Predictive Uncertainty Estimation using Deep Ensembles"); (c) its patient
+threshold comes from development data none of the ensemble was scored on: the out-of-fold
+predictions (each development test patient scored by the fold model that did not train on it).
+Its cost is k forward passes per slice at serving time.
+
+Lineage recorded on every registered version (tags): the sequestration epoch and rule digest, the
+development patients the model saw (trained, validated or picked its threshold on: every patient
+of its folds' manifests, kept in the lake under ``seen_patients_key``), the member fold runs, the
+patient threshold and the model's content digest (:func:`model_digest`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from covidct.config import Settings
+from covidct.data import sequester
+from covidct.lake.storage import read_parquet, write_parquet
+from covidct.schema import ALIAS_CHAMPION, BASELINE_BACKBONE, CURATED, RUNS
+
+logger = logging.getLogger(__name__)
+
+#: the registered version's tag that holds its content digest
+DIGEST_TAG = "model_digest"
+#: written into the model folder by MLflow when a version is registered (name and version):
+#: registry bookkeeping, not model content, so not part of the digest
+REGISTRY_BOOKKEEPING = frozenset({"registered_model_meta"})
+
+
+def sequestered_key(dataset_version: str) -> str:
+    """Lake key of a dataset version's sequestered slices (written by ``pipeline.make_folds``)."""
+    return f"{CURATED}/{dataset_version}/sequestered.parquet"
+
+
+def ensemble_model(members: Sequence[Any], name: str = "ensemble") -> Any:
+    """One Keras model averaging ``members``' outputs: float32 (B, S, S, 1) -> (B, 2) softmax.
+
+    ``members``: the fold models (same input and output shapes); renamed ``fold_1..fold_k``
+    (Keras needs unique layer names). Raises ValueError when there is none.
+    """
+    import keras
+
+    if not members:
+        raise ValueError("an ensemble needs at least one member model")
+    for index, member in enumerate(members, start=1):
+        member.name = f"fold_{index}"
+    inputs = keras.Input(shape=members[0].input_shape[1:], name="slices")
+    outputs = [member(inputs) for member in members]
+    mean = keras.layers.Average(name="mean_softmax")(outputs) if len(outputs) > 1 else outputs[0]
+    return keras.Model(inputs, mean, name=name)
+
+
+def model_digest(path: Path | str) -> str:
+    """SHA-256 (first 16 hex digits) over a model folder's files: relative path and bytes each.
+
+    A single file is hashed as it is. Two copies of the same MLflow model give the same digest;
+    :data:`REGISTRY_BOOKKEEPING` files are left out.
+    """
+    root = Path(path)
+    files = (
+        [root]
+        if root.is_file()
+        else sorted(
+            p for p in root.rglob("*") if p.is_file() and p.name not in REGISTRY_BOOKKEEPING
+        )
+    )
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(str(file.relative_to(root) if file != root else file.name).encode() + b"\0")
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def download(uri: str) -> Path:
+    """Local folder of an MLflow model URI (no copy for a local artifact store)."""
+    import mlflow
+
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+
+
+def members_of(evaluations: Sequence[Mapping[str, Any]], backbone: str) -> list[Mapping[str, Any]]:
+    """The backbone's evaluated fold models, by fold. Raises ValueError when there is none."""
+    mine = sorted((e for e in evaluations if e["backbone"] == backbone), key=lambda e: e["fold"])
+    if not mine:
+        raise ValueError(f"no evaluated fold model of backbone {backbone}")
+    return mine
+
+
+def seen_patients(store: Any, members: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every patient the members trained, validated or were tested on in development (sorted)."""
+    keys = sorted({m["fold_key"] for m in members})
+    return sorted({str(k) for key in keys for k in read_parquet(store, key)["patient_key"]})
+
+
+def _scored(
+    settings: Settings, model: Any, frame: pd.DataFrame, params: Mapping[str, Any], threshold: float
+) -> pd.DataFrame:
+    from covidct import pipeline
+
+    predictions = pipeline.predict_split(settings, model, frame, params)
+    predictions["patient_threshold"] = threshold
+    return predictions
+
+
+def build_deployable(
+    settings: Settings,
+    evaluations: Sequence[Mapping[str, Any]],
+    backbone: str,
+    lock: Mapping[str, Any],
+    dag_run_id: str,
+) -> dict[str, Any]:
+    """Log and register ``backbone``'s k-fold ensemble with its lineage; return its record.
+
+    Idempotent per (DAG run, backbone): a retry reuses the version registered first. Returns
+    ``{"backbone", "version", "model_uri", "registered_model_digest", "patient_threshold",
+    "seen_patients_key", "train_params", "members"}``.
+    """
+    import mlflow
+
+    from covidct import evaluation, pipeline, training
+    from covidct.promotion import registry
+
+    store = pipeline.lake(settings)
+    client = registry.client(settings.mlflow.tracking_uri)
+    members = members_of(evaluations, backbone)
+    params = dict(members[0]["train_params"])
+    prefix = f"{RUNS}/{pipeline.run_key_of(dag_run_id)}/deployables/{backbone}"
+    seen = seen_patients(store, members)
+    seen_key = write_parquet(
+        store, f"{prefix}/seen_patients.parquet", pd.DataFrame({"patient_key": seen})
+    )
+    oof = pipeline.pooled_predictions(store, evaluations, backbone)
+    threshold = evaluation.choose_patient_threshold(oof)
+    existing = registry.version_of_run(client, settings.mlflow.model_name, dag_run_id, backbone)
+    if existing is not None:  # a retry: the ensemble was logged and registered already
+        version = client.get_model_version(settings.mlflow.model_name, existing)
+        logger.info("reusing version %s of %s", existing, backbone)
+        return _record(backbone, version, params, threshold, seen_key, members)
+    training.register_custom_objects()
+    loaded = [mlflow.keras.load_model(m["model_uri"]) for m in members]
+    model = ensemble_model(loaded, name=f"{backbone}_ensemble")
+    size = int(model.input_shape[1])
+    tags = {"dag_run_id": dag_run_id, "backbone": backbone, "role": "deployable"}
+    with mlflow.start_run(run_name=f"{backbone}-deployable", tags=tags) as run:
+        uri = training.log_keras_model(model, "model", np.zeros((1, size, size, 1), np.float32))
+        mlflow.log_params({"members": len(members), "patient_threshold": threshold})
+        run_id = run.info.run_id
+    digest = model_digest(download(uri))
+    lineage = {
+        "dataset_version": members[0]["dataset_version"],
+        "deployable": f"ensemble of {len(members)} fold models (mean softmax)",
+        "member_runs": json.dumps([m["run_id"] for m in members]),
+        "train_params": json.dumps(params, sort_keys=True),
+        "patient_threshold": f"{threshold:.6f}",
+        "seen_patients_key": seen_key,
+        "seen_patients": str(len(seen)),
+        "sequester_epoch": str(lock["epoch"]),
+        "sequester_rule_digest": str(lock["rule_digest"]),
+        DIGEST_TAG: digest,
+        "gate_verdict": "pending",
+    }
+    number = registry.register_version(
+        client, settings.mlflow.model_name, model_uri=uri, run_id=run_id,
+        dag_run_id=dag_run_id, backbone=backbone, tags=lineage,
+    )  # fmt: skip
+    return _record(
+        backbone, client.get_model_version(settings.mlflow.model_name, number), params,
+        threshold, seen_key, members,
+    )  # fmt: skip
+
+
+def _record(
+    backbone: str,
+    version: Any,
+    params: Mapping[str, Any],
+    threshold: float,
+    seen_key: str,
+    members: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "backbone": backbone,
+        "version": str(version.version),
+        "model_uri": f"models:/{version.name}/{version.version}",
+        "registered_model_digest": version.tags.get(DIGEST_TAG),
+        "patient_threshold": float(version.tags.get("patient_threshold", threshold)),
+        "seen_patients_key": version.tags.get("seen_patients_key", seen_key),
+        "train_params": dict(params),
+        "members": [m["run_id"] for m in members],
+    }
+
+
+def score_registered(
+    settings: Settings,
+    record: Mapping[str, Any],
+    sequestered: pd.DataFrame,
+    name: str,
+    dag_run_id: str,
+    *,
+    probe: bool = False,
+) -> dict[str, Any]:
+    """Load a registered version from its registry URI, score it on ``sequestered``; record it.
+
+    Returns ``record`` plus ``{"evaluated_model_digest", "predictions_key", "patients",
+    "overlap_patients", "probe_key"}``: the digest of the files loaded, the lake key of its
+    predictions (patient threshold included), how many scored patients it saw in development
+    and, with ``probe`` (the candidate, which the gate's serving check loads again), its
+    probe-set predictions (:func:`covidct.pipeline.evidence.probe_predictions`; else ``""``).
+    """
+    import mlflow
+
+    from covidct import pipeline, training
+    from covidct.pipeline import evidence
+
+    store = pipeline.lake(settings)
+    local = download(record["model_uri"])
+    training.register_custom_objects()
+    model = mlflow.keras.load_model(str(local))
+    predictions = _scored(
+        settings, model, sequestered, record["train_params"], record["patient_threshold"]
+    )
+    key = f"{RUNS}/{pipeline.run_key_of(dag_run_id)}/sequestered/{name}.csv"
+    store.write_bytes(key, predictions.to_csv(index=False).encode())
+    seen = set(read_parquet(store, record["seen_patients_key"])["patient_key"].astype(str))
+    scored = set(predictions["patient_id"].astype(str))
+    return {
+        **record,
+        "evaluated_model_digest": model_digest(local),
+        "predictions_key": key,
+        "patients": len(scored),
+        "overlap_patients": len(scored & seen),
+        "probe_key": evidence.probe_predictions(
+            settings, model, record["train_params"], name, dag_run_id
+        )
+        if probe
+        else "",  # what the serving check compares the served model with
+    }
+
+
+def champion_record(
+    settings: Settings, lock: Mapping[str, Any], sequestered: pd.DataFrame
+) -> tuple[dict[str, Any] | None, pd.DataFrame, list[str]]:
+    """The current champion's record, the sequestered slices it may be scored on, and notes.
+
+    A champion developed under an earlier sequestration epoch may have seen patients that are
+    sequestered now: it is scored only on those it never saw, and a note says so. A champion
+    without recorded lineage (registered before sequestration) is not compared (note).
+    Returns ``(None, empty, notes)`` when there is no champion or nothing clean to score.
+    """
+    from covidct import pipeline
+    from covidct.promotion import registry
+
+    store = pipeline.lake(settings)
+    client = registry.client(settings.mlflow.tracking_uri)
+    champion = registry.get_champion(client, settings.mlflow.model_name)
+    if champion.version is None:
+        return None, sequestered.iloc[:0], []
+    version = client.get_model_version(settings.mlflow.model_name, champion.version)
+    tags = version.tags
+    label = f"champion v{champion.version} ({tags.get('backbone')})"
+    if "seen_patients_key" not in tags or not store.exists(tags["seen_patients_key"]):
+        note = (
+            f"{label} has no recorded patient lineage (registered before sequestration): it "
+            "cannot be scored cleanly and is not compared; judged against the baseline only"
+        )
+        return None, sequestered.iloc[:0], [note]
+    seen = set(read_parquet(store, tags["seen_patients_key"])["patient_key"].astype(str))
+    clean = sequestered[~sequestered["patient_key"].astype(str).isin(seen)]
+    notes = []
+    if str(tags.get("sequester_epoch")) != str(lock["epoch"]):
+        dropped = sequestered["patient_key"].nunique() - clean["patient_key"].nunique()
+        notes.append(
+            f"sequestration re-locked since {label} was developed (epoch "
+            f"{tags.get('sequester_epoch')} -> {lock['epoch']}): comparisons with it are no "
+            f"longer clean; it is scored only on the {clean['patient_key'].nunique()} "
+            f"sequestered patients it never saw ({dropped} left out)"
+        )
+    if clean.empty or clean["label"].nunique() < 2:
+        notes.append(
+            f"{label}: no sequestered patients of both classes it never saw; not compared, "
+            "judged against the baseline only"
+        )
+        return None, sequestered.iloc[:0], notes
+    record = _record(
+        str(tags.get("backbone")), version, json.loads(tags.get("train_params", "{}")),
+        float(tags["patient_threshold"]), tags["seen_patients_key"],
+        [{"run_id": run} for run in json.loads(tags.get("member_runs", "[]"))],
+    )  # fmt: skip
+    record["alias"] = ALIAS_CHAMPION
+    return record, clean.reset_index(drop=True), notes
+
+
+def confirm(settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
+    """Register the candidate's and baseline's deployables; score them and the champion.
+
+    Returns ``aggregated`` plus ``{"sequestered", "deployables", "champion", "notes"}``:
+    ``sequestered`` = ``{"key", "patients", "covid_patients", "lock"}``; ``deployables`` maps
+    backbone -> :func:`score_registered` record; ``champion`` is its record (scored on the
+    sequestered patients it never saw) or None. Raises ValueError when the dataset version has
+    no sequestered patients of both classes.
+    """
+    from covidct import pipeline
+
+    store = pipeline.lake(settings)
+    evaluations = aggregated["evaluations"]
+    version = evaluations[0]["dataset_version"]
+    lock = sequester.read_lock(store)
+    if lock is None:
+        raise ValueError("no sequestration lock in the lake: make_folds has not run")
+    frame = read_parquet(store, sequestered_key(version))
+    if frame.empty or frame["label"].nunique() < 2:
+        raise ValueError(
+            f"dataset {version}: the sequestered patients ({frame['patient_key'].nunique()}) "
+            "lack a class; nothing can be confirmed (land more patients)"
+        )
+    backbones = [aggregated["candidate"]]
+    if BASELINE_BACKBONE in {e["backbone"] for e in evaluations}:
+        backbones.insert(0, BASELINE_BACKBONE)
+    deployables = {}
+    for backbone in dict.fromkeys(backbones):
+        record = build_deployable(settings, evaluations, backbone, lock, dag_run_id)
+        deployables[backbone] = score_registered(
+            settings, record, frame, backbone, dag_run_id,
+            probe=backbone == aggregated["candidate"],
+        )  # fmt: skip
+    champion, clean, notes = champion_record(settings, lock, frame)
+    scored_champion = (
+        score_registered(settings, champion, clean, "champion", dag_run_id) if champion else None
+    )
+    covid = frame.groupby("patient_key")["label"].first().eq("Positive").sum()
+    return {
+        **aggregated,
+        "sequestered": {
+            "key": sequestered_key(version),
+            "patients": int(frame["patient_key"].nunique()),
+            "covid_patients": int(covid),
+            "lock": {k: lock[k] for k in ("epoch", "rule_digest", "rule")},
+        },
+        "deployables": deployables,
+        "champion": scored_champion,
+        "notes": notes,
+    }

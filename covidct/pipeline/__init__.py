@@ -1,0 +1,195 @@
+"""One thin function per DAG task; `dags/covidct_retraining.py` calls these.
+
+Modules:
+
+* ``context``: run keys, the lake of the settings, materialising a prefix, sending alerts
+* ``intake``: ``discover``, ``validate``, ``quarantine``, ``curate``, ``make_folds``
+* ``development``: ``setup_mlflow``, ``train``, ``evaluate``, figures and Grad-CAM
+* ``decision``: ``aggregate`` (leaderboard, candidate), ``confirm``, ``gate_and_promote``,
+  ``regression_check``
+* ``evidence``: a run's drift, temperature, calibration, subgroup and serving-check evidence
+
+Each public name of these modules is importable from the package (imported on first use).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from covidct.lake.custody import (
+        CURATED_BATCHES,
+    )
+    from covidct.pipeline.context import (
+        CHECKPOINTS,
+        DAG_ID,
+        HISTORY_PREFIX,
+        WEIGHTS_DIR,
+        lake,
+        materialize,
+        notifier,
+        run_key_of,
+        send_alert,
+    )
+    from covidct.pipeline.decision import (
+        aggregate,
+        choose_candidate,
+        confirm,
+        gate_and_promote,
+        leaderboard,
+        pooled_predictions,
+        regression_check,
+    )
+    from covidct.pipeline.development import (
+        checkpoint_prefix,
+        config_from_params,
+        evaluate,
+        gradcam_png,
+        headline_metrics,
+        log_figures,
+        pooled_metrics,
+        predict_split,
+        predictions_frame,
+        setup_mlflow,
+        train,
+        weights_cache,
+    )
+    from covidct.pipeline.evidence import (
+        DRIFT,
+        EVIDENCE,
+        PROBE_SLICES,
+        TEMPERATURE_TAG,
+        confirm_evidence,
+        fit_development_temperature,
+        probe_predictions,
+        read_json,
+        record_batch_drift,
+        reference_of,
+        roster_of,
+        run_prefix,
+        serving_evidence,
+        subgroup_rule,
+    )
+    from covidct.pipeline.intake import (
+        curate,
+        dataset_digest,
+        discover,
+        make_folds,
+        quarantine,
+        validate,
+    )
+
+#: public name -> the module that defines it (imported on first use, so importing one module of
+#: the package does not import the others' dependencies)
+_EXPORTS: dict[str, str] = {
+    "CHECKPOINTS": "covidct.pipeline.context",
+    "CURATED_BATCHES": "covidct.lake.custody",
+    "DAG_ID": "covidct.pipeline.context",
+    "DRIFT": "covidct.pipeline.evidence",
+    "EVIDENCE": "covidct.pipeline.evidence",
+    "HISTORY_PREFIX": "covidct.pipeline.context",
+    "PROBE_SLICES": "covidct.pipeline.evidence",
+    "TEMPERATURE_TAG": "covidct.pipeline.evidence",
+    "WEIGHTS_DIR": "covidct.pipeline.context",
+    "aggregate": "covidct.pipeline.decision",
+    "checkpoint_prefix": "covidct.pipeline.development",
+    "choose_candidate": "covidct.pipeline.decision",
+    "config_from_params": "covidct.pipeline.development",
+    "confirm": "covidct.pipeline.decision",
+    "confirm_evidence": "covidct.pipeline.evidence",
+    "curate": "covidct.pipeline.intake",
+    "dataset_digest": "covidct.pipeline.intake",
+    "discover": "covidct.pipeline.intake",
+    "evaluate": "covidct.pipeline.development",
+    "fit_development_temperature": "covidct.pipeline.evidence",
+    "gate_and_promote": "covidct.pipeline.decision",
+    "gradcam_png": "covidct.pipeline.development",
+    "headline_metrics": "covidct.pipeline.development",
+    "lake": "covidct.pipeline.context",
+    "leaderboard": "covidct.pipeline.decision",
+    "log_figures": "covidct.pipeline.development",
+    "make_folds": "covidct.pipeline.intake",
+    "materialize": "covidct.pipeline.context",
+    "notifier": "covidct.pipeline.context",
+    "pooled_metrics": "covidct.pipeline.development",
+    "pooled_predictions": "covidct.pipeline.decision",
+    "predict_split": "covidct.pipeline.development",
+    "predictions_frame": "covidct.pipeline.development",
+    "probe_predictions": "covidct.pipeline.evidence",
+    "quarantine": "covidct.pipeline.intake",
+    "read_json": "covidct.pipeline.evidence",
+    "record_batch_drift": "covidct.pipeline.evidence",
+    "reference_of": "covidct.pipeline.evidence",
+    "regression_check": "covidct.pipeline.decision",
+    "roster_of": "covidct.pipeline.evidence",
+    "run_key_of": "covidct.pipeline.context",
+    "run_prefix": "covidct.pipeline.evidence",
+    "send_alert": "covidct.pipeline.context",
+    "serving_evidence": "covidct.pipeline.evidence",
+    "setup_mlflow": "covidct.pipeline.development",
+    "subgroup_rule": "covidct.pipeline.evidence",
+    "train": "covidct.pipeline.development",
+    "validate": "covidct.pipeline.intake",
+    "weights_cache": "covidct.pipeline.development",
+}
+
+__all__ = [
+    "CHECKPOINTS",
+    "CURATED_BATCHES",
+    "DAG_ID",
+    "DRIFT",
+    "EVIDENCE",
+    "HISTORY_PREFIX",
+    "PROBE_SLICES",
+    "TEMPERATURE_TAG",
+    "WEIGHTS_DIR",
+    "aggregate",
+    "checkpoint_prefix",
+    "choose_candidate",
+    "config_from_params",
+    "confirm",
+    "confirm_evidence",
+    "curate",
+    "dataset_digest",
+    "discover",
+    "evaluate",
+    "fit_development_temperature",
+    "gate_and_promote",
+    "gradcam_png",
+    "headline_metrics",
+    "lake",
+    "leaderboard",
+    "log_figures",
+    "make_folds",
+    "materialize",
+    "notifier",
+    "pooled_metrics",
+    "pooled_predictions",
+    "predict_split",
+    "predictions_frame",
+    "probe_predictions",
+    "quarantine",
+    "read_json",
+    "record_batch_drift",
+    "reference_of",
+    "regression_check",
+    "roster_of",
+    "run_key_of",
+    "run_prefix",
+    "send_alert",
+    "serving_evidence",
+    "setup_mlflow",
+    "subgroup_rule",
+    "train",
+    "validate",
+    "weights_cache",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """The re-exported name ``name`` (PEP 562), from the module that defines it."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

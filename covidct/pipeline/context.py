@@ -1,0 +1,89 @@
+"""What every DAG step shares: the DAG id, the run key of a DAG run (``runs/<run>/``), the lake
+of the settings, copying a lake prefix to the work dir, and sending an alert through the
+configured notifier.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from covidct.config import AlertChannel, Settings
+from covidct.promotion import alerts as alerts_mod
+from covidct.schema import (
+    RUNS,
+)
+
+DAG_ID = "covidct_retraining"
+
+
+HISTORY_PREFIX = f"{RUNS}/history"
+
+
+#: Folder name of training checkpoints, in the lake (under ``runs/<run>/``) and the work dir.
+CHECKPOINTS = "checkpoints"
+
+
+#: Work-dir folder that holds copies of ImageNet weights read from a remote cache.
+WEIGHTS_DIR = "weights"
+
+
+def run_key_of(dag_run_id: str) -> str:
+    """Return a storage-safe key for a DAG run id (``manual__2026-...`` -> ``manual__2026-...``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", dag_run_id)
+
+
+def lake(settings: Settings) -> Any:
+    """Open the data lake's object store."""
+    from covidct.lake import backends
+
+    return backends.open_store(settings.lake.uri, endpoint_url=settings.lake.s3_endpoint_url)
+
+
+def materialize(store: Any, prefix: str, settings: Settings) -> Path:
+    """Return a local folder holding ``prefix`` (the folder itself on a local lake, else a copy)."""
+    local_root = getattr(store, "root", None)
+    if local_root is not None:
+        return Path(local_root) / prefix
+    return Path(store.download_prefix(prefix, settings.work_dir / "cache" / prefix))
+
+
+def notifier(settings: Settings) -> alerts_mod.Notifier:
+    """Return the configured notifier (the embedded JSONL one in the library)."""
+    if settings.alerts.channel != AlertChannel.JSONL:
+        raise ValueError(
+            f"alert channel {settings.alerts.channel.value} is delivered by the Airflow plugin "
+            "(plugins/covidct_alerting.py); the library only writes alerts.jsonl"
+        )
+    return alerts_mod.JsonlNotifier(settings.alerts.jsonl_path)
+
+
+def send_alert(
+    settings: Settings,
+    kind: alerts_mod.AlertKind,
+    severity: alerts_mod.Severity,
+    summary: str,
+    details: Mapping[str, Any],
+    *,
+    dag_run_id: str = "",
+    mlflow_run_id: str = "",
+    send: Any = None,
+) -> dict[str, Any]:
+    """Build an alert with links to the Airflow run and the MLflow run and deliver it."""
+    airflow_url = (
+        f"{settings.alerts.airflow_url}/dags/{DAG_ID}/runs/{dag_run_id}" if dag_run_id else ""
+    )
+    mlflow_url = f"{settings.alerts.mlflow_url}/#/runs/{mlflow_run_id}" if mlflow_run_id else ""
+    alert = alerts_mod.Alert(
+        kind, severity, summary, dict(details), DAG_ID, dag_run_id, airflow_url, mlflow_url
+    )
+    (send or notifier(settings).send)(alert)
+    return alert.to_dict()
+
+
+def _write_json(store: Any, key: str, payload: Any) -> str:
+    store.write_bytes(key, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
+    return key

@@ -1,0 +1,376 @@
+"""DAG steps after training: pool each backbone's test predictions over folds, build the leaderboard
+and choose the candidate, confirm it on the sequestered patients, judge it with the promotion
+gate and move ``@champion``, and check the champion's metrics for regressions.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import pandas as pd
+
+from covidct.config import Settings
+from covidct.pipeline.context import HISTORY_PREFIX, _write_json, lake, run_key_of, send_alert
+from covidct.pipeline.development import (
+    _finite_or_none,
+    headline_metrics,
+    pooled_metrics,
+    setup_mlflow,
+)
+from covidct.promotion import alerts as alerts_mod
+from covidct.schema import (
+    ALIAS_BASELINE,
+    ALIAS_CHALLENGER,
+    BASELINE_BACKBONE,
+    HEADLINE_METRICS,
+    RUNS,
+)
+
+# --------------------------------------------------------------------------- aggregate / gate
+
+
+def pooled_predictions(
+    store: Any, evaluations: Sequence[Mapping[str, Any]], backbone: str
+) -> pd.DataFrame:
+    """Concatenate a backbone's test predictions over folds.
+
+    A normal patient can sit in the test set of several folds, so the unit of pooling and of the
+    bootstrap is the (fold, patient) pair: ``patient_id`` becomes ``fold-<k>/<patient_key>``.
+    """
+    frames = []
+    for item in sorted(evaluations, key=lambda e: int(e["fold"])):
+        if item["backbone"] != backbone:
+            continue
+        frame = pd.read_csv(io.BytesIO(store.read_bytes(item["predictions_key"])))
+        frame["patient_id"] = f"fold-{int(item['fold'])}/" + frame["patient_id"].astype(str)
+        frames.append(frame)
+    if not frames:
+        raise ValueError(f"no evaluated fold for backbone {backbone}")
+    return pd.concat(frames, ignore_index=True)
+
+
+def leaderboard(evaluations: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Backbone x metric table: mean and standard deviation over folds (rows sorted by name).
+
+    Columns ``<metric>_mean`` and ``<metric>_sd`` for each headline metric, plus ``folds``.
+    """
+    rows = [{"backbone": e["backbone"], "fold": e["fold"], **e["metrics"]} for e in evaluations]
+    frame = pd.DataFrame(rows)
+    metrics = [m for m in HEADLINE_METRICS if m in frame.columns]
+    frame[metrics] = frame[metrics].astype("float64")
+    grouped = frame.groupby("backbone")
+    table = (
+        grouped[metrics]
+        .mean()
+        .add_suffix("_mean")
+        .join(grouped[metrics].std(ddof=1).add_suffix("_sd"))
+    )
+    table["folds"] = grouped.size()
+    return table.sort_index()
+
+
+def choose_candidate(table: pd.DataFrame, primary_metric: str) -> str:
+    """Best backbone by mean primary metric; ties broken by mean image ROC AUC, then by name."""
+    keys = [f"{primary_metric}_mean", "image_roc_auc_mean"]
+    ranked = table.reset_index().sort_values(
+        keys + ["backbone"], ascending=[False, False, True], na_position="last"
+    )
+    return str(ranked.iloc[0]["backbone"])
+
+
+def aggregate(
+    settings: Settings, evaluations: Sequence[Mapping[str, Any]], dag_run_id: str
+) -> dict[str, Any]:
+    """Write the leaderboard (mean ± sd over folds) and name the candidate."""
+    store = lake(settings)
+    evaluations = list(evaluations)
+    table = leaderboard(evaluations)
+    candidate = choose_candidate(table, settings.gate.primary_metric)
+    prefix = f"{RUNS}/{run_key_of(dag_run_id)}"
+    store.write_bytes(f"{prefix}/leaderboard.csv", table.to_csv().encode())
+    pooled = {}
+    for backbone in table.index:
+        frame = pooled_predictions(store, evaluations, str(backbone))
+        pooled[str(backbone)] = pooled_metrics(frame)
+    _write_json(store, f"{prefix}/pooled_metrics.json", pooled)
+    return {
+        "leaderboard": json.loads(table.reset_index().to_json(orient="records")),
+        "pooled": pooled,
+        "candidate": candidate,
+        "evaluations": evaluations,
+    }
+
+
+def confirm(settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
+    """Register the deployables and score them and the champion on the sequestered patients.
+
+    See :func:`covidct.evaluation.confirmation.confirm`; then the evidence of the confirmed models
+    (:func:`covidct.pipeline.evidence.confirm_evidence`: temperature, calibration, subgroups).
+    """
+    from covidct.evaluation import confirmation
+    from covidct.pipeline import evidence
+
+    setup_mlflow(settings)
+    confirmed = confirmation.confirm(settings, aggregated, dag_run_id)
+    return evidence.confirm_evidence(settings, confirmed, dag_run_id)
+
+
+def _sequestered_predictions(store: Any, record: Mapping[str, Any]) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(store.read_bytes(record["predictions_key"])))
+
+
+def _tag_version(
+    settings: Settings, mlflow_client: Any, version: str, status: str, metrics: Mapping[str, Any]
+) -> None:
+    tags = {"gate_verdict": status}
+    tags |= {f"metric.{k}": "nan" if v is None else f"{v:.4f}" for k, v in metrics.items()}
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(settings.mlflow.model_name, version, key, value)
+
+
+def gate_and_promote(
+    settings: Settings, confirmed: Mapping[str, Any], dag_run_id: str, send: Any = None
+) -> dict[str, Any]:
+    """Judge the candidate on the sequestered patients (``covidct.promotion.gate``); move
+    ``@champion``.
+
+    ``confirmed``: the output of :func:`confirm`. Every compared model's overlap with the
+    sequestered patients it is scored on is counted (the gate refuses unless it is 0). Returns
+    ``{"verdict", "candidate", "version", "champion_before", "champion_after",
+    "champion_metrics", "sequestered_patients", "comparisons", "evaluated_model_digest",
+    "registered_model_digest", ...}``; writes ``runs/<run>/gate.json`` and a history record.
+    """
+    from covidct import evaluation
+    from covidct.pipeline import evidence
+    from covidct.promotion import gate, registry, subgroup_gate
+    from covidct.report import model_card
+
+    setup_mlflow(settings)
+    store = lake(settings)
+    mlflow_client = registry.client(settings.mlflow.tracking_uri)
+    candidate = confirmed["candidate"]
+    deployables = confirmed["deployables"]
+    mine = deployables[candidate]
+    sequestered = confirmed["sequestered"]
+    resumed = registry.resume_promotion(
+        mlflow_client, store, settings.mlflow.model_name, dag_run_id
+    )
+    if resumed is not None:  # a retry after a crash mid-promotion: finish, never re-judge
+        return _record_gate(
+            store,
+            dag_run_id,
+            {
+                "verdict": {"passed": True, "status": "resumed", "reasons": [resumed["reason"]]},
+                "candidate": candidate,
+                "version": resumed["version"],
+                "champion_before": resumed["previous_champion"],
+                "champion_after": resumed["version"],
+                "champion_metrics": resumed["figures"],
+            },
+        )
+    champion = registry.get_champion(mlflow_client, settings.mlflow.model_name)
+    predictions = {b: _sequestered_predictions(store, r) for b, r in deployables.items()}
+
+    def bootstrap(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float, float]:
+        result = evaluation.paired_bootstrap(
+            a, b, metric, n_boot=settings.gate.n_boot, seed=settings.gate.seed
+        )
+        return result.as_tuple()
+
+    comparisons = {}
+    if candidate != BASELINE_BACKBONE and BASELINE_BACKBONE in deployables:
+        base = deployables[BASELINE_BACKBONE]
+        comparisons["baseline"] = gate.compare(
+            "baseline", f"{BASELINE_BACKBONE} v{base['version']}", predictions[candidate],
+            predictions[BASELINE_BACKBONE], settings=settings.gate, paired_bootstrap=bootstrap,
+            overlap_patients=mine["overlap_patients"] + base["overlap_patients"],
+        )  # fmt: skip
+    champion_metrics_now: dict[str, float] = {}
+    rival = confirmed.get("champion")
+    if rival is not None:
+        rival_frame = _sequestered_predictions(store, rival)
+        ours = predictions[candidate]
+        ours = ours[ours["patient_id"].isin(set(rival_frame["patient_id"]))]
+        champion_metrics_now = headline_metrics(rival_frame, None)
+        comparisons["champion"] = gate.compare(
+            "champion", f"v{rival['version']} ({rival['backbone']})", ours, rival_frame,
+            settings=settings.gate, paired_bootstrap=bootstrap,
+            overlap_patients=mine["overlap_patients"] + rival["overlap_patients"],
+        )  # fmt: skip
+    figures = {name: headline_metrics(frame, None) for name, frame in predictions.items()}
+    if rival is not None:
+        figures["champion"] = champion_metrics_now
+    candidate_metrics = figures[candidate]
+    verdict = gate.decide(
+        candidate, comparisons, has_champion=champion.version is not None,
+        settings=settings.gate, figures=candidate_metrics,
+    )  # fmt: skip
+    subgroups = evidence.subgroup_rule(
+        settings, store, confirmed, predictions[candidate], bootstrap
+    )
+    if subgroups is not None:  # no subgroup may lose COVID sensitivity against the champion
+        verdict = subgroup_gate.with_subgroups(verdict, subgroups)
+    if confirmed.get("notes"):
+        verdict = replace(verdict, reasons=(*confirmed["notes"], *verdict.reasons))
+    altered = [
+        f"{name} v{record['version']}"
+        for name, record in [*deployables.items(), ("champion", rival or {})]
+        if record and record["evaluated_model_digest"] != record["registered_model_digest"]
+    ]
+    vetoes = []
+    if altered:  # what was scored is not what the registry holds: never promote on it
+        vetoes.append(f"model scored is not the model registered (digests differ): {altered}")
+    if mine["overlap_patients"]:  # even with nothing to compare with (first run)
+        vetoes.append(
+            f"{candidate} v{mine['version']} saw {mine['overlap_patients']} of the sequestered "
+            "patients "
+            "it was scored on in development: its figures are not clean"
+        )
+    serving = evidence.serving_evidence(settings, mine, dag_run_id)  # before any alias moves
+    if not serving["passed"]:
+        vetoes.append(f"serving check of v{mine['version']} failed: {serving['reason']}")
+    if vetoes:
+        verdict = replace(
+            verdict,
+            passed=False,
+            status=gate.GateStatus.REFUSE,
+            reasons=(*verdict.reasons, *vetoes),
+        )
+    version = mine["version"]
+    # the baseline first: when the candidate is ResNet152 itself, its gate verdict tag wins
+    if BASELINE_BACKBONE in deployables:
+        baseline_version = deployables[BASELINE_BACKBONE]["version"]
+        _tag_version(
+            settings, mlflow_client, baseline_version, "baseline",
+            figures[BASELINE_BACKBONE],
+        )  # fmt: skip
+        mlflow_client.set_registered_model_alias(
+            settings.mlflow.model_name, ALIAS_BASELINE, baseline_version
+        )
+    status = "passed" if verdict.passed else "refused"
+    _tag_version(settings, mlflow_client, version, status, candidate_metrics)
+    reason = "; ".join(verdict.reasons)
+    if verdict.passed:
+        registry.promote(
+            mlflow_client, store, settings.mlflow.model_name, version=version,
+            expected_champion=champion.version, reason=reason, dag_run_id=dag_run_id,
+            figures=candidate_metrics,
+        )  # fmt: skip
+        champion_after: str | None = version
+        champion_metrics = candidate_metrics
+    else:
+        mlflow_client.set_registered_model_alias(
+            settings.mlflow.model_name, ALIAS_CHALLENGER, version
+        )
+        registry.append_ledger(
+            store,
+            {
+                "action": "refuse", "model": settings.mlflow.model_name, "version": version,
+                "previous_champion": champion.version, "reason": reason,
+                "dag_run_id": dag_run_id, "figures": candidate_metrics,
+            },
+        )  # fmt: skip
+        send_alert(
+            settings, alerts_mod.AlertKind.NOT_PROMOTED, alerts_mod.Severity.INFO,
+            f"candidate {candidate} (v{version}) not promoted: {reason}",
+            {"candidate": candidate, "version": version, "verdict": verdict.to_dict()},
+            dag_run_id=dag_run_id,
+            send=send,
+        )  # fmt: skip
+        champion_after, champion_metrics = champion.version, champion_metrics_now
+    verdict_record = verdict.to_dict()
+    primary = evaluation.bootstrap_ci(
+        predictions[candidate], settings.gate.primary_metric, n_boot=settings.gate.n_boot,
+        seed=settings.gate.seed,
+    )  # fmt: skip
+    result = {
+        "verdict": verdict_record,
+        "candidate": candidate,
+        "version": version,
+        "champion_before": champion.version,
+        "champion_after": champion_after,
+        "champion_metrics": champion_metrics,
+        "sequestered_patients": sequestered["patients"],
+        "sequestered_covid_patients": sequestered["covid_patients"],
+        "sequester_lock": sequestered["lock"],
+        "comparisons": verdict_record["comparisons"],
+        "evaluated_model_digest": mine["evaluated_model_digest"],
+        "registered_model_digest": mine["registered_model_digest"],
+        "candidate_primary": {
+            "metric": settings.gate.primary_metric,
+            "value": _finite_or_none(primary.point),
+            "ci_low": _finite_or_none(primary.low),
+            "ci_high": _finite_or_none(primary.high),
+        },  # fmt: skip
+        "models": {
+            name: {
+                key: record.get(key)
+                for key in (
+                    "backbone",
+                    "version",
+                    "patients",
+                    "overlap_patients",
+                    "evaluated_model_digest",
+                    "registered_model_digest",
+                    "patient_threshold",
+                )
+            }
+            | {"metrics": figures[name]}
+            for name, record in [*deployables.items(), *([("champion", rival)] if rival else [])]
+        },  # fmt: skip
+        "notes": list(confirmed.get("notes") or []),
+        "subgroups": subgroups.to_dict() if subgroups is not None else None,
+        "serving_check": serving,
+        "evidence": confirmed.get("evidence"),
+    }
+    _record_gate(store, dag_run_id, result)
+    result["model_cards"] = model_card.publish_cards(settings, result, dag_run_id)
+    return result
+
+
+def _record_gate(store: Any, dag_run_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Write ``runs/<run>/gate.json`` and this run's champion-history record; return ``result``."""
+    from datetime import UTC, datetime
+
+    run_key = run_key_of(dag_run_id)
+    _write_json(store, f"{RUNS}/{run_key}/gate.json", result)
+    record = {
+        "dag_run_id": dag_run_id,
+        "at": datetime.now(UTC).isoformat(),
+        "champion": result["champion_after"],
+        "metrics": result["champion_metrics"],
+    }
+    _write_json(store, f"{HISTORY_PREFIX}/{run_key}.json", record)
+    return result
+
+
+def regression_check(
+    settings: Settings, gated: Mapping[str, Any], dag_run_id: str, send: Any = None
+) -> dict:
+    """Compare this run's champion metrics with the previous run's; alert on any regression."""
+    store = lake(settings)
+    run_key = run_key_of(dag_run_id)
+    keys = sorted(k for k in store.list(HISTORY_PREFIX) if not k.endswith(f"/{run_key}.json"))
+    records = [json.loads(store.read_bytes(k)) for k in keys]
+    previous = [r for r in records if r.get("metrics")]
+    if not previous or not gated["champion_metrics"]:
+        return {"compared_with": None, "regressions": []}
+    last = max(previous, key=lambda r: r.get("at", ""))
+    found = alerts_mod.detect_regressions(
+        last["metrics"], gated["champion_metrics"], settings.gate.regression_thresholds
+    )
+    regressions = [r.__dict__ for r in found]
+    if regressions:
+        names = ", ".join(f"{r.metric} {r.previous:.3f}->{r.current:.3f}" for r in found)
+        send_alert(
+            settings, alerts_mod.AlertKind.METRIC_REGRESSION, alerts_mod.Severity.WARNING,
+            f"champion metrics regressed against run {last['dag_run_id']}: {names}",
+            {"previous_run": last["dag_run_id"], "regressions": regressions},
+            dag_run_id=dag_run_id,
+            send=send,
+        )  # fmt: skip
+    return {"compared_with": last["dag_run_id"], "regressions": regressions}

@@ -1,0 +1,346 @@
+"""The model card and change record of a registered version, generated from what was recorded.
+
+:func:`write_model_card` reads the version's registry tags (lineage, training parameters,
+temperature, digest), its DAG run's ``gate.json`` and evidence (:mod:`covidct.pipeline.evidence`),
+the
+curated dataset version's manifest and the run's Grad-CAM panels, and writes one self-contained
+HTML page (PNGs embedded) in the run report's style
+(:func:`covidct.report.html_report.render_page`).
+Its sections are :data:`CARD_SECTIONS`. Nothing in it is typed by hand: a figure that was not
+recorded is shown as not recorded.
+
+:func:`publish_cards` (called by ``pipeline.gate_and_promote``) writes the card of every version
+the run registered to ``runs/<run>/model_cards/v<N>/model_card.html``, logs it to the version's
+MLflow run (artifact ``model_card/model_card.html``) and links it from the version (tag
+``model_card``). ``covidct model-card VERSION`` writes it again from the same records.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from covidct.config import Settings
+from covidct.pipeline.evidence import EVIDENCE, read_json, run_prefix
+from covidct.report import evidence_html
+from covidct.report.evidence_html import escape, number
+from covidct.report.html_report import gate_html, render_page, table_html
+
+logger = logging.getLogger(__name__)
+
+CARD_FILE = "model_card.html"
+#: Version tag linking the card (an MLflow artifact URI of the version's run).
+CARD_TAG = "model_card"
+CARD_SECTIONS: tuple[str, ...] = (
+    "Intended use and limits",
+    "Training data lineage",
+    "Training specification",
+    "Sequestered performance",
+    "Subgroup performance",
+    "Calibration",
+    "Grad-CAM examples",
+    "Promotion gate: criteria and result",
+    "Serving check",
+    "Change record",
+)
+#: Outcome kinds of the Grad-CAM examples (slice level, p(COVID) > 0.5).
+OUTCOME_KINDS: tuple[str, ...] = ("TP", "FP", "FN", "TN")
+
+INTENDED_USE = (
+    "<p><b>Intended use.</b> Research and engineering demonstration: a classifier of single "
+    "axial chest-CT slices (16-bit, Negin layout, HU = value - 1024) into COVID-19 and normal, "
+    "aggregated to a patient-level call by the recorded patient threshold, to support (never "
+    "replace) a radiologist reading the whole study.</p>"
+    "<p><b>Limits.</b> Not a cleared medical device. Trained and confirmed only on the sources "
+    "listed in the lineage below (scanners, kernels and slice thicknesses there); other "
+    "sources, pediatric patients, contrast phases and non-COVID pathology are out of scope. "
+    "Subgroups below the minimum size have wide intervals; attributes recorded as "
+    "<i>unknown</i> could not be checked. Probabilities are calibrated by one temperature "
+    "fitted on development data; calibration on a new population must be re-checked.</p>"
+)
+
+
+def _png(data: bytes, caption: str) -> str:
+    src = "data:image/png;base64," + base64.b64encode(data).decode()
+    return (
+        f'<figure><img src="{src}" alt="{escape(caption)}">'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
+
+
+def _kv(rows: list[tuple[str, Any]]) -> str:
+    return table_html(
+        ["field", "value"],
+        [[escape(k), escape(v)] for k, v in rows],
+        table_class="text",
+    )
+
+
+def _batch_of(manifest: pd.DataFrame) -> pd.Series:
+    if "batch_id" in manifest.columns:
+        return manifest["batch_id"].astype(str)
+    return manifest["path"].astype(str).str.split("/").str[0]
+
+
+def lineage_html(settings: Settings, store: Any, tags: Mapping[str, str]) -> str:
+    """Dataset version, its batches, and patient counts by label, role and subgroup."""
+    from covidct.evaluation import subgroups
+    from covidct.lake.storage import read_parquet
+    from covidct.pipeline import evidence
+
+    version = tags.get("dataset_version", "?")
+    key = f"curated/{version}/manifest.parquet"
+    if not store.exists(key):
+        return f"<p>Dataset version {escape(version)}: manifest not found ({key}).</p>"
+    manifest = read_parquet(store, key)
+    manifest = manifest.assign(batch=_batch_of(manifest))
+    seen_key = tags.get("seen_patients_key", "")
+    seen = (
+        set(read_parquet(store, seen_key)["patient_key"].astype(str))
+        if seen_key and store.exists(seen_key)
+        else set()
+    )
+    patients = manifest.groupby("patient_key").agg(
+        label=("label", "first"), batch=("batch", "first")
+    )
+    patients["role"] = [
+        "development" if str(p) in seen else "not used in development" for p in patients.index
+    ]
+    roster = evidence.roster_of(settings, store, manifest)
+    first = roster.drop_duplicates("patient_id").set_index("patient_id")
+    edges = settings.gate.age_band_edges
+    patients["sex"] = [first["sex"].get(p, subgroups.UNKNOWN) for p in patients.index]
+    patients["age_band"] = [
+        subgroups.age_band(float(first["age_years"].get(p, float("nan"))), edges)
+        for p in patients.index
+    ]
+    patients["source"] = [str(p).split("/", 1)[0] for p in patients.index]
+    parts = [
+        _kv(
+            [
+                ("dataset version", version),
+                ("batches", ", ".join(sorted(patients["batch"].unique()))),
+                ("slices", f"{len(manifest):,}"),
+                ("patients", f"{len(patients):,}"),
+                ("development patients the model saw", tags.get("seen_patients", len(seen))),
+                ("sequestration epoch", tags.get("sequester_epoch", "?")),
+            ]
+        )  # fmt: skip
+    ]
+    for axis in ("role", "batch", "source", "sex", "age_band"):
+        counts = patients.groupby([axis, "label"]).size().unstack(fill_value=0)
+        rows = [
+            [escape(level), *(escape(int(v)) for v in counts.loc[level])] for level in counts.index
+        ]
+        parts.append(table_html([axis, *map(str, counts.columns)], rows, table_class="text"))
+    parts.append('<p class="note">Patients by label; sex and age from Patient_details.csv '
+                 "(unknown where the batch leaves them empty).</p>")  # fmt: skip
+    return "".join(parts)
+
+
+def card_gradcam_html(store: Any, prefix: str, backbone: str) -> str:
+    """The Grad-CAM panels the evaluation drew per fold (TP, FN, FP, TN examples) and how many
+    slices of each outcome kind the fold's test set had; a kind without a slice is named."""
+    from covidct.evaluation import explain
+
+    panels = sorted(
+        k
+        for k in store.list(f"{prefix}/gradcam")
+        if k.split("/")[-1].startswith(f"{backbone}-fold")
+    )
+    if not panels:
+        return "<p>No Grad-CAM panel was recorded for this model's folds.</p>"
+    parts = []
+    for panel in panels:
+        name = panel.split("/")[-1].removesuffix(".png")
+        predictions = f"{prefix}/predictions/{name}.csv"
+        if store.exists(predictions):
+            frame = pd.read_csv(io.BytesIO(store.read_bytes(predictions)))
+            cells = explain.confusion_cells(frame).value_counts()
+            counts = {kind: int(cells.get(kind, 0)) for kind in OUTCOME_KINDS}
+            missing = [kind for kind, n in counts.items() if n == 0]
+            text = ", ".join(f"{k} {n}" for k, n in counts.items())
+            note = f"test slices by outcome: {text}" + (
+                f"; no example of {', '.join(missing)} (no such slice)" if missing else ""
+            )
+        else:
+            note = "outcome counts not recorded"
+        parts.append(_png(store.read_bytes(panel), f"{name}: Grad-CAM (class COVID); {note}"))
+    return "".join(parts)
+
+
+def change_html(client: Any, settings: Settings, version: str, gate: Mapping[str, Any]) -> str:
+    """What changed against the champion this version was judged against."""
+    name = settings.mlflow.model_name
+    before = gate.get("champion_before") if str(gate.get("version")) == str(version) else None
+    decision = (
+        f"<p>Decision of run {escape(gate.get('verdict', {}).get('status', '?'))}: "
+        f"champion {escape(gate.get('champion_before'))} &rarr; "
+        f"{escape(gate.get('champion_after'))}.</p>"
+    )
+    if not before:
+        return decision + "<p>No previous champion: this is the first registered champion.</p>"
+    ours = client.get_model_version(name, version).tags
+    theirs = client.get_model_version(name, before).tags
+    fields = ("backbone", "dataset_version", "train_params", "deployable", "patient_threshold",
+              "temperature", "sequester_epoch", "seen_patients", "model_digest")  # fmt: skip
+    rows = []
+    for field in fields:
+        a, b = theirs.get(field, "-"), ours.get(field, "-")
+        rows.append([escape(field), escape(a), escape(b),
+                     "changed" if a != b else ""])  # fmt: skip
+    models = gate.get("models") or {}
+    champion = (models.get("champion") or {}).get("metrics") or {}
+    mine: dict[str, Any] = next(
+        (m for m in models.values() if str(m.get("version")) == str(version)), {}
+    )
+    for metric, value in (mine.get("metrics") or {}).items():
+        old = champion.get(metric)
+        rows.append([escape(f"sequestered {metric}"), escape(number(old)),
+                     escape(number(value)), ""])  # fmt: skip
+    header = ["field", f"previous champion v{before}", f"this version v{version}", ""]
+    return decision + table_html(header, rows, table_class="text")
+
+
+def render_card(settings: Settings, version: str) -> str:
+    """The model card of registered ``version`` as one HTML document (:data:`CARD_SECTIONS`).
+
+    Raises ValueError naming the version when the registry does not hold it.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from covidct import pipeline
+    from covidct.promotion import registry
+
+    store = pipeline.lake(settings)
+    client = registry.client(settings.mlflow.tracking_uri)
+    name = settings.mlflow.model_name
+    try:
+        model_version = client.get_model_version(name, str(version))
+    except MlflowException:
+        raise ValueError(f"model {name} has no version {version!r}") from None
+    tags = model_version.tags
+    dag_run_id = tags.get("dag_run_id", "")
+    prefix = run_prefix(dag_run_id)
+    gate = read_json(store, f"{prefix}/gate.json") or {}
+    recorded = read_json(store, f"{prefix}/{EVIDENCE}/evidence.json") or {}
+    backbone = tags.get("backbone", "?")
+    models = recorded.get("models") or {}
+    mine = {k: v for k, v in models.items() if str(v.get("version")) == str(version)}
+    entry: dict[str, Any] = next(iter(mine.values()), {})
+    gated: dict[str, Any] = next(
+        (m for m in (gate.get("models") or {}).values() if str(m.get("version")) == str(version)),
+        {},
+    )
+    spec = _kv([
+        ("registered model", f"{name} version {version}"),
+        ("backbone", backbone),
+        ("deployable", tags.get("deployable", "-")),
+        ("training parameters", tags.get("train_params", "-")),
+        ("member fold runs", tags.get("member_runs", "-")),
+        ("patient threshold", tags.get("patient_threshold", "-")),
+        ("temperature", tags.get("temperature", "not fitted")),
+        ("temperature fit", tags.get("temperature_fit", "-")),
+        ("model digest", tags.get("model_digest", "-")),
+        ("DAG run", dag_run_id),
+        ("MLflow run", model_version.run_id),
+    ])  # fmt: skip
+    table = None
+    if entry.get("subgroups_key") and store.exists(entry["subgroups_key"]):
+        table = pd.read_csv(io.BytesIO(store.read_bytes(entry["subgroups_key"])))
+    overall = table[table["axis"] == "all"] if table is not None else None
+    metrics = gated.get("metrics") or {}
+    performance = (
+        _kv([(k, number(v)) for k, v in metrics.items()])
+        if metrics
+        else "<p>No sequestered figures recorded.</p>"
+    ) + evidence_html.subgroup_table_html(overall, "all sequestered patients, 95% intervals")
+    calibration = evidence_html.calibration_html(mine)
+    if entry.get("reliability_key") and store.exists(entry["reliability_key"]):
+        calibration += _png(
+            store.read_bytes(entry["reliability_key"]), "reliability diagram, before and after"
+        )
+    criteria = _kv([
+        ("primary metric", settings.gate.primary_metric),
+        ("margin on its difference's 95% lower bound", settings.gate.margin),
+        ("COVID sensitivity non-inferiority margin", settings.gate.sensitivity_margin),
+        ("first-run policy", settings.gate.first_run_policy.value),
+        ("bootstrap resamples", settings.gate.n_boot),
+        ("subgroup rule minimum patients / COVID patients",
+         f"{settings.gate.subgroup_min_patients} / {settings.gate.subgroup_min_covid_patients}"),
+        ("gate verdict tag of this version", tags.get("gate_verdict", "-")),
+    ])  # fmt: skip
+    own = str(gate.get("version")) == str(version)
+    gate_part = (
+        gate_html(gate) + evidence_html.subgroup_rule_html(gate.get("subgroups"))
+        if own
+        else f"<p>Registered as {escape(tags.get('gate_verdict', '-'))} in this run; "
+        "the gate judged the candidate (see its card).</p>"
+    )
+    serving = read_json(store, f"{prefix}/{EVIDENCE}/serving-v{version}.json")
+    sections = [
+        (CARD_SECTIONS[0], INTENDED_USE),
+        (CARD_SECTIONS[1], lineage_html(settings, store, tags)),
+        (CARD_SECTIONS[2], spec),
+        (CARD_SECTIONS[3], performance),
+        (CARD_SECTIONS[4], evidence_html.subgroup_table_html(table)),
+        (CARD_SECTIONS[5], calibration),
+        (CARD_SECTIONS[6], card_gradcam_html(store, prefix, backbone)),
+        (CARD_SECTIONS[7], criteria + gate_part),
+        (CARD_SECTIONS[8], evidence_html.serving_html(serving)),
+        (CARD_SECTIONS[9], change_html(client, settings, str(version), gate)),
+    ]
+    return render_page(f"Model card: {name} v{version} ({backbone})", sections)
+
+
+def write_model_card(settings: Settings, version: str, out: Path) -> Path:
+    """Write :func:`render_card` of ``version`` to ``out`` (parents created); return it."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_card(settings, version), encoding="utf-8")
+    return out
+
+
+def publish_cards(
+    settings: Settings, gated: Mapping[str, Any], dag_run_id: str
+) -> dict[str, dict[str, str]]:
+    """Write, store and log the card of every version the run registered (the gate's models
+    but the champion); write ``runs/<run>/model_cards/index.json``. Returns version ->
+    ``{"key", "artifact_uri"}`` (or ``{"error"}``: a card that cannot be written is logged and
+    reported, it never undoes a promotion)."""
+    from covidct import pipeline
+    from covidct.promotion import registry
+
+    started = time.perf_counter()
+    store = pipeline.lake(settings)
+    client = registry.client(settings.mlflow.tracking_uri)
+    prefix = f"{run_prefix(dag_run_id)}/model_cards"
+    index: dict[str, dict[str, str]] = {}
+    versions = {
+        str(m["version"]) for n, m in (gated.get("models") or {}).items() if n != "champion"
+    }
+    for version in sorted(versions, key=int):
+        local = settings.work_dir / "model_cards" / f"v{version}" / CARD_FILE
+        try:
+            write_model_card(settings, version, local)
+            key = f"{prefix}/v{version}/{CARD_FILE}"
+            store.write_bytes(key, local.read_bytes())
+            run_id = client.get_model_version(settings.mlflow.model_name, version).run_id
+            client.log_artifact(run_id, str(local), "model_card")
+            uri = f"runs:/{run_id}/model_card/{CARD_FILE}"
+            client.set_model_version_tag(settings.mlflow.model_name, version, CARD_TAG, uri)
+            index[version] = {"key": key, "artifact_uri": uri}
+        except Exception as error:  # noqa: BLE001 - a card never undoes a promotion
+            logger.exception("model card of version %s not written", version)
+            index[version] = {"error": f"{type(error).__name__}: {error}"}
+    store.write_bytes(f"{prefix}/index.json", json.dumps(index, indent=2).encode())
+    logger.info("%d model cards in %.1f s", len(index), time.perf_counter() - started)
+    return index

@@ -1,0 +1,256 @@
+"""The run summary: leaderboard, promotion decision, quarantined batches, where artifacts are.
+
+:func:`write_summary` gathers what a DAG run wrote under ``runs/<run_key>/`` into
+``summary.json`` and ``summary.txt`` (:func:`format_summary`, as ``covidct report`` prints it)
+and writes the run's one HTML page, ``runs/<run_key>/report/report.html`` with its pictures
+beside it (:mod:`covidct.report.html_report`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from covidct.config import Settings
+from covidct.schema import HEADLINE_METRICS, QUARANTINE, RUNS
+
+logger = logging.getLogger(__name__)
+
+#: Folder of the run's HTML report and its PNGs under ``runs/<run_key>/``.
+REPORT_FOLDER = "report"
+
+#: Headline metrics left out of the text leaderboard to keep it within a terminal's width; they
+#: stay in ``leaderboard.csv`` and the HTML report.
+_NOT_IN_TEXT_LEADERBOARD = frozenset(
+    {"image_normal_precision", "image_balanced_accuracy", "image_pr_auc", "patient_accuracy"}
+)
+#: Columns of the text leaderboard (:func:`leaderboard_text`), in :data:`HEADLINE_METRICS` order.
+LEADERBOARD_COLUMNS: tuple[str, ...] = tuple(
+    name for name in HEADLINE_METRICS if name not in _NOT_IN_TEXT_LEADERBOARD
+)
+
+
+def _read_json(store: Any, key: str) -> Any:
+    return json.loads(store.read_bytes(key)) if store.exists(key) else None
+
+
+def collect_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
+    """Gather one run's outputs from the lake into a JSON-safe dict."""
+    from covidct.pipeline.context import lake, run_key_of
+
+    store = lake(settings)
+    prefix = f"{RUNS}/{run_key_of(dag_run_id)}"
+    verdict_keys = sorted(
+        k for k in store.list(f"{prefix}/validation") if k.endswith("verdict.json")
+    )
+    verdicts = [json.loads(store.read_bytes(k)) for k in verdict_keys]
+    board_key = f"{prefix}/leaderboard.csv"
+    board = (
+        pd.read_csv(io.BytesIO(store.read_bytes(board_key))).to_dict(orient="records")
+        if store.exists(board_key)
+        else []
+    )
+    return {
+        "dag_run_id": dag_run_id,
+        "batches": [
+            {
+                "batch_id": v.get("batch_id"),
+                "passed": v.get("passed"),
+                "reasons": v.get("reasons", []),
+            }
+            for v in verdicts
+        ],
+        "quarantined": sorted({k.split("/")[1] for k in store.list(QUARANTINE) if "/" in k}),
+        "leaderboard": board,
+        "gate": _read_json(store, f"{prefix}/gate.json"),
+        "pooled": _read_json(store, f"{prefix}/pooled_metrics.json"),
+        "lake": settings.lake.uri,
+        "run_prefix": store.uri(prefix),
+        "mlflow": settings.mlflow.tracking_uri,
+        "alerts": str(settings.alerts.jsonl_path),
+    }
+
+
+def leaderboard_text(board: list[dict[str, Any]]) -> str:
+    """Render the leaderboard: backbone x metric, mean ± sd over folds, in the HTML report's
+    units (:data:`covidct.report.html_report.UNITS`; a single fold's value as ``value (1
+    fold)``)."""
+    from covidct.report.html_report import UNITS, format_cell
+
+    if not board:
+        return "(no model was trained in this run)"
+    header = f"{'backbone':<16}" + "".join(f"{name:>30}" for name in LEADERBOARD_COLUMNS)
+    lines = [header, "-" * len(header)]
+    for row in board:
+        cells = "".join(
+            f"{format_cell(name, row.get(f'{name}_mean'), row.get(f'{name}_sd')):>30}"
+            for name in LEADERBOARD_COLUMNS
+        )
+        lines.append(f"{row['backbone']:<16}{cells}")
+    lines.append(
+        f"({UNITS} Mean ± sd over {board[0].get('folds', '?')} folds; "
+        '"(1 fold)": the one fold where the metric is defined.)'
+    )
+    return "\n".join(lines)
+
+
+def evidence_lines(candidate: str, comparisons: list[dict[str, Any]]) -> list[str]:
+    """One line per gate comparison: the difference and COVID sensitivity, with 95% intervals.
+
+    ``comparisons``: :class:`covidct.promotion.gate.Comparison` records as dicts (``gate.json``);
+    figures
+    are fractions, shown in percentage points, on ``n_patients`` sequestered patients of which
+    ``overlap_patients`` were seen in development (must be 0).
+    """
+    lines = []
+    for item in comparisons:
+        metric = str(item["metric"]).replace("_", " ")
+        lines.append(
+            f"  evidence vs {item['comparator']} {item['comparator_name']} on "
+            f"{item.get('n_patients', '?')} sequestered patients (overlap "
+            f"{item.get('overlap_patients', '?')}): {metric} of {candidate} minus theirs "
+            f"{100 * item['difference']:+.1f} points (95% CI {100 * item['ci_low']:+.1f} to "
+            f"{100 * item['ci_high']:+.1f}); COVID sensitivity "
+            f"{100 * item['sensitivity_difference']:+.1f} points (95% CI "
+            f"{100 * item['sensitivity_ci_low']:+.1f} to {100 * item['sensitivity_ci_high']:+.1f})"
+        )
+    return lines
+
+
+def confirmation_lines(gate: dict[str, Any]) -> list[str]:
+    """What the decision rests on: sequestered patients, the candidate's figure, the digests."""
+    if "sequestered_patients" not in gate:
+        return []
+    primary = gate.get("candidate_primary") or {}
+    lock = gate.get("sequester_lock") or {}
+    lines = [
+        f"  confirmed on {gate['sequestered_patients']} sequestered patients "
+        f"({gate.get('sequestered_covid_patients', '?')} COVID; sequestration epoch "
+        f"{lock.get('epoch', '?')}), never trained, validated or thresholded on"
+    ]
+    if primary.get("value") is not None:
+        lines.append(
+            f"  {gate['candidate']} {str(primary['metric']).replace('_', ' ')} "
+            f"{100 * primary['value']:.1f}% (95% CI {100 * (primary['ci_low'] or 0):.1f} to "
+            f"{100 * (primary['ci_high'] or 0):.1f})"
+        )
+    same = gate.get("evaluated_model_digest") == gate.get("registered_model_digest")
+    lines.append(
+        f"  model evaluated = model registered: {'yes' if same else 'NO'} (digest "
+        f"{gate.get('evaluated_model_digest')})"
+    )
+    return lines
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Render :func:`collect_summary`'s dict for a terminal."""
+    lines = [f"== covidct run {summary['dag_run_id']} =="]
+    lines.append("\nBatches:")
+    for batch in summary["batches"] or [{"batch_id": "(none new)", "passed": None, "reasons": []}]:
+        state = {True: "accepted", False: "QUARANTINED", None: ""}[batch["passed"]]
+        lines.append(f"  {batch['batch_id']:<32} {state}")
+        lines.extend(f"      - {reason}" for reason in batch["reasons"][:5])
+    lines.append("\nLeaderboard:")
+    lines.append(leaderboard_text(summary["leaderboard"]))
+    gate = summary.get("gate")
+    lines.append("\nPromotion:")
+    if gate:
+        verdict = gate["verdict"]
+        decision = "PROMOTED to @champion" if verdict["passed"] else "NOT promoted"
+        lines.append(f"  candidate {gate['candidate']} (version {gate['version']}): {decision}")
+        lines.extend(f"  reason: {reason}" for reason in verdict["reasons"])
+        lines.extend(confirmation_lines(gate))
+        lines.extend(evidence_lines(gate["candidate"], verdict.get("comparisons") or []))
+        lines.append(f"  champion: {gate['champion_before']} -> {gate['champion_after']}")
+    else:
+        lines.append("  (no gate in this run)")
+    lines.append(f"\nQuarantined batches: {', '.join(summary['quarantined']) or 'none'}")
+    lines.append("\nArtifacts:")
+    lines.append(f"  run outputs   {summary['run_prefix']}")
+    lines.append(f"  data lake     {summary['lake']}")
+    lines.append(f"  MLflow        {summary['mlflow']}")
+    lines.append(f"  alerts        {summary['alerts']}")
+    return "\n".join(lines)
+
+
+def _keys_of(store: Any, prefix: str, name_start: str) -> list[str]:
+    return sorted(k for k in store.list(prefix) if k.split("/")[-1].startswith(name_start))
+
+
+def write_picture_report(
+    settings: Settings, store: Any, prefix: str, summary: dict[str, Any]
+) -> Path:
+    """Write the run's HTML report with its pictures (``covidct.report.html_report``); return its
+    folder.
+
+    Pictures per backbone: confusion matrix, ROC per fold with the mean, PR curve, and the
+    Grad-CAM panel of every fold (each fold's model on its own test images, so each outcome
+    kind shows wherever a fold has one). A run without a leaderboard (a dry run, no new batch) gets
+    the page too, saying no model was trained. Raises ValueError on an invalid predictions table.
+    """
+    from covidct.report import evidence_html, html_report
+
+    out_dir = settings.work_dir / "reports" / prefix.replace("/", "_")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    evidence = evidence_html.run_evidence_html(store, prefix, out_dir)
+    rows = summary["leaderboard"]
+    board = (
+        pd.DataFrame(rows).set_index("backbone")
+        if rows
+        else pd.DataFrame(index=pd.Index([], name="backbone"))
+    )
+    predictions: dict[str, pd.DataFrame] = {}
+    gradcam: dict[str, dict[str, Path]] = {}
+    for backbone in board.index:
+        keys = _keys_of(store, f"{prefix}/predictions", f"{backbone}-fold")
+        frames = [pd.read_csv(io.BytesIO(store.read_bytes(k))) for k in keys]
+        if frames:
+            predictions[str(backbone)] = pd.concat(frames, ignore_index=True)
+        for key in _keys_of(store, f"{prefix}/gradcam", f"{backbone}-fold"):
+            name = key.split("/")[-1]
+            local = out_dir / "_gradcam" / name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(store.read_bytes(key))
+            fold = name[len(f"{backbone}-fold") : -len(".png")]
+            gradcam.setdefault(str(backbone), {})[fold] = local
+    path = html_report.write_run_report(
+        out_dir,
+        leaderboard=board,
+        gate=summary.get("gate"),
+        batches=summary["batches"],
+        predictions=predictions,
+        gradcam=gradcam or None,
+        title=f"covidct run {summary['dag_run_id']}",
+        extra_sections=[("Evidence: drift, subgroups, calibration, serving", evidence)],
+    )
+    return path.parent
+
+
+def write_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
+    """Write ``summary.json``, ``summary.txt`` and the HTML report under ``runs/<run_key>/``.
+
+    The report is ``report/report.html`` with its PNGs beside it (:func:`write_picture_report`);
+    ``runs/LATEST`` then names this run. Returns the URIs ``{"summary", "report"}``. Raises
+    ValueError on an invalid predictions table; storage errors propagate.
+    """
+    from covidct.pipeline.context import lake, run_key_of
+    from covidct.report.html_report import REPORT_FILE
+
+    store = lake(settings)
+    summary = collect_summary(settings, dag_run_id)
+    prefix = f"{RUNS}/{run_key_of(dag_run_id)}"
+    store.write_bytes(f"{prefix}/summary.json", json.dumps(summary, indent=2, default=str).encode())
+    store.write_bytes(f"{prefix}/summary.txt", format_summary(summary).encode())
+    local = write_picture_report(settings, store, prefix, summary)
+    store.upload_dir(local, f"{prefix}/{REPORT_FOLDER}")
+    store.write_bytes(f"{RUNS}/LATEST", dag_run_id.encode())
+    logger.info("%s", format_summary(summary))
+    return {
+        "summary": store.uri(f"{prefix}/summary.json"),
+        "report": store.uri(f"{prefix}/{REPORT_FOLDER}/{REPORT_FILE}"),
+    }

@@ -1,0 +1,184 @@
+"""Training one backbone on one fold, resumably.
+
+Modules:
+
+* ``profiles``: ``TrainingConfig``, the named profiles, ``TrainResult``
+* ``datasets``: the training table as class indices and tf.data datasets
+* ``optimization``: precision, distribution, the training model, batch-norm handling, fused Nadam,
+  compile
+* ``checkpoints``: per-epoch checkpoints, resume checks, mirror to the lake
+* ``tracking``: MLflow metrics, run setup, the logged model and its serving requirements
+* ``trainer``: ``train_model`` (session and fit loop) and ``predict_p_covid``
+
+Each public name of these modules is importable from the package (imported on first use).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from covidct.training.checkpoints import (
+        CHECKPOINT_GLOB,
+        CHECKPOINT_SHA256,
+        OPTIMIZER_STATE,
+        RESUME_MAY_CHANGE,
+        STATE_FILE,
+        CheckpointMirror,
+        CheckpointMismatchError,
+        CheckpointStateError,
+        CheckpointSyncError,
+        EpochCheckpoint,
+        parse_state,
+        pull_checkpoint,
+        push_checkpoint,
+        read_remote_state,
+        read_state,
+    )
+    from covidct.training.datasets import (
+        LABEL_COLUMN,
+        PATH_COLUMN,
+        label_indices,
+    )
+    from covidct.training.optimization import (
+        AUGMENT_LAYER,
+        RESIDUAL_LAST_BN,
+        Nadam,
+        compile_model,
+        distribution_strategy,
+        graph_optimizer_policy,
+        inference_model,
+        new_training_model,
+        precision_policy,
+        recalibrate_batchnorm,
+        set_batchnorm_momentum,
+        zero_init_residual_branches,
+    )
+    from covidct.training.profiles import (
+        COMPILE_MIN_STEPS,
+        SHORT_RUN_AUGMENT,
+        LearningRateRule,
+        Profile,
+        TrainingConfig,
+        TrainResult,
+    )
+    from covidct.training.tracking import (
+        MlflowEpochMetrics,
+        log_keras_model,
+        register_custom_objects,
+        serving_copy,
+        serving_requirements,
+    )
+    from covidct.training.trainer import (
+        available_backbones,
+        predict_p_covid,
+        recalibration_batches,
+        train_model,
+    )
+
+#: public name -> the module that defines it (imported on first use, so importing one module of
+#: the package does not import the others' dependencies)
+_EXPORTS: dict[str, str] = {
+    "AUGMENT_LAYER": "covidct.training.optimization",
+    "CHECKPOINT_GLOB": "covidct.training.checkpoints",
+    "CHECKPOINT_SHA256": "covidct.training.checkpoints",
+    "COMPILE_MIN_STEPS": "covidct.training.profiles",
+    "CheckpointMirror": "covidct.training.checkpoints",
+    "CheckpointMismatchError": "covidct.training.checkpoints",
+    "CheckpointStateError": "covidct.training.checkpoints",
+    "CheckpointSyncError": "covidct.training.checkpoints",
+    "EpochCheckpoint": "covidct.training.checkpoints",
+    "LABEL_COLUMN": "covidct.training.datasets",
+    "LearningRateRule": "covidct.training.profiles",
+    "MlflowEpochMetrics": "covidct.training.tracking",
+    "Nadam": "covidct.training.optimization",
+    "OPTIMIZER_STATE": "covidct.training.checkpoints",
+    "PATH_COLUMN": "covidct.training.datasets",
+    "Profile": "covidct.training.profiles",
+    "RESIDUAL_LAST_BN": "covidct.training.optimization",
+    "RESUME_MAY_CHANGE": "covidct.training.checkpoints",
+    "SHORT_RUN_AUGMENT": "covidct.training.profiles",
+    "STATE_FILE": "covidct.training.checkpoints",
+    "TrainResult": "covidct.training.profiles",
+    "TrainingConfig": "covidct.training.profiles",
+    "available_backbones": "covidct.training.trainer",
+    "compile_model": "covidct.training.optimization",
+    "distribution_strategy": "covidct.training.optimization",
+    "graph_optimizer_policy": "covidct.training.optimization",
+    "inference_model": "covidct.training.optimization",
+    "label_indices": "covidct.training.datasets",
+    "log_keras_model": "covidct.training.tracking",
+    "new_training_model": "covidct.training.optimization",
+    "parse_state": "covidct.training.checkpoints",
+    "precision_policy": "covidct.training.optimization",
+    "predict_p_covid": "covidct.training.trainer",
+    "pull_checkpoint": "covidct.training.checkpoints",
+    "push_checkpoint": "covidct.training.checkpoints",
+    "read_remote_state": "covidct.training.checkpoints",
+    "read_state": "covidct.training.checkpoints",
+    "recalibrate_batchnorm": "covidct.training.optimization",
+    "recalibration_batches": "covidct.training.trainer",
+    "register_custom_objects": "covidct.training.tracking",
+    "serving_copy": "covidct.training.tracking",
+    "serving_requirements": "covidct.training.tracking",
+    "set_batchnorm_momentum": "covidct.training.optimization",
+    "train_model": "covidct.training.trainer",
+    "zero_init_residual_branches": "covidct.training.optimization",
+}
+
+__all__ = [
+    "AUGMENT_LAYER",
+    "CHECKPOINT_GLOB",
+    "CHECKPOINT_SHA256",
+    "COMPILE_MIN_STEPS",
+    "CheckpointMirror",
+    "CheckpointMismatchError",
+    "CheckpointStateError",
+    "CheckpointSyncError",
+    "EpochCheckpoint",
+    "LABEL_COLUMN",
+    "LearningRateRule",
+    "MlflowEpochMetrics",
+    "Nadam",
+    "OPTIMIZER_STATE",
+    "PATH_COLUMN",
+    "Profile",
+    "RESIDUAL_LAST_BN",
+    "RESUME_MAY_CHANGE",
+    "SHORT_RUN_AUGMENT",
+    "STATE_FILE",
+    "TrainResult",
+    "TrainingConfig",
+    "available_backbones",
+    "compile_model",
+    "distribution_strategy",
+    "graph_optimizer_policy",
+    "inference_model",
+    "label_indices",
+    "log_keras_model",
+    "new_training_model",
+    "parse_state",
+    "precision_policy",
+    "predict_p_covid",
+    "pull_checkpoint",
+    "push_checkpoint",
+    "read_remote_state",
+    "read_state",
+    "recalibrate_batchnorm",
+    "recalibration_batches",
+    "register_custom_objects",
+    "serving_copy",
+    "serving_requirements",
+    "set_batchnorm_momentum",
+    "train_model",
+    "zero_init_residual_branches",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """The re-exported name ``name`` (PEP 562), from the module that defines it."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,139 @@
+"""MLflow records of a training run: per-epoch metrics, the run's parameters and input datasets, and
+the logged Keras model with its serving requirements (the custom classes registered so any
+process can load it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from covidct.data.augment import DeviceAugmentation
+from covidct.models.backbones import parameter_counts
+from covidct.training.datasets import (
+    LABEL_COLUMN,
+)
+from covidct.training.optimization import (
+    Nadam,
+)
+
+if TYPE_CHECKING:
+    from covidct.training.trainer import _Session
+
+
+logger = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- MLflow
+
+
+class MlflowEpochMetrics(keras.callbacks.Callback):
+    """Log each epoch's Keras metrics to the active MLflow run, step = epoch number (1-based)."""
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        import mlflow
+
+        metrics = {key: float(value) for key, value in (logs or {}).items()}
+        mlflow.log_metrics(metrics, step=epoch + 1)
+
+
+def _mlflow_active(requested: bool) -> bool:
+    if not requested:
+        return False
+    import mlflow
+
+    if mlflow.active_run() is None:
+        logger.warning("mlflow_run=True but no MLflow run is active: nothing is logged")
+        return False
+    return True
+
+
+def _log_run_setup(
+    session: _Session, frames: Mapping[str, pd.DataFrame], derived: Mapping[str, Any]
+) -> None:
+    """Params (every setting), tag, fold inputs, and the history of earlier attempts."""
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
+
+    total, non_trainable = parameter_counts(session.model)
+    size = session.config.image_size
+    params = {
+        **session.config.to_params(),
+        "backbone": session.backbone,
+        "input_shape": f"{size}x{size}x1",
+        "total_params": str(total),
+        "non_trainable_params": str(non_trainable),
+        **{key: str(value) for key, value in derived.items()},
+    }
+    mlflow.log_params(params)
+    mlflow.set_tag("resumed_from_epoch", str(session.resumed_from))
+    for context, frame in frames.items():
+        name = f"{session.backbone}-{context}"
+        dataset = from_pandas(frame, name=name, targets=LABEL_COLUMN)
+        mlflow.log_input(dataset, context=context)
+    for key, values in session.history.items():  # epochs of an earlier, killed attempt
+        for epoch, value in enumerate(values, start=1):
+            mlflow.log_metric(key, value, step=epoch)
+
+
+def log_keras_model(model: keras.Model, name: str, example: np.ndarray) -> str:
+    """Log ``model``'s :func:`serving_copy` (Keras 3 format, no optimizer state) with a signature
+    inferred from ``example``; return its URI.
+
+    No ``input_example`` (MLflow 3.17 + Keras 3 crash on it; shared/reference/pitfalls.md).
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    # the output's shape and dtype are known: predicting here would trace a forward pass
+    outputs = np.zeros((len(example), *model.output_shape[1:]), dtype=np.float32)
+    signature = infer_signature(example, outputs)
+    # an uncompiled model (the k-fold ensemble) has no optimizer state to leave out
+    logged = serving_copy(model) if getattr(model, "optimizer", None) is not None else model
+    info = mlflow.keras.log_model(
+        logged, name=name, signature=signature,
+        pip_requirements=serving_requirements(),
+    )  # fmt: skip
+    return str(info.model_uri)
+
+
+def serving_requirements() -> list[str]:
+    """The registered model's pip requirements: the Keras and TensorFlow that trained it, pinned.
+
+    Given to MLflow so it does not infer them: its inference loads the saved model again in a
+    new Python process to see what it imports, for every model logged (TensorFlow and the whole
+    network: 34 CPU-seconds for the topology test's two 32-px VGG16 models, sampled with ps).
+    """
+    from importlib import metadata
+
+    pinned = []
+    for distribution in ("keras", "tensorflow", "tensorflow-cpu"):
+        with suppress(metadata.PackageNotFoundError):
+            pinned.append(f"{distribution}=={metadata.version(distribution)}")
+    return pinned
+
+
+def register_custom_objects() -> None:
+    """Make this module's Keras classes loadable (importing it registers them; call it before
+    ``mlflow.keras.load_model`` or ``keras.saving.load_model`` of a covidct model, so a model
+    saved with :class:`Nadam` or the device augmentation layer loads in any process)."""
+    for item in (Nadam, DeviceAugmentation):
+        keras.saving.get_registered_name(item)
+
+
+def serving_copy(model: keras.Model) -> keras.Model:
+    """An uncompiled copy of ``model`` with the same weights: what is logged and registered.
+
+    A compiled model is saved with its optimizer state (Nadam: two more tensors per weight, so
+    the file is 3x the weights: 669 MB instead of 233 MB for ResNet152); nothing that loads
+    the registered model trains it further, so that state is written only in the resumable
+    per-epoch checkpoints. Predictions are identical (tested).
+    """
+    copy = model.__class__.from_config(model.get_config())  # uncompiled (clone_model compiles)
+    copy.set_weights(model.get_weights())
+    return copy
