@@ -372,7 +372,7 @@ def _serve(request_file: str) -> None:
     config = _config(request["train_params"])
     root, files = Path(request["image_root"]), request["files"]
     # eager: a probe set of a few slices does not repay tracing the network (about 20 s for a
-    # ResNet152 ensemble on 2 cores); its values match the traced evaluation within the 1e-4 tolerance
+    # ResNet152 ensemble on 2 cores); its values match the traced ones within the 1e-4 tolerance
     first = training.predict_p_covid(model, files, image_root=root, config=config, eager=True)
     predicted = time.perf_counter()
     training.predict_p_covid(model, files, image_root=root, config=config, eager=True)
