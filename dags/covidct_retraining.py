@@ -25,7 +25,7 @@ for; the first scheduled run is the next Sunday after the DAG is unpaused.
 
 **Early, short errors.** The form's enums and bounds are the library's
 (`covidct/training/spec.py`); the first task, `plan`, checks the run configuration
-(`RunRequest.from_form`) and fails in seconds, without retries, with one line naming the field,
+(`RunRequest.from_form`) and fails in seconds, without retrying, with one line naming the field,
 the bad value and the allowed values, before any batch is read or model trained. The plan
 carries the run's `TrainingSpec` (every value resolved) to training, evaluation, confirmation
 and the registered version's `train_params` tag.
@@ -216,12 +216,13 @@ def covidct_retraining():
             _settings(), curated, params["folds"], params["seed"], dag_run_id=_run_id()
         )
 
-    @task(retries=0)
+    @task
     def plan(params: dict | None = None) -> dict:
         """The run's plan from its checked form; a bad field fails the run here, in one line."""
         try:
             request = RunRequest.from_form(dict(params or {}), default_profile=DEFAULT_PROFILE)
         except ValueError as error:
+            # AirflowFailException: failed at once, not retried (a user's mistake)
             raise AirflowFailException(f"run configuration: {error}") from None
         return request.plan()
 
