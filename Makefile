@@ -65,9 +65,11 @@ test: install lint
 test-fast: install
 	$(RUN) pytest -q -m "not slow" $(XDIST) --timeout 900
 
+# bound to 127.0.0.1 like mlflow-ui: Airflow's default API host 0.0.0.0 exposes the demo to the
+# network, and SimpleAuthManager then warns that the deployment "looks like production"
 airflow-ui: install
 	@echo "Airflow UI on http://localhost:8080 (user admin; password printed below by 'airflow standalone')"
-	$(RUN) airflow standalone
+	AIRFLOW__API__HOST=$${AIRFLOW__API__HOST:-127.0.0.1} $(RUN) airflow standalone
 
 # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: nothing uses MLflow server jobs, and their runner
 # processes burn CPU while idle (MLflow 3.17 starts them by default)

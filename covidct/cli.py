@@ -213,6 +213,25 @@ def cmd_model_card(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check_conf(args: argparse.Namespace) -> int:
+    """Check a DAG run configuration (JSON) as the DAG's first task will; print what it trains.
+
+    Imports only the Keras-free ``covidct.training.spec`` and ``covidct.config``, so a bad
+    ``DEMO_CONF`` fails in about a second, before any setup.
+    """
+    from covidct.config import default_profile
+    from covidct.training.spec import check_conf
+
+    text = sys.stdin.read() if args.conf == "-" else args.conf
+    request = check_conf(text, default_profile=default_profile(os.environ))
+    plan = request.plan()
+    print(
+        f"run configuration OK: backbones {', '.join(plan['backbones']) or '(dry run)'}; "
+        f"{request.folds} folds; {request.training.describe()}"
+    )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every ``covidct`` command."""
     parser = argparse.ArgumentParser(prog="covidct", description=__doc__.splitlines()[0])
@@ -304,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--share", type=float, required=True, help="fraction in (0, 1), e.g. 0.2")
     q.add_argument("--reason", required=True, help="kept in the audit record")
     p.set_defaults(func=cmd_sequester)
+
+    p = sub.add_parser(
+        "check-conf", help="check a DAG run configuration (JSON) before starting a run"
+    )
+    p.add_argument("conf", help='JSON object, e.g. \'{"profile": "cpu-smoke"}\'; "-": stdin')
+    p.set_defaults(func=cmd_check_conf)
 
     p = sub.add_parser("model-card", help="write the model card of a registered VERSION (HTML)")
     p.add_argument("version")

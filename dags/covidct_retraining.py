@@ -23,6 +23,13 @@ workers run in the compose stack (`gpu-fast` in `.env.example`). The schedule is
 `run_immediately` is 0, so ticking "Unpause on trigger" in the form starts only the run asked
 for; the first scheduled run is the next Sunday after the DAG is unpaused.
 
+**Early, short errors.** The form's enums and bounds are the library's
+(`covidct/training/spec.py`); the first task, `plan`, checks the run configuration
+(`RunRequest.from_form`) and fails in seconds, without retrying, with one line naming the field,
+the bad value and the allowed values, before any batch is read or model trained. The plan
+carries the run's `TrainingSpec` (every value resolved) to training, evaluation, confirmation
+and the registered version's `train_params` tag.
+
 Tasks are thin calls into the `covidct` library; nothing heavy is imported when the scheduler
 parses this file.
 """
@@ -41,13 +48,20 @@ from airflow.sdk import (
     get_current_context,
     task,
 )
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.timetables.trigger import CronTriggerTimetable
 from covidct_alerting import on_run_late, on_task_failure, send  # plugins/ is on the path
 
 # Keras-free: the names the run form offers, defined once in the library.
 from covidct.config import default_profile
 from covidct.schema import BACKBONE_NAMES, PROFILE_NAMES
+from covidct.training.spec import (
+    FOLDS_RANGE,
+    FORM_DEFAULTS,
+    IMAGE_SIZE_RANGE,
+    WEIGHTS_NAMES,
+    RunRequest,
+)
 
 #: the deployment's default training profile (COVIDCT_DEFAULT_PROFILE; embedded: cpu-smoke)
 DEFAULT_PROFILE = default_profile(os.environ)
@@ -102,14 +116,21 @@ def _run_id() -> str:
     tags=["covidct", "retraining", "ml"],
     params={
         "backbones": Param(
-            ["resnet152", "resnet50", "vgg16"],
+            FORM_DEFAULTS["backbones"],
             type="array",
+            minItems=1,
             items={"type": "string", "enum": list(BACKBONE_NAMES)},
             title="Backbones",
             description="Backbones to train; resnet152 is the baseline the gate compares with.",
         ),
-        "folds": Param(5, type="integer", minimum=2, maximum=10, title="Folds (k)"),
-        "seed": Param(0, type="integer", minimum=0, title="Fold seed"),
+        "folds": Param(
+            FORM_DEFAULTS["folds"],
+            type="integer",
+            minimum=FOLDS_RANGE[0],
+            maximum=FOLDS_RANGE[1],
+            title="Folds (k)",
+        ),
+        "seed": Param(FORM_DEFAULTS["seed"], type="integer", minimum=0, title="Fold seed"),
         "profile": Param(
             DEFAULT_PROFILE,
             type="string",
@@ -125,12 +146,16 @@ def _run_id() -> str:
             None, type=["null", "integer"], minimum=1, title="Steps per epoch (override)"
         ),
         "image_size": Param(
-            None, type=["null", "integer"], minimum=32, maximum=1024, title="Image size (override)"
+            None,
+            type=["null", "integer"],
+            minimum=IMAGE_SIZE_RANGE[0],
+            maximum=IMAGE_SIZE_RANGE[1],
+            title="Image size (override)",
         ),
         "weights": Param(
             None,
             type=["null", "string"],
-            enum=[None, "imagenet"],
+            enum=[None, *WEIGHTS_NAMES],
             title="Initial weights",
             description=(
                 "null = random initialisation; imagenet = ImageNet weights read from the "
@@ -192,15 +217,14 @@ def covidct_retraining():
         )
 
     @task
-    def plan() -> dict:
-        params = get_current_context()["params"]
-        backbones = [] if params["dry_run"] else list(dict.fromkeys(params["backbones"]))
-        train_params = {
-            key: params[key]
-            for key in ("profile", "epochs", "steps_per_epoch", "image_size", "weights")
-            if params[key] is not None
-        }
-        return {"backbones": backbones, "train_params": train_params}
+    def plan(params: dict | None = None) -> dict:
+        """The run's plan from its checked form; a bad field fails the run here, in one line."""
+        try:
+            request = RunRequest.from_form(dict(params or {}), default_profile=DEFAULT_PROFILE)
+        except ValueError as error:
+            # AirflowFailException: failed at once, not retried (a user's mistake)
+            raise AirflowFailException(f"run configuration: {error}") from None
+        return request.plan()
 
     @task
     def backbones_of(the_plan: dict) -> list[str]:
@@ -257,14 +281,14 @@ def covidct_retraining():
 
         return report.write_summary(_settings(), _run_id())
 
+    the_plan = plan()  # first: nothing starts before the run configuration is checked
     ready = setup()
     batches = discover()
-    ready >> batches
+    the_plan >> ready >> batches
     verdicts = validate.expand(batch_id=batches)
     quarantine.expand(verdict=verdicts)
     curated = curate(verdicts)
     fold_specs = make_folds(curated)
-    the_plan = plan()
     trained = train.partial(the_plan=the_plan).expand(
         backbone=backbones_of(the_plan), fold_spec=fold_specs
     )

@@ -18,6 +18,9 @@ fi
 # cpu-smoke at 64x64, 16 slices a step; 1 epoch x 40 steps = 640 slices per model, each class
 # drawn half the time; ResNet152 is the baseline every challenger must beat.
 CONF=${DEMO_CONF:-'{"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "resnet50"], "epochs": 1, "steps_per_epoch": 40}'}
+# first, before any setup: the run configuration, checked as the DAG's first task checks it
+# (one line naming the field, the bad value and the allowed values; exit 2)
+$RUN covidct check-conf "$CONF" >/dev/null || exit 2
 start=$(date +%s)
 step() { printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 mkdir -p "$INBOX" "$AIRFLOW_HOME"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,99 @@ def test_landing_the_same_batch_again_says_it_was_already_landed(
     again = capsys.readouterr().out
     assert again.startswith("already landed, nothing changed: landing/b1 already holds")
     assert "as landing/" not in again and sorted((tmp_path / "lake").rglob("*")) == before
+
+
+# ------------------------------------------------------------- run configurations (issue 17.5)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("conf", "code", "needle"),
+    [
+        ('{"profile": "cpu-smoke", "folds": 2, "epochs": 1}', EXIT_OK, "1 epoch x 3 steps, 64 px"),
+        ("{}", EXIT_OK, "cpu-smoke: 2 epochs x 3 steps"),  # the deployment's default profile
+        ('{"profile": "gpu"}', EXIT_ERROR, "profile: expected one of paper, gpu-fast, cpu-smoke"),
+        ('{"image_size": 8}', EXIT_ERROR, "image_size: expected an integer from 32 to 1024"),
+        ('{"profile": "cpu-smoke",}', EXIT_ERROR, "run configuration is not JSON"),
+    ],
+)
+def test_check_conf(conf: str, code: int, needle: str, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("COVIDCT_DEFAULT_PROFILE", raising=False)
+    assert main(["check-conf", conf]) == code
+    out = capsys.readouterr()
+    assert needle in (out.out if code == EXIT_OK else out.err)
+    if code != EXIT_OK:
+        assert out.err.startswith("covidct check-conf: error: ") and out.err.count("\n") == 1
+
+
+def test_check_conf_uses_the_deployments_default_profile(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("COVIDCT_DEFAULT_PROFILE", "gpu-fast")
+    assert main(["check-conf", "{}"]) == EXIT_OK
+    assert "gpu-fast: 100 epochs x one pass, 512 px, batch 32" in capsys.readouterr().out
+
+
+def test_the_demo_refuses_a_bad_conf_in_seconds_with_one_line(tmp_path: Path) -> None:
+    """``infra/demo.sh`` as ``make demo DEMO_CONF=...`` runs it: it stops at its first step, the
+    check, with one line and exit 2, before any setup (nothing written under its homes). The
+    shared data folder is empty, so a demo that skipped the check would stop on that instead."""
+    home, shared = tmp_path / "home", tmp_path / "shared"
+    shared.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVIDCT_", "AIRFLOW"))}
+    env |= {
+        "SHARED": str(shared),
+        "COVIDCT_HOME": str(home),
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "RUN": "env",  # the venv's scripts from PATH, as `uv run` would
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+    }
+    started = time.monotonic()
+    bad = subprocess.run(
+        ["bash", str(REPO / "infra" / "demo.sh")],
+        cwd=REPO, env=env | {"DEMO_CONF": '{"profile": "gpu"}'},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert bad.returncode == EXIT_ERROR, bad.stderr
+    assert bad.stderr.strip() == (
+        "covidct check-conf: error: profile: expected one of paper, gpu-fast, cpu-smoke; got 'gpu'"
+    )
+    assert bad.stdout == "" and not home.exists()
+    assert elapsed < 20, f"the check took {elapsed:.1f} s"
+    good = subprocess.run(
+        ["bash", str(REPO / "infra" / "demo.sh")],
+        cwd=REPO, env=env | {"DEMO_CONF": '{"profile": "cpu-smoke", "folds": 2}'},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert good.returncode == 2 and "data/tcia is missing" in good.stderr  # past the check
+
+
+#: Airflow's own heuristic behind "the deployment shape looks like production", evaluated with
+#: the configuration `make airflow-ui` gives `airflow standalone`.
+LOOKS_LIKE_PRODUCTION = """
+import sys
+import time
+from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+from airflow.configuration import conf
+print("HOST=" + conf.get("api", "host"), SimpleAuthManager._looks_like_production())
+"""
+
+
+@pytest.mark.parametrize(("api_host", "production"), [(None, "False"), ("0.0.0.0", "True")])
+def test_make_airflow_ui_binds_loopback_and_does_not_look_like_production(
+    tmp_path: Path, api_host: str | None, production: str
+) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(LOOKS_LIKE_PRODUCTION)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVIDCT_", "AIRFLOW"))}
+    env |= {"COVIDCT_HOME": str(tmp_path), "AIRFLOW_HOME": str(tmp_path / "airflow")}
+    if api_host is not None:  # an operator's own choice still wins (and is warned about)
+        env["AIRFLOW__API__HOST"] = api_host
+    make = ["make", "-s", "--no-print-directory", "airflow-ui", "UV=true"]
+    done = subprocess.run(
+        [*make, f"RUN={sys.executable} {probe}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert last == f"HOST={api_host or '127.0.0.1'} {production}"

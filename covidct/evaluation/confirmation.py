@@ -39,6 +39,7 @@ from covidct.config import Settings
 from covidct.data import sequester
 from covidct.lake.storage import read_parquet, write_parquet
 from covidct.schema import ALIAS_CHAMPION, BASELINE_BACKBONE, CURATED, RUNS
+from covidct.training.spec import SPEC_TAG, TrainingSpec
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def seen_patients(store: Any, members: Sequence[Mapping[str, Any]]) -> list[str]
 
 
 def _scored(
-    settings: Settings, model: Any, frame: pd.DataFrame, params: Mapping[str, Any], threshold: float
+    settings: Settings, model: Any, frame: pd.DataFrame, params: TrainingSpec, threshold: float
 ) -> pd.DataFrame:
     from covidct import pipeline
 
@@ -137,7 +138,9 @@ def build_deployable(
 
     Idempotent per (DAG run, backbone): a retry reuses the version registered first. Returns
     ``{"backbone", "version", "model_uri", "registered_model_digest", "patient_threshold",
-    "seen_patients_key", "train_params", "members"}``.
+    "seen_patients_key", "train_params", "members"}`` (``train_params``:
+    ``TrainingSpec.to_dict()``, also the version's ``train_params`` tag). Raises ValueError when
+    the members were trained with different training specs.
     """
     import mlflow
 
@@ -147,7 +150,13 @@ def build_deployable(
     store = pipeline.lake(settings)
     client = registry.client(settings.mlflow.tracking_uri)
     members = members_of(evaluations, backbone)
-    params = dict(members[0]["train_params"])
+    params = TrainingSpec.from_dict(members[0]["train_params"])
+    for member in members[1:]:
+        if TrainingSpec.from_dict(member["train_params"]) != params:
+            raise ValueError(
+                f"{backbone}: fold run {member['run_id']} was trained with "
+                f"{member['train_params']}, fold run {members[0]['run_id']} with {params.to_dict()}"
+            )
     prefix = f"{RUNS}/{pipeline.run_key_of(dag_run_id)}/deployables/{backbone}"
     seen = seen_patients(store, members)
     seen_key = write_parquet(
@@ -174,7 +183,7 @@ def build_deployable(
         "dataset_version": members[0]["dataset_version"],
         "deployable": f"ensemble of {len(members)} fold models (mean softmax)",
         "member_runs": json.dumps([m["run_id"] for m in members]),
-        "train_params": json.dumps(params, sort_keys=True),
+        SPEC_TAG: params.to_tag(),
         "patient_threshold": f"{threshold:.6f}",
         "seen_patients_key": seen_key,
         "seen_patients": str(len(seen)),
@@ -196,7 +205,7 @@ def build_deployable(
 def _record(
     backbone: str,
     version: Any,
-    params: Mapping[str, Any],
+    params: TrainingSpec,
     threshold: float,
     seen_key: str,
     members: Sequence[Mapping[str, Any]],
@@ -208,7 +217,7 @@ def _record(
         "registered_model_digest": version.tags.get(DIGEST_TAG),
         "patient_threshold": float(version.tags.get("patient_threshold", threshold)),
         "seen_patients_key": version.tags.get("seen_patients_key", seen_key),
-        "train_params": dict(params),
+        "train_params": params.to_dict(),
         "members": [m["run_id"] for m in members],
     }
 
@@ -239,9 +248,8 @@ def score_registered(
     local = download(record["model_uri"])
     training.register_custom_objects()
     model = mlflow.keras.load_model(str(local))
-    predictions = _scored(
-        settings, model, sequestered, record["train_params"], record["patient_threshold"]
-    )
+    spec = TrainingSpec.from_dict(record["train_params"])
+    predictions = _scored(settings, model, sequestered, spec, record["patient_threshold"])
     key = f"{RUNS}/{pipeline.run_key_of(dag_run_id)}/sequestered/{name}.csv"
     store.write_bytes(key, predictions.to_csv(index=False).encode())
     seen = set(read_parquet(store, record["seen_patients_key"])["patient_key"].astype(str))
@@ -252,9 +260,7 @@ def score_registered(
         "predictions_key": key,
         "patients": len(scored),
         "overlap_patients": len(scored & seen),
-        "probe_key": evidence.probe_predictions(
-            settings, model, record["train_params"], name, dag_run_id
-        )
+        "probe_key": evidence.probe_predictions(settings, model, spec.to_dict(), name, dag_run_id)
         if probe
         else "",  # what the serving check compares the served model with
     }
@@ -267,7 +273,10 @@ def champion_record(
 
     A champion developed under an earlier sequestration epoch may have seen patients that are
     sequestered now: it is scored only on those it never saw, and a note says so. A champion
-    without recorded lineage (registered before sequestration) is not compared (note).
+    without recorded lineage (registered before sequestration) is not compared (note); nor is one
+    whose ``train_params`` tag cannot be read as a training spec (note naming the field). A tag
+    written before the typed spec (the form's non-null values only) is read with
+    ``TrainingSpec.from_tag(..., legacy=True)``: absent fields take the profile's values.
     Returns ``(None, empty, notes)`` when there is no champion or nothing clean to score.
     """
     from covidct import pipeline
@@ -304,8 +313,13 @@ def champion_record(
             "judged against the baseline only"
         )
         return None, sequestered.iloc[:0], notes
+    try:
+        spec = TrainingSpec.from_tag(tags.get(SPEC_TAG), legacy=True)
+    except ValueError as error:
+        notes.append(f"{label}: its training spec is unreadable ({error}); not compared")
+        return None, sequestered.iloc[:0], notes
     record = _record(
-        str(tags.get("backbone")), version, json.loads(tags.get("train_params", "{}")),
+        str(tags.get("backbone")), version, spec,
         float(tags["patient_threshold"]), tags["seen_patients_key"],
         [{"run_id": run} for run in json.loads(tags.get("member_runs", "[]"))],
     )  # fmt: skip

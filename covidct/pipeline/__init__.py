@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     )
     from covidct.pipeline.development import (
         checkpoint_prefix,
-        config_from_params,
         evaluate,
         gradcam_png,
         headline_metrics,
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
         predictions_frame,
         setup_mlflow,
         train,
+        training_config,
         weights_cache,
     )
     from covidct.pipeline.evidence import (
@@ -95,7 +95,6 @@ _EXPORTS: dict[str, str] = {
     "aggregate": "covidct.pipeline.decision",
     "checkpoint_prefix": "covidct.pipeline.development",
     "choose_candidate": "covidct.pipeline.decision",
-    "config_from_params": "covidct.pipeline.development",
     "confirm": "covidct.pipeline.decision",
     "confirm_evidence": "covidct.pipeline.evidence",
     "curate": "covidct.pipeline.intake",
@@ -130,6 +129,7 @@ _EXPORTS: dict[str, str] = {
     "setup_mlflow": "covidct.pipeline.development",
     "subgroup_rule": "covidct.pipeline.evidence",
     "train": "covidct.pipeline.development",
+    "training_config": "covidct.pipeline.development",
     "validate": "covidct.pipeline.intake",
     "weights_cache": "covidct.pipeline.development",
 }
@@ -147,7 +147,6 @@ __all__ = [
     "aggregate",
     "checkpoint_prefix",
     "choose_candidate",
-    "config_from_params",
     "confirm",
     "confirm_evidence",
     "curate",
@@ -182,6 +181,7 @@ __all__ = [
     "setup_mlflow",
     "subgroup_rule",
     "train",
+    "training_config",
     "validate",
     "weights_cache",
 ]

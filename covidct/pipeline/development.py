@@ -24,6 +24,7 @@ from covidct.schema import (
     LABEL_TO_CLASS,
     RUNS,
 )
+from covidct.training.spec import TrainingSpec
 
 # --------------------------------------------------------------------------- MLflow helpers
 
@@ -59,22 +60,16 @@ def setup_mlflow(settings: Settings) -> str:
 # --------------------------------------------------------------------------- train / evaluate
 
 
-def config_from_params(train_params: Mapping[str, Any]) -> Any:
-    """Return the ``TrainingConfig`` of a profile name plus the DAG form's overrides.
+def training_config(spec: TrainingSpec | Mapping[str, Any]) -> Any:
+    """The ``TrainingConfig`` of a run's training spec (a :class:`TrainingSpec` or its
+    :meth:`~TrainingSpec.to_dict` from XCom or a record; ValueError names a bad field).
 
     ``weights`` (None or ``"imagenet"``) is taken as it is; the cache it reads from is the
     worker's (:func:`weights_cache`), added by :func:`train`.
     """
     from covidct import training
 
-    overrides: dict[str, Any] = {
-        key: int(train_params[key])
-        for key in ("epochs", "steps_per_epoch", "image_size", "batch_size")
-        if train_params.get(key) is not None
-    }
-    if train_params.get("weights") is not None:
-        overrides["weights"] = str(train_params["weights"])
-    return training.TrainingConfig.from_profile(train_params.get("profile", "paper"), **overrides)
+    return training.TrainingConfig.from_spec(TrainingSpec.of(spec))
 
 
 def weights_cache(settings: Settings) -> Any:
@@ -101,18 +96,19 @@ def train(
     settings: Settings,
     backbone: str,
     fold_spec: Mapping[str, Any],
-    train_params: Mapping[str, Any],
+    train_params: TrainingSpec | Mapping[str, Any],
     dag_run_id: str,
 ) -> dict[str, Any]:
     """Train one backbone on one fold; log it to MLflow. Resumes from its last checkpoint.
 
-    ``train_params``: ``profile`` plus optional overrides ``epochs``, ``steps_per_epoch``,
-    ``image_size``, ``batch_size`` and ``weights`` (``"imagenet"``: read from the configured
-    weights cache, ``COVIDCT_WEIGHTS_CACHE``). Every epoch's checkpoint is mirrored to the lake
+    ``train_params``: the run's :class:`TrainingSpec` or its dict (the plan's XCom; a missing
+    or unknown field is a ValueError); ``weights`` ``"imagenet"`` reads the configured weights
+    cache, ``COVIDCT_WEIGHTS_CACHE``. Every epoch's checkpoint is mirrored to the lake
     under :func:`checkpoint_prefix`, so a retry on any worker resumes from the last epoch; the
     last epoch stays there as the run's artifact, the worker's local copy is removed after
     success. Returns ``{"backbone", "fold", "run_id", "model_uri", "val_accuracy", "fold_key",
-    "fold_digest", "dataset_version", "train_params", "checkpoint_uri"}``; ``val_accuracy`` is
+    "fold_digest", "dataset_version", "train_params", "checkpoint_uri"}`` (``train_params``:
+    ``TrainingSpec.to_dict()``); ``val_accuracy`` is
     the last epoch's, None for a profile that does not validate during training (cpu-smoke).
     """
     import mlflow
@@ -120,12 +116,13 @@ def train(
     from covidct import training
     from covidct.data import fold_manifests
 
+    spec = TrainingSpec.of(train_params)  # before any work: a bad spec fails here
     setup_mlflow(settings)
     store = lake(settings)
     fold = int(fold_spec["fold"])
     frame = read_parquet(store, fold_spec["key"])
     image_root = materialize(store, CURATED_BATCHES, settings)
-    config = replace(config_from_params(train_params), weights_cache=weights_cache(settings))
+    config = replace(training_config(spec), weights_cache=weights_cache(settings))
     local_dir = settings.work_dir / CHECKPOINTS / run_key_of(dag_run_id) / backbone / f"fold-{fold}"
     mirror = training.CheckpointMirror(
         store, checkpoint_prefix(dag_run_id, backbone, fold), local_dir
@@ -172,7 +169,7 @@ def train(
         "fold_key": fold_spec["key"],
         "fold_digest": fold_spec["digest"],
         "dataset_version": fold_spec["dataset_version"],
-        "train_params": dict(train_params),
+        "train_params": spec.to_dict(),
         "checkpoint_uri": mirror.store.uri(mirror.prefix),
     }
 
@@ -209,14 +206,18 @@ def predictions_frame(
 
 
 def predict_split(
-    settings: Settings, model: Any, frame: pd.DataFrame, train_params: Mapping[str, Any]
+    settings: Settings,
+    model: Any,
+    frame: pd.DataFrame,
+    train_params: TrainingSpec | Mapping[str, Any],
 ) -> pd.DataFrame:
-    """Predict p(COVID) for every slice of ``frame`` (a fold-manifest split)."""
+    """Predict p(COVID) for every slice of ``frame`` (a fold-manifest split), preprocessed as
+    the model's training spec ``train_params`` says (a :class:`TrainingSpec` or its dict)."""
     from covidct import training
 
     store = lake(settings)
     image_root = materialize(store, CURATED_BATCHES, settings)
-    config = config_from_params(train_params)
+    config = training_config(train_params)
     scores = training.predict_p_covid(
         model, list(frame["path"]), image_root=image_root, config=config
     )
@@ -239,8 +240,9 @@ def evaluate(settings: Settings, trained: Mapping[str, Any], dag_run_id: str) ->
     training.register_custom_objects()
     model = mlflow.keras.load_model(trained["model_uri"])
     fold = int(trained["fold"])
-    val = predict_split(settings, model, _split(frame, "val"), trained["train_params"])
-    test = predict_split(settings, model, _split(frame, "test"), trained["train_params"])
+    spec = TrainingSpec.from_dict(trained["train_params"])
+    val = predict_split(settings, model, _split(frame, "val"), spec)
+    test = predict_split(settings, model, _split(frame, "test"), spec)
     test["fold"] = fold
     threshold = evaluation.choose_patient_threshold(val)
     test["patient_threshold"] = threshold
@@ -259,7 +261,7 @@ def evaluate(settings: Settings, trained: Mapping[str, Any], dag_run_id: str) ->
         mlflow.log_param("patient_threshold", threshold)
         mlflow.log_text(test.to_csv(index=False), "predictions/test.csv")
         log_figures(test)
-        store.write_bytes(gradcam_key, gradcam_png(settings, model, test, trained["train_params"]))
+        store.write_bytes(gradcam_key, gradcam_png(settings, model, test, spec))
         mlflow.log_artifact(str(_local_copy(store, gradcam_key, settings)), "plots")
     return {**trained, "predictions_key": key, "gradcam_key": gradcam_key, "metrics": metrics}
 
@@ -272,7 +274,10 @@ def _local_copy(store: Any, key: str, settings: Settings) -> Path:
 
 
 def gradcam_png(
-    settings: Settings, model: Any, test: pd.DataFrame, train_params: Mapping[str, Any]
+    settings: Settings,
+    model: Any,
+    test: pd.DataFrame,
+    train_params: TrainingSpec | Mapping[str, Any],
 ) -> bytes:
     """Grad-CAM overlays (PNG bytes) for a sample of true/false positives/negatives of ``test``."""
     import matplotlib
@@ -282,7 +287,7 @@ def gradcam_png(
 
     from covidct.evaluation import explain
 
-    config = config_from_params(train_params)
+    config = training_config(train_params)
     image_root = materialize(lake(settings), CURATED_BATCHES, settings)
     figure = explain.gradcam_for_predictions(
         model, test, image_root=image_root, transform=config.transform,

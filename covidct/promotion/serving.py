@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from covidct.training.spec import TrainingSpec
+
 #: Largest tolerated max |p_covid(serving) - p_covid(evaluation)| (see the module docstring).
 P_COVID_TOLERANCE = 1e-4
 #: Seconds the serving process may take (imports, load, two prediction passes).
@@ -121,17 +123,20 @@ def write_probe_set(out_dir: Path, *, count: int = 8, tcia_dir: Path | None = No
     return probe_set(Path(out_dir), [written[i] for i in picks])
 
 
-def _config(train_params: Mapping[str, Any]) -> Any:
-    from covidct.pipeline import config_from_params
+def _config(train_params: TrainingSpec | Mapping[str, Any]) -> Any:
+    from covidct.training import TrainingConfig
 
-    return config_from_params(train_params)
+    return TrainingConfig.from_spec(TrainingSpec.of(train_params))
 
 
-def evaluate_probe(model: Any, probe: ProbeSet, train_params: Mapping[str, Any]) -> np.ndarray:
+def evaluate_probe(
+    model: Any, probe: ProbeSet, train_params: TrainingSpec | Mapping[str, Any]
+) -> np.ndarray:
     """P(COVID) of ``model`` on the probe slices in this process: float64 (n,).
 
-    ``train_params``: the registered version's training parameters (profile, image size...),
-    which fix the preprocessing, exactly as the evaluation used them.
+    ``train_params``: the registered version's :class:`~covidct.training.TrainingSpec` (or its
+    dict; ValueError names a missing or bad field), which fixes the preprocessing (image size)
+    exactly as the evaluation used it.
     """
     from covidct import training
 
@@ -189,7 +194,7 @@ def serving_check(
     model_uri: str,
     probe: ProbeSet,
     expected_p_covid: Sequence[float] | np.ndarray,
-    train_params: Mapping[str, Any],
+    train_params: TrainingSpec | Mapping[str, Any],
     *,
     tracking_uri: str,
     registry_uri: str | None = None,
@@ -210,8 +215,10 @@ def serving_check(
     or
     missing temperature, or scaled predictions beyond the tolerance, refuse. None skips it.
 
-    Raises ValueError when ``expected_p_covid`` does not have one value per probe slice.
+    Raises ValueError when ``expected_p_covid`` does not have one value per probe slice, or
+    for a bad ``train_params`` (the version's training spec, sent to the serving process).
     """
+    spec = TrainingSpec.of(train_params)
     expected = np.asarray(expected_p_covid, dtype=np.float64)
     if expected.shape != (len(probe.paths),):
         raise ValueError(
@@ -228,7 +235,7 @@ def serving_check(
                     "registry_uri": registry_uri or tracking_uri,
                     "files": [str(f) for f in probe.files],
                     "image_root": str(probe.root),
-                    "train_params": dict(train_params),
+                    "train_params": spec.to_dict(),
                     "output": str(output),
                 }
             )

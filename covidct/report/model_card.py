@@ -33,6 +33,7 @@ from covidct.pipeline.evidence import EVIDENCE, read_json, run_prefix
 from covidct.report import evidence_html
 from covidct.report.evidence_html import escape, number
 from covidct.report.html_report import gate_html, render_page, table_html
+from covidct.training.spec import SPEC_TAG, TrainingSpec
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,17 @@ def _kv(rows: list[tuple[str, Any]]) -> str:
         [[escape(k), escape(v)] for k, v in rows],
         table_class="text",
     )
+
+
+def _spec_text(tag: str | None) -> str:
+    """A version's ``train_params`` tag in words (:meth:`TrainingSpec.describe`; tags written
+    before the typed spec read as ``TrainingSpec.from_tag(..., legacy=True)`` does)."""
+    if tag is None:
+        return "-"
+    try:
+        return TrainingSpec.from_tag(tag, legacy=True).describe()
+    except ValueError as error:
+        return f"unreadable: {error}"
 
 
 def _batch_of(manifest: pd.DataFrame) -> pd.Series:
@@ -195,6 +207,8 @@ def change_html(client: Any, settings: Settings, version: str, gate: Mapping[str
     rows = []
     for field in fields:
         a, b = theirs.get(field, "-"), ours.get(field, "-")
+        if field == SPEC_TAG:  # compared as specs: a legacy tag and its full form are equal
+            a, b = _spec_text(theirs.get(field)), _spec_text(ours.get(field))
         rows.append([escape(field), escape(a), escape(b),
                      "changed" if a != b else ""])  # fmt: skip
     models = gate.get("models") or {}
@@ -244,7 +258,7 @@ def render_card(settings: Settings, version: str) -> str:
         ("registered model", f"{name} version {version}"),
         ("backbone", backbone),
         ("deployable", tags.get("deployable", "-")),
-        ("training parameters", tags.get("train_params", "-")),
+        ("training parameters", _spec_text(tags.get(SPEC_TAG))),
         ("member fold runs", tags.get("member_runs", "-")),
         ("patient threshold", tags.get("patient_threshold", "-")),
         ("temperature", tags.get("temperature", "not fitted")),

@@ -2,7 +2,11 @@
 
 Modules:
 
-* ``profiles``: ``TrainingConfig``, the named profiles, ``TrainResult``
+* ``spec``: ``TrainingSpec`` (what a run trains with, carried through XCom and the registry's
+  ``train_params`` tag), ``RunRequest`` (the DAG's run form, checked), the profile names and
+  schedules; free of Keras, so the DAG file and ``covidct check-conf`` import it
+* ``profiles``: ``TrainingConfig`` (built from a spec by ``TrainingConfig.from_spec``), the
+  named profiles, ``TrainResult``
 * ``datasets``: the training table as class indices and tf.data datasets
 * ``optimization``: precision, distribution, the training model, batch-norm handling, fused Nadam,
   compile
@@ -59,9 +63,21 @@ if TYPE_CHECKING:
         COMPILE_MIN_STEPS,
         SHORT_RUN_AUGMENT,
         LearningRateRule,
-        Profile,
         TrainingConfig,
         TrainResult,
+    )
+    from covidct.training.spec import (
+        FOLDS_RANGE,
+        FORM_DEFAULTS,
+        IMAGE_SIZE_RANGE,
+        PROFILE_SCHEDULES,
+        SPEC_TAG,
+        WEIGHTS_NAMES,
+        Profile,
+        RunRequest,
+        Schedule,
+        TrainingSpec,
+        check_conf,
     )
     from covidct.training.tracking import (
         MlflowEpochMetrics,
@@ -89,20 +105,30 @@ _EXPORTS: dict[str, str] = {
     "CheckpointStateError": "covidct.training.checkpoints",
     "CheckpointSyncError": "covidct.training.checkpoints",
     "EpochCheckpoint": "covidct.training.checkpoints",
+    "FOLDS_RANGE": "covidct.training.spec",
+    "FORM_DEFAULTS": "covidct.training.spec",
+    "IMAGE_SIZE_RANGE": "covidct.training.spec",
     "LABEL_COLUMN": "covidct.training.datasets",
     "LearningRateRule": "covidct.training.profiles",
     "MlflowEpochMetrics": "covidct.training.tracking",
     "Nadam": "covidct.training.optimization",
     "OPTIMIZER_STATE": "covidct.training.checkpoints",
     "PATH_COLUMN": "covidct.training.datasets",
-    "Profile": "covidct.training.profiles",
+    "PROFILE_SCHEDULES": "covidct.training.spec",
+    "Profile": "covidct.training.spec",
     "RESIDUAL_LAST_BN": "covidct.training.optimization",
     "RESUME_MAY_CHANGE": "covidct.training.checkpoints",
+    "RunRequest": "covidct.training.spec",
     "SHORT_RUN_AUGMENT": "covidct.training.profiles",
+    "SPEC_TAG": "covidct.training.spec",
     "STATE_FILE": "covidct.training.checkpoints",
+    "Schedule": "covidct.training.spec",
     "TrainResult": "covidct.training.profiles",
     "TrainingConfig": "covidct.training.profiles",
+    "TrainingSpec": "covidct.training.spec",
+    "WEIGHTS_NAMES": "covidct.training.spec",
     "available_backbones": "covidct.training.trainer",
+    "check_conf": "covidct.training.spec",
     "compile_model": "covidct.training.optimization",
     "distribution_strategy": "covidct.training.optimization",
     "graph_optimizer_policy": "covidct.training.optimization",
@@ -137,20 +163,30 @@ __all__ = [
     "CheckpointStateError",
     "CheckpointSyncError",
     "EpochCheckpoint",
+    "FOLDS_RANGE",
+    "FORM_DEFAULTS",
+    "IMAGE_SIZE_RANGE",
     "LABEL_COLUMN",
     "LearningRateRule",
     "MlflowEpochMetrics",
     "Nadam",
     "OPTIMIZER_STATE",
     "PATH_COLUMN",
+    "PROFILE_SCHEDULES",
     "Profile",
     "RESIDUAL_LAST_BN",
     "RESUME_MAY_CHANGE",
+    "RunRequest",
     "SHORT_RUN_AUGMENT",
+    "SPEC_TAG",
     "STATE_FILE",
+    "Schedule",
     "TrainResult",
     "TrainingConfig",
+    "TrainingSpec",
+    "WEIGHTS_NAMES",
     "available_backbones",
+    "check_conf",
     "compile_model",
     "distribution_strategy",
     "graph_optimizer_policy",

@@ -1,12 +1,14 @@
 """What one training run is: :class:`TrainingConfig` (backbone, image size, schedule, batch size,
 augmentation, precision), the named profiles it is built from (:class:`Profile`: ``paper``,
-``cpu-smoke``, ...) and :class:`TrainResult`, what a finished run hands back.
+``cpu-smoke``, ...; their schedules in :data:`covidct.training.spec.PROFILE_SCHEDULES`) and
+:class:`TrainResult`, what a finished run hands back. A run's :class:`TrainingSpec` becomes its
+config in one place, :meth:`TrainingConfig.from_spec`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,7 @@ from covidct.config import parse_enum
 from covidct.data.augment import AugmentConfig
 from covidct.data.loading import IntensityTransform
 from covidct.models.weights import ChannelAdaptation, WeightsCache
-
-
-class Profile(StrEnum):
-    """Training profile (see module docstring)."""
-
-    PAPER = "paper"
-    GPU_FAST = "gpu-fast"
-    CPU_SMOKE = "cpu-smoke"
+from covidct.training.spec import PROFILE_SCHEDULES, Profile, TrainingSpec
 
 
 class LearningRateRule(StrEnum):
@@ -113,6 +108,15 @@ class TrainingConfig:
             raise ValueError(f"unknown TrainingConfig fields {sorted(unknown)}")
         return replace(base, **overrides)
 
+    @classmethod
+    def from_spec(cls, spec: TrainingSpec, **extra: Any) -> TrainingConfig:
+        """The config of a run's :class:`~covidct.training.spec.TrainingSpec`: its profile's
+        settings with the spec's epochs, steps per epoch, image size, batch size and weights,
+        plus ``extra`` (fields the spec does not carry, e.g. ``weights_cache``). The one place
+        a spec becomes a config."""
+        values = spec.to_dict()
+        return cls.from_profile(values.pop("profile"), **values, **extra)
+
     def eager(self, replicas: int) -> bool:
         """Whether the train step runs eagerly (``run_eagerly``; None: fewer than
         :data:`COMPILE_MIN_STEPS` steps in all, where tracing costs more than it saves)."""
@@ -163,15 +167,10 @@ SHORT_RUN_AUGMENT = AugmentConfig(rotation_degrees=0.0, zoom=0.0, width_shift=0.
 
 
 _PROFILES: dict[Profile, TrainingConfig] = {
-    Profile.PAPER: TrainingConfig(
-        Profile.PAPER, epochs=100, steps_per_epoch=100, batch_size=10, image_size=512
-    ),
+    Profile.PAPER: TrainingConfig(Profile.PAPER, **asdict(PROFILE_SCHEDULES[Profile.PAPER])),
     Profile.GPU_FAST: TrainingConfig(
         Profile.GPU_FAST,
-        epochs=100,
-        steps_per_epoch=None,
-        batch_size=32,
-        image_size=512,
+        **asdict(PROFILE_SCHEDULES[Profile.GPU_FAST]),
         learning_rate_rule=LearningRateRule.LINEAR,
         augment_on_device=True,
         mixed_precision=True,
@@ -180,10 +179,7 @@ _PROFILES: dict[Profile, TrainingConfig] = {
     ),
     Profile.CPU_SMOKE: TrainingConfig(
         Profile.CPU_SMOKE,
-        epochs=2,
-        steps_per_epoch=3,
-        batch_size=16,
-        image_size=64,
+        **asdict(PROFILE_SCHEDULES[Profile.CPU_SMOKE]),
         learning_rate=1e-3,
         batchnorm_momentum=0.9,
         balance_classes=True,

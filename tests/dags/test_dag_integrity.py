@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -239,3 +242,95 @@ def test_unpausing_creates_no_scheduled_run(airflow_env: dict[str, str], tmp_pat
     next_run = datetime.fromisoformat(create_after)
     assert next_run > datetime.now(UTC)
     assert next_run.weekday() == 6 and (next_run.hour, next_run.minute) == (0, 0)  # Sunday 00:00
+
+
+# --------------------------------------------------------------------- the form -> the spec
+
+
+def test_form_bounds_and_defaults_are_the_librarys(dag) -> None:  # type: ignore[no-untyped-def]
+    from covidct.training.spec import FOLDS_RANGE, FORM_DEFAULTS, IMAGE_SIZE_RANGE, WEIGHTS_NAMES
+
+    params = dag.params
+    assert list(params.keys()) == list(FORM_DEFAULTS)  # check-conf knows every field of the form
+    defaults = {name: params[name] for name in FORM_DEFAULTS if name != "profile"}
+    assert defaults == {k: v for k, v in FORM_DEFAULTS.items() if k != "profile"}
+    folds = params.get_param("folds").schema
+    assert (folds["minimum"], folds["maximum"]) == FOLDS_RANGE
+    size = params.get_param("image_size").schema
+    assert (size["minimum"], size["maximum"]) == IMAGE_SIZE_RANGE
+    assert params.get_param("weights").schema["enum"] == [None, *WEIGHTS_NAMES]
+
+
+def test_plan_runs_first(dag) -> None:  # type: ignore[no-untyped-def]
+    assert dag.get_task("plan").upstream_task_ids == set()
+    assert "plan" in dag.get_task("setup").upstream_task_ids
+
+
+#: (run configuration, the one line the library's check gives, or None when it is valid)
+FORM_ROWS = [
+    ({}, None),
+    ({"profile": "paper", "image_size": 256, "weights": "imagenet", "folds": 3}, None),
+    ({"profile": "cpu-smoke", "epochs": 1, "steps_per_epoch": 2, "image_size": 32}, None),
+    ({"backbones": ["vgg16", "vgg16"], "dry_run": True}, None),
+    ({"profile": "gpu"}, "profile: expected one of paper, gpu-fast, cpu-smoke; got 'gpu'"),
+    ({"image_size": 16}, "image_size: expected an integer from 32 to 1024 or null; got 16"),
+    ({"folds": 11}, "folds: expected an integer from 2 to 10; got 11"),
+    ({"epochs": 0}, "epochs: expected an integer >= 1 or null; got 0"),
+    ({"backbones": []}, "backbones: expected a non-empty list of"),
+    ({"backbones": ["alexnet"]}, "backbones: expected names among"),
+    ({"weights": "imagenett"}, "weights: expected one of null, imagenet; got 'imagenett'"),
+]
+
+
+def _resolve(dag, conf: dict) -> dict:  # type: ignore[no-untyped-def]
+    """Airflow's resolution of ``conf`` for the ``plan`` task (``process_params``, as a task run
+    does), on copies of the Params: resolving sets their values, and a task process parses the
+    DAG afresh where the module-scoped ``dag`` fixture must stay clean."""
+    from airflow.sdk.definitions.param import process_params
+
+    task = SimpleNamespace(params=copy.deepcopy(dag.get_task("plan").params))
+    return process_params(
+        SimpleNamespace(params=copy.deepcopy(dag.params)), task, conf, suppress_exception=False
+    )
+
+
+@pytest.mark.parametrize(("conf", "error"), FORM_ROWS)
+def test_form_to_spec_through_the_dags_own_plan_task(dag, conf: dict, error: str | None) -> None:  # type: ignore[no-untyped-def]
+    """Airflow resolves the form as a task run does (``process_params``), then the DAG's own
+    ``plan`` callable builds the spec: Airflow's schema and the library agree on every row."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from covidct.training.spec import RunRequest, TrainingSpec
+
+    plan = dag.get_task("plan")
+    default = os.environ.get("COVIDCT_DEFAULT_PROFILE", "cpu-smoke")
+    if error is not None:
+        with pytest.raises(ParamValidationError):
+            _resolve(dag, conf)
+        with pytest.raises(ValueError, match=re.escape(error)):
+            RunRequest.from_form(conf, default_profile=default)
+        return
+    resolved = _resolve(dag, conf)
+    planned = plan.python_callable(params=resolved)
+    spec = TrainingSpec.from_dict(planned["train_params"])  # the one reader
+    assert spec == RunRequest.from_form(conf, default_profile=default).training
+    assert spec.profile.value == conf.get("profile", default)
+    if "image_size" in conf:
+        assert spec.image_size == conf["image_size"]
+    expected = [] if conf.get("dry_run") else list(dict.fromkeys(resolved["backbones"]))
+    assert planned["backbones"] == expected
+    json.dumps(planned)  # XCom-safe
+
+
+def test_a_conf_airflow_lets_through_fails_the_plan_in_one_line(dag) -> None:  # type: ignore[no-untyped-def]
+    """A key the form does not have passes Airflow's schema (it becomes a new Param); the plan
+    task refuses it, without retries, naming the field and the allowed ones."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    plan = dag.get_task("plan")
+    resolved = _resolve(dag, {"profle": "paper"})
+    with pytest.raises(AirflowFailException) as caught:
+        plan.python_callable(params=resolved)
+    message = str(caught.value)
+    assert message.startswith("run configuration: profle: unknown field of the run configuration")
+    assert "expected backbones, folds, seed, profile," in message and "\n" not in message

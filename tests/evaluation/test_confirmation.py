@@ -23,8 +23,9 @@ from covidct.data import sequester
 from covidct.evaluation import confirmation
 from covidct.lake.backends import LocalStore
 from covidct.promotion import registry
+from covidct.training import TrainingSpec
 
-PARAMS = {"profile": "cpu-smoke", "epochs": 1, "steps_per_epoch": 1, "image_size": 32}
+PARAMS = TrainingSpec.of_profile("cpu-smoke", epochs=1, steps_per_epoch=1, image_size=32).to_dict()
 
 
 def _write_batch(lake: LocalStore, batch: str, first: int, count: int) -> pd.DataFrame:
@@ -116,6 +117,43 @@ def test_registered_model_is_the_evaluated_model(weeks: dict) -> None:
         model = mlflow.keras.load_model(f"models:/covidct-classifier/{gated['version']}")
         assert len(model.layers) == 4  # input, two fold models, their mean
         assert frame["p_covid"].between(0, 1).all()
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        (None, TrainingSpec.from_dict(PARAMS)),  # as registered: the full spec
+        # registered before the typed spec: the form's non-null values; the rest the profile's
+        ('{"epochs": 1, "image_size": 32, "profile": "cpu-smoke", "steps_per_epoch": 1}',
+         TrainingSpec.from_dict(PARAMS)),
+        ('{"profile": "cpu-smoke"}', TrainingSpec.of_profile("cpu-smoke")),
+        ('{"image_size": 32}', "its training spec is unreadable (profile: missing"),
+        ('{"profile": "gpu"}', "its training spec is unreadable (profile: expected one of"),
+    ],
+)  # fmt: skip
+def test_champions_training_spec_is_read_from_its_tag(
+    weeks: dict, tag: str | None, expected: TrainingSpec | str
+) -> None:
+    """The champion is scored with the spec of its ``train_params`` tag; an unreadable tag is
+    a note (the champion is not compared), never a silent default."""
+    settings = weeks["settings"]
+    client = registry.client(settings.mlflow.tracking_uri)
+    champion = registry.get_champion(client, settings.mlflow.model_name).version
+    original = client.get_model_version(settings.mlflow.model_name, champion).tags["train_params"]
+    assert TrainingSpec.from_tag(original) == TrainingSpec.from_dict(PARAMS)
+    lock = sequester.read_lock(weeks["lake"])
+    frame = pd.read_parquet(io.BytesIO(weeks["lake"].read_bytes(
+        confirmation.sequestered_key("v2"))))  # fmt: skip
+    try:
+        if tag is not None:
+            client.set_model_version_tag(settings.mlflow.model_name, champion, "train_params", tag)
+        record, _, notes = confirmation.champion_record(settings, lock, frame)
+    finally:
+        client.set_model_version_tag(settings.mlflow.model_name, champion, "train_params", original)
+    if isinstance(expected, TrainingSpec):
+        assert record is not None and TrainingSpec.from_dict(record["train_params"]) == expected
+    else:
+        assert record is None and any(expected in note for note in notes), notes
 
 
 def test_first_week_promotes_second_week_is_judged_on_new_sequestered_patients(weeks: dict) -> None:

@@ -17,7 +17,7 @@ from covidct import pipeline
 from covidct.config import Settings
 from covidct.lake.backends import LocalStore, open_store
 from covidct.models import BACKBONES, WeightsCache
-from covidct.training import read_remote_state
+from covidct.training import TrainingSpec, read_remote_state
 
 RUN_ID = "manual__2026-12-01T00:00:00+00:00"
 
@@ -53,11 +53,34 @@ def write_notop_file(path: Path) -> keras.Model:
 
 
 @pytest.mark.parametrize(
-    ("train_params", "weights"),
-    [({"profile": "paper"}, None), ({"profile": "cpu-smoke", "weights": "imagenet"}, "imagenet")],
+    ("train_params", "weights", "image_size"),
+    [
+        (TrainingSpec.of_profile("paper"), None, 512),
+        (TrainingSpec.of_profile("cpu-smoke", weights="imagenet").to_dict(), "imagenet", 64),
+        (TrainingSpec.of_profile("cpu-smoke", image_size=96).to_dict(), None, 96),
+    ],
 )
-def test_config_from_params_carries_weights(train_params: dict, weights: str | None) -> None:
-    assert pipeline.config_from_params(train_params).weights == weights
+def test_training_config_of_the_spec_carries_weights_and_size(
+    train_params: object, weights: str | None, image_size: int
+) -> None:
+    config = pipeline.training_config(train_params)  # type: ignore[arg-type]
+    assert (config.weights, config.image_size) == (weights, image_size)
+
+
+@pytest.mark.parametrize(
+    ("train_params", "message"),
+    [
+        ({"profile": "cpu-smoke"}, "epochs: missing from the training spec"),  # no silent default
+        ({}, "profile: missing from the training spec"),
+    ],
+)
+def test_train_refuses_a_partial_spec_before_any_work(
+    train_params: dict, message: str, tmp_path: Path
+) -> None:
+    settings = Settings.from_env({"COVIDCT_HOME": str(tmp_path)})
+    with pytest.raises(ValueError, match=message):
+        pipeline.train(settings, "vgg16", {"fold": 0}, train_params, RUN_ID)
+    assert not (tmp_path / "mlflow.db").exists()  # refused before MLflow or the lake
 
 
 def test_weights_cache_of_settings(tmp_path: Path) -> None:

@@ -25,9 +25,10 @@ from covidct.promotion.serving import (
     serving_check,
     write_probe_set,
 )
+from covidct.training import TrainingSpec
 
 NAME = "covidct-serving-test"
-PARAMS = {"profile": "cpu-smoke", "image_size": 32, "batch_size": 4}
+PARAMS = TrainingSpec.of_profile("cpu-smoke", image_size=32, batch_size=4)
 PROBES = 6
 
 pytestmark = pytest.mark.skipif(
