@@ -37,8 +37,9 @@ import pandas as pd
 
 from covidct.config import Settings
 from covidct.data import sequester
+from covidct.lake.layout import LakeLayout, RunLayout
 from covidct.lake.storage import read_parquet, write_parquet
-from covidct.schema import ALIAS_CHAMPION, BASELINE_BACKBONE, CURATED, RUNS
+from covidct.schema import ALIAS_CHAMPION, BASELINE_BACKBONE
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ REGISTRY_BOOKKEEPING = frozenset({"registered_model_meta"})
 
 def sequestered_key(dataset_version: str) -> str:
     """Lake key of a dataset version's sequestered slices (written by ``pipeline.make_folds``)."""
-    return f"{CURATED}/{dataset_version}/sequestered.parquet"
+    return LakeLayout.sequestered_manifest(dataset_version)
 
 
 def ensemble_model(members: Sequence[Any], name: str = "ensemble") -> Any:
@@ -148,10 +149,10 @@ def build_deployable(
     client = registry.client(settings.mlflow.tracking_uri)
     members = members_of(evaluations, backbone)
     params = dict(members[0]["train_params"])
-    prefix = f"{RUNS}/{pipeline.run_key_of(dag_run_id)}/deployables/{backbone}"
+    run = RunLayout.of(dag_run_id)
     seen = seen_patients(store, members)
     seen_key = write_parquet(
-        store, f"{prefix}/seen_patients.parquet", pd.DataFrame({"patient_key": seen})
+        store, run.seen_patients(backbone), pd.DataFrame({"patient_key": seen})
     )
     oof = pipeline.pooled_predictions(store, evaluations, backbone)
     threshold = evaluation.choose_patient_threshold(oof)
@@ -242,7 +243,7 @@ def score_registered(
     predictions = _scored(
         settings, model, sequestered, record["train_params"], record["patient_threshold"]
     )
-    key = f"{RUNS}/{pipeline.run_key_of(dag_run_id)}/sequestered/{name}.csv"
+    key = RunLayout.of(dag_run_id).sequestered_predictions(name)
     store.write_bytes(key, predictions.to_csv(index=False).encode())
     seen = set(read_parquet(store, record["seen_patients_key"])["patient_key"].astype(str))
     scored = set(predictions["patient_id"].astype(str))
