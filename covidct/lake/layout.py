@@ -10,6 +10,7 @@ equal. Light on purpose: imports only :mod:`covidct.schema` and :mod:`re`.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass
 from typing import ClassVar
@@ -173,6 +174,7 @@ class RunLayout:
     REPORT: ClassVar[str] = "report"
     REPORT_FILE: ClassVar[str] = "report.html"
     MODEL_CARD_FILE: ClassVar[str] = "model_card.html"
+    VERDICT_FILE: ClassVar[str] = "verdict.json"
 
     def __post_init__(self) -> None:
         if self.run_key != run_key_of(self.run_key):
@@ -218,7 +220,7 @@ class RunLayout:
 
     def validation_verdict(self, batch: str) -> str:
         """``runs/<run>/validation/<batch>/verdict.json``."""
-        return f"{self.validation(batch)}/verdict.json"
+        return f"{self.validation(batch)}/{self.VERDICT_FILE}"
 
     @property
     def drift_dir(self) -> str:
@@ -329,6 +331,11 @@ class RunLayout:
     def model_card(self, version: str | int) -> str:
         """``runs/<run>/model_cards/v<N>/model_card.html``."""
         return f"{self.model_card_dir(version)}/{self.MODEL_CARD_FILE}"
+
+    def model_card_from_report(self, version: str | int) -> str:
+        """The link from the report page to a model card: ``../model_cards/v<N>/model_card.html``
+        (:attr:`model_card` relative to :attr:`report_dir`)."""
+        return posixpath.relpath(self.model_card(version), self.report_dir)
 
     @property
     def model_cards_index(self) -> str:

@@ -48,14 +48,18 @@ def validate(
 
     A passed batch is compared with the curated reference (:func:`covidct.pipeline.evidence.
     record_batch_drift`: ``runs/<run>/drift/<batch>.json``, a ``batch_drift`` alert through
-    ``send`` when it drifted; it stays accepted). Returns ``{"batch_id", "passed", "reasons",
-    "report_dir", "manifest_key", "n_slices", "drift"}``.
+    ``send`` when it drifted; it stays accepted). The landed content hash is taken before
+    validation and handed on, as :func:`covidct.lake.curation.ingest_batch` does, so
+    :func:`quarantine` and :func:`curate` move only the content that was validated (landing
+    changed since: ValueError, nothing moved). Returns ``{"batch_id", "passed", "reasons",
+    "report_dir", "manifest_key", "n_slices", "drift", "content_hash"}``.
     """
     from covidct.batch import validation, validation_report
-    from covidct.lake import curation
+    from covidct.lake import curation, custody
     from covidct.pipeline import evidence
 
     store = lake(settings)
+    digest = custody.batch_content_hash(store, custody.landing_prefix(batch_id))
     batch_dir = materialize(store, LakeLayout.landing_batch(batch_id), settings)
     report_dir = settings.work_dir / "reports" / run_key_of(dag_run_id) / batch_id
     verdict = validation.validate_batch(
@@ -82,6 +86,7 @@ def validate(
         "manifest_key": manifest_key,
         "n_slices": int(verdict.n_slices),
         "drift": drift,
+        "content_hash": digest,
     }
 
 
@@ -99,8 +104,9 @@ def quarantine(
         return {"batch_id": verdict["batch_id"], "quarantined": False}
     store = lake(settings)
     where = curation.quarantine_batch(
-        store, verdict["batch_id"], dict(verdict), Path(verdict["report_dir"])
-    )
+        store, verdict["batch_id"], dict(verdict), Path(verdict["report_dir"]),
+        content_hash_hex=verdict.get("content_hash"),
+    )  # fmt: skip
     send_alert(
         settings,
         alerts_mod.AlertKind.BATCH_QUARANTINED,
@@ -141,7 +147,10 @@ def curate(
             continue
         batch_id = verdict["batch_id"]
         manifest = read_parquet(store, verdict["manifest_key"])
-        curation.accept_batch(store, batch_id, manifest=manifest, info={"dag_run_id": dag_run_id})
+        curation.accept_batch(
+            store, batch_id, manifest=manifest, info={"dag_run_id": dag_run_id},
+            content_hash_hex=verdict.get("content_hash"),
+        )  # fmt: skip
         accepted.append(batch_id)
     manifest = curation.accepted_manifests(store)
     if manifest.empty:

@@ -275,7 +275,7 @@ def run_evidence_html(store: Any, prefix: str, out_dir: Path) -> str:
     parts += ["<h3>Serving check</h3>", serving_html(gate.get("serving_check"))]
     cards = read_json(store, run.model_cards_index) or {}
     links = "".join(
-        f'<li><a href="../model_cards/v{escape(v)}/model_card.html">'
+        f'<li><a href="{escape(run.model_card_from_report(v))}">'
         f"model card of version {escape(v)}</a>"
         f" (MLflow: {escape(card.get('artifact_uri', '-'))})</li>"
         for v, card in sorted(cards.items())

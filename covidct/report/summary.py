@@ -46,7 +46,7 @@ def collect_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
 
     store = lake(settings)
     run = RunLayout.of(dag_run_id)
-    verdict_keys = sorted(k for k in store.list(run.validation_dir) if k.endswith("verdict.json"))
+    verdict_keys = sorted(k for k in store.list(run.validation_dir) if k.endswith(run.VERDICT_FILE))
     verdicts = [json.loads(store.read_bytes(k)) for k in verdict_keys]
     board_key = run.leaderboard
     board = (

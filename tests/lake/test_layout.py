@@ -145,6 +145,7 @@ def test_the_real_keys_of_a_run() -> None:
     assert run.report_html.endswith("_00_00/report/report.html")
     assert LakeLayout.quarantine_batch("b1", HASH) == "quarantine/b1/0123456789abcdef"
     assert LakeLayout.LATEST == "runs/LATEST"
+    assert run.model_card_from_report(3) == "../model_cards/v3/model_card.html"
 
 
 def test_a_run_layout_from_its_prefix() -> None:
