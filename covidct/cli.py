@@ -134,16 +134,16 @@ def cmd_land(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from covidct.lake.layout import LakeLayout
     from covidct.report.summary import collect_summary, format_summary
-    from covidct.schema import RUNS
 
     settings = _settings()
     store = _existing_lake(settings)
     run_id = args.run
     if run_id is None:
-        if not store.exists(f"{RUNS}/LATEST"):
+        if not store.exists(LakeLayout.LATEST):
             raise FileNotFoundError(f"no run recorded yet in {settings.lake.uri}")
-        run_id = store.read_bytes(f"{RUNS}/LATEST").decode()
+        run_id = store.read_bytes(LakeLayout.LATEST).decode()
     summary = collect_summary(settings, run_id)
     print(json.dumps(summary, indent=2, default=str) if args.json else format_summary(summary))
     return EXIT_OK

@@ -84,13 +84,15 @@ HEADLINE_METRICS: tuple[str, ...] = (
     "patient_accuracy",
 )
 
-# Storage areas (prefixes under the data-lake root).
+# Storage areas (prefixes under the data-lake root); the keys under them:
+# ``covidct.lake.layout``.
 LANDING = "landing"
 QUARANTINE = "quarantine"
 CURATED = "curated"
 FOLDS = "folds"
 RUNS = "runs"
 LEDGER = "ledger"
+SEQUESTERED = "sequestered"
 
 # MLflow registry aliases.
 ALIAS_CHAMPION = "champion"

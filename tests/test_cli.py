@@ -13,6 +13,7 @@ import pytest
 from covidct.batch.synth import write_synthetic_batch
 from covidct.cli import EXIT_ERROR, EXIT_INVALID, EXIT_OK, main
 from covidct.demo import make_faulty_batch
+from covidct.lake.layout import LakeLayout
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +113,7 @@ def repo_after_demo(tmp_path: Path) -> Path:
             "reason": "candidate beat resnet152 on the sequestered patients",
         },
     )
-    lake.write_bytes("runs/LATEST", b"manual__demo-run")
+    lake.write_bytes(LakeLayout.LATEST, b"manual__demo-run")
     return repo
 
 

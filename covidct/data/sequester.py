@@ -35,11 +35,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from covidct.lake.layout import LakeLayout
 from covidct.lake.storage import read_parquet, write_parquet
 
-PREFIX = "sequestered"
-LOCK_KEY = f"{PREFIX}/lock.json"
-ASSIGNMENT_KEY = f"{PREFIX}/assignment.parquet"
+PREFIX = LakeLayout.SEQUESTERED
+LOCK_KEY = LakeLayout.SEQUESTER_LOCK
+ASSIGNMENT_KEY = LakeLayout.SEQUESTER_ASSIGNMENT
 SEQUESTERED = "sequestered"
 DEVELOPMENT = "development"
 DEFAULT_SALT = "covidct-sequester-v1"
@@ -158,7 +159,7 @@ def _write_lock(
         "by": by,
         "previous": previous,
     }
-    store.write_bytes(f"{PREFIX}/locks/epoch-{epoch:04d}.json", json.dumps(lock).encode())
+    store.write_bytes(LakeLayout.sequester_lock_record(epoch), json.dumps(lock).encode())
     store.write_bytes(LOCK_KEY, json.dumps(lock, indent=2).encode())
     return lock
 

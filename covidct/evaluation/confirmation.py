@@ -37,8 +37,9 @@ import pandas as pd
 
 from covidct.config import Settings
 from covidct.data import sequester
+from covidct.lake.layout import LakeLayout, RunLayout
 from covidct.lake.storage import read_parquet, write_parquet
-from covidct.schema import ALIAS_CHAMPION, BASELINE_BACKBONE, CURATED, RUNS
+from covidct.schema import ALIAS_CHAMPION, BASELINE_BACKBONE
 from covidct.training.spec import SPEC_TAG, TrainingSpec
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ REGISTRY_BOOKKEEPING = frozenset({"registered_model_meta"})
 
 def sequestered_key(dataset_version: str) -> str:
     """Lake key of a dataset version's sequestered slices (written by ``pipeline.make_folds``)."""
-    return f"{CURATED}/{dataset_version}/sequestered.parquet"
+    return LakeLayout.sequestered_manifest(dataset_version)
 
 
 def ensemble_model(members: Sequence[Any], name: str = "ensemble") -> Any:
@@ -157,10 +158,10 @@ def build_deployable(
                 f"{backbone}: fold run {member['run_id']} was trained with "
                 f"{member['train_params']}, fold run {members[0]['run_id']} with {params.to_dict()}"
             )
-    prefix = f"{RUNS}/{pipeline.run_key_of(dag_run_id)}/deployables/{backbone}"
+    run = RunLayout.of(dag_run_id)
     seen = seen_patients(store, members)
     seen_key = write_parquet(
-        store, f"{prefix}/seen_patients.parquet", pd.DataFrame({"patient_key": seen})
+        store, run.seen_patients(backbone), pd.DataFrame({"patient_key": seen})
     )
     oof = pipeline.pooled_predictions(store, evaluations, backbone)
     threshold = evaluation.choose_patient_threshold(oof)
@@ -250,7 +251,7 @@ def score_registered(
     model = mlflow.keras.load_model(str(local))
     spec = TrainingSpec.from_dict(record["train_params"])
     predictions = _scored(settings, model, sequestered, spec, record["patient_threshold"])
-    key = f"{RUNS}/{pipeline.run_key_of(dag_run_id)}/sequestered/{name}.csv"
+    key = RunLayout.of(dag_run_id).sequestered_predictions(name)
     store.write_bytes(key, predictions.to_csv(index=False).encode())
     seen = set(read_parquet(store, record["seen_patients_key"])["patient_key"].astype(str))
     scored = set(predictions["patient_id"].astype(str))

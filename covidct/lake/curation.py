@@ -15,9 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from covidct import schema
 from covidct.lake.custody import (
-    SHORT_HASH,
     BatchLedger,
     BatchStatus,
     LedgerEntry,
@@ -31,6 +29,7 @@ from covidct.lake.custody import (
     manifest_key,
     pending_batches,
 )
+from covidct.lake.layout import LakeLayout
 from covidct.lake.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 def quarantine_prefix(batch_id: str, content_hash_hex: str) -> str:
     """Return ``quarantine/<batch_id>/<hash16>`` (each failed version kept apart)."""
-    return f"{schema.QUARANTINE}/{batch_id}/{content_hash_hex[:SHORT_HASH]}"
+    return LakeLayout.quarantine_batch(batch_id, content_hash_hex)
 
 
 def quarantine_batch(
@@ -60,20 +59,21 @@ def quarantine_batch(
     still finds its target. Raises FileNotFoundError when landing is empty and no hash is
     given, ValueError when the landed content changed.
     """
-    done = f"{quarantine_prefix(batch_id, content_hash_hex)}/batch" if content_hash_hex else None
+    done = LakeLayout.quarantined_batch(batch_id, content_hash_hex) if content_hash_hex else None
     digest = _landed_hash(store, batch_id, content_hash_hex, done)
     target = quarantine_prefix(batch_id, digest)
-    n_files = _move_verified(store, landing_prefix(batch_id), f"{target}/batch", digest)
+    moved = LakeLayout.quarantined_batch(batch_id, digest)
+    n_files = _move_verified(store, landing_prefix(batch_id), moved, digest)
     if report_dir is not None and report_dir.is_dir():
-        store.upload_dir(report_dir, f"{target}/report")
+        store.upload_dir(report_dir, LakeLayout.quarantine_report(batch_id, digest))
     verdict_text = json.dumps(dict(verdict_dict), indent=2, sort_keys=True, default=str)
-    store.write_text(f"{target}/report/verdict.json", verdict_text + "\n")
+    store.write_text(LakeLayout.quarantine_verdict(batch_id, digest), verdict_text + "\n")
     BatchLedger(store).record(
         LedgerEntry(
             content_hash=digest,
             batch_id=batch_id,
             status=BatchStatus.QUARANTINED,
-            location=f"{target}/batch",
+            location=moved,
             n_files=n_files,
             recorded_at=_now(),
             info={"reasons": list(verdict_dict.get("reasons", []))[:20]},

@@ -39,19 +39,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from covidct import schema
 from covidct.batch.files import check_name, escaped, name_problem
+from covidct.lake.layout import LakeLayout
 from covidct.lake.storage import ObjectStore, folder, sha256_hex
 
 logger = logging.getLogger(__name__)
 
-LEDGER_BATCHES = f"{schema.LEDGER}/batches"
+LEDGER_BATCHES = LakeLayout.LEDGER_BATCHES
 #: Receipts of ``covidct land`` (:mod:`covidct.lake.landing`), ``<batch_id>/<time>-<hash16>.json``.
-LEDGER_LANDINGS = f"{schema.LEDGER}/landings"
-CURATED_BATCHES = f"{schema.CURATED}/batches"
-CURATED_MANIFESTS = f"{schema.CURATED}/manifests"
+LEDGER_LANDINGS = LakeLayout.LEDGER_LANDINGS
+CURATED_BATCHES = LakeLayout.CURATED_BATCHES
+CURATED_MANIFESTS = LakeLayout.CURATED_MANIFESTS
 #: Hex digits of the content hash naming a quarantined version.
-SHORT_HASH = 16
+SHORT_HASH = LakeLayout.SHORT_HASH
 
 
 class BatchStatus(StrEnum):
@@ -105,7 +105,7 @@ class LandedBatch:
 def landing_prefix(batch_id: str) -> str:
     """Return ``landing/<batch_id>``; raises ValueError for an id that is not one clean folder
     name (:func:`covidct.batch.files.name_problem`: blank, separators, not NFC, ...)."""
-    return f"{schema.LANDING}/{check_name('batch id', batch_id)}"
+    return LakeLayout.landing_batch(check_name("batch id", batch_id))
 
 
 # ------------------------------------------------------------------------- content hashes
@@ -152,7 +152,7 @@ class BatchLedger:
     @staticmethod
     def key(content_hash_hex: str) -> str:
         """Return the ledger object key for a content hash."""
-        return f"{LEDGER_BATCHES}/{content_hash_hex}.jsonl"
+        return LakeLayout.ledger_batch(content_hash_hex)
 
     def entries(self) -> list[LedgerEntry]:
         """Return every record, oldest first (by ``recorded_at``)."""
@@ -198,7 +198,7 @@ class BatchLedger:
 def landed_batches(store: ObjectStore) -> list[LandedBatch]:
     """Return every batch folder under ``landing/`` with its content hash, sorted by id."""
     batches = []
-    for batch_id in store.list_dirs(schema.LANDING):
+    for batch_id in store.list_dirs(LakeLayout.LANDING):
         problem = name_problem(batch_id)
         if problem is not None:
             logger.error("landing/%s: %s; left in landing", escaped(batch_id), problem)
@@ -246,7 +246,7 @@ def pending_batches(store: ObjectStore) -> list[LandedBatch]:
 
 def latest_receipt_hash(store: ObjectStore, batch_id: str) -> str | None:
     """Return the content hash of the latest landing receipt of ``batch_id`` (None: none)."""
-    keys = store.list(f"{LEDGER_LANDINGS}/{batch_id}/")
+    keys = store.list(LakeLayout.landing_receipts(batch_id))
     return str(json.loads(store.read_text(max(keys)))["content_hash"]) if keys else None
 
 
@@ -299,9 +299,9 @@ def _now() -> str:
 
 def curated_prefix(batch_id: str) -> str:
     """Return ``curated/batches/<batch_id>``."""
-    return f"{CURATED_BATCHES}/{batch_id}"
+    return LakeLayout.curated_batch(batch_id)
 
 
 def manifest_key(batch_id: str) -> str:
     """Return ``curated/manifests/<batch_id>.parquet``."""
-    return f"{CURATED_MANIFESTS}/{batch_id}.parquet"
+    return LakeLayout.curated_manifest(batch_id)

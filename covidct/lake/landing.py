@@ -30,12 +30,12 @@ from typing import Any
 
 from covidct.batch.files import BatchFiles, escaped, read_regular, scan_batch
 from covidct.lake.custody import (
-    LEDGER_LANDINGS,
     BatchLedger,
     content_hash,
     landed_batches,
     landing_prefix,
 )
+from covidct.lake.layout import LakeLayout
 from covidct.lake.storage import ObjectStore, folder, sha256_hex
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class LandingReceipt:
 def receipt_key(batch_id: str, landed_at: str, digest: str) -> str:
     """Return ``ledger/landings/<batch_id>/<time>-<hash16>.json``."""
     stamp = landed_at.replace(":", "").replace("+0000", "Z")
-    return f"{LEDGER_LANDINGS}/{batch_id}/{stamp}-{digest[:16]}.json"
+    return LakeLayout.landing_receipt(batch_id, stamp, digest)
 
 
 def scan_for_landing(batch_dir: Path) -> BatchFiles:

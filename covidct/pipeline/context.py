@@ -6,34 +6,28 @@ configured notifier.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from covidct.config import AlertChannel, Settings
+from covidct.lake.layout import LakeLayout, RunLayout
+from covidct.lake.layout import run_key_of as run_key_of
 from covidct.promotion import alerts as alerts_mod
-from covidct.schema import (
-    RUNS,
-)
 
 DAG_ID = "covidct_retraining"
 
 
-HISTORY_PREFIX = f"{RUNS}/history"
+#: ``runs/history``: one champion record per run (:meth:`covidct.lake.layout.RunLayout.history`).
+HISTORY_PREFIX = LakeLayout.RUN_HISTORY
 
 
 #: Folder name of training checkpoints, in the lake (under ``runs/<run>/``) and the work dir.
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = RunLayout.CHECKPOINTS
 
 
 #: Work-dir folder that holds copies of ImageNet weights read from a remote cache.
 WEIGHTS_DIR = "weights"
-
-
-def run_key_of(dag_run_id: str) -> str:
-    """Return a storage-safe key for a DAG run id (``manual__2026-...`` -> ``manual__2026-...``)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", dag_run_id)
 
 
 def lake(settings: Settings) -> Any:

@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 
 from covidct.config import Settings
-from covidct.pipeline.context import HISTORY_PREFIX, _write_json, lake, run_key_of, send_alert
+from covidct.lake.layout import LakeLayout, RunLayout
+from covidct.pipeline.context import _write_json, lake, send_alert
 from covidct.pipeline.development import (
     _finite_or_none,
     headline_metrics,
@@ -27,7 +28,6 @@ from covidct.schema import (
     ALIAS_CHALLENGER,
     BASELINE_BACKBONE,
     HEADLINE_METRICS,
-    RUNS,
 )
 
 # --------------------------------------------------------------------------- aggregate / gate
@@ -90,13 +90,13 @@ def aggregate(
     evaluations = list(evaluations)
     table = leaderboard(evaluations)
     candidate = choose_candidate(table, settings.gate.primary_metric)
-    prefix = f"{RUNS}/{run_key_of(dag_run_id)}"
-    store.write_bytes(f"{prefix}/leaderboard.csv", table.to_csv().encode())
+    run = RunLayout.of(dag_run_id)
+    store.write_bytes(run.leaderboard, table.to_csv().encode())
     pooled = {}
     for backbone in table.index:
         frame = pooled_predictions(store, evaluations, str(backbone))
         pooled[str(backbone)] = pooled_metrics(frame)
-    _write_json(store, f"{prefix}/pooled_metrics.json", pooled)
+    _write_json(store, run.pooled_metrics, pooled)
     return {
         "leaderboard": json.loads(table.reset_index().to_json(orient="records")),
         "pooled": pooled,
@@ -336,15 +336,15 @@ def _record_gate(store: Any, dag_run_id: str, result: dict[str, Any]) -> dict[st
     """Write ``runs/<run>/gate.json`` and this run's champion-history record; return ``result``."""
     from datetime import UTC, datetime
 
-    run_key = run_key_of(dag_run_id)
-    _write_json(store, f"{RUNS}/{run_key}/gate.json", result)
+    run = RunLayout.of(dag_run_id)
+    _write_json(store, run.gate, result)
     record = {
         "dag_run_id": dag_run_id,
         "at": datetime.now(UTC).isoformat(),
         "champion": result["champion_after"],
         "metrics": result["champion_metrics"],
     }
-    _write_json(store, f"{HISTORY_PREFIX}/{run_key}.json", record)
+    _write_json(store, run.history, record)
     return result
 
 
@@ -353,8 +353,8 @@ def regression_check(
 ) -> dict:
     """Compare this run's champion metrics with the previous run's; alert on any regression."""
     store = lake(settings)
-    run_key = run_key_of(dag_run_id)
-    keys = sorted(k for k in store.list(HISTORY_PREFIX) if not k.endswith(f"/{run_key}.json"))
+    mine = RunLayout.of(dag_run_id).history
+    keys = sorted(k for k in store.list(LakeLayout.RUN_HISTORY) if k != mine)
     records = [json.loads(store.read_bytes(k)) for k in keys]
     previous = [r for r in records if r.get("metrics")]
     if not previous or not gated["champion_metrics"]:

@@ -17,12 +17,12 @@ import pandas as pd
 
 from covidct.config import Settings
 from covidct.lake.custody import CURATED_BATCHES
+from covidct.lake.layout import RunLayout
 from covidct.lake.storage import read_parquet
 from covidct.pipeline.context import CHECKPOINTS, WEIGHTS_DIR, lake, materialize, run_key_of
 from covidct.schema import (
     HEADLINE_METRICS,
     LABEL_TO_CLASS,
-    RUNS,
 )
 from covidct.training.spec import TrainingSpec
 
@@ -85,7 +85,7 @@ def weights_cache(settings: Settings) -> Any:
 
 def checkpoint_prefix(dag_run_id: str, backbone: str, fold: int) -> str:
     """Lake folder of one training task's checkpoint: ``runs/<run>/checkpoints/<bb>/fold-<k>``."""
-    return f"{RUNS}/{run_key_of(dag_run_id)}/{CHECKPOINTS}/{backbone}/fold-{fold}"
+    return RunLayout.of(dag_run_id).checkpoints(backbone, fold)
 
 
 def _split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -246,11 +246,10 @@ def evaluate(settings: Settings, trained: Mapping[str, Any], dag_run_id: str) ->
     test["fold"] = fold
     threshold = evaluation.choose_patient_threshold(val)
     test["patient_threshold"] = threshold
-    prefix = f"{RUNS}/{run_key_of(dag_run_id)}/predictions"
-    key = f"{prefix}/{trained['backbone']}-fold{fold}.csv"
+    key = RunLayout.of(dag_run_id).predictions(trained["backbone"], fold)
     store.write_bytes(key, test.to_csv(index=False).encode())
     metrics = headline_metrics(test, threshold)
-    gradcam_key = f"{RUNS}/{run_key_of(dag_run_id)}/gradcam/{trained['backbone']}-fold{fold}.png"
+    gradcam_key = RunLayout.of(dag_run_id).gradcam(trained["backbone"], fold)
     with mlflow.start_run(run_id=trained["run_id"]):
         finite = {f"test_{k}": v for k, v in metrics.items() if v is not None}
         # the final model on the validation patients (the threshold was chosen there)

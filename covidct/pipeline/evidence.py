@@ -35,15 +35,15 @@ from typing import Any
 import pandas as pd
 
 from covidct.config import Settings
+from covidct.lake.layout import RunLayout
 from covidct.lake.storage import read_parquet, write_parquet
-from covidct.schema import RUNS
 
 logger = logging.getLogger(__name__)
 
 #: Folder of a run's evidence under ``runs/<run>/``.
-EVIDENCE = "evidence"
+EVIDENCE = RunLayout.EVIDENCE
 #: Folder of a run's drift reports under ``runs/<run>/``.
-DRIFT = "drift"
+DRIFT = RunLayout.DRIFT
 #: Slices of the serving check's probe set (evenly spaced over the converted TCIA slices).
 PROBE_SLICES = 8
 #: Version tag holding the fitted temperature (``covidct.evaluation.calibration``).
@@ -51,10 +51,8 @@ TEMPERATURE_TAG = "temperature"
 
 
 def run_prefix(dag_run_id: str) -> str:
-    """``runs/<run_key>`` of a DAG run id."""
-    from covidct.pipeline import run_key_of
-
-    return f"{RUNS}/{run_key_of(dag_run_id)}"
+    """``runs/<run_key>`` of a DAG run id (:attr:`covidct.lake.layout.RunLayout.prefix`)."""
+    return RunLayout.of(dag_run_id).prefix
 
 
 def _write_json(store: Any, key: str, payload: Any) -> str:
@@ -124,7 +122,7 @@ def record_batch_drift(
     from covidct.promotion import alerts
 
     store = pipeline.lake(settings)
-    key = f"{run_prefix(dag_run_id)}/{DRIFT}/{batch_id}.json"
+    key = RunLayout.of(dag_run_id).drift(batch_id)
     reference, root = reference_of(store, settings, batch_id)
     summary: dict[str, Any] = {"batch_id": batch_id, "drifted": False, "drifted_measures": []}
     if reference.empty:
@@ -183,7 +181,7 @@ def probe_predictions(
         logger.warning("no serving probe set: %s", error)
         return ""
     p_covid = serving.evaluate_probe(model, probe, train_params)
-    key = f"{run_prefix(dag_run_id)}/{EVIDENCE}/probe-{name}.json"
+    key = RunLayout.of(dag_run_id).probe(name)
     return _write_json(
         pipeline.lake(settings),
         key,
@@ -271,11 +269,9 @@ def confirm_evidence(
     started = time.perf_counter()
     store = pipeline.lake(settings)
     client = registry.client(settings.mlflow.tracking_uri)
-    prefix = f"{run_prefix(dag_run_id)}/{EVIDENCE}"
+    run = RunLayout.of(dag_run_id)
     sequestered = read_parquet(store, confirmed["sequestered"]["key"])
-    roster_key = write_parquet(
-        store, f"{prefix}/roster.parquet", roster_of(settings, store, sequestered)
-    )
+    roster_key = write_parquet(store, run.roster, roster_of(settings, store, sequestered))
     roster = read_parquet(store, roster_key)
     models: dict[str, Any] = {}
     scored = dict(confirmed["deployables"])
@@ -306,17 +302,17 @@ def confirm_evidence(
             ),
         }
         png = _reliability_png(frame, temperature, f"{name} v{record['version']}: sequestered")
-        entry["reliability_key"] = f"{prefix}/{name}-reliability.png"
+        entry["reliability_key"] = run.reliability(name)
         store.write_bytes(entry["reliability_key"], png)
         table = subgroups.subgroup_table(
             frame, roster, min_patients=gate.subgroup_min_patients,
             age_band_edges=gate.age_band_edges, n_boot=gate.n_boot, seed=gate.seed,
         )  # fmt: skip
-        entry["subgroups_key"] = f"{prefix}/{name}-subgroups.csv"
+        entry["subgroups_key"] = run.subgroups(name)
         store.write_bytes(entry["subgroups_key"], table.to_csv(index=False).encode())
         models[name] = entry
     key = _write_json(
-        store, f"{prefix}/evidence.json",
+        store, run.evidence_index,
         {"candidate": confirmed["candidate"], "models": models, "roster_key": roster_key},
     )  # fmt: skip
     logger.info("evidence of %d models in %.1f s", len(models), time.perf_counter() - started)
@@ -397,7 +393,7 @@ def serving_evidence(
     if reasons:
         result |= {"reasons": reasons, "reason": "; ".join(reasons)}
     result["version"] = version
-    _write_json(store, f"{run_prefix(dag_run_id)}/{EVIDENCE}/serving-v{version}.json", result)
+    _write_json(store, RunLayout.of(dag_run_id).serving(version), result)
     client = registry.client(settings.mlflow.tracking_uri)
     name = settings.mlflow.model_name
     client.set_model_version_tag(

@@ -21,15 +21,10 @@ from typing import Any
 import pandas as pd
 
 from covidct.config import Settings
+from covidct.lake.layout import LakeLayout, RunLayout
 from covidct.lake.storage import read_parquet, write_parquet
 from covidct.pipeline.context import _write_json, lake, materialize, run_key_of, send_alert
 from covidct.promotion import alerts as alerts_mod
-from covidct.schema import (
-    CURATED,
-    FOLDS,
-    LANDING,
-    RUNS,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +48,19 @@ def validate(
 
     A passed batch is compared with the curated reference (:func:`covidct.pipeline.evidence.
     record_batch_drift`: ``runs/<run>/drift/<batch>.json``, a ``batch_drift`` alert through
-    ``send`` when it drifted; it stays accepted). Returns ``{"batch_id", "passed", "reasons",
-    "report_dir", "manifest_key", "n_slices", "drift"}``.
+    ``send`` when it drifted; it stays accepted). The landed content hash is taken before
+    validation and handed on, as :func:`covidct.lake.curation.ingest_batch` does, so
+    :func:`quarantine` and :func:`curate` move only the content that was validated (landing
+    changed since: ValueError, nothing moved). Returns ``{"batch_id", "passed", "reasons",
+    "report_dir", "manifest_key", "n_slices", "drift", "content_hash"}``.
     """
     from covidct.batch import validation, validation_report
-    from covidct.lake import curation
+    from covidct.lake import curation, custody
     from covidct.pipeline import evidence
 
     store = lake(settings)
-    batch_dir = materialize(store, f"{LANDING}/{batch_id}", settings)
+    digest = custody.batch_content_hash(store, custody.landing_prefix(batch_id))
+    batch_dir = materialize(store, LakeLayout.landing_batch(batch_id), settings)
     report_dir = settings.work_dir / "reports" / run_key_of(dag_run_id) / batch_id
     verdict = validation.validate_batch(
         batch_dir,
@@ -70,9 +69,9 @@ def validate(
         report_dir=report_dir,
         progress=False,
     )
-    prefix = f"{RUNS}/{run_key_of(dag_run_id)}/validation/{batch_id}"
-    manifest_key = write_parquet(store, f"{prefix}/manifest.parquet", verdict.manifest)
-    _write_json(store, f"{prefix}/verdict.json", verdict.to_dict())
+    run = RunLayout.of(dag_run_id)
+    manifest_key = write_parquet(store, run.validation_manifest(batch_id), verdict.manifest)
+    _write_json(store, run.validation_verdict(batch_id), verdict.to_dict())
     logger.info("batch %s: %s", batch_id, validation_report.format_verdict(verdict))
     drift = None
     if verdict.passed:  # drift informs, it does not gate
@@ -87,6 +86,7 @@ def validate(
         "manifest_key": manifest_key,
         "n_slices": int(verdict.n_slices),
         "drift": drift,
+        "content_hash": digest,
     }
 
 
@@ -104,8 +104,9 @@ def quarantine(
         return {"batch_id": verdict["batch_id"], "quarantined": False}
     store = lake(settings)
     where = curation.quarantine_batch(
-        store, verdict["batch_id"], dict(verdict), Path(verdict["report_dir"])
-    )
+        store, verdict["batch_id"], dict(verdict), Path(verdict["report_dir"]),
+        content_hash_hex=verdict.get("content_hash"),
+    )  # fmt: skip
     send_alert(
         settings,
         alerts_mod.AlertKind.BATCH_QUARANTINED,
@@ -146,7 +147,10 @@ def curate(
             continue
         batch_id = verdict["batch_id"]
         manifest = read_parquet(store, verdict["manifest_key"])
-        curation.accept_batch(store, batch_id, manifest=manifest, info={"dag_run_id": dag_run_id})
+        curation.accept_batch(
+            store, batch_id, manifest=manifest, info={"dag_run_id": dag_run_id},
+            content_hash_hex=verdict.get("content_hash"),
+        )  # fmt: skip
         accepted.append(batch_id)
     manifest = curation.accepted_manifests(store)
     if manifest.empty:
@@ -156,7 +160,7 @@ def curate(
     manifest = manifest[manifest["read_error"].isna()].reset_index(drop=True)
     manifest["path"] = manifest["batch_id"] + "/" + manifest["path"]
     version = dataset_digest(manifest)
-    manifest_key = write_parquet(store, f"{CURATED}/{version}/manifest.parquet", manifest)
+    manifest_key = write_parquet(store, LakeLayout.dataset_manifest(version), manifest)
     return {
         "dataset_version": version,
         "manifest_key": manifest_key,
@@ -195,7 +199,7 @@ def make_folds(
         "sequestration epoch %s: %d development, %d sequestered patients", lock["epoch"],
         manifest["patient_key"].nunique(), n_held,
     )  # fmt: skip
-    previous_key = f"{FOLDS}/assignment-k{k}-seed{seed}.parquet"
+    previous_key = LakeLayout.fold_assignment(k, seed)
     previous = read_parquet(store, previous_key) if store.exists(previous_key) else None
     if previous is not None:  # a re-lock may have sequestered patients that had folds
         previous = previous[previous["patient_key"].astype(str).isin(development)]
@@ -210,7 +214,7 @@ def make_folds(
     specs = []
     for fold in assignment_k.folds:
         frame = assignment_k.fold_manifest(fold)
-        key = write_parquet(store, f"{FOLDS}/{version}/fold-{fold}.parquet", frame)
+        key = write_parquet(store, LakeLayout.fold_manifest(version, fold), frame)
         digest = fold_manifests.manifest_digest(frame)
         specs.append({"fold": fold, "key": key, "digest": digest, "dataset_version": version})
     return specs

@@ -44,12 +44,13 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol
 
-from covidct.schema import ALIAS_CHAMPION, LEDGER
+from covidct.lake.layout import LakeLayout
+from covidct.schema import ALIAS_CHAMPION
 
 logger = logging.getLogger(__name__)
 
-LEDGER_PREFIX = f"{LEDGER}/promotions"
-INTENT_PREFIX = f"{LEDGER}/promotion-intents"
+LEDGER_PREFIX = LakeLayout.LEDGER_PROMOTIONS
+INTENT_PREFIX = LakeLayout.LEDGER_PROMOTION_INTENTS
 #: Suffix of the registered model that serves as the promotion lock of ``<model>``.
 LOCK_SUFFIX = ".promotion-lock"
 #: Default seconds to wait for the lock before raising :class:`PromotionLockTimeout`.
@@ -322,7 +323,7 @@ def append_ledger(store: LedgerStore, event: Mapping[str, Any]) -> str:
     at = datetime.now(UTC)
     record = {"at": at.isoformat(), **event}
     stem = f"{at.strftime('%Y%m%dT%H%M%S%fZ')}-{event.get('action', 'event')}"
-    key = f"{LEDGER_PREFIX}/{stem}-{uuid.uuid4().hex[:8]}.json"
+    key = LakeLayout.promotion_record(f"{stem}-{uuid.uuid4().hex[:8]}")
     store.write_bytes(key, json.dumps(record, sort_keys=True, default=str).encode())
     return key
 
@@ -414,7 +415,7 @@ def promote(
             "previous_champion": current, "reason": reason, "dag_run_id": dag_run_id,
             "figures": dict(figures), "promotion_id": uuid.uuid4().hex,
         }  # fmt: skip
-        intent_key = f"{INTENT_PREFIX}/{event['promotion_id']}.json"
+        intent_key = LakeLayout.promotion_intent(str(event["promotion_id"]))
         store.write_bytes(intent_key, json.dumps(event, sort_keys=True, default=str).encode())
         mlflow_client.set_registered_model_alias(model_name, ALIAS_CHAMPION, version)
         _finish(mlflow_client, store, intent_key, event)

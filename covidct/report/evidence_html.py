@@ -246,15 +246,15 @@ def run_evidence_html(store: Any, prefix: str, out_dir: Path) -> str:
     subgroup rule, calibration (diagrams copied into ``out_dir``), the serving check and links
     to the model cards, all read from what :mod:`covidct.pipeline.evidence` wrote under
     ``prefix``."""
-    from covidct.pipeline.evidence import DRIFT, EVIDENCE, read_json
+    from covidct.lake.layout import RunLayout
+    from covidct.pipeline.evidence import read_json
 
+    run = RunLayout.at(prefix)
     drift = [
-        read_json(store, key)
-        for key in sorted(store.list(f"{prefix}/{DRIFT}"))
-        if key.endswith(".json")
+        read_json(store, key) for key in sorted(store.list(run.drift_dir)) if key.endswith(".json")
     ]
-    gate = read_json(store, f"{prefix}/gate.json") or {}
-    evidence = read_json(store, f"{prefix}/{EVIDENCE}/evidence.json") or {}
+    gate = read_json(store, run.gate) or {}
+    evidence = read_json(store, run.evidence_index) or {}
     models = evidence.get("models") or {}
     parts = ["<h3>Batch drift</h3>", drift_html(drift)]
     parts.append("<h3>Subgroups on the sequestered patients</h3>")
@@ -273,9 +273,9 @@ def run_evidence_html(store: Any, prefix: str, out_dir: Path) -> str:
             (Path(out_dir) / file).write_bytes(store.read_bytes(key))
             parts.append(_figure(file, f"{name} v{entry.get('version')}: reliability diagram"))
     parts += ["<h3>Serving check</h3>", serving_html(gate.get("serving_check"))]
-    cards = read_json(store, f"{prefix}/model_cards/index.json") or {}
+    cards = read_json(store, run.model_cards_index) or {}
     links = "".join(
-        f'<li><a href="../model_cards/v{escape(v)}/model_card.html">'
+        f'<li><a href="{escape(run.model_card_from_report(v))}">'
         f"model card of version {escape(v)}</a>"
         f" (MLflow: {escape(card.get('artifact_uri', '-'))})</li>"
         for v, card in sorted(cards.items())

@@ -47,13 +47,14 @@ from covidct.evaluation.predictions import (
     parse_metric_key,
     validate_predictions,
 )
+from covidct.lake.layout import RunLayout
 
 if TYPE_CHECKING:
     from covidct.report.gradcam_report import GradCams
 
 logger = logging.getLogger(__name__)
 
-REPORT_FILE = "report.html"
+REPORT_FILE = RunLayout.REPORT_FILE
 BACKBONE_COLUMN = "backbone"
 MEAN_SUFFIX = "_mean"
 SD_SUFFIX = "_sd"

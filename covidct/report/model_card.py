@@ -29,7 +29,8 @@ from typing import Any
 import pandas as pd
 
 from covidct.config import Settings
-from covidct.pipeline.evidence import EVIDENCE, read_json, run_prefix
+from covidct.lake.layout import LakeLayout, RunLayout
+from covidct.pipeline.evidence import read_json
 from covidct.report import evidence_html
 from covidct.report.evidence_html import escape, number
 from covidct.report.html_report import gate_html, render_page, table_html
@@ -37,7 +38,7 @@ from covidct.training.spec import SPEC_TAG, TrainingSpec
 
 logger = logging.getLogger(__name__)
 
-CARD_FILE = "model_card.html"
+CARD_FILE = RunLayout.MODEL_CARD_FILE
 #: Version tag linking the card (an MLflow artifact URI of the version's run).
 CARD_TAG = "model_card"
 CARD_SECTIONS: tuple[str, ...] = (
@@ -109,7 +110,7 @@ def lineage_html(settings: Settings, store: Any, tags: Mapping[str, str]) -> str
     from covidct.pipeline import evidence
 
     version = tags.get("dataset_version", "?")
-    key = f"curated/{version}/manifest.parquet"
+    key = LakeLayout.dataset_manifest(version)
     if not store.exists(key):
         return f"<p>Dataset version {escape(version)}: manifest not found ({key}).</p>"
     manifest = read_parquet(store, key)
@@ -165,7 +166,7 @@ def card_gradcam_html(store: Any, prefix: str, backbone: str) -> str:
 
     panels = sorted(
         k
-        for k in store.list(f"{prefix}/gradcam")
+        for k in store.list(RunLayout.at(prefix).gradcam_dir)
         if k.split("/")[-1].startswith(f"{backbone}-fold")
     )
     if not panels:
@@ -173,7 +174,7 @@ def card_gradcam_html(store: Any, prefix: str, backbone: str) -> str:
     parts = []
     for panel in panels:
         name = panel.split("/")[-1].removesuffix(".png")
-        predictions = f"{prefix}/predictions/{name}.csv"
+        predictions = f"{RunLayout.at(prefix).predictions_dir}/{name}.csv"
         if store.exists(predictions):
             frame = pd.read_csv(io.BytesIO(store.read_bytes(predictions)))
             cells = explain.confusion_cells(frame).value_counts()
@@ -243,9 +244,9 @@ def render_card(settings: Settings, version: str) -> str:
         raise ValueError(f"model {name} has no version {version!r}") from None
     tags = model_version.tags
     dag_run_id = tags.get("dag_run_id", "")
-    prefix = run_prefix(dag_run_id)
-    gate = read_json(store, f"{prefix}/gate.json") or {}
-    recorded = read_json(store, f"{prefix}/{EVIDENCE}/evidence.json") or {}
+    run = RunLayout.of(dag_run_id)
+    gate = read_json(store, run.gate) or {}
+    recorded = read_json(store, run.evidence_index) or {}
     backbone = tags.get("backbone", "?")
     models = recorded.get("models") or {}
     mine = {k: v for k, v in models.items() if str(v.get("version")) == str(version)}
@@ -299,7 +300,7 @@ def render_card(settings: Settings, version: str) -> str:
         else f"<p>Registered as {escape(tags.get('gate_verdict', '-'))} in this run; "
         "the gate judged the candidate (see its card).</p>"
     )
-    serving = read_json(store, f"{prefix}/{EVIDENCE}/serving-v{version}.json")
+    serving = read_json(store, run.serving(version))
     sections = [
         (CARD_SECTIONS[0], INTENDED_USE),
         (CARD_SECTIONS[1], lineage_html(settings, store, tags)),
@@ -307,7 +308,7 @@ def render_card(settings: Settings, version: str) -> str:
         (CARD_SECTIONS[3], performance),
         (CARD_SECTIONS[4], evidence_html.subgroup_table_html(table)),
         (CARD_SECTIONS[5], calibration),
-        (CARD_SECTIONS[6], card_gradcam_html(store, prefix, backbone)),
+        (CARD_SECTIONS[6], card_gradcam_html(store, run.prefix, backbone)),
         (CARD_SECTIONS[7], criteria + gate_part),
         (CARD_SECTIONS[8], evidence_html.serving_html(serving)),
         (CARD_SECTIONS[9], change_html(client, settings, str(version), gate)),
@@ -336,7 +337,7 @@ def publish_cards(
     started = time.perf_counter()
     store = pipeline.lake(settings)
     client = registry.client(settings.mlflow.tracking_uri)
-    prefix = f"{run_prefix(dag_run_id)}/model_cards"
+    run = RunLayout.of(dag_run_id)
     index: dict[str, dict[str, str]] = {}
     versions = {
         str(m["version"]) for n, m in (gated.get("models") or {}).items() if n != "champion"
@@ -345,7 +346,7 @@ def publish_cards(
         local = settings.work_dir / "model_cards" / f"v{version}" / CARD_FILE
         try:
             write_model_card(settings, version, local)
-            key = f"{prefix}/v{version}/{CARD_FILE}"
+            key = run.model_card(version)
             store.write_bytes(key, local.read_bytes())
             run_id = client.get_model_version(settings.mlflow.model_name, version).run_id
             client.log_artifact(run_id, str(local), "model_card")
@@ -355,6 +356,6 @@ def publish_cards(
         except Exception as error:  # noqa: BLE001 - a card never undoes a promotion
             logger.exception("model card of version %s not written", version)
             index[version] = {"error": f"{type(error).__name__}: {error}"}
-    store.write_bytes(f"{prefix}/index.json", json.dumps(index, indent=2).encode())
+    store.write_bytes(run.model_cards_index, json.dumps(index, indent=2).encode())
     logger.info("%d model cards in %.1f s", len(index), time.perf_counter() - started)
     return index

@@ -17,12 +17,13 @@ from typing import Any
 import pandas as pd
 
 from covidct.config import Settings
-from covidct.schema import HEADLINE_METRICS, QUARANTINE, RUNS
+from covidct.lake.layout import LakeLayout, RunLayout
+from covidct.schema import HEADLINE_METRICS
 
 logger = logging.getLogger(__name__)
 
 #: Folder of the run's HTML report and its PNGs under ``runs/<run_key>/``.
-REPORT_FOLDER = "report"
+REPORT_FOLDER = RunLayout.REPORT
 
 #: Headline metrics left out of the text leaderboard to keep it within a terminal's width; they
 #: stay in ``leaderboard.csv`` and the HTML report.
@@ -41,15 +42,13 @@ def _read_json(store: Any, key: str) -> Any:
 
 def collect_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
     """Gather one run's outputs from the lake into a JSON-safe dict."""
-    from covidct.pipeline.context import lake, run_key_of
+    from covidct.pipeline.context import lake
 
     store = lake(settings)
-    prefix = f"{RUNS}/{run_key_of(dag_run_id)}"
-    verdict_keys = sorted(
-        k for k in store.list(f"{prefix}/validation") if k.endswith("verdict.json")
-    )
+    run = RunLayout.of(dag_run_id)
+    verdict_keys = sorted(k for k in store.list(run.validation_dir) if k.endswith(run.VERDICT_FILE))
     verdicts = [json.loads(store.read_bytes(k)) for k in verdict_keys]
-    board_key = f"{prefix}/leaderboard.csv"
+    board_key = run.leaderboard
     board = (
         pd.read_csv(io.BytesIO(store.read_bytes(board_key))).to_dict(orient="records")
         if store.exists(board_key)
@@ -65,12 +64,14 @@ def collect_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
             }
             for v in verdicts
         ],
-        "quarantined": sorted({k.split("/")[1] for k in store.list(QUARANTINE) if "/" in k}),
+        "quarantined": sorted(
+            {k.split("/")[1] for k in store.list(LakeLayout.QUARANTINE) if "/" in k}
+        ),
         "leaderboard": board,
-        "gate": _read_json(store, f"{prefix}/gate.json"),
-        "pooled": _read_json(store, f"{prefix}/pooled_metrics.json"),
+        "gate": _read_json(store, run.gate),
+        "pooled": _read_json(store, run.pooled_metrics),
         "lake": settings.lake.uri,
-        "run_prefix": store.uri(prefix),
+        "run_prefix": store.uri(run.prefix),
         "mlflow": settings.mlflow.tracking_uri,
         "alerts": str(settings.alerts.jsonl_path),
     }
@@ -195,6 +196,7 @@ def write_picture_report(
     """
     from covidct.report import evidence_html, html_report
 
+    run = RunLayout.at(prefix)
     out_dir = settings.work_dir / "reports" / prefix.replace("/", "_")
     out_dir.mkdir(parents=True, exist_ok=True)
     evidence = evidence_html.run_evidence_html(store, prefix, out_dir)
@@ -207,11 +209,11 @@ def write_picture_report(
     predictions: dict[str, pd.DataFrame] = {}
     gradcam: dict[str, dict[str, Path]] = {}
     for backbone in board.index:
-        keys = _keys_of(store, f"{prefix}/predictions", f"{backbone}-fold")
+        keys = _keys_of(store, run.predictions_dir, f"{backbone}-fold")
         frames = [pd.read_csv(io.BytesIO(store.read_bytes(k))) for k in keys]
         if frames:
             predictions[str(backbone)] = pd.concat(frames, ignore_index=True)
-        for key in _keys_of(store, f"{prefix}/gradcam", f"{backbone}-fold"):
+        for key in _keys_of(store, run.gradcam_dir, f"{backbone}-fold"):
             name = key.split("/")[-1]
             local = out_dir / "_gradcam" / name
             local.parent.mkdir(parents=True, exist_ok=True)
@@ -238,19 +240,15 @@ def write_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
     ``runs/LATEST`` then names this run. Returns the URIs ``{"summary", "report"}``. Raises
     ValueError on an invalid predictions table; storage errors propagate.
     """
-    from covidct.pipeline.context import lake, run_key_of
-    from covidct.report.html_report import REPORT_FILE
+    from covidct.pipeline.context import lake
 
     store = lake(settings)
     summary = collect_summary(settings, dag_run_id)
-    prefix = f"{RUNS}/{run_key_of(dag_run_id)}"
-    store.write_bytes(f"{prefix}/summary.json", json.dumps(summary, indent=2, default=str).encode())
-    store.write_bytes(f"{prefix}/summary.txt", format_summary(summary).encode())
-    local = write_picture_report(settings, store, prefix, summary)
-    store.upload_dir(local, f"{prefix}/{REPORT_FOLDER}")
-    store.write_bytes(f"{RUNS}/LATEST", dag_run_id.encode())
+    run = RunLayout.of(dag_run_id)
+    store.write_bytes(run.summary_json, json.dumps(summary, indent=2, default=str).encode())
+    store.write_bytes(run.summary_txt, format_summary(summary).encode())
+    local = write_picture_report(settings, store, run.prefix, summary)
+    store.upload_dir(local, run.report_dir)
+    store.write_bytes(LakeLayout.LATEST, dag_run_id.encode())
     logger.info("%s", format_summary(summary))
-    return {
-        "summary": store.uri(f"{prefix}/summary.json"),
-        "report": store.uri(f"{prefix}/{REPORT_FOLDER}/{REPORT_FILE}"),
-    }
+    return {"summary": store.uri(run.summary_json), "report": store.uri(run.report_html)}

@@ -39,7 +39,8 @@ from covidct.lake.custody import (
     local_file_hashes,
     pending_batches,
 )
-from covidct.lake.landing import LEDGER_LANDINGS, LandingConflict, land_batch
+from covidct.lake.landing import LandingConflict, land_batch
+from covidct.lake.layout import LakeLayout
 
 LUNG = SHARED_DATA / "tcia" / "lung-pet-ct-dx"
 SECRET = b"root:x:0:0:root:/root:/bin/bash\n"
@@ -184,7 +185,7 @@ def test_landing_holds_exactly_the_files_read_and_records_them(
     receipt = land_batch(store, batch, "week48")
     assert receipt.action == "landed"
     assert receipt.files == local_file_hashes(batch) == store.hash_prefix("landing/week48")
-    (key,) = store.list(f"{LEDGER_LANDINGS}/week48/")
+    (key,) = store.list(LakeLayout.landing_receipts("week48"))
     recorded = json.loads(store.read_text(key))
     assert recorded["files"] == receipt.files and recorded["content_hash"] == receipt.content_hash
 
@@ -220,7 +221,9 @@ def test_relanding_other_content_is_refused_then_replaced_completely(
     landed = store.hash_prefix("landing/week48")
     assert "patient1/SR_2/IM00002.tif" not in landed  # no stale file survives
     assert landed == local_file_hashes(batch)
-    receipts = [json.loads(store.read_text(k)) for k in store.list(f"{LEDGER_LANDINGS}/")]
+    receipts = [
+        json.loads(store.read_text(k)) for k in store.list(f"{LakeLayout.LEDGER_LANDINGS}/")
+    ]
     assert {r["content_hash"] for r in receipts} == {first.content_hash, second.content_hash}
 
 

@@ -22,6 +22,7 @@ from covidct.config import Settings
 from covidct.data import sequester
 from covidct.evaluation import confirmation
 from covidct.lake.backends import LocalStore
+from covidct.lake.layout import LakeLayout
 from covidct.promotion import registry
 from covidct.training import TrainingSpec
 
@@ -49,7 +50,7 @@ def _write_batch(lake: LocalStore, batch: str, first: int, count: int) -> pd.Dat
 
 
 def _curate(lake: LocalStore, manifest: pd.DataFrame, version: str) -> dict:
-    key = f"curated/{version}/manifest.parquet"
+    key = LakeLayout.dataset_manifest(version)
     buffer = io.BytesIO()
     manifest.to_parquet(buffer, index=False)
     lake.write_bytes(key, buffer.getvalue())

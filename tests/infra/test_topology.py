@@ -437,11 +437,11 @@ def test_other_tasks_ran_on_the_default_worker(topology_run: dict) -> None:
 
 
 def test_gate_verdict_matches_the_registry_aliases(topology_run: dict, s3_server: Any) -> None:
-    from covidct.pipeline import run_key_of
-    from covidct.schema import ALIAS_CHALLENGER, ALIAS_CHAMPION, RUNS
+    from covidct.lake.layout import RunLayout
+    from covidct.schema import ALIAS_CHALLENGER, ALIAS_CHAMPION
 
-    run_key = run_key_of(topology_run["run"]["dag_run_id"])
-    gate = _s3_json(s3_server, f"{topology_run['prefix']}/lake/{RUNS}/{run_key}/gate.json")
+    run = RunLayout.of(topology_run["run"]["dag_run_id"])
+    gate = _s3_json(s3_server, f"{topology_run['prefix']}/lake/{run.gate}")
     aliases = topology_run["registry"]["aliases"]
     assert gate["verdict"]["reasons"]
     assert gate["champion_before"] is None  # a fresh registry

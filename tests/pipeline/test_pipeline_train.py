@@ -16,6 +16,7 @@ from h5py import File
 from covidct import pipeline
 from covidct.config import Settings
 from covidct.lake.backends import LocalStore, open_store
+from covidct.lake.layout import LakeLayout
 from covidct.models import BACKBONES, WeightsCache
 from covidct.training import TrainingSpec, read_remote_state
 
@@ -36,7 +37,7 @@ def write_lake_fold(lake: LocalStore, count: int = 12, size: int = 40) -> dict:
         split = "train" if index < 8 else ("val" if index < 10 else "test")
         rows.append((name, "Positive" if positive else "Negative", split, f"p{index}"))
     frame = pd.DataFrame(rows, columns=["path", "label", "split", "patient_key"])
-    key = "folds/v1/fold-0.parquet"
+    key = LakeLayout.fold_manifest("v1", 0)
     (lake.root / key).parent.mkdir(parents=True)
     frame.to_parquet(lake.root / key, index=False)
     return {"fold": 0, "key": key, "digest": "d0", "dataset_version": "v1"}

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from covidct.config import Settings
-from covidct.pipeline import headline_metrics, lake, leaderboard, run_key_of
+from covidct.lake.layout import LakeLayout, RunLayout
+from covidct.pipeline import headline_metrics, lake, leaderboard
 from covidct.promotion.gate import Comparison
 from covidct.report import (
     REPORT_FOLDER,
@@ -22,7 +23,7 @@ from covidct.report import (
     leaderboard_text,
     write_summary,
 )
-from covidct.schema import HEADLINE_METRICS, RUNS
+from covidct.schema import HEADLINE_METRICS
 
 
 def _gate(passed: bool) -> dict:
@@ -102,21 +103,19 @@ def _lake_run(tmp_path: Path, trained: bool) -> tuple[Settings, Any, str, str]:
     settings = Settings.from_env({"COVIDCT_HOME": str(tmp_path)})
     store = lake(settings)
     run = "manual__2026-01-04T00:00:00+00:00"
-    prefix = f"{RUNS}/{run_key_of(run)}"
+    layout = RunLayout.of(run)
     verdict = {"batch_id": "batch-7", "passed": True, "reasons": []}
-    store.write_bytes(f"{prefix}/validation/batch-7/verdict.json", json.dumps(verdict).encode())
+    store.write_bytes(layout.validation_verdict("batch-7"), json.dumps(verdict).encode())
     if trained:
         evaluations = []
         for fold in (0, 1):
             frame = _fold_predictions(fold)
-            store.write_bytes(
-                f"{prefix}/predictions/vgg16-fold{fold}.csv", frame.to_csv(index=False).encode()
-            )
+            store.write_bytes(layout.predictions("vgg16", fold), frame.to_csv(index=False).encode())
             metrics = headline_metrics(frame, None)
             evaluations.append({"backbone": "vgg16", "fold": fold, "metrics": metrics})
         board = leaderboard(evaluations)
-        store.write_bytes(f"{prefix}/leaderboard.csv", board.to_csv().encode())  # as aggregate
-    return settings, store, run, prefix
+        store.write_bytes(layout.leaderboard, board.to_csv().encode())  # as aggregate
+    return settings, store, run, layout.prefix
 
 
 class _Links(HTMLParser):
@@ -137,10 +136,11 @@ def test_write_summary_writes_one_html_page_with_its_pictures(
 ) -> None:
     settings, store, run, prefix = _lake_run(tmp_path, trained)
     written = write_summary(settings, run)
-    page_key = f"{prefix}/{REPORT_FOLDER}/report.html"
+    page_key = "runs/manual__2026-01-04T00_00_00_00_00/report/report.html"  # the real key
+    assert RunLayout.of(run).report_html == page_key == f"{prefix}/{REPORT_FOLDER}/report.html"
     assert [key for key in store.list(prefix) if key.endswith(".html")] == [page_key]
     assert written == {
-        "summary": store.uri(f"{prefix}/summary.json"),
+        "summary": store.uri(RunLayout.of(run).summary_json),
         "report": store.uri(page_key),
     }
     page = store.read_bytes(page_key).decode()
@@ -151,5 +151,5 @@ def test_write_summary_writes_one_html_page_with_its_pictures(
     assert len(links.sources) == (3 if trained else 0)  # confusion, ROC, PR
     for source in links.sources:  # every picture sits beside the page
         assert store.read_bytes(f"{prefix}/{REPORT_FOLDER}/{source}").startswith(b"\x89PNG")
-    assert "Leaderboard:" in store.read_bytes(f"{prefix}/summary.txt").decode()
-    assert store.read_bytes(f"{RUNS}/LATEST").decode() == run
+    assert "Leaderboard:" in store.read_bytes(RunLayout.of(run).summary_txt).decode()
+    assert store.read_bytes("runs/LATEST").decode() == run == store.read_text(LakeLayout.LATEST)

@@ -1,0 +1,61 @@
+"""The DAG's intake steps keep custody as ``covidct land`` and ``curation.ingest_batch`` do.
+
+A synthetic batch is landed with :func:`covidct.lake.landing.land_batch` (what ``covidct land``
+runs) into a real local lake, validated by ``pipeline.validate`` and curated by
+``pipeline.curate``: the content that is moved is the content that was validated, under the
+hash of the landing receipt; a batch whose landed bytes change after validation is refused and
+left in landing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from covidct import pipeline
+from covidct.batch.synth import write_synthetic_batch
+from covidct.config import Settings
+from covidct.lake.custody import BatchLedger, batch_content_hash
+from covidct.lake.landing import land_batch
+from covidct.lake.layout import LakeLayout, RunLayout
+
+
+@pytest.fixture
+def landed(tmp_path: Path) -> tuple[Settings, str]:
+    settings = Settings.from_env({"COVIDCT_HOME": str(tmp_path / "home")})
+    write_synthetic_batch(tmp_path / "w1", patients=4, seed=3, max_slices_per_patient=3)
+    receipt = land_batch(pipeline.lake(settings), tmp_path / "w1", "w1")
+    return settings, receipt.content_hash
+
+
+def test_curate_moves_the_validated_content_under_the_receipts_hash(landed) -> None:  # type: ignore[no-untyped-def]
+    settings, receipt_hash = landed
+    store = pipeline.lake(settings)
+    verdict = pipeline.validate(settings, "w1", "manual__week1")
+    assert verdict["passed"], verdict["reasons"]
+    assert verdict["content_hash"] == receipt_hash
+    run = RunLayout.of("manual__week1")
+    assert json.loads(store.read_text(run.validation_verdict("w1")))["passed"] is True
+    curated = pipeline.curate(settings, [verdict], "manual__week1")
+    assert curated["accepted"] == ["w1"]
+    assert store.list(LakeLayout.landing_batch("w1") + "/") == []
+    assert batch_content_hash(store, LakeLayout.curated_batch("w1")) == receipt_hash
+    entry = BatchLedger(store).get(receipt_hash)
+    assert entry is not None and entry.location == "curated/batches/w1"  # the real key
+    assert pipeline.curate(settings, [verdict], "manual__week1")["accepted"] == ["w1"]  # retry
+
+
+def test_curate_refuses_a_batch_changed_after_validation(landed) -> None:  # type: ignore[no-untyped-def]
+    settings, receipt_hash = landed
+    store = pipeline.lake(settings)
+    verdict = pipeline.validate(settings, "w1", "manual__week1")
+    first = sorted(store.list(LakeLayout.landing_batch("w1") + "/"))[0]
+    store.write_bytes(first, store.read_bytes(first) + b"\x00")  # changed after validation
+    with pytest.raises(
+        ValueError, match=r"landing/w1 changed: found \w+, expected " + receipt_hash[:12]
+    ):
+        pipeline.curate(settings, [verdict], "manual__week1")
+    assert store.list(LakeLayout.CURATED_BATCHES + "/") == []
+    assert BatchLedger(store).get(receipt_hash) is None
