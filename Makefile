@@ -57,7 +57,7 @@ lint: install
 # two workers (2 cores; most tests use about one): one file per unit, the slow files first
 # (tests/conftest.py HEAVY_FIRST); --durations prints the slowest tests
 XDIST := -n 2 --dist loadfile --no-loadscope-reorder
-# browser tests (tests/browser/): Chromium from the OS packages, installed here when root
+# browser tests (tests/browser/, tests/report/test_report_pages.py): Chromium from the OS packages, installed here when root
 test: install lint
 	bash infra/ensure-chromium.sh
 	$(RUN) pytest -q -p no:cacheprovider $(XDIST) --timeout 1500 --durations=15

@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import pytest
 from topology import (
     Supervisor,
+    mlflow_accounts,
     postmaster_pid,
     sqlalchemy_url,
     start_mlflow,
@@ -48,7 +49,7 @@ def test_start_servers_then_wait_for_a_signal(
     if servers & {"postgres", "mlflow"}:
         pg_root = Path(tempfile.mkdtemp(prefix="covidct-pg-"))
         supervisor.on_stop("pgdata", lambda: shutil.rmtree(pg_root, ignore_errors=True))
-        postgres = start_postgres(pg_root / "pgdata", ["mlflow"], supervisor)
+        postgres = start_postgres(pg_root / "pgdata", ["mlflow", "mlflow_auth"], supervisor)
         started["pids"]["postgres"] = postmaster_pid(pg_root / "pgdata")
     if "redis" in servers:
         broker = start_redis(tmp_path / "redis", secrets.token_urlsafe(16), supervisor)
@@ -59,6 +60,7 @@ def test_start_servers_then_wait_for_a_signal(
             "AWS_ACCESS_KEY_ID": s3_server.access_key,
             "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
             "MLFLOW_S3_ENDPOINT_URL": s3_server.endpoint_url,
+            **mlflow_accounts(sqlalchemy_url(postgres, "mlflow_auth")),
         }
         url = start_mlflow(
             sqlalchemy_url(postgres, "mlflow"),

@@ -42,6 +42,7 @@ from topology import (
     Supervisor,
     airflow_env,
     free_ports,
+    mlflow_accounts,
     postmaster_pid,
     run_checked,
     sqlalchemy_url,
@@ -69,20 +70,6 @@ PIPELINE_USER, VIEWER_USER = "covidct-pipeline", "viewer"
 #: Worker log lines that mean a task died at start-up: the task runner's fork printing its
 #: exception before ``os._exit(124)``, and Celery's "Task ... raised unexpected: ...".
 STARTUP_FAILURE_SIGNS = ("Exception in child process", "raised unexpected")
-
-
-def _mlflow_accounts(auth_database_uri: str) -> dict[str, str]:
-    """The MLflow server's auth settings as Compose passes them from ``.env`` (fresh secrets)."""
-    return {
-        "MLFLOW_AUTH_DATABASE_URI": auth_database_uri,
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(32),
-        "MLFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(32),
-        "MLFLOW_PIPELINE_USER": PIPELINE_USER,
-        "MLFLOW_PIPELINE_PASSWORD": secrets.token_urlsafe(32),
-        "MLFLOW_VIEWER_USER": VIEWER_USER,
-        "MLFLOW_VIEWER_PASSWORD": secrets.token_urlsafe(32),
-        "COVIDCT_MODEL_NAME": MODEL_NAME,
-    }
 
 
 def _pipeline_credentials(accounts: dict[str, str]) -> dict[str, str]:
@@ -294,7 +281,7 @@ def topology_run(
     pgdata = pg_root / "pgdata"
     try:
         postgres = start_postgres(pgdata, ["airflow", "mlflow", "mlflow_auth"], supervisor)
-        accounts = _mlflow_accounts(sqlalchemy_url(postgres, "mlflow_auth"))
+        accounts = mlflow_accounts(sqlalchemy_url(postgres, "mlflow_auth"))
         broker = start_redis(root / "redis", secrets.token_urlsafe(24), supervisor)
         mlflow_env = {
             **os.environ,
@@ -516,7 +503,7 @@ def governed_registry(
     pg_root = Path(tempfile.mkdtemp(prefix="covidct-pg-"))
     supervisor.on_stop("pgdata", lambda: shutil.rmtree(pg_root, ignore_errors=True))
     postgres = start_postgres(pg_root / "pgdata", ["mlflow", "mlflow_auth"], supervisor)
-    accounts = _mlflow_accounts(sqlalchemy_url(postgres, "mlflow_auth"))
+    accounts = mlflow_accounts(sqlalchemy_url(postgres, "mlflow_auth"))
     env = {
         **os.environ,
         "AWS_ACCESS_KEY_ID": s3_server.access_key,

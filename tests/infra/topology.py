@@ -19,6 +19,7 @@ for :func:`hostname` (``[core] hostname_callable``).
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -250,6 +251,20 @@ def start_redis(work_dir: Path, password: str, supervisor: Supervisor) -> str:
     client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2)
     wait_for("redis", lambda: bool(client.ping()), 30, supervisor.check_alive)
     return f"redis://:{password}@127.0.0.1:{port}/0"
+
+
+def mlflow_accounts(auth_database_uri: str) -> dict[str, str]:
+    """The MLflow server's auth settings as Compose passes them from ``.env`` (fresh secrets)."""
+    return {
+        "MLFLOW_AUTH_DATABASE_URI": auth_database_uri,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(32),
+        "MLFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(32),
+        "MLFLOW_PIPELINE_USER": "covidct-pipeline",
+        "MLFLOW_PIPELINE_PASSWORD": secrets.token_urlsafe(32),
+        "MLFLOW_VIEWER_USER": "viewer",
+        "MLFLOW_VIEWER_PASSWORD": secrets.token_urlsafe(32),
+        "COVIDCT_MODEL_NAME": "covidct-classifier",
+    }
 
 
 def start_mlflow(

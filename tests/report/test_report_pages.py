@@ -1,6 +1,6 @@
 """The run report and the validation report in headless Chromium at a 1,400 px viewport.
 
-The run report is built as ``tests/test_html_report.py`` builds it (leaderboard by
+The run report is built as ``tests/report/test_html_report.py`` builds it (leaderboard by
 ``covidct.pipeline.leaderboard``, gate by ``covidct.promotion.gate``, pictures drawn by
 ``covidct.evaluation``), with a Grad-CAM panel per fold; the validation report is
 ``covidct.batch.validation.validate_batch``'s page for the demo's faulty batch. Chromium must load
