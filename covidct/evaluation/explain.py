@@ -37,7 +37,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import keras
@@ -51,14 +50,15 @@ from matplotlib.figure import Figure
 from covidct.data.loading import IntensityMode, IntensityTransform, read_slice
 from covidct.evaluation.activation_maps import DEFAULT_CLASS_INDEX, feature_layer, gradcam_batch
 from covidct.evaluation.metrics import DEFAULT_THRESHOLD
-from covidct.evaluation.predictions import (
+from covidct.evaluation.predictions import (  # Cell and confusion_cells: no TensorFlow there
     P_COVID,
     PATIENT_ID,
     SLICE_ID,
-    Y_TRUE,
+    Cell,
+    confusion_cells,
     validate_predictions,
 )
-from covidct.schema import CLASS_NAMES, POSITIVE_CLASS
+from covidct.schema import CLASS_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -84,33 +84,6 @@ class DisplayWindow:
 
 #: The lung window (-1350..150 HU).
 LUNG_WINDOW = DisplayWindow()
-
-
-class Cell(StrEnum):
-    """Confusion-matrix cell of one slice (positive class COVID, ``p_covid > threshold``)."""
-
-    TRUE_POSITIVE = "TP"
-    FALSE_NEGATIVE = "FN"
-    FALSE_POSITIVE = "FP"
-    TRUE_NEGATIVE = "TN"
-
-    @classmethod
-    def _missing_(cls, value: object) -> Cell:
-        valid = ", ".join(member.value for member in cls)
-        raise ValueError(f"unknown confusion cell {value!r}; valid: {valid}")
-
-    @property
-    def description(self) -> str:
-        """Human wording, e.g. ``false positive (normal predicted covid)``."""
-        return _CELL_WORDS[self]
-
-
-_CELL_WORDS = {
-    Cell.TRUE_POSITIVE: "true positive (covid predicted covid)",
-    Cell.FALSE_NEGATIVE: "false negative (covid predicted normal)",
-    Cell.FALSE_POSITIVE: "false positive (normal predicted covid)",
-    Cell.TRUE_NEGATIVE: "true negative (normal predicted normal)",
-}
 
 
 # --------------------------------------------------------------------------- display
@@ -169,19 +142,6 @@ def overlay(
 
 
 # --------------------------------------------------------------------------- case sampling
-
-
-def confusion_cells(predictions: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> pd.Series:
-    """The :class:`Cell` value (``TP``/``FN``/``FP``/``TN``) of each row of a predictions table."""
-    frame = validate_predictions(predictions)
-    truth = (frame[Y_TRUE] == POSITIVE_CLASS).to_numpy()
-    called = frame[P_COVID].to_numpy() > threshold
-    cells = np.select(
-        [truth & called, truth & ~called, ~truth & called],
-        [Cell.TRUE_POSITIVE.value, Cell.FALSE_NEGATIVE.value, Cell.FALSE_POSITIVE.value],
-        Cell.TRUE_NEGATIVE.value,
-    )
-    return pd.Series(cells, index=frame.index, name="cell")
 
 
 def sample_cases(

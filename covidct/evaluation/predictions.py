@@ -396,3 +396,46 @@ def patient_report(patients: pd.DataFrame) -> pd.DataFrame:
             | {"correct_ids": right, "wrong_ids": wrong}
         )
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- outcome kinds
+
+
+class Cell(StrEnum):
+    """Confusion-matrix cell of one slice (positive class COVID, ``p_covid > threshold``)."""
+
+    TRUE_POSITIVE = "TP"
+    FALSE_NEGATIVE = "FN"
+    FALSE_POSITIVE = "FP"
+    TRUE_NEGATIVE = "TN"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Cell:
+        valid = ", ".join(member.value for member in cls)
+        raise ValueError(f"unknown confusion cell {value!r}; valid: {valid}")
+
+    @property
+    def description(self) -> str:
+        """Human wording, e.g. ``false positive (normal predicted covid)``."""
+        return _CELL_WORDS[self]
+
+
+_CELL_WORDS = {
+    Cell.TRUE_POSITIVE: "true positive (covid predicted covid)",
+    Cell.FALSE_NEGATIVE: "false negative (covid predicted normal)",
+    Cell.FALSE_POSITIVE: "false positive (normal predicted covid)",
+    Cell.TRUE_NEGATIVE: "true negative (normal predicted normal)",
+}
+
+
+def confusion_cells(predictions: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> pd.Series:
+    """The :class:`Cell` value (``TP``/``FN``/``FP``/``TN``) of each row of a predictions table."""
+    frame = validate_predictions(predictions)
+    truth = (frame[Y_TRUE] == POSITIVE_CLASS).to_numpy()
+    called = frame[P_COVID].to_numpy() > threshold
+    cells = np.select(
+        [truth & called, truth & ~called, ~truth & called],
+        [Cell.TRUE_POSITIVE.value, Cell.FALSE_NEGATIVE.value, Cell.FALSE_POSITIVE.value],
+        Cell.TRUE_NEGATIVE.value,
+    )
+    return pd.Series(cells, index=frame.index, name="cell")

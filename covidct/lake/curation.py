@@ -68,17 +68,10 @@ def quarantine_batch(
         store.upload_dir(report_dir, LakeLayout.quarantine_report(batch_id, digest))
     verdict_text = json.dumps(dict(verdict_dict), indent=2, sort_keys=True, default=str)
     store.write_text(LakeLayout.quarantine_verdict(batch_id, digest), verdict_text + "\n")
-    BatchLedger(store).record(
-        LedgerEntry(
-            content_hash=digest,
-            batch_id=batch_id,
-            status=BatchStatus.QUARANTINED,
-            location=moved,
-            n_files=n_files,
-            recorded_at=_now(),
-            info={"reasons": list(verdict_dict.get("reasons", []))[:20]},
-        )
-    )
+    _record(
+        store, BatchStatus.QUARANTINED, batch_id, digest, moved, n_files,
+        info={"reasons": list(verdict_dict.get("reasons", []))[:20]},
+    )  # fmt: skip
     logger.warning("batch %s quarantined at %s", batch_id, store.uri(target))
     return store.uri(target)
 
@@ -105,20 +98,38 @@ def accept_batch(
     _refuse_other_content(store, target, batch_id, digest)
     n_files = _move_verified(store, landing_prefix(batch_id), target, digest)
     store.write_bytes(manifest_key(batch_id), _parquet_bytes(manifest, batch_id, digest))
+    _record(
+        store, BatchStatus.ACCEPTED, batch_id, digest, target, n_files,
+        manifest=manifest_key(batch_id), info=dict(info or {}),
+    )  # fmt: skip
+    logger.info("batch %s accepted at %s", batch_id, store.uri(target))
+    return store.uri(target)
+
+
+def _record(
+    store: ObjectStore,
+    status: BatchStatus,
+    batch_id: str,
+    digest: str,
+    location: str,
+    n_files: int,
+    *,
+    info: dict[str, Any],
+    manifest: str | None = None,
+) -> None:
+    """The ledger entry of a batch just moved out of landing (quarantined or accepted)."""
     BatchLedger(store).record(
         LedgerEntry(
             content_hash=digest,
             batch_id=batch_id,
-            status=BatchStatus.ACCEPTED,
-            location=target,
+            status=status,
+            location=location,
             n_files=n_files,
             recorded_at=_now(),
-            manifest_key=manifest_key(batch_id),
-            info=dict(info or {}),
-        )
+            manifest_key=manifest,
+            info=info,
+        )  # fmt: skip
     )
-    logger.info("batch %s accepted at %s", batch_id, store.uri(target))
-    return store.uri(target)
 
 
 def _refuse_other_content(store: ObjectStore, target: str, batch_id: str, digest: str) -> None:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from covidct.config import Settings
 from covidct.lake.layout import LakeLayout, RunLayout
-from covidct.pipeline.context import _write_json, lake, send_alert
+from covidct.pipeline.context import _write_json, lake, releases_models, send_alert
 from covidct.pipeline.development import (
     _finite_or_none,
     headline_metrics,
@@ -105,6 +105,7 @@ def aggregate(
     }
 
 
+@releases_models
 def confirm(settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
     """Register the deployables and score them and the champion on the sequestered patients.
 
@@ -132,6 +133,7 @@ def _tag_version(
         mlflow_client.set_model_version_tag(settings.mlflow.model_name, version, key, value)
 
 
+@releases_models
 def gate_and_promote(
     settings: Settings, confirmed: Mapping[str, Any], dag_run_id: str, send: Any = None
 ) -> dict[str, Any]:

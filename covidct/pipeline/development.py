@@ -19,7 +19,14 @@ from covidct.config import Settings
 from covidct.lake.custody import CURATED_BATCHES
 from covidct.lake.layout import RunLayout
 from covidct.lake.storage import read_parquet
-from covidct.pipeline.context import CHECKPOINTS, WEIGHTS_DIR, lake, materialize, run_key_of
+from covidct.pipeline.context import (
+    CHECKPOINTS,
+    WEIGHTS_DIR,
+    lake,
+    materialize,
+    releases_models,
+    run_key_of,
+)
 from covidct.schema import (
     HEADLINE_METRICS,
     LABEL_TO_CLASS,
@@ -92,6 +99,7 @@ def _split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     return frame[frame["split"] == split].reset_index(drop=True)
 
 
+@releases_models
 def train(
     settings: Settings,
     backbone: str,
@@ -224,6 +232,7 @@ def predict_split(
     return predictions_frame(frame, scores)
 
 
+@releases_models
 def evaluate(settings: Settings, trained: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
     """Evaluate one trained model on its fold's unbalanced test set; log metrics and plots.
 

@@ -22,9 +22,8 @@ from covidct.evaluation.metrics import (
 )
 from covidct.report.html_report import Picture, _e, copy_picture, slug
 
-#: The four outcome kinds of a Grad-CAM panel (:class:`covidct.evaluation.explain.Cell` values), in
-# the
-#: order of :func:`covidct.evaluation.metrics.cells_from_confusion`.
+#: The four outcome kinds of a Grad-CAM panel (:class:`covidct.evaluation.predictions.Cell`
+#: values), in the order of :func:`covidct.evaluation.metrics.cells_from_confusion`.
 OUTCOMES = ("TP", "FN", "FP", "TN")
 
 #: backbone's Grad-CAM: fold -> PNG, or one PNG for all folds

@@ -162,7 +162,7 @@ def lineage_html(settings: Settings, store: Any, tags: Mapping[str, str]) -> str
 def card_gradcam_html(store: Any, prefix: str, backbone: str) -> str:
     """The Grad-CAM panels the evaluation drew per fold (TP, FN, FP, TN examples) and how many
     slices of each outcome kind the fold's test set had; a kind without a slice is named."""
-    from covidct.evaluation import explain
+    from covidct.evaluation.predictions import confusion_cells
 
     panels = sorted(
         k
@@ -177,7 +177,7 @@ def card_gradcam_html(store: Any, prefix: str, backbone: str) -> str:
         predictions = f"{RunLayout.at(prefix).predictions_dir}/{name}.csv"
         if store.exists(predictions):
             frame = pd.read_csv(io.BytesIO(store.read_bytes(predictions)))
-            cells = explain.confusion_cells(frame).value_counts()
+            cells = confusion_cells(frame).value_counts()
             counts = {kind: int(cells.get(kind, 0)) for kind in OUTCOME_KINDS}
             missing = [kind for kind, n in counts.items() if n == 0]
             text = ", ".join(f"{k} {n}" for k, n in counts.items())

@@ -19,7 +19,7 @@ Profiles (:class:`Profile`, :meth:`TrainingConfig.from_profile`):
   they are still mostly their initial values (momentum 0.99) or, at 0.9, an average over
   weights that have since moved; the errors compound through 50-150 layers and every slice
   gets the same score. So: momentum 0.9 and, after training, the statistics re-estimated with
-  the final weights (:func:`recalibrate_batchnorm`, up to 20 batches); residual branches that start
+  the final weights (:func:`recalibrate_batchnorm`, up to 10 batches); residual branches that start
   as the identity (:func:`zero_init_residual_branches`); learning rate 1e-3 (1e-4 is Table 5's
   rate for 10,000 steps); and training batches half COVID on average (``balance_classes``; the
   unbalanced data otherwise teach the prior first). Validation and test sets stay unbalanced.

@@ -23,6 +23,7 @@ from pydicom.uid import (
     RLELossless,
     generate_uid,
 )
+from tiff_tags import BASELINE_TAGS
 
 from covidct import schema
 from covidct.batch.contract import read_patient_details
@@ -41,20 +42,6 @@ TCIA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tcia"
 SBU, LUNG = TCIA / "covid19-ny-sbu", TCIA / "lung-pet-ct-dx"
 AXIAL = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
 CORONAL = [1.0, 0.0, 0.0, 0.0, 0.0, -1.0]
-BASELINE_TAGS = {
-    "ImageWidth",
-    "ImageLength",
-    "BitsPerSample",
-    "Compression",
-    "PhotometricInterpretation",
-    "StripOffsets",
-    "SamplesPerPixel",
-    "RowsPerStrip",
-    "StripByteCounts",
-    "XResolution",
-    "YResolution",
-    "ResolutionUnit",
-}
 
 
 # --------------------------------------------------------------------------- helpers

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from tiff_tags import BASELINE_TAGS
 
 from covidct import schema
 from covidct.batch.contract import (
@@ -26,20 +27,6 @@ from covidct.batch.slices import SliceReadError, read_slice, slice_name, write_s
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 REAL_DETAILS = SHARED_DATA / "covid-ctset" / schema.PATIENT_DETAILS
-BASELINE_TAGS = {
-    "ImageWidth",
-    "ImageLength",
-    "BitsPerSample",
-    "Compression",
-    "PhotometricInterpretation",
-    "StripOffsets",
-    "SamplesPerPixel",
-    "RowsPerStrip",
-    "StripByteCounts",
-    "XResolution",
-    "YResolution",
-    "ResolutionUnit",
-}
 
 
 def _ramp(shape: tuple[int, int] = schema.SLICE_SHAPE) -> np.ndarray:

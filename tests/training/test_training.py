@@ -834,7 +834,8 @@ def test_recalibration_never_outruns_training() -> None:
 
     assert recalibration_batches(tiny_config(epochs=1, steps_per_epoch=2), 2) == 2
     smoke = TrainingConfig.from_profile("cpu-smoke", epochs=1, steps_per_epoch=40)
-    assert recalibration_batches(smoke, 40) == smoke.batchnorm_recalibration_batches == 20
+    assert recalibration_batches(smoke, 40) == smoke.batchnorm_recalibration_batches == 10
+    assert recalibration_batches(smoke, 4) == 4
 
 
 def test_balanced_batches_draw_each_class_half_the_time(tmp_path: Path) -> None:

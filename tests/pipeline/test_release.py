@@ -1,0 +1,65 @@
+"""``releases_models``: a step's networks are gone when it returns or raises (``make demo`` runs
+every step in one process; see covidct/pipeline/context.py)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+from covidct.pipeline.context import releases_models
+
+
+def _predicting_model(refs: list[weakref.ref]) -> None:
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.predict(np.zeros((2, 4), dtype="float32"), verbose=0)  # traces: model <-> function
+    refs.append(weakref.ref(model))
+
+
+def test_a_step_leaves_no_network_behind() -> None:
+    refs: list[weakref.ref] = []
+
+    @releases_models
+    def step() -> str:
+        _predicting_model(refs)
+        return "done"
+
+    gc.disable()  # only the release may collect: a traced model is kept alive by a cycle
+    try:
+        assert step() == "done"
+        assert refs[0]() is None
+    finally:
+        gc.enable()
+
+
+def test_a_step_that_raises_releases_too() -> None:
+    refs: list[weakref.ref] = []
+
+    @releases_models
+    def step() -> None:
+        _predicting_model(refs)
+        raise RuntimeError("training failed")
+
+    gc.disable()
+    try:
+        with pytest.raises(RuntimeError, match="training failed"):
+            step()
+        assert refs[0]() is None
+    finally:
+        gc.enable()
+
+
+def test_without_the_release_the_traced_network_outlives_its_step() -> None:
+    """The control: what the release is for (a cycle only a full collection frees)."""
+    refs: list[weakref.ref] = []
+    gc.disable()
+    try:
+        _predicting_model(refs)
+        assert refs[0]() is not None
+    finally:
+        gc.enable()
+        gc.collect()
