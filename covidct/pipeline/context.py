@@ -30,9 +30,10 @@ def releases_models(step: Callable[_P, _R]) -> Callable[_P, _R]:
 
     A worker runs each task in a fresh process, but ``airflow dags test`` (``make demo``) and
     an in-process caller run every step in one: there the trained and loaded networks stayed
-    reachable through Keras's global state, the process grew to 8 GB and each step ran slower
-    than the one before (three identical ResNet152 trainings in one process: 92, 111 and 145 s;
-    with this release after each, memory stayed at 2.8 GB). Nothing is imported here: a
+    reachable through Keras's global state and the cycle between a model and its traced
+    function, and the process grew with each step (three identical ResNet152 trainings in one
+    process: 92, 111 and 145 s, peak memory 2.8, 3.6 and 3.8 GB; with this release after each,
+    106, 84 and 110 s on a noisy machine, memory flat at 2.8 GB). Nothing is imported here: a
     process that never imported Keras has nothing to release.
     """
 

@@ -185,7 +185,8 @@ _PROFILES: dict[Profile, TrainingConfig] = {
         balance_classes=True,
         zero_init_residual=True,
         # 10 batches of 16: about one pass over a demo fold's 166 training slices (PreciseBN
-        # averages equally over them); 20 cost 8 s more per ResNet152 fold for a second pass
+        # averages equally over them); in the demo, 20 took 18.6-20.6 s per ResNet152 fold
+        # and 10 took 15.8-18.3 s (the trace of the forward pass is most of either)
         batchnorm_recalibration_batches=10,
         run_eagerly=None,
         augment=SHORT_RUN_AUGMENT,
