@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 from covidct.config import AlertChannel, Settings
 from covidct.lake.layout import LakeLayout, RunLayout
@@ -24,30 +24,49 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def releases_models(step: Callable[_P, _R]) -> Callable[_P, _R]:
+@overload
+def releases_models(step: Callable[_P, _R]) -> Callable[_P, _R]: ...
+
+
+@overload
+def releases_models(
+    *, keep_compiled: bool = False
+) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]: ...
+
+
+def releases_models(step: Callable[_P, _R] | None = None, *, keep_compiled: bool = False) -> Any:
     """Run ``step``, then free every network it built or loaded (Keras's global state, then a
-    full garbage collection), whether it returned or raised.
+    full garbage collection), whether it returned or raised. Use as ``@releases_models`` or
+    ``@releases_models(keep_compiled=True)``.
 
     A worker runs each task in a fresh process, but ``airflow dags test`` (``make demo``) and
     an in-process caller run every step in one: there the trained and loaded networks stayed
     reachable through Keras's global state and the cycle between a model and its traced
     function, and the process grew with each step (three identical ResNet152 trainings in one
     process: 92, 111 and 145 s, peak memory 2.8, 3.6 and 3.8 GB; with this release after each,
-    106, 84 and 110 s on a noisy machine, memory flat at 2.8 GB). Nothing is imported here: a
-    process that never imported Keras has nothing to release.
+    106, 84 and 110 s on a noisy machine, memory flat at 2.8 GB). The compiled training model
+    that :mod:`covidct.training.warm` keeps for a backbone's next fold is dropped too, unless
+    ``keep_compiled`` (the train step). Nothing is imported here: a process that never
+    imported Keras has nothing to release.
     """
 
-    @functools.wraps(step)
-    def released(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return step(*args, **kwargs)
-        finally:
-            keras = sys.modules.get("keras")
-            if keras is not None:
-                keras.backend.clear_session(free_memory=True)
-            gc.collect()
+    def decorate(function: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(function)
+        def released(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return function(*args, **kwargs)
+            finally:
+                warm = sys.modules.get("covidct.training.warm")
+                if warm is not None and not keep_compiled:
+                    warm.release_warm_model()
+                keras = sys.modules.get("keras")
+                if keras is not None:
+                    keras.backend.clear_session(free_memory=True)
+                gc.collect()
 
-    return released
+        return released
+
+    return decorate if step is None else decorate(step)
 
 
 #: ``runs/history``: one champion record per run (:meth:`covidct.lake.layout.RunLayout.history`).

@@ -99,7 +99,7 @@ def _split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     return frame[frame["split"] == split].reset_index(drop=True)
 
 
-@releases_models
+@releases_models(keep_compiled=True)
 def train(
     settings: Settings,
     backbone: str,
@@ -161,6 +161,7 @@ def train(
                 checkpoint_dir=local_dir,
                 callbacks=[mirror],
                 log_datasets=False,  # the fold manifests are logged above, with their digests
+                reuse_compiled=True,  # dags test: the next fold reuses the compiled network
             )
         except training.CheckpointMismatchError as error:
             raise training.CheckpointMismatchError(

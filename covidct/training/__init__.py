@@ -13,6 +13,7 @@ Modules:
 * ``checkpoints``: per-epoch checkpoints, resume checks, mirror to the lake
 * ``tracking``: MLflow metrics, run setup, the logged model and its serving requirements
 * ``trainer``: ``train_model`` (session and fit loop) and ``predict_p_covid``
+* ``warm``: the compiled training model kept for a backbone's next fold in one process
 
 Each public name of these modules is importable from the package (imported on first use).
 """
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
         AUGMENT_LAYER,
         RESIDUAL_LAST_BN,
         Nadam,
+        PreciseBatchNorm,
         compile_model,
         distribution_strategy,
         graph_optimizer_policy,
@@ -92,6 +94,13 @@ if TYPE_CHECKING:
         recalibration_batches,
         train_model,
     )
+    from covidct.training.warm import (
+        WarmModel,
+        keep_warm_model,
+        release_warm_model,
+        take_warm_model,
+        warm_key,
+    )
 
 #: public name -> the module that defines it (imported on first use, so importing one module of
 #: the package does not import the others' dependencies)
@@ -115,6 +124,7 @@ _EXPORTS: dict[str, str] = {
     "OPTIMIZER_STATE": "covidct.training.checkpoints",
     "PATH_COLUMN": "covidct.training.datasets",
     "PROFILE_SCHEDULES": "covidct.training.spec",
+    "PreciseBatchNorm": "covidct.training.optimization",
     "Profile": "covidct.training.spec",
     "RESIDUAL_LAST_BN": "covidct.training.optimization",
     "RESUME_MAY_CHANGE": "covidct.training.checkpoints",
@@ -127,12 +137,14 @@ _EXPORTS: dict[str, str] = {
     "TrainingConfig": "covidct.training.profiles",
     "TrainingSpec": "covidct.training.spec",
     "WEIGHTS_NAMES": "covidct.training.spec",
+    "WarmModel": "covidct.training.warm",
     "available_backbones": "covidct.training.trainer",
     "check_conf": "covidct.training.spec",
     "compile_model": "covidct.training.optimization",
     "distribution_strategy": "covidct.training.optimization",
     "graph_optimizer_policy": "covidct.training.optimization",
     "inference_model": "covidct.training.optimization",
+    "keep_warm_model": "covidct.training.warm",
     "label_indices": "covidct.training.datasets",
     "log_keras_model": "covidct.training.tracking",
     "new_training_model": "covidct.training.optimization",
@@ -146,10 +158,13 @@ _EXPORTS: dict[str, str] = {
     "recalibrate_batchnorm": "covidct.training.optimization",
     "recalibration_batches": "covidct.training.trainer",
     "register_custom_objects": "covidct.training.tracking",
+    "release_warm_model": "covidct.training.warm",
     "serving_copy": "covidct.training.tracking",
     "serving_requirements": "covidct.training.tracking",
     "set_batchnorm_momentum": "covidct.training.optimization",
+    "take_warm_model": "covidct.training.warm",
     "train_model": "covidct.training.trainer",
+    "warm_key": "covidct.training.warm",
     "zero_init_residual_branches": "covidct.training.optimization",
 }
 
@@ -173,6 +188,7 @@ __all__ = [
     "OPTIMIZER_STATE",
     "PATH_COLUMN",
     "PROFILE_SCHEDULES",
+    "PreciseBatchNorm",
     "Profile",
     "RESIDUAL_LAST_BN",
     "RESUME_MAY_CHANGE",
@@ -185,12 +201,14 @@ __all__ = [
     "TrainingConfig",
     "TrainingSpec",
     "WEIGHTS_NAMES",
+    "WarmModel",
     "available_backbones",
     "check_conf",
     "compile_model",
     "distribution_strategy",
     "graph_optimizer_policy",
     "inference_model",
+    "keep_warm_model",
     "label_indices",
     "log_keras_model",
     "new_training_model",
@@ -204,10 +222,13 @@ __all__ = [
     "recalibrate_batchnorm",
     "recalibration_batches",
     "register_custom_objects",
+    "release_warm_model",
     "serving_copy",
     "serving_requirements",
     "set_batchnorm_momentum",
+    "take_warm_model",
     "train_model",
+    "warm_key",
     "zero_init_residual_branches",
 ]
 

@@ -144,32 +144,48 @@ def recalibrate_batchnorm(
     replaces the old statistics outright and nothing of them remains. The momentum is one
     variable read by every layer, so ``compiled`` traces the forward pass once; ``compiled``
     False runs the passes eagerly (cheaper for a model traced for nothing else). Returns how
-    many layers were recalibrated; the layers' own momentum is restored.
+    many layers were recalibrated; the layers' own momentum is restored. To recalibrate the
+    same model again without tracing again, keep a :class:`PreciseBatchNorm`.
     """
-    batch_norm = keras.layers.BatchNormalization
-    layers = [layer for layer in _all_layers(model) if isinstance(layer, batch_norm)]
-    if not layers or count < 1:
-        return 0
-    momenta = [layer.momentum for layer in layers]
-    momentum = tf.Variable(0.0, trainable=False, dtype=tf.float32, name="precise_bn_momentum")
-    for layer in layers:
-        layer.momentum = momentum
+    return PreciseBatchNorm(model, compiled=compiled)(batches, count)
 
-    def forward(images: Any) -> Any:
-        return model(images, training=True)
 
-    if compiled:
-        forward = tf.function(forward, reduce_retracing=True)
-    try:
-        for index, batch in enumerate(batches):
-            if index >= count:
-                break
-            momentum.assign(index / (index + 1))
-            forward(batch[0] if isinstance(batch, tuple) else batch)
-    finally:
-        for layer, old in zip(layers, momenta, strict=True):
-            layer.momentum = old
-    return len(layers)
+class PreciseBatchNorm:
+    """:func:`recalibrate_batchnorm` for one model, its forward pass traced at most once.
+
+    ``model`` keeps its architecture for the life of this object (its weights may change
+    between calls: a traced forward pass reads the current values). Calling it with
+    ``(batches, count)`` recalibrates and returns the number of BatchNormalization layers.
+    """
+
+    def __init__(self, model: keras.Model, *, compiled: bool = True) -> None:
+        batch_norm = keras.layers.BatchNormalization
+        self.layers = [layer for layer in _all_layers(model) if isinstance(layer, batch_norm)]
+        self.momentum = tf.Variable(
+            0.0, trainable=False, dtype=tf.float32, name="precise_bn_momentum"
+        )
+
+        def forward(images: Any) -> Any:
+            return model(images, training=True)
+
+        self.forward = tf.function(forward, reduce_retracing=True) if compiled else forward
+
+    def __call__(self, batches: Iterable[Any], count: int) -> int:
+        if not self.layers or count < 1:
+            return 0
+        momenta = [layer.momentum for layer in self.layers]
+        for layer in self.layers:
+            layer.momentum = self.momentum
+        try:
+            for index, batch in enumerate(batches):
+                if index >= count:
+                    break
+                self.momentum.assign(index / (index + 1))
+                self.forward(batch[0] if isinstance(batch, tuple) else batch)
+        finally:
+            for layer, old in zip(self.layers, momenta, strict=True):
+                layer.momentum = old
+        return len(self.layers)
 
 
 def _all_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:

@@ -40,7 +40,10 @@ Keras's TensorFlow trainer creates the optimizer and metric variables lazily ins
 trace when no distribution strategy is set, and ``tf.function`` then traces the whole step a
 second time (:func:`compile_model` builds them first); and Keras's Nadam recomputes its ~20
 step-dependent scalars for every one of ResNet152's 622 variables (:class:`Nadam` computes them
-once per step). ``benchmarks/cpu_train.py`` measures both.
+once per step). ``benchmarks/cpu_train.py`` measures both. In one process (``airflow dags
+test``), the pipeline's train step keeps the compiled model for the backbone's next fold
+(``reuse_compiled``, :mod:`covidct.training.warm`): reset, it trains to the weights a fresh
+build gives, without a second build or trace.
 
 Under bf16 mixed precision the first convolution sees bf16 inputs (8 significant bits); the
 ``paper`` profile keeps float32 end to end.
@@ -70,6 +73,7 @@ import pandas as pd
 from covidct.data.loading import make_dataset
 from covidct.models.backbones import BACKBONES, get_backbone
 from covidct.schema import CLASS_NAMES, POSITIVE_CLASS
+from covidct.training import warm
 from covidct.training.checkpoints import (
     EpochCheckpoint,
     _check_resumable,
@@ -116,6 +120,7 @@ class _Session:
     training_model: keras.Model
     resumed_from: int
     history: dict[str, list[float]]
+    warm: warm.WarmModel | None = None
 
     @property
     def batch(self) -> int:
@@ -144,8 +149,12 @@ class _Session:
         }
 
 
-def _open_session(backbone: str, config: TrainingConfig, checkpoint_dir: Path) -> _Session:
-    """Build a new training model, or restore the one ``checkpoint_dir`` holds."""
+def _open_session(
+    backbone: str, config: TrainingConfig, checkpoint_dir: Path, reuse: bool
+) -> _Session:
+    """Build a new training model (or, with ``reuse``, take the kept one of the same backbone
+    and settings, reset: :mod:`covidct.training.warm`), or restore the one ``checkpoint_dir``
+    holds."""
     strategy = distribution_strategy(config)
     replicas = strategy.num_replicas_in_sync
     identity = _identity(
@@ -155,9 +164,14 @@ def _open_session(backbone: str, config: TrainingConfig, checkpoint_dir: Path) -
         config.global_batch_size(replicas),
     )
     state = read_state(checkpoint_dir)
+    key = warm.warm_key(backbone, config.to_params(), replicas)
+    kept = warm.take_warm_model(key) if reuse and state is None else None
     with precision_policy(config.mixed_precision), strategy.scope():
-        if state is None:
+        if kept is not None:
+            training_model = kept.model
+        elif state is None:
             training_model = new_training_model(backbone, config, replicas)
+            kept = warm.WarmModel.of(key, training_model) if reuse else None
         else:
             _check_resumable(state, identity, config.epochs, checkpoint_dir)
             training_model = _restore(checkpoint_dir, state, config, replicas)
@@ -169,6 +183,7 @@ def _open_session(backbone: str, config: TrainingConfig, checkpoint_dir: Path) -
         training_model=training_model,
         resumed_from=int(state["epoch"]) if state else 0,
         history=dict(state["history"]) if state else {},
+        warm=kept,
     )
 
 
@@ -183,6 +198,7 @@ def train_model(
     mlflow_run: bool = True,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     log_datasets: bool = True,
+    reuse_compiled: bool = False,
 ) -> TrainResult:
     """Train ``backbone`` on one fold, resuming from ``checkpoint_dir`` when it holds a state.
 
@@ -192,7 +208,11 @@ def train_model(
     inputs (``log_datasets``; contexts ``training``/``validation``), per-epoch metrics (the
     epochs of an earlier killed attempt too) and the final model with a signature
     (``mlflow_run`` with no active run logs a warning and nothing else). ``callbacks`` run
-    after the checkpoint callback. Raises ValueError for an unknown backbone, an empty
+    after the checkpoint callback. ``reuse_compiled``: keep the compiled model in this process
+    after success and start from it, reset, when it is asked for again with the same backbone
+    and settings (:mod:`covidct.training.warm`: no second build and trace; same weights as a
+    fresh build); the returned ``model`` is then valid only until that next call. Raises
+    ValueError for an unknown backbone, an empty
     training frame, an unknown label, or a checkpoint made with other settings.
     """
     started = time.perf_counter()
@@ -204,7 +224,7 @@ def train_model(
     logging_on = _mlflow_active(mlflow_run)
     keras.utils.set_random_seed(config.seed)
     with graph_optimizer_policy(config.graph_optimizer):
-        session = _open_session(backbone, config, checkpoint_dir)
+        session = _open_session(backbone, config, checkpoint_dir, reuse_compiled)
         if logging_on:
             frames = {"training": train_df, "validation": val_df} if log_datasets else {}
             _log_run_setup(session, frames, session.derived_params(len(train_df), len(val_df)))
@@ -217,6 +237,8 @@ def train_model(
         if logging_on:
             example = _example_batch(val_df, train_df, image_root, config)
             uri = log_keras_model(session.model, backbone, example)
+    if session.warm is not None:
+        warm.keep_warm_model(session.warm)
     return _result(session, time.perf_counter() - started, uri if logging_on else None)
 
 
@@ -282,9 +304,11 @@ def _recalibrate(session: _Session, train_df: pd.DataFrame, image_root: Path) ->
         repeat=True,
     )
     started, count = time.perf_counter(), recalibration_batches(config, session.steps)
-    layers = recalibrate_batchnorm(
-        session.model, images, count, compiled=not config.eager(session.replicas)
-    )
+    compiled = not config.eager(session.replicas)
+    if session.warm is not None:
+        layers = session.warm.recalibrator(session.model, compiled=compiled)(images, count)
+    else:
+        layers = recalibrate_batchnorm(session.model, images, count, compiled=compiled)
     logger.info(
         "%s: batch-norm statistics of %d layers re-estimated over %d batches in %.1f s",
         session.backbone, layers, count, time.perf_counter() - started,

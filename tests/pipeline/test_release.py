@@ -63,3 +63,24 @@ def test_without_the_release_the_traced_network_outlives_its_step() -> None:
     finally:
         gc.enable()
         gc.collect()
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["evaluate-like", "train"])
+def test_only_the_train_step_keeps_the_compiled_model_for_the_next_fold(keep: bool) -> None:
+    import keras
+
+    from covidct.training import warm
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+
+    @releases_models(keep_compiled=keep)
+    def step() -> None:
+        warm.keep_warm_model(warm.WarmModel.of("key", model))
+
+    try:
+        step()
+        assert (warm._kept is not None) is keep
+    finally:
+        warm.release_warm_model()
