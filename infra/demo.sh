@@ -19,7 +19,7 @@ fi
 # drawn half the time (40 steps learned no more: image ROC AUC 0.43-0.44 either way). One
 # backbone, ResNet152, the baseline every challenger must beat: a challenger is what
 # `make demo-rerun` adds; in the first run, ResNet50's two folds (trained and evaluated) took
-# 143 s and 145 s in two measured runs on 2 cores (README).
+# 143 s and 146 s in two measured runs on 2 cores.
 # DEMO_CONF='{..., "backbones": ["resnet152", "resnet50"]}' puts it back.
 CONF=${DEMO_CONF:-'{"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152"], "epochs": 1, "steps_per_epoch": 20}'}
 # first, before any setup: the run configuration, checked as the DAG's first task checks it

@@ -9,7 +9,10 @@ and settings takes it back and sets every variable of the model (weights, batch-
 statistics, seed states) and of its optimizer (step count, moments) to the values they had
 right after the seeded build, which is the model a fresh build with the same seed gives
 (``tests/training/test_warm.py`` checks that the weights after training are identical). Keras
-keeps the traced train function on the model, so nothing is traced again.
+keeps the traced train function on the model, so nothing is traced again. Measured on 2 cores,
+ResNet152 at 64 px, 20 steps (``benchmarks/warm_folds.py``): a fresh fold 127.8 s, the reused
+one 82.3 s, weights identical; in ``make demo`` the reused fold's task took 139 and 142 s
+against 200 and 204 s for the first fold.
 
 One model is kept at most: a call with another backbone or other settings drops it first. A
 worker that runs one task per process never reuses anything; the kept model only costs memory
