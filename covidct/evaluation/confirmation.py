@@ -170,8 +170,7 @@ def build_deployable(
         version = client.get_model_version(settings.mlflow.model_name, existing)
         logger.info("reusing version %s of %s", existing, backbone)
         return _record(backbone, version, params, threshold, seen_key, members)
-    training.register_custom_objects()
-    loaded = [mlflow.keras.load_model(m["model_uri"]) for m in members]
+    loaded = [training.load_logged_model(m["model_uri"]) for m in members]
     model = ensemble_model(loaded, name=f"{backbone}_ensemble")
     size = int(model.input_shape[1])
     tags = {"dag_run_id": dag_run_id, "backbone": backbone, "role": "deployable"}
@@ -179,6 +178,7 @@ def build_deployable(
         uri = training.log_keras_model(model, "model", np.zeros((1, size, size, 1), np.float32))
         mlflow.log_params({"members": len(members), "patient_threshold": threshold})
         run_id = run.info.run_id
+    training.offer_loaded_model(model, owns=loaded)  # score_registered loads it back
     digest = model_digest(download(uri))
     lineage = {
         "dataset_version": members[0]["dataset_version"],
@@ -240,15 +240,13 @@ def score_registered(
     and, with ``probe`` (the candidate, which the gate's serving check loads again), its
     probe-set predictions (:func:`covidct.pipeline.evidence.probe_predictions`; else ``""``).
     """
-    import mlflow
 
     from covidct import pipeline, training
     from covidct.pipeline import evidence
 
     store = pipeline.lake(settings)
     local = download(record["model_uri"])
-    training.register_custom_objects()
-    model = mlflow.keras.load_model(str(local))
+    model = training.load_logged_model(local)
     spec = TrainingSpec.from_dict(record["train_params"])
     predictions = _scored(settings, model, sequestered, spec, record["patient_threshold"])
     key = RunLayout.of(dag_run_id).sequestered_predictions(name)

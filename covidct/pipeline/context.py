@@ -30,11 +30,13 @@ def releases_models(step: Callable[_P, _R]) -> Callable[_P, _R]: ...
 
 @overload
 def releases_models(
-    *, keep_compiled: bool = False
+    *, keep_compiled: bool = False, keep_loaded: bool = False
 ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]: ...
 
 
-def releases_models(step: Callable[_P, _R] | None = None, *, keep_compiled: bool = False) -> Any:
+def releases_models(
+    step: Callable[_P, _R] | None = None, *, keep_compiled: bool = False, keep_loaded: bool = False
+) -> Any:
     """Run ``step``, then free every network it built or loaded (Keras's global state, then a
     full garbage collection), whether it returned or raised. Use as ``@releases_models`` or
     ``@releases_models(keep_compiled=True)``.
@@ -46,8 +48,10 @@ def releases_models(step: Callable[_P, _R] | None = None, *, keep_compiled: bool
     process: 92, 111 and 145 s, peak memory 2.8, 3.6 and 3.8 GB; with this release after each,
     106, 84 and 110 s on a noisy machine, memory flat at 2.8 GB). The compiled training model
     that :mod:`covidct.training.warm` keeps for a backbone's next fold is dropped too, unless
-    ``keep_compiled`` (the train step). Nothing is imported here: a process that never
-    imported Keras has nothing to release.
+    ``keep_compiled`` (the train step); the models the step loaded are kept for the next step's
+    loads of the same architecture (:mod:`covidct.training.loaded`) only with ``keep_loaded``
+    (evaluate, confirm). Nothing is imported here: a process that never imported Keras has
+    nothing to release.
     """
 
     def decorate(function: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -59,6 +63,11 @@ def releases_models(step: Callable[_P, _R] | None = None, *, keep_compiled: bool
                 warm = sys.modules.get("covidct.training.warm")
                 if warm is not None and not keep_compiled:
                     warm.release_warm_model()
+                loaded = sys.modules.get("covidct.training.loaded")
+                if loaded is not None and keep_loaded:
+                    loaded.return_loaded_models()
+                elif loaded is not None:
+                    loaded.release_loaded_models()
                 keras = sys.modules.get("keras")
                 if keras is not None:
                     keras.backend.clear_session(free_memory=True)

@@ -105,7 +105,7 @@ def aggregate(
     }
 
 
-@releases_models
+@releases_models(keep_loaded=True)
 def confirm(settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
     """Register the deployables and score them and the champion on the sequestered patients.
 

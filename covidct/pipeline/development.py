@@ -233,7 +233,7 @@ def predict_split(
     return predictions_frame(frame, scores)
 
 
-@releases_models
+@releases_models(keep_loaded=True)  # dags test: the next fold's evaluation reuses the network
 def evaluate(settings: Settings, trained: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
     """Evaluate one trained model on its fold's unbalanced test set; log metrics and plots.
 
@@ -247,8 +247,7 @@ def evaluate(settings: Settings, trained: Mapping[str, Any], dag_run_id: str) ->
     setup_mlflow(settings)
     store = lake(settings)
     frame = read_parquet(store, trained["fold_key"])
-    training.register_custom_objects()
-    model = mlflow.keras.load_model(trained["model_uri"])
+    model = training.load_logged_model(trained["model_uri"])
     fold = int(trained["fold"])
     spec = TrainingSpec.from_dict(trained["train_params"])
     val = predict_split(settings, model, _split(frame, "val"), spec)

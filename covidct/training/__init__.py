@@ -14,6 +14,7 @@ Modules:
 * ``tracking``: MLflow metrics, run setup, the logged model and its serving requirements
 * ``trainer``: ``train_model`` (session and fit loop) and ``predict_p_covid``
 * ``warm``: the compiled training model kept for a backbone's next fold in one process
+* ``loaded``: logged models loaded in one process, kept to receive a next file's weights
 
 Each public name of these modules is importable from the package (imported on first use).
 """
@@ -45,6 +46,14 @@ if TYPE_CHECKING:
         LABEL_COLUMN,
         PATH_COLUMN,
         label_indices,
+    )
+    from covidct.training.loaded import (
+        holds_loaded_models,
+        load_logged_model,
+        offer_loaded_model,
+        release_loaded_models,
+        return_loaded_models,
+        saved_config,
     )
     from covidct.training.optimization import (
         AUGMENT_LAYER,
@@ -143,11 +152,14 @@ _EXPORTS: dict[str, str] = {
     "compile_model": "covidct.training.optimization",
     "distribution_strategy": "covidct.training.optimization",
     "graph_optimizer_policy": "covidct.training.optimization",
+    "holds_loaded_models": "covidct.training.loaded",
     "inference_model": "covidct.training.optimization",
     "keep_warm_model": "covidct.training.warm",
     "label_indices": "covidct.training.datasets",
+    "load_logged_model": "covidct.training.loaded",
     "log_keras_model": "covidct.training.tracking",
     "new_training_model": "covidct.training.optimization",
+    "offer_loaded_model": "covidct.training.loaded",
     "parse_state": "covidct.training.checkpoints",
     "precision_policy": "covidct.training.optimization",
     "predict_p_covid": "covidct.training.trainer",
@@ -158,7 +170,10 @@ _EXPORTS: dict[str, str] = {
     "recalibrate_batchnorm": "covidct.training.optimization",
     "recalibration_batches": "covidct.training.trainer",
     "register_custom_objects": "covidct.training.tracking",
+    "release_loaded_models": "covidct.training.loaded",
     "release_warm_model": "covidct.training.warm",
+    "return_loaded_models": "covidct.training.loaded",
+    "saved_config": "covidct.training.loaded",
     "serving_copy": "covidct.training.tracking",
     "serving_requirements": "covidct.training.tracking",
     "set_batchnorm_momentum": "covidct.training.optimization",
@@ -207,11 +222,14 @@ __all__ = [
     "compile_model",
     "distribution_strategy",
     "graph_optimizer_policy",
+    "holds_loaded_models",
     "inference_model",
     "keep_warm_model",
     "label_indices",
+    "load_logged_model",
     "log_keras_model",
     "new_training_model",
+    "offer_loaded_model",
     "parse_state",
     "precision_policy",
     "predict_p_covid",
@@ -222,7 +240,10 @@ __all__ = [
     "recalibrate_batchnorm",
     "recalibration_batches",
     "register_custom_objects",
+    "release_loaded_models",
     "release_warm_model",
+    "return_loaded_models",
+    "saved_config",
     "serving_copy",
     "serving_requirements",
     "set_batchnorm_momentum",

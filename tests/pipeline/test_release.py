@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +85,24 @@ def test_only_the_train_step_keeps_the_compiled_model_for_the_next_fold(keep: bo
         assert (warm._kept is not None) is keep
     finally:
         warm.release_warm_model()
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["train-like", "evaluate"])
+def test_only_loading_steps_keep_their_loaded_models(keep: bool, tmp_path: Path) -> None:
+    import keras
+    import mlflow
+
+    from covidct.training import loaded
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    mlflow.keras.save_model(model, str(tmp_path / "logged"), pip_requirements=["keras"])
+
+    @releases_models(keep_loaded=keep)
+    def step() -> None:
+        loaded.load_logged_model(tmp_path / "logged")
+
+    try:
+        step()
+        assert loaded.holds_loaded_models() is keep
+    finally:
+        loaded.release_loaded_models()
