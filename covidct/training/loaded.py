@@ -52,7 +52,9 @@ _lent: list[_Kept] = []
 def saved_config(keras_file: Path) -> dict[str, Any]:
     """The architecture in a Keras 3 ``.keras`` file: its model's ``config`` (``config.json``,
     nothing built) without the ``shared_object_id`` markers, which hold memory addresses of the
-    saving process (a dtype policy shared by layers)."""
+    saving process (a dtype policy shared by layers). Raises FileNotFoundError for a missing
+    file, ``zipfile.BadZipFile`` for one that is not an archive, KeyError when it holds no
+    ``config.json``."""
     with zipfile.ZipFile(keras_file) as archive:
         return _without_object_ids(json.loads(archive.read("config.json"))["config"])
 

@@ -55,7 +55,10 @@ class WarmModel:
         )
 
     def reset(self) -> keras.Model:
-        """Set every model and optimizer variable back to its start; return the model."""
+        """Set every model and optimizer variable back to its start; return the model.
+
+        Raises ValueError when the model or its optimizer no longer has as many variables as
+        were recorded at its start (it cannot happen to a model kept by :func:`warm_key`)."""
         pairs = [
             *zip(self.model.variables, self.start, strict=True),
             *zip(self.model.optimizer.variables, self.optimizer_start, strict=True),
