@@ -135,7 +135,10 @@ def curate(
     """Accept every passed batch into ``curated/`` and write the dataset version's manifest.
 
     The manifest covers every batch accepted so far (this run's and earlier ones); its paths are
-    relative to ``curated/batches/``. Returns ``{"dataset_version", "manifest_key", "n_slices",
+    relative to ``curated/batches/``, its rows in path order whatever order the batches were
+    accepted in, so one dataset version is one table and the same run trains the same models
+    (the folds, the sequestered table and the training batches follow the manifest's row
+    order). Returns ``{"dataset_version", "manifest_key", "n_slices",
     "n_patients", "accepted"}``; ``dataset_version`` is None when nothing was ever accepted.
     """
     from covidct.lake import curation
@@ -159,6 +162,9 @@ def curate(
         manifest = manifest[~manifest["excluded"].fillna(False).astype(bool)]
     manifest = manifest[manifest["read_error"].isna()].reset_index(drop=True)
     manifest["path"] = manifest["batch_id"] + "/" + manifest["path"]
+    # one row order per dataset version: the ledger lists batches in the order their validate
+    # tasks finished, which Airflow does not fix, and training draws its batches by row position
+    manifest = manifest.sort_values("path", kind="stable", ignore_index=True)
     version = dataset_digest(manifest)
     manifest_key = write_parquet(store, LakeLayout.dataset_manifest(version), manifest)
     return {
