@@ -187,14 +187,13 @@ class GateSettings:
     #: share of patients set aside, by label and source, for confirmation (covidct.data.sequester)
     sequestered_share: float = 0.2
     #: subgroups (covidct.evaluation.subgroups) with fewer patients are flagged ``below_min_size``
-    # in the
-    #: subgroup table and not judged by the subgroup rule of the gate
-    # (covidct.promotion.subgroup_gate)
+    #: in the subgroup table and not judged by the subgroup rule of the gate
+    #: (covidct.promotion.subgroup_gate)
     subgroup_min_patients: int = 20
     #: the subgroup rule also needs this many COVID patients: only they enter COVID sensitivity
     subgroup_min_covid_patients: int = 10
     #: age-band edges in years: (40, 60) gives <40, 40-59, 60+ (rationale in
-    # covidct.evaluation.subgroups)
+    #: covidct.evaluation.subgroups)
     age_band_edges: tuple[int, ...] = (40, 60)
     #: per-metric drop (absolute) that counts as a regression against the previous run
     regression_thresholds: Mapping[str, float] = field(

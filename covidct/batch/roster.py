@@ -59,6 +59,8 @@ ROSTER_COLUMNS: tuple[str, ...] = (
     "instance",
     "class",
     "label",
+    "sex",
+    "age",
     "thickness_mm",
     "duplicate",
 )
@@ -159,9 +161,11 @@ def load_roster(
     ``patient_key`` (``negin/patient1``, ``schema.patient_key`` with ``schema.DEFAULT_SOURCE``);
     ``group`` (e.g. ``137covid``); ``series`` (``SR_2``..``SR_4``); ``instance`` (int64, the
     IMnnnnn number); ``class`` (``covid``/``normal``); ``label`` (``Positive``/``Negative`` from
-    ``Patient_details.csv``); ``thickness_mm`` (float64, the series' folder thickness, NaN when
-    unknown); ``duplicate`` (bool: the same patient, series and instance appeared on an earlier
-    row under another group; see the module docstring). ``drop_duplicates=True`` removes those.
+    ``Patient_details.csv``); ``sex`` and ``age`` (the patient's ``SEX`` and ``AGE`` as published,
+    e.g. ``F`` and ``053Y``, a DICOM Age String; NaN when empty); ``thickness_mm`` (float64, the
+    series' folder thickness, NaN when unknown); ``duplicate`` (bool: the same patient, series
+    and instance appeared on an earlier row under another group; see the module docstring).
+    ``drop_duplicates=True`` removes those.
 
     Raises RosterError (a ValueError) naming the file when a name does not parse, a class is
     unknown, a patient has no detail row, or class and label disagree; PatientDetailsError when
@@ -171,8 +175,13 @@ def load_roster(
     images = _read_all_csv(all_csv)
     images = pd.concat([images, parse_filenames(all_csv, images["filename"])], axis=1)
     details = read_patient_details(patient_details_csv)
-    labels = details[[schema.PATIENT_COLUMN, schema.LABEL_COLUMN]].rename(
-        columns={schema.PATIENT_COLUMN: "patient_id", schema.LABEL_COLUMN: "label"}
+    labels = details[[schema.PATIENT_COLUMN, schema.LABEL_COLUMN, "SEX", "AGE"]].rename(
+        columns={
+            schema.PATIENT_COLUMN: "patient_id",
+            schema.LABEL_COLUMN: "label",
+            "SEX": "sex",
+            "AGE": "age",
+        }
     )
     roster = images.merge(labels, on="patient_id", how="left", validate="many_to_one")
     _check_labels(all_csv, patient_details_csv, roster)

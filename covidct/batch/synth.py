@@ -1,12 +1,11 @@
 """Synthetic Negin-style batches shaped like the real COVID-CTset roster.
 
-Patients are real ids and labels sampled from the roster (``covidct.batch.roster``); each patient
-gets
-the SR folders it has in ``all.csv``, with as many open-lung slices per folder as ``all.csv``
-lists for it (distinct images), plus 1-3 closed-lung slices at each end of every sequence, the
-slices the selection algorithm (``covidct.data.selection``) must reject. Pixels are CT-like, in
-Negin
-values (uint16, HU = value - 1024), on a 512x512 grid:
+Patients are real ids sampled from the roster (``covidct.batch.roster``), with their labels, sex
+and age (so subgroup tables by sex and age band have members); each patient gets the SR folders
+it has in ``all.csv``, with as many open-lung slices per folder as ``all.csv`` lists for it
+(distinct images), plus 1-3 closed-lung slices at each end of every sequence, the slices the
+selection algorithm (``covidct.data.selection``) must reject. Pixels are CT-like, in Negin values
+(uint16, HU = value - 1024), on a 512x512 grid:
 
 * air outside the body, about -1000 HU (value ~24);
 * a body ellipse: subcutaneous fat ring (~-100 HU) around soft tissue (~40 HU);
@@ -327,10 +326,13 @@ def _write_patient(
     return SynthPatient(str(patient["patient_id"]), str(patient["label"]), tuple(written))
 
 
-def _details_row(patient: SynthPatient, thickness: dict[str, float]) -> dict[str, object]:
+def _details_row(
+    patient: SynthPatient, thickness: dict[str, float], attributes: dict[str, object]
+) -> dict[str, object]:
     row: dict[str, object] = {
         schema.PATIENT_COLUMN: patient.patient_id,
         schema.LABEL_COLUMN: patient.label,
+        **attributes,
     }
     for series in patient.series:
         value = thickness.get(series.name, math.nan)
@@ -338,6 +340,14 @@ def _details_row(patient: SynthPatient, thickness: dict[str, float]) -> dict[str
             UNKNOWN_THICKNESS if math.isnan(value) else value
         )
     return row
+
+
+def _attributes(roster: pd.DataFrame, patient_id: str) -> dict[str, object]:
+    """The roster patient's ``SEX`` and ``AGE`` (empty where the roster has none)."""
+    if not {"sex", "age"} <= set(roster.columns):
+        return {}
+    first = roster.loc[roster["patient_id"] == patient_id, ["sex", "age"]].iloc[0]
+    return {"SEX": first["sex"], "AGE": first["age"]}
 
 
 def _thickness(roster: pd.DataFrame, patient_id: str) -> dict[str, float]:
@@ -361,8 +371,9 @@ def write_synthetic_batch(
     (default ``../shared/data/covid-ctset`` beside the checkout). ``max_slices_per_patient``
     caps each patient's slices (SR_4 then SR_3 are dropped when fewer than 3 per series fit, then
     closed ends shorten to one slice, then the longest open runs shrink). Writes
-    ``Patient_details.csv`` (id, label, the roster's thickness of each written series, ``N/A``
-    where the roster has none; SEX/AGE/Date empty),
+    ``Patient_details.csv`` (id, label, the roster patient's SEX and AGE, the roster's thickness
+    of each written series, ``N/A`` where the roster has none; Date, the day of a scan these
+    pixels never came from, empty),
     ``batch.json`` (``source`` plus a ``synthetic`` section with seed and per-slice open-lung
     truth) and the TIFFs. Returns a SynthReport.
 
@@ -387,7 +398,10 @@ def write_synthetic_batch(
         mine = counts[counts["patient_id"] == patient["patient_id"]].sort_values("series")
         written.append(_write_patient(out_dir, patient, mine, rng, max_slices_per_patient))
     report = SynthReport(str(out_dir), source, seed, tuple(written))
-    rows = [_details_row(p, _thickness(roster, p.patient_id)) for p in report.patients]
+    rows = [
+        _details_row(p, _thickness(roster, p.patient_id), _attributes(roster, p.patient_id))
+        for p in report.patients
+    ]
     write_patient_details(out_dir / schema.PATIENT_DETAILS, rows)
     synthetic = {"generator": __name__, "seed": seed, "patients": [p.to_dict() for p in written]}
     write_batch_info(out_dir, {"source": source, "synthetic": synthetic})

@@ -97,6 +97,10 @@ def test_patient_ids_are_global_and_match_patient_details(roster: pd.DataFrame) 
     label_of = dict(zip(details["Patient ID"], details["COVID-19 Infection"], strict=True))
     assert (roster["label"] == roster["patient_id"].map(label_of)).all()
     assert (roster["class"] == roster["label"].map(schema.LABEL_TO_CLASS)).all()
+    for column, attribute in (("SEX", "sex"), ("AGE", "age")):
+        published = dict(zip(details["Patient ID"], details[column], strict=True))
+        assert (roster[attribute] == roster["patient_id"].map(published)).all()
+    assert set(roster["sex"]) == {"F", "M"}
     keys = roster["patient_key"]
     assert (keys == schema.DEFAULT_SOURCE + "/" + roster["patient_id"]).all()
     # a patient found in two groups has one label: ids are not per group
