@@ -81,6 +81,7 @@ mlflow-ui: install
 bench: install
 	$(RUN) python benchmarks/manifest_speed.py
 	$(RUN) python benchmarks/folds_speed.py
+	$(RUN) python benchmarks/bootstrap_speed.py
 	$(RUN) python benchmarks/pipeline_speed.py
 	$(RUN) python benchmarks/cpu_train.py --keras-trace --grappler
 	$(RUN) python benchmarks/gate_null.py

