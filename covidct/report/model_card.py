@@ -191,16 +191,24 @@ def card_gradcam_html(store: Any, prefix: str, backbone: str) -> str:
 
 
 def change_html(client: Any, settings: Settings, version: str, gate: Mapping[str, Any]) -> str:
-    """What changed against the champion this version was judged against."""
+    """What changed against the champion this version was judged against: the gate's decision
+    (its status, whether this version became champion, the champion before and after) and, when
+    there was a champion, each recorded field and sequestered metric of both side by side."""
     name = settings.mlflow.model_name
     before = gate.get("champion_before") if str(gate.get("version")) == str(version) else None
+    promoted = str(gate.get("champion_after")) == str(version)
     decision = (
-        f"<p>Decision of run {escape(gate.get('verdict', {}).get('status', '?'))}: "
-        f"champion {escape(gate.get('champion_before'))} &rarr; "
-        f"{escape(gate.get('champion_after'))}.</p>"
+        f"<p>Gate decision {escape((gate.get('verdict') or {}).get('status', '?'))}: this version "
+        f"{'became champion' if promoted else 'was not promoted'}; champion "
+        f"{_version_text(gate.get('champion_before'))} &rarr; "
+        f"{_version_text(gate.get('champion_after'))}.</p>"
     )
     if not before:
-        return decision + "<p>No previous champion: this is the first registered champion.</p>"
+        return decision + (
+            "<p>No champion before it: this version is the first champion.</p>"
+            if promoted
+            else "<p>No champion before it, so nothing to compare; none yet.</p>"
+        )
     ours = client.get_model_version(name, version).tags
     theirs = client.get_model_version(name, before).tags
     fields = ("backbone", "dataset_version", "train_params", "deployable", "patient_threshold",
@@ -223,6 +231,10 @@ def change_html(client: Any, settings: Settings, version: str, gate: Mapping[str
                      escape(number(value)), ""])  # fmt: skip
     header = ["field", f"previous champion v{before}", f"this version v{version}", ""]
     return decision + table_html(header, rows, table_class="text")
+
+
+def _version_text(version: Any) -> str:
+    return f"v{escape(version)}" if version else "none"
 
 
 def render_card(settings: Settings, version: str) -> str:

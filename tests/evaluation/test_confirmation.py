@@ -257,6 +257,23 @@ def test_model_card_of_a_registered_version_has_every_section(weeks, tmp_path, m
     assert "has no version '999'" in capsys.readouterr().err
 
 
+def test_a_first_runs_change_record_says_whether_the_version_became_champion(weeks) -> None:  # type: ignore[no-untyped-def]
+    from covidct.report.model_card import change_html
+
+    settings = weeks["settings"]
+    _, first, _ = weeks["week1"]  # promote-best: the first run's candidate becomes champion
+    assert first["champion_before"] is None and first["champion_after"] == first["version"]
+    client = registry.client(settings.mlflow.tracking_uri)
+    promoted = change_html(client, settings, first["version"], first)
+    assert "this version became champion" in promoted
+    assert f"champion none &rarr; v{first['version']}" in promoted
+    assert "this version is the first champion" in promoted
+    refused = {**first, "champion_after": None}  # as in `make demo`: beat-baseline refuses
+    record = change_html(client, settings, first["version"], refused)
+    assert "this version was not promoted; champion none &rarr; none" in record
+    assert "first champion" not in record
+
+
 def _subgroup_case(missed: set[str]) -> pd.DataFrame:
     """120 sequestered-like patients (three slices each): 100 from source a (50 COVID), 20 from
     source b (10 COVID). p(COVID) is 0.9 for COVID slices, 0.1 for normal ones and for the COVID
