@@ -23,25 +23,28 @@ from covidct.schema import CLASS_NAMES, POSITIVE_CLASS
 METRICS = ("image_roc_auc", "image_pr_auc", "patient_balanced_accuracy", "image_mcc")
 
 
-def two_models(n_patients: int, n_slices: int, seed: int = 0) -> tuple[pd.DataFrame, ...]:
-    """Predictions of a better and a worse model: columns patient_id, y_true, slice_id, fold,
-    p_covid, patient_threshold (0.5)."""
+def two_models(
+    n_patients: int = 300, n_slices: int = 40, seed: int = 0
+) -> tuple[pd.DataFrame, ...]:
+    """Predictions of a better and a worse model on one test set: columns patient_id, y_true
+    (``covid``/``normal``, a fifth of the patients COVID), slice_id, fold, p_covid (float64).
+    The worse model adds noise per slice and per patient, so it is worse at both units. The
+    tests of :func:`covidct.evaluation.paired_bootstrap` use the same two models."""
+    covid, normal = POSITIVE_CLASS, next(c for c in CLASS_NAMES if c != POSITIVE_CLASS)
     rng = np.random.default_rng(seed)
-    covid = CLASS_NAMES.index(POSITIVE_CLASS)
-    labels = np.where(np.arange(n_patients) < n_patients // 5, covid, 1 - covid)
+    labels = np.where(np.arange(n_patients) < n_patients // 5, covid, normal)
     truth = np.repeat(labels, n_slices)
-    shift = np.repeat(rng.normal(0, 0.1, n_patients), n_slices)
-    base = np.where(truth == covid, 0.62, 0.38) + shift
+    patient_level_shift = np.repeat(rng.normal(0, 0.1, n_patients), n_slices)
+    base = np.where(truth == covid, 0.62, 0.38) + patient_level_shift
     frame = pd.DataFrame({
         "patient_id": np.repeat([f"p{i}" for i in range(n_patients)], n_slices),
         "y_true": truth,
         "slice_id": np.tile(np.arange(n_slices), n_patients),
         "fold": 1,
-        "patient_threshold": 0.5,
     })  # fmt: skip
     good = frame.assign(p_covid=np.clip(base + rng.normal(0, 0.15, len(truth)), 0, 1))
-    noise = rng.normal(0, 0.25, len(truth)) + np.repeat(rng.normal(0, 0.1, n_patients), n_slices)
-    worse = frame.assign(p_covid=np.clip(base + noise, 0, 1))
+    extra = rng.normal(0, 0.35, len(truth)) + np.repeat(rng.normal(0, 0.15, n_patients), n_slices)
+    worse = frame.assign(p_covid=np.clip(base + extra, 0, 1))
     return good, worse
 
 
@@ -52,7 +55,7 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    good, worse = two_models(args.patients, args.slices)
+    good, worse = (m.assign(patient_threshold=0.5) for m in two_models(args.patients, args.slices))
     print(
         f"paired bootstrap: {args.patients} patients x {args.slices} slices, "
         f"{args.n_boot} resamples, {args.repeats} runs each"

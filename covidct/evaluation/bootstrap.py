@@ -202,7 +202,7 @@ def paired_bootstrap(
     ``df_a``, ``df_b``: predictions of two models on the same test set (same patients and
     labels; same slices when both carry ``slice_id``). ``patient_thresholds``: each model's
     patient threshold (None: its ``patient_threshold`` column). Vectorised: 1,000 resamples of
-    300 patients x 40 slices took 0.06-0.25 s per metric on 2 cores
+    300 patients x 40 slices took 0.06-0.24 s per metric (medians) on 2 cores
     (``benchmarks/bootstrap_speed.py``). Raises ValueError if the test sets differ.
     """
     unit, name = parse_metric_key(metric)

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from benchmarks.bootstrap_speed import two_models as _two_models  # the benchmark's models
 from covidct import evaluation
 from covidct.evaluation import metrics
 from covidct.evaluation.metrics import UndefinedMetricWarning
@@ -434,27 +435,6 @@ def test_bootstrap_rejects_bad_arguments(kwargs: dict, message: str) -> None:
 
 
 # --------------------------------------------------------------------------- paired bootstrap
-
-
-def _two_models(
-    n_patients: int = 300, n_slices: int = 40, seed: int = 0
-) -> tuple[pd.DataFrame, ...]:
-    rng = np.random.default_rng(seed)
-    labels = np.where(np.arange(n_patients) < n_patients // 5, C, N)
-    y = np.repeat(labels, n_slices)
-    patient_level_shift = np.repeat(rng.normal(0, 0.1, n_patients), n_slices)
-    base = np.where(y == C, 0.62, 0.38) + patient_level_shift
-    frame = pd.DataFrame({
-        "patient_id": np.repeat([f"p{i}" for i in range(n_patients)], n_slices),
-        "y_true": y,
-        "slice_id": np.tile(np.arange(n_slices), n_patients),
-        "fold": 1,
-    })  # fmt: skip
-    good = frame.assign(p_covid=np.clip(base + rng.normal(0, 0.15, len(y)), 0, 1))
-    # the worse model adds noise per slice and per patient (so it is worse at both units)
-    extra = rng.normal(0, 0.35, len(y)) + np.repeat(rng.normal(0, 0.15, n_patients), n_slices)
-    worse = frame.assign(p_covid=np.clip(base + extra, 0, 1))
-    return good, worse
 
 
 def test_paired_bootstrap_of_a_model_with_itself_is_zero() -> None:
