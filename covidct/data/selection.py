@@ -119,3 +119,60 @@ def select_batch(batch_dir: str | Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["patient_id", "series", *SELECTION_COLUMNS])
     return pd.concat(frames, ignore_index=True)
+
+
+#: Column of the dataset manifest that marks the slices the selection keeps (bool).
+SELECTED_COLUMN = "selected"
+#: Manifest columns a sequence is identified by, and ordered by, for :func:`mark_selected`.
+SEQUENCE_COLUMNS: tuple[str, ...] = ("patient_key", "series")
+
+
+def mark_selected(manifest: pd.DataFrame) -> pd.Series:
+    """Mark each manifest row that the COVID-CTset selection keeps (bool Series, same index).
+
+    ``manifest``: per-slice rows with ``patient_key``, ``series``, ``instance`` (nullable int,
+    may have gaps), ``path`` and ``dark_pixels`` (count of pixels below ``DARK_THRESHOLD`` in
+    the selection window, :func:`dark_pixel_count`). Each (patient_key, series) sequence is
+    ordered by instance then path and judged by :func:`select_open_lung` as one sequence. A row
+    without a dark-pixel count (an image smaller than the window) is not selected, and its
+    sequence is judged on the others.
+
+    A batch whose sequences were already selected upstream (COVID-CTset's ``all.csv`` images,
+    with gaps in their instance numbers) keeps every slice. A slice the rule kept has a count
+    above ``(M - m0) / 1.5`` of its original sequence (max M, min m0). In any subset of kept
+    slices (min m', max M' <= M) the new threshold ``(M' - m') / 1.5`` is below m' whenever
+    ``m' > 0.4 M``, which holds when ``m0 < 0.4 M`` (the original sequence reached closed lung).
+    tests/data/test_selection.py checks this on sequences shaped like the real roster.
+    """
+    selected = pd.Series(False, index=manifest.index, dtype=bool)
+    if manifest.empty:
+        return selected
+    order = manifest.sort_values(["instance", "path"], kind="stable", na_position="last")
+    for _, sequence in order.groupby(list(SEQUENCE_COLUMNS), sort=False, dropna=False):
+        counts = pd.to_numeric(sequence["dark_pixels"], errors="coerce")
+        known = counts.notna().to_numpy()
+        if known.any():
+            keep = select_open_lung(counts[known].astype(np.int64).tolist())
+            selected.loc[sequence.index[known]] = keep
+    return selected
+
+
+def with_selection(manifest: pd.DataFrame) -> pd.DataFrame:
+    """``manifest`` with :data:`SELECTED_COLUMN` (bool) set by :func:`mark_selected`."""
+    out = manifest.copy()
+    out[SELECTED_COLUMN] = mark_selected(manifest).to_numpy(dtype=bool)
+    return out
+
+
+def selected_only(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``manifest`` marked selected, index reset.
+
+    Raises KeyError naming :data:`SELECTED_COLUMN` when the manifest was never marked (a dataset
+    manifest written before selection became data: re-curate it).
+    """
+    if SELECTED_COLUMN not in manifest.columns:
+        raise KeyError(
+            f"manifest has no {SELECTED_COLUMN!r} column: it was curated before slice selection "
+            "became part of the dataset manifest; run curate again"
+        )
+    return manifest[manifest[SELECTED_COLUMN].astype(bool)].reset_index(drop=True)

@@ -255,6 +255,11 @@ class RunLayout:
         return self._key(self.GRADCAM, f"{backbone}-fold{fold}.png")
 
     @property
+    def curation(self) -> str:
+        """``runs/<run>/curation.json``: the dataset version's slices, selected and not."""
+        return self._key("curation.json")
+
+    @property
     def leaderboard(self) -> str:
         """``runs/<run>/leaderboard.csv``: backbone x metric, mean and sd over folds."""
         return self._key("leaderboard.csv")

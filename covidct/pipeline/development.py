@@ -189,9 +189,11 @@ def predictions_frame(
     """Build the predictions table (``patient_id, y_true, p_covid, fold, slice_id, selected,
     series``).
 
-    ``frame``: fold-manifest rows (``patient_key``, ``label``, ``path``, ``series``,
-    ``dark_pixels``). ``selected`` marks open-lung slices by the COVID-CTset selection algorithm,
-    run per (patient, series) sequence.
+    ``frame``: fold-manifest rows (``patient_key``, ``label``, ``path``, ``series`` and
+    ``selected``, the open-lung mark the dataset manifest got at curation; fold manifests and
+    the sequestered table hold only selected rows). A frame without ``selected`` (a manifest
+    curated before selection became data) is marked here by the same rule
+    (:func:`covidct.data.selection.mark_selected`).
     """
     from covidct.data import selection
 
@@ -205,11 +207,12 @@ def predictions_frame(
     )
     if fold is not None:
         out["fold"] = fold
-    selected = pd.Series(False, index=frame.index)
-    for _, sequence in frame.groupby(["patient_key", "series"], sort=False):
-        mask = selection.select_open_lung(sequence["dark_pixels"].astype(int).tolist())
-        selected.loc[sequence.index] = mask
-    out["selected"] = selected.to_numpy(dtype=bool)
+    marked = (
+        frame[selection.SELECTED_COLUMN]
+        if selection.SELECTED_COLUMN in frame.columns
+        else selection.mark_selected(frame)
+    )
+    out["selected"] = marked.to_numpy(dtype=bool)
     out["series"] = frame["series"].to_numpy()  # an axis of covidct.evaluation.subgroups
     return out
 

@@ -141,6 +141,7 @@ def curate(
     order). Returns ``{"dataset_version", "manifest_key", "n_slices",
     "n_patients", "accepted"}``; ``dataset_version`` is None when nothing was ever accepted.
     """
+    from covidct.data import selection
     from covidct.lake import curation
 
     store = lake(settings)
@@ -165,14 +166,52 @@ def curate(
     # one row order per dataset version: the ledger lists batches in the order their validate
     # tasks finished, which Airflow does not fix, and training draws its batches by row position
     manifest = manifest.sort_values("path", kind="stable", ignore_index=True)
+    manifest = selection.with_selection(manifest)  # computed once; folds take selected rows
     version = dataset_digest(manifest)
     manifest_key = write_parquet(store, LakeLayout.dataset_manifest(version), manifest)
+    counts = selection_counts(manifest)
+    _write_json(store, RunLayout.of(dag_run_id).curation, {"dataset_version": version, **counts})
+    logger.info(
+        "dataset %s: %d slices, %d selected (open lung), %d not diagnostic (closed lung)",
+        version, counts["n_slices"], counts["n_selected"], counts["n_not_diagnostic"],
+    )  # fmt: skip
     return {
         "dataset_version": version,
         "manifest_key": manifest_key,
         "n_slices": int(len(manifest)),
+        "n_selected": counts["n_selected"],
+        "n_not_diagnostic": counts["n_not_diagnostic"],
         "n_patients": int(manifest["patient_key"].nunique()),
         "accepted": accepted,
+    }
+
+
+def selection_counts(manifest: pd.DataFrame) -> dict[str, Any]:
+    """Slices of a selection-marked dataset manifest: ``{"n_slices", "n_selected",
+    "n_not_diagnostic", "batches": [{"batch_id", "n_slices", "n_selected",
+    "n_not_diagnostic"}]}`` (not diagnostic: closed lung, left out by the COVID-CTset
+    selection; kept in the lake)."""
+    from covidct.data import selection
+
+    kept = manifest[selection.SELECTED_COLUMN].astype(bool)
+    per_batch = (
+        pd.DataFrame({"batch_id": manifest["batch_id"].astype(str), "kept": kept})
+        .groupby("batch_id", sort=True)["kept"]
+        .agg(["size", "sum"])
+    )
+    return {
+        "n_slices": int(len(manifest)),
+        "n_selected": int(kept.sum()),
+        "n_not_diagnostic": int((~kept).sum()),
+        "batches": [
+            {
+                "batch_id": str(batch_id),
+                "n_slices": int(row["size"]),
+                "n_selected": int(row["sum"]),
+                "n_not_diagnostic": int(row["size"] - row["sum"]),
+            }
+            for batch_id, row in per_batch.iterrows()
+        ],
     }
 
 
@@ -188,7 +227,7 @@ def make_folds(
     :class:`~covidct.data.sequester.SequesterRuleChanged` when the configured share differs from
     the lake's lock.
     """
-    from covidct.data import fold_manifests, folds, sequester
+    from covidct.data import fold_manifests, folds, selection, sequester
     from covidct.evaluation import confirmation
 
     store = lake(settings)
@@ -197,6 +236,8 @@ def make_folds(
     rule = sequester.SequesterRule(share=settings.gate.sequestered_share)
     lock, assignment = sequester.update(store, manifest, rule, dag_run_id=dag_run_id)
     development, sequestered = sequester.roles_of(assignment)
+    # only selected (open-lung) slices train, validate, threshold or are scored, anywhere
+    manifest = selection.selected_only(manifest)
     held = manifest["patient_key"].astype(str).isin(sequestered)
     write_parquet(store, confirmation.sequestered_key(version), manifest[held])
     n_held = int(manifest.loc[held, "patient_key"].nunique())

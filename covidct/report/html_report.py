@@ -240,6 +240,32 @@ def batches_html(batches: Sequence[Mapping[str, Any]]) -> str:
     return _table(["batch", "validation", "reasons"], rows, table_class="text")
 
 
+def curation_html(curation: Mapping[str, Any] | None) -> str:
+    """The dataset version's slices per batch: selected (open lung) and not diagnostic (closed
+    lung, left out by the COVID-CTset selection, kept in the lake); empty without a record."""
+    if not curation:
+        return ""
+    rows = [
+        [_e(b["batch_id"]), _e(b["n_slices"]), _e(b["n_selected"]), _e(b["n_not_diagnostic"])]
+        for b in curation.get("batches") or []
+    ]
+    rows.append(
+        [
+            "<b>all</b>",
+            _e(curation["n_slices"]),
+            _e(curation["n_selected"]),
+            _e(curation["n_not_diagnostic"]),
+        ]
+    )
+    note = (
+        f"<p>Dataset {_e(curation.get('dataset_version'))}: only selected slices (open lung, the "
+        "COVID-CTset selection) train, validate, pick thresholds and are scored; "
+        f"{_e(curation['n_not_diagnostic'])} slices not diagnostic: closed lung.</p>"
+    )
+    header = ["batch", "slices", "selected (open lung)", "not diagnostic: closed lung"]
+    return note + _table(header, rows, table_class="text")
+
+
 def gate_html(gate: Mapping[str, Any] | None) -> str:
     """The promotion decision: verdict, reasons and the paired comparisons, if any."""
     if not gate:
@@ -456,6 +482,7 @@ def write_run_report(
     gate: dict | None,
     batches: list[dict],
     predictions: dict[str, pd.DataFrame],
+    curation: Mapping[str, Any] | None = None,
     gradcam: Mapping[str, GradCams] | None = None,
     title: str = "covidct run report",
     extra_sections: Sequence[tuple[str, str]] = (),
@@ -468,8 +495,9 @@ def write_run_report(
     ``predictions``: backbone -> pooled test predictions (``patient_id, y_true, p_covid``,
     ``fold``). ``gradcam``: backbone -> fold -> Grad-CAM PNG (or one PNG), copied beside the
     report with a note of the outcome kinds shown and absent (:func:`gradcam_html`).
-    ``extra_sections``: (heading, HTML) pairs placed after the gate (the run's evidence,
-    :func:`covidct.report.evidence_html.run_evidence_html`).
+    ``curation``: the run's ``curation.json`` (slices curated, selected, not diagnostic), shown
+    under the batches when given. ``extra_sections``: (heading, HTML) pairs placed after the
+    gate (the run's evidence, :func:`covidct.report.evidence_html.run_evidence_html`).
     Raises ValueError on an invalid predictions table, FileNotFoundError for a missing PNG.
     """
     out = Path(out_dir)
@@ -484,7 +512,7 @@ def write_run_report(
         for name, frame in sorted(predictions.items())
     )
     sections = [
-        ("Batches", batches_html(batches)),
+        ("Batches", batches_html(batches) + curation_html(curation)),
         ("Leaderboard", leaderboard_html(leaderboard, candidate)),
         ("Promotion gate", gate_html(gate)),
         *extra_sections,

@@ -67,6 +67,7 @@ def collect_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
         "quarantined": sorted(
             {k.split("/")[1] for k in store.list(LakeLayout.QUARANTINE) if "/" in k}
         ),
+        "curation": _read_json(store, run.curation),
         "leaderboard": board,
         "gate": _read_json(store, run.gate),
         "pooled": _read_json(store, run.pooled_metrics),
@@ -148,6 +149,20 @@ def confirmation_lines(gate: dict[str, Any]) -> list[str]:
     return lines
 
 
+def curation_lines(curation: dict[str, Any] | None) -> list[str]:
+    """The dataset version's slices: how many train and are scored (selected, open lung) and
+    how many are not diagnostic (closed lung; left in the lake, never used). ``curation``: the
+    run's ``curation.json`` (:func:`covidct.pipeline.intake.selection_counts`), or None."""
+    if not curation:
+        return []
+    return [
+        f"\nSlices of dataset {curation.get('dataset_version')}: {curation['n_slices']} curated, "
+        f"{curation['n_selected']} selected (open lung: the only slices that train, pick "
+        f"thresholds and are scored), {curation['n_not_diagnostic']} not diagnostic: closed lung "
+        "(kept in the lake)"
+    ]
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """Render :func:`collect_summary`'s dict for a terminal."""
     lines = [f"== covidct run {summary['dag_run_id']} =="]
@@ -156,6 +171,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         state = {True: "accepted", False: "QUARANTINED", None: ""}[batch["passed"]]
         lines.append(f"  {batch['batch_id']:<32} {state}")
         lines.extend(f"      - {reason}" for reason in batch["reasons"][:5])
+    lines.extend(curation_lines(summary.get("curation")))
     lines.append("\nLeaderboard:")
     lines.append(leaderboard_text(summary["leaderboard"]))
     gate = summary.get("gate")
@@ -225,6 +241,7 @@ def write_picture_report(
         leaderboard=board,
         gate=summary.get("gate"),
         batches=summary["batches"],
+        curation=summary.get("curation"),
         predictions=predictions,
         gradcam=gradcam or None,
         title=f"covidct run {summary['dag_run_id']}",

@@ -165,6 +165,30 @@ def test_models_trained_evaluated_and_gated(demo_run: dict) -> None:
     assert client.get_model_version_by_alias("covidct-classifier", "champion")
 
 
+def test_only_selected_slices_train_pick_thresholds_and_are_scored(demo_run: dict) -> None:
+    """Closed-lung slices stay in the lake but reach no fold, no threshold, no score."""
+    import pandas as pd
+
+    lake = demo_run["home"] / "lake"
+    report = demo_run["report"]
+    curation = report["curation"]
+    (manifest_path,) = lake.glob(f"curated/{curation['dataset_version']}/manifest.parquet")
+    manifest = pd.read_parquet(manifest_path)
+    selected = set(manifest.loc[manifest["selected"], "path"])
+    closed = set(manifest.loc[~manifest["selected"], "path"])
+    assert closed and len(closed) == curation["n_not_diagnostic"] > 0
+    for fold_file in lake.glob(f"folds/{curation['dataset_version']}/fold-*.parquet"):
+        assert set(pd.read_parquet(fold_file)["path"]) <= selected, fold_file.name
+    run_dir = lake / report["run_prefix"].split("/lake/", 1)[1]
+    scored = [*run_dir.glob("predictions/*.csv"), *run_dir.glob("sequestered/*.csv")]
+    assert scored
+    for csv in scored:  # test predictions carry the thresholds picked on val (selected too)
+        frame = pd.read_csv(csv)
+        assert set(frame["slice_id"]) <= selected and frame["selected"].all(), csv.name
+    html = (run_dir / "report" / "report.html").read_text()
+    assert "not diagnostic: closed lung" in html
+
+
 # --------------------------------------------------------------------------- run 2
 
 

@@ -16,10 +16,13 @@ from covidct.batch.synth import write_synthetic_batch
 from covidct.data.selection import (
     SELECTION_COLUMNS,
     dark_pixel_count,
+    mark_selected,
     select_batch,
     select_open_lung,
     select_sequence,
+    selected_only,
     selection_threshold,
+    with_selection,
 )
 
 TCIA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tcia"
@@ -177,3 +180,91 @@ def test_select_batch_of_an_empty_folder(tmp_path: Path) -> None:
 def test_select_sequence_of_nothing() -> None:
     table = select_sequence([])
     assert isinstance(table, pd.DataFrame) and table.empty
+
+
+# --------------------------------------------------------------------------- selection as data
+
+
+def _manifest(rows: list[tuple[str, str, int, int | None]]) -> pd.DataFrame:
+    """(patient_key, series, instance, dark_pixels) rows as a manifest; path from them."""
+    frame = pd.DataFrame(rows, columns=["patient_key", "series", "instance", "dark_pixels"])
+    frame["path"] = [f"b/{p}/{s}/IM{i:05d}.tif" for p, s, i, _ in rows]
+    frame["instance"] = frame["instance"].astype("Int64")
+    frame["dark_pixels"] = frame["dark_pixels"].astype("Int64")
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        # one sequence, rows out of order: judged as one sequence (threshold 66.7)
+        ([("p", "SR_2", 3, 100), ("p", "SR_2", 1, 0), ("p", "SR_2", 2, 90)], [True, False, True]),
+        # two series of one patient are two sequences (SR_3 alone: threshold 0, keeps count > 0)
+        ([("p", "SR_2", 1, 0), ("p", "SR_2", 2, 90), ("p", "SR_3", 1, 5)], [False, True, True]),
+        # two patients with the same series are two sequences
+        ([("a", "SR_2", 1, 10), ("a", "SR_2", 2, 100), ("b", "SR_2", 1, 10)], [False, True, True]),
+        # no count (image smaller than the window): not selected, the rest judged without it
+        ([("p", "SR_2", 1, None), ("p", "SR_2", 2, 0), ("p", "SR_2", 3, 90)], [False, False, True]),
+    ],
+    ids=["unordered", "series", "patients", "no-count"],
+)
+def test_mark_selected_judges_each_sequence(rows: list, expected: list[bool]) -> None:
+    assert mark_selected(_manifest(rows)).tolist() == expected
+
+
+def test_selected_only_refuses_an_unmarked_manifest() -> None:
+    with pytest.raises(KeyError, match="selected"):
+        selected_only(_manifest([("p", "SR_2", 1, 5)]))
+    marked = with_selection(_manifest([("p", "SR_2", 1, 0), ("p", "SR_2", 2, 90)]))
+    assert selected_only(marked)["instance"].tolist() == [2]
+
+
+def _roster_shaped_counts(instances: list[int], rng: np.random.Generator) -> dict[int, int]:
+    """Dark-pixel counts of a whole sequence around a roster sequence's listed instances: the
+    listed (selected) ones open (lungs 70-100% of the max), 1-5 closed slices at each end and
+    in every gap between listed instances."""
+    low, high = min(instances), max(instances)
+    counts = {i: int(rng.integers(0, 6_000)) for i in range(max(low - 5, 1), high + 6)}
+    for instance in instances:
+        counts[instance] = int(rng.integers(17_500, 25_000))
+    return counts
+
+
+def test_an_already_selected_batch_keeps_every_slice_on_roster_shaped_sequences() -> None:
+    """COVID-CTset publishes its selected images (all.csv, gaps in the instance numbers): a
+    batch of them must keep every slice when it is selected again. Every sequence of the real
+    roster is rebuilt with closed slices around and between its listed instances, selected,
+    then the kept slices alone selected again."""
+    from covidct.batch.roster import load_default_roster
+
+    roster = load_default_roster(None)
+    roster = roster[~roster["duplicate"]]
+    rng = np.random.default_rng(0)
+    rows_full, rows_kept = [], []
+    for (patient, series), group in roster.groupby(["patient_id", "series"]):
+        counts = _roster_shaped_counts(sorted(group["instance"].astype(int)), rng)
+        full = _manifest([(patient, series, i, c) for i, c in counts.items()])
+        kept = full[mark_selected(full).to_numpy()]
+        rows_full.append(len(full))
+        rows_kept.append(kept.reset_index(drop=True))
+    again = pd.concat(rows_kept, ignore_index=True)
+    assert len(rows_kept) == 526 and sum(rows_full) > len(again) >= len(roster)
+    assert mark_selected(again).all()
+
+
+def test_a_synthetic_batch_cut_to_its_selected_slices_keeps_them_all(tmp_path: Path) -> None:
+    """The real data path: phantom slices, their manifest, selection; then the closed-lung
+    slices and every third kept one removed (gaps), the manifest built again: all kept."""
+    from covidct.batch.manifest import build_manifest
+
+    batch = tmp_path / "b"
+    write_synthetic_batch(batch, patients=4, seed=5, max_slices_per_patient=12)
+    manifest = build_manifest(batch, workers=1, progress=False, executor="serial")
+    keep = mark_selected(manifest)
+    assert not keep.all() and keep.any()
+    for index, path in enumerate(manifest["path"]):
+        if not keep.iloc[index] or index % 3 == 0:
+            (batch / path).unlink()
+    again = build_manifest(batch, workers=1, progress=False, executor="serial")
+    assert 0 < len(again) < int(keep.sum())
+    assert mark_selected(again).all()

@@ -72,6 +72,7 @@ KEYS: dict[str, Callable[[], str]] = {
     "runs/<run>/gradcam/<backbone>-fold<k>.png": lambda: RUN.gradcam("vgg16", 3),
     "runs/<run>/leaderboard.csv": lambda: RUN.leaderboard,
     "runs/<run>/pooled_metrics.json": lambda: RUN.pooled_metrics,
+    "runs/<run>/curation.json": lambda: RUN.curation,
     "runs/<run>/deployables/<backbone>/seen_patients.parquet": lambda: RUN.seen_patients("vgg16"),
     "runs/<run>/sequestered/<backbone or champion>.csv": lambda: RUN.sequestered_predictions(
         "champion"

@@ -93,3 +93,33 @@ def test_one_dataset_version_is_one_table_whatever_order_its_batches_were_accept
     assert len(frames_a) == len(frames_b) == 3
     for a, b in zip(frames_a, frames_b, strict=True):
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_selection_is_marked_once_and_only_selected_slices_reach_folds(tmp_path: Path) -> None:
+    """The dataset manifest keeps every slice with its ``selected`` mark; the folds and the
+    sequestered table hold selected (open-lung) slices only; the run records the counts. The
+    phantom's own truth (``batch.json``: open_lung per slice) says which slices are open."""
+    report = write_synthetic_batch(tmp_path / "w1", patients=24, seed=7, max_slices_per_patient=8)
+    settings = Settings.from_env({"COVIDCT_HOME": str(tmp_path / "home")})
+    store = pipeline.lake(settings)
+    land_batch(store, tmp_path / "w1", "w1")
+    verdict = pipeline.validate(settings, "w1", "manual__week1")
+    curated = pipeline.curate(settings, [verdict], "manual__week1")
+    manifest = read_parquet(store, curated["manifest_key"])
+    truth = {
+        f"w1/{p.patient_id}/{s.name}/IM{i + 1:05d}.tif": is_open
+        for p in report.patients
+        for s in p.series
+        for i, is_open in enumerate(s.open_lung)
+    }
+    assert dict(zip(manifest["path"], manifest["selected"], strict=True)) == truth
+    closed = set(manifest.loc[~manifest["selected"], "path"])
+    assert curated["n_not_diagnostic"] == len(closed) > 0
+    recorded = json.loads(store.read_bytes(RunLayout.of("manual__week1").curation))
+    assert recorded["n_selected"] + recorded["n_not_diagnostic"] == len(manifest)
+    assert recorded["batches"][0]["n_not_diagnostic"] == len(closed)
+    specs = pipeline.make_folds(settings, curated, 2, 0, dag_run_id="manual__week1")
+    held = read_parquet(store, LakeLayout.sequestered_manifest(curated["dataset_version"]))
+    used = pd.concat([read_parquet(store, spec["key"]) for spec in specs] + [held])
+    assert not closed & set(used["path"]) and used["selected"].all()
+    assert set(used["path"]) == set(manifest.loc[manifest["selected"], "path"])
