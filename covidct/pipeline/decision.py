@@ -285,6 +285,9 @@ def gate_and_promote(
         )  # fmt: skip
         champion_after, champion_metrics = champion.version, champion_metrics_now
     verdict_record = verdict.to_dict()
+    frame_of = dict(predictions)
+    if rival is not None:
+        frame_of["champion"] = rival_frame
     primary = evaluation.bootstrap_ci(
         predictions[candidate], settings.gate.primary_metric, n_boot=settings.gate.n_boot,
         seed=settings.gate.seed,
@@ -322,6 +325,7 @@ def gate_and_promote(
                 )
             }
             | {"metrics": figures[name]}
+            | sequestered_intervals(settings, frame_of[name])
             for name, record in [*deployables.items(), *([("champion", rival)] if rival else [])]
         },  # fmt: skip
         "notes": list(confirmed.get("notes") or []),
@@ -332,6 +336,47 @@ def gate_and_promote(
     _record_gate(store, dag_run_id, result)
     result["model_cards"] = model_card.publish_cards(settings, result, dag_run_id)
     return result
+
+
+#: Metrics of every confirmed model given with a 95% patient-bootstrap interval in ``gate.json``.
+INTERVAL_METRICS: tuple[str, ...] = ("image_roc_auc", "patient_balanced_accuracy")
+#: ROC AUC of a classifier that ranks at random; an interval that includes it: no better than it.
+CHANCE_AUC = 0.5
+
+
+def sequestered_intervals(settings: Settings, predictions: pd.DataFrame) -> dict[str, Any]:
+    """95% patient-bootstrap intervals (:func:`covidct.evaluation.bootstrap_ci`) of
+    :data:`INTERVAL_METRICS` on one model's sequestered predictions, and whether the model is
+    no better than chance (its image ROC AUC interval includes 0.5, or AUC is undefined).
+
+    Returns ``{"intervals": {metric: {"value", "ci_low", "ci_high"}}, "no_better_than_chance":
+    bool}``; figures are fractions, None where undefined.
+    """
+    from covidct import evaluation
+
+    intervals = {}
+    for metric in INTERVAL_METRICS:
+        result = evaluation.bootstrap_ci(
+            predictions, metric, n_boot=settings.gate.n_boot, seed=settings.gate.seed
+        )
+        intervals[metric] = {
+            "value": _finite_or_none(result.point),
+            "ci_low": _finite_or_none(result.low),
+            "ci_high": _finite_or_none(result.high),
+        }
+    return {
+        "intervals": intervals,
+        "no_better_than_chance": no_better_than_chance(intervals["image_roc_auc"]),
+    }
+
+
+def no_better_than_chance(auc: Mapping[str, Any]) -> bool:
+    """True when an image ROC AUC interval ``{"ci_low", "ci_high"}`` includes :data:`CHANCE_AUC`
+    or is undefined (None): nothing shows the model ranks COVID above normal slices."""
+    low, high = auc.get("ci_low"), auc.get("ci_high")
+    if low is None or high is None:
+        return True
+    return bool(low <= CHANCE_AUC <= high)
 
 
 def _record_gate(store: Any, dag_run_id: str, result: dict[str, Any]) -> dict[str, Any]:

@@ -287,8 +287,22 @@ def gate_html(gate: Mapping[str, Any] | None) -> str:
     if reasons:
         parts.append("<ul>" + "".join(f"<li>{_e(reason)}</li>" for reason in reasons) + "</ul>")
     parts.append(_confirmation_html(gate))
+    parts.append(_models_html(gate))
     parts.append(_comparisons_html(verdict.get("comparisons") or []))
     return "".join(parts)
+
+
+def _models_html(gate: Mapping[str, Any]) -> str:
+    """Each confirmed model's sequestered figures in words; "no better than chance" flagged."""
+    from covidct.report import wording
+
+    items = []
+    for name, record in (gate.get("models") or {}).items():
+        css = ' class="fail"' if record.get("no_better_than_chance") else ""
+        extra = [wording.severity_sentence(record), wording.pointing_sentence(record)]
+        more = "".join(f"<br>{_e(text)}" for text in extra if text)
+        items.append(f"<li><span{css}>{_e(wording.model_sentence(name, record))}</span>{more}</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else ""
 
 
 def _comparisons_html(comparisons: Sequence[Mapping[str, Any]]) -> str:

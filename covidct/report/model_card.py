@@ -237,6 +237,20 @@ def _version_text(version: Any) -> str:
     return f"v{escape(version)}" if version else "none"
 
 
+def _words_html(name: str, gated: Mapping[str, Any]) -> str:
+    """The version's sequestered figures in sentences (:mod:`covidct.report.wording`)."""
+    from covidct.report import wording
+
+    if not gated:
+        return ""
+    sentences = [
+        wording.model_sentence(name, gated),
+        wording.severity_sentence(gated),
+        wording.pointing_sentence(gated),
+    ]
+    return "".join(f"<p>{escape(text)}.</p>" for text in sentences if text)
+
+
 def render_card(settings: Settings, version: str) -> str:
     """The model card of registered ``version`` as one HTML document (:data:`CARD_SECTIONS`).
 
@@ -286,9 +300,12 @@ def render_card(settings: Settings, version: str) -> str:
     overall = table[table["axis"] == "all"] if table is not None else None
     metrics = gated.get("metrics") or {}
     performance = (
-        _kv([(k, number(v)) for k, v in metrics.items()])
-        if metrics
-        else "<p>No sequestered figures recorded.</p>"
+        _words_html(backbone, gated)
+        + (
+            _kv([(k, number(v)) for k, v in metrics.items()])
+            if metrics
+            else "<p>No sequestered figures recorded.</p>"
+        )
     ) + evidence_html.subgroup_table_html(overall, "all sequestered patients, 95% intervals")
     calibration = evidence_html.calibration_html(mine)
     if entry.get("reliability_key") and store.exists(entry["reliability_key"]):

@@ -163,6 +163,20 @@ def curation_lines(curation: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def model_lines(gate: dict[str, Any]) -> list[str]:
+    """Each confirmed model's figures on the sequestered patients, in words
+    (:mod:`covidct.report.wording`): AUC and balanced accuracy with intervals, "no better than
+    chance", sensitivity by severity band and the Grad-CAM pointing game where recorded."""
+    from covidct.report import wording
+
+    lines = []
+    for name, record in (gate.get("models") or {}).items():
+        lines.append(f"  {wording.model_sentence(name, record)}")
+        extra = [wording.severity_sentence(record), wording.pointing_sentence(record)]
+        lines.extend(f"      {text}" for text in extra if text)
+    return lines
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """Render :func:`collect_summary`'s dict for a terminal."""
     lines = [f"== covidct run {summary['dag_run_id']} =="]
@@ -183,6 +197,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.extend(f"  reason: {reason}" for reason in verdict["reasons"])
         lines.extend(confirmation_lines(gate))
         lines.extend(evidence_lines(gate["candidate"], verdict.get("comparisons") or []))
+        lines.extend(model_lines(gate))
         lines.append(f"  champion: {gate['champion_before']} -> {gate['champion_after']}")
     else:
         lines.append("  (no gate in this run)")

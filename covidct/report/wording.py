@@ -1,0 +1,69 @@
+"""Plain words for what a confirmed model's figures mean, shared by the terminal summary, the run
+report and the model card.
+
+A model whose image ROC AUC interval on the sequestered patients includes 0.5 is called "no
+better than chance" (``gate.json``: ``models[<name>].no_better_than_chance``, set by
+:func:`covidct.pipeline.decision.sequestered_intervals`); figures are fractions in the records,
+rates shown in percent and AUC as a fraction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+#: Shown after a model's figures when its AUC interval includes 0.5.
+CHANCE_WORDS = "no better than chance: its ROC AUC interval includes 0.5"
+
+
+def _interval(metric: str, item: Mapping[str, Any] | None) -> str:
+    if not item or item.get("value") is None:
+        return "undefined"
+    scale, unit, digits = (1.0, "", 3) if metric.endswith("auc") else (100.0, "%", 1)
+
+    def shown(value: Any) -> str:
+        return "?" if value is None else f"{scale * float(value):.{digits}f}{unit}"
+
+    return f"{shown(item['value'])} (95% CI {shown(item['ci_low'])} to {shown(item['ci_high'])})"
+
+
+def model_sentence(name: str, record: Mapping[str, Any]) -> str:
+    """One sentence on one confirmed model: its image ROC AUC and patient balanced accuracy on
+    the sequestered patients with 95% intervals, and "no better than chance" when it is.
+
+    ``record``: a ``gate.json`` ``models`` entry (``version``, ``patients``, ``intervals``,
+    ``no_better_than_chance``)."""
+    intervals = record.get("intervals") or {}
+    text = (
+        f"{name} v{record.get('version', '?')} on {record.get('patients', '?')} sequestered "
+        f"patients: image ROC AUC {_interval('image_roc_auc', intervals.get('image_roc_auc'))}, "
+        "patient balanced accuracy "
+        f"{_interval('patient_balanced_accuracy', intervals.get('patient_balanced_accuracy'))}"
+    )
+    if record.get("no_better_than_chance"):
+        text += f": {CHANCE_WORDS}"
+    return text
+
+
+def severity_sentence(record: Mapping[str, Any]) -> str | None:
+    """COVID sensitivity by severity band (share of the lung involved, from the synthetic
+    phantom's truth), or None when the record has none. ``record["severity"]``: band ->
+    ``{"patients", "value", "ci_low", "ci_high"}`` (patient-level sensitivity, fractions)."""
+    bands = record.get("severity") or {}
+    if not bands:
+        return None
+    parts = [
+        f"{band} {_interval('sensitivity', item)} of {item.get('patients', '?')} patients"
+        for band, item in bands.items()
+    ]
+    return "COVID sensitivity by severity: " + "; ".join(parts)
+
+
+def pointing_sentence(record: Mapping[str, Any]) -> str | None:
+    """The Grad-CAM pointing game (share of true-positive selected slices whose heat-map maximum
+    lies inside a lesion of the truth mask), or None when it was not played."""
+    game = (record.get("metrics") or {}).get("gradcam_pointing_game")
+    slices = record.get("gradcam_pointing_slices")
+    if game is None:
+        return None
+    return f"Grad-CAM pointing game {100 * float(game):.0f}% of {slices} true-positive slices"

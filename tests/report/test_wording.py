@@ -1,0 +1,61 @@
+"""Plain words for confirmed models: "no better than chance" exactly when the AUC interval
+includes 0.5; rates in percent, AUC as a fraction."""
+
+from __future__ import annotations
+
+import pytest
+
+from covidct.pipeline.decision import no_better_than_chance
+from covidct.report import wording
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "chance"),
+    [
+        (0.40, 0.56, True),
+        (0.50, 0.70, True),  # the bound itself counts
+        (0.30, 0.50, True),
+        (0.51, 0.90, False),
+        (0.10, 0.45, False),  # worse than chance is not "no better than chance": it is worse
+        (None, None, True),  # undefined (one class only): nothing shows it ranks
+    ],
+)
+def test_no_better_than_chance(low: float | None, high: float | None, chance: bool) -> None:
+    assert no_better_than_chance({"ci_low": low, "ci_high": high}) is chance
+
+
+def _record(chance: bool) -> dict:
+    return {
+        "version": "3",
+        "patients": 75,
+        "no_better_than_chance": chance,
+        "intervals": {
+            "image_roc_auc": {"value": 0.477, "ci_low": 0.401, "ci_high": 0.552},
+            "patient_balanced_accuracy": {"value": 0.476, "ci_low": 0.341, "ci_high": 0.623},
+        },
+    }
+
+
+def test_model_sentence_says_chance_in_words() -> None:
+    text = wording.model_sentence("resnet152", _record(True))
+    assert text == (
+        "resnet152 v3 on 75 sequestered patients: image ROC AUC 0.477 (95% CI 0.401 to 0.552), "
+        "patient balanced accuracy 47.6% (95% CI 34.1% to 62.3%): no better than chance: its "
+        "ROC AUC interval includes 0.5"
+    )
+    assert "chance" not in wording.model_sentence("resnet152", _record(False))
+
+
+def test_severity_and_pointing_sentences() -> None:
+    record = {
+        "severity": {"mild": {"patients": 4, "value": 0.25, "ci_low": 0.0, "ci_high": 0.75}},
+        "metrics": {"gradcam_pointing_game": 0.5},
+        "gradcam_pointing_slices": 12,
+    }
+    assert wording.severity_sentence(record) == (
+        "COVID sensitivity by severity: mild 25.0% (95% CI 0.0% to 75.0%) of 4 patients"
+    )
+    assert wording.pointing_sentence(record) == (
+        "Grad-CAM pointing game 50% of 12 true-positive slices"
+    )
+    assert wording.severity_sentence({}) is None and wording.pointing_sentence({}) is None
