@@ -62,13 +62,18 @@ if TYPE_CHECKING:
         read_slice,
     )
     from covidct.data.selection import (
+        SELECTED_COLUMN,
         SELECTION_COLUMNS,
+        SEQUENCE_COLUMNS,
         THRESHOLD_DIVISOR,
         dark_pixel_count,
+        mark_selected,
         select_batch,
         select_open_lung,
         select_sequence,
+        selected_only,
         selection_threshold,
+        with_selection,
     )
     from covidct.data.sequester import (
         ASSIGNMENT_KEY,
@@ -113,7 +118,9 @@ _EXPORTS: dict[str, str] = {
     "PATIENT_KEY_COLUMN": "covidct.data.folds",
     "POOL_SPLIT": "covidct.data.folds",
     "PREFIX": "covidct.data.sequester",
+    "SELECTED_COLUMN": "covidct.data.selection",
     "SELECTION_COLUMNS": "covidct.data.selection",
+    "SEQUENCE_COLUMNS": "covidct.data.selection",
     "SEQUESTERED": "covidct.data.sequester",
     "SPLIT_COLUMN": "covidct.data.folds",
     "SequesterRule": "covidct.data.sequester",
@@ -128,6 +135,7 @@ _EXPORTS: dict[str, str] = {
     "log_fold_dataset": "covidct.data.fold_manifests",
     "make_dataset": "covidct.data.loading",
     "manifest_digest": "covidct.data.fold_manifests",
+    "mark_selected": "covidct.data.selection",
     "one_hot_labels": "covidct.data.loading",
     "patients_of": "covidct.data.sequester",
     "projective_warp": "covidct.data.loading",
@@ -144,8 +152,10 @@ _EXPORTS: dict[str, str] = {
     "select_batch": "covidct.data.selection",
     "select_open_lung": "covidct.data.selection",
     "select_sequence": "covidct.data.selection",
+    "selected_only": "covidct.data.selection",
     "selection_threshold": "covidct.data.selection",
     "update": "covidct.data.sequester",
+    "with_selection": "covidct.data.selection",
     "write_fold_manifests": "covidct.data.fold_manifests",
 }
 
@@ -170,7 +180,9 @@ __all__ = [
     "PATIENT_KEY_COLUMN",
     "POOL_SPLIT",
     "PREFIX",
+    "SELECTED_COLUMN",
     "SELECTION_COLUMNS",
+    "SEQUENCE_COLUMNS",
     "SEQUESTERED",
     "SPLIT_COLUMN",
     "SequesterRule",
@@ -185,6 +197,7 @@ __all__ = [
     "log_fold_dataset",
     "make_dataset",
     "manifest_digest",
+    "mark_selected",
     "one_hot_labels",
     "patients_of",
     "projective_warp",
@@ -201,8 +214,10 @@ __all__ = [
     "select_batch",
     "select_open_lung",
     "select_sequence",
+    "selected_only",
     "selection_threshold",
     "update",
+    "with_selection",
     "write_fold_manifests",
 ]
 

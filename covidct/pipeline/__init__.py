@@ -34,13 +34,17 @@ if TYPE_CHECKING:
         send_alert,
     )
     from covidct.pipeline.decision import (
+        CHANCE_AUC,
+        INTERVAL_METRICS,
         aggregate,
         choose_candidate,
         confirm,
         gate_and_promote,
         leaderboard,
+        no_better_than_chance,
         pooled_predictions,
         regression_check,
+        sequestered_intervals,
     )
     from covidct.pipeline.development import (
         checkpoint_prefix,
@@ -78,18 +82,21 @@ if TYPE_CHECKING:
         discover,
         make_folds,
         quarantine,
+        selection_counts,
         validate,
     )
 
 #: public name -> the module that defines it (imported on first use, so importing one module of
 #: the package does not import the others' dependencies)
 _EXPORTS: dict[str, str] = {
+    "CHANCE_AUC": "covidct.pipeline.decision",
     "CHECKPOINTS": "covidct.pipeline.context",
     "CURATED_BATCHES": "covidct.lake.custody",
     "DAG_ID": "covidct.pipeline.context",
     "DRIFT": "covidct.pipeline.evidence",
     "EVIDENCE": "covidct.pipeline.evidence",
     "HISTORY_PREFIX": "covidct.pipeline.context",
+    "INTERVAL_METRICS": "covidct.pipeline.decision",
     "PROBE_SLICES": "covidct.pipeline.evidence",
     "TEMPERATURE_TAG": "covidct.pipeline.evidence",
     "WEIGHTS_DIR": "covidct.pipeline.context",
@@ -111,6 +118,7 @@ _EXPORTS: dict[str, str] = {
     "log_figures": "covidct.pipeline.development",
     "make_folds": "covidct.pipeline.intake",
     "materialize": "covidct.pipeline.context",
+    "no_better_than_chance": "covidct.pipeline.decision",
     "notifier": "covidct.pipeline.context",
     "pooled_metrics": "covidct.pipeline.development",
     "pooled_predictions": "covidct.pipeline.decision",
@@ -123,10 +131,12 @@ _EXPORTS: dict[str, str] = {
     "reference_of": "covidct.pipeline.evidence",
     "regression_check": "covidct.pipeline.decision",
     "releases_models": "covidct.pipeline.context",
-    "run_key_of": "covidct.pipeline.context",
     "roster_of": "covidct.pipeline.evidence",
+    "run_key_of": "covidct.pipeline.context",
     "run_prefix": "covidct.pipeline.evidence",
+    "selection_counts": "covidct.pipeline.intake",
     "send_alert": "covidct.pipeline.context",
+    "sequestered_intervals": "covidct.pipeline.decision",
     "serving_evidence": "covidct.pipeline.evidence",
     "setup_mlflow": "covidct.pipeline.development",
     "subgroup_rule": "covidct.pipeline.evidence",
@@ -137,12 +147,14 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "CHANCE_AUC",
     "CHECKPOINTS",
     "CURATED_BATCHES",
     "DAG_ID",
     "DRIFT",
     "EVIDENCE",
     "HISTORY_PREFIX",
+    "INTERVAL_METRICS",
     "PROBE_SLICES",
     "TEMPERATURE_TAG",
     "WEIGHTS_DIR",
@@ -164,6 +176,7 @@ __all__ = [
     "log_figures",
     "make_folds",
     "materialize",
+    "no_better_than_chance",
     "notifier",
     "pooled_metrics",
     "pooled_predictions",
@@ -176,10 +189,12 @@ __all__ = [
     "reference_of",
     "regression_check",
     "releases_models",
-    "run_key_of",
     "roster_of",
+    "run_key_of",
     "run_prefix",
+    "selection_counts",
     "send_alert",
+    "sequestered_intervals",
     "serving_evidence",
     "setup_mlflow",
     "subgroup_rule",

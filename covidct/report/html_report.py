@@ -48,6 +48,7 @@ from covidct.evaluation.predictions import (
     validate_predictions,
 )
 from covidct.lake.layout import RunLayout
+from covidct.report import wording
 
 if TYPE_CHECKING:
     from covidct.report.gradcam_report import GradCams
@@ -240,32 +241,6 @@ def batches_html(batches: Sequence[Mapping[str, Any]]) -> str:
     return _table(["batch", "validation", "reasons"], rows, table_class="text")
 
 
-def curation_html(curation: Mapping[str, Any] | None) -> str:
-    """The dataset version's slices per batch: selected (open lung) and not diagnostic (closed
-    lung, left out by the COVID-CTset selection, kept in the lake); empty without a record."""
-    if not curation:
-        return ""
-    rows = [
-        [_e(b["batch_id"]), _e(b["n_slices"]), _e(b["n_selected"]), _e(b["n_not_diagnostic"])]
-        for b in curation.get("batches") or []
-    ]
-    rows.append(
-        [
-            "<b>all</b>",
-            _e(curation["n_slices"]),
-            _e(curation["n_selected"]),
-            _e(curation["n_not_diagnostic"]),
-        ]
-    )
-    note = (
-        f"<p>Dataset {_e(curation.get('dataset_version'))}: only selected slices (open lung, the "
-        "COVID-CTset selection) train, validate, pick thresholds and are scored; "
-        f"{_e(curation['n_not_diagnostic'])} slices not diagnostic: closed lung.</p>"
-    )
-    header = ["batch", "slices", "selected (open lung)", "not diagnostic: closed lung"]
-    return note + _table(header, rows, table_class="text")
-
-
 def gate_html(gate: Mapping[str, Any] | None) -> str:
     """The promotion decision: verdict, reasons and the paired comparisons, if any."""
     if not gate:
@@ -287,22 +262,9 @@ def gate_html(gate: Mapping[str, Any] | None) -> str:
     if reasons:
         parts.append("<ul>" + "".join(f"<li>{_e(reason)}</li>" for reason in reasons) + "</ul>")
     parts.append(_confirmation_html(gate))
-    parts.append(_models_html(gate))
+    parts.append(wording.models_html(gate))
     parts.append(_comparisons_html(verdict.get("comparisons") or []))
     return "".join(parts)
-
-
-def _models_html(gate: Mapping[str, Any]) -> str:
-    """Each confirmed model's sequestered figures in words; "no better than chance" flagged."""
-    from covidct.report import wording
-
-    items = []
-    for name, record in (gate.get("models") or {}).items():
-        css = ' class="fail"' if record.get("no_better_than_chance") else ""
-        extra = [wording.severity_sentence(record), wording.pointing_sentence(record)]
-        more = "".join(f"<br>{_e(text)}" for text in extra if text)
-        items.append(f"<li><span{css}>{_e(wording.model_sentence(name, record))}</span>{more}</li>")
-    return f"<ul>{''.join(items)}</ul>" if items else ""
 
 
 def _comparisons_html(comparisons: Sequence[Mapping[str, Any]]) -> str:
@@ -526,7 +488,7 @@ def write_run_report(
         for name, frame in sorted(predictions.items())
     )
     sections = [
-        ("Batches", batches_html(batches) + curation_html(curation)),
+        ("Batches", batches_html(batches) + wording.curation_html(curation)),
         ("Leaderboard", leaderboard_html(leaderboard, candidate)),
         ("Promotion gate", gate_html(gate)),
         *extra_sections,
