@@ -251,6 +251,10 @@ class Settings:
     drift: DriftSettings = field(default_factory=DriftSettings)
     #: training profile of scheduled runs and of runs triggered without one (see default_profile)
     default_profile: str = EMBEDDED_DEFAULT_PROFILE
+    #: folder of known-disease truth written beside synthetic batches (``<batch_id>.truth/``,
+    #: ``covidct.batch.synth``), read only to score models against it (``COVIDCT_TRUTH_DIR``;
+    #: None: no truth); training never reads it
+    truth_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -319,4 +323,5 @@ class Settings:
                 ),
             ),
             default_profile=default_profile(env),
+            truth_dir=Path(env["COVIDCT_TRUTH_DIR"]) if env.get("COVIDCT_TRUTH_DIR") else None,
         )

@@ -15,6 +15,7 @@ Modules:
 * ``subgroups``: sensitivity, specificity, balanced accuracy with patient-bootstrap intervals by
   sex, age band, series, slice thickness, source
 * ``calibration``: ECE, Brier score, reliability diagram, temperature scaling
+* ``truth``: scoring against known disease: sensitivity by severity band, Grad-CAM pointing game
 
 Each public name of these modules is importable from the package (imported on first use).
 """
@@ -178,6 +179,14 @@ if TYPE_CHECKING:
         patient_roster,
         subgroup_table,
     )
+    from covidct.evaluation.truth import (
+        POINTING_TOLERANCE_PX,
+        SEVERITY_BANDS,
+        pointing_hit,
+        sensitivity_by_band,
+        true_positive_slices,
+        wilson_interval,
+    )
 
 #: public name -> the module that defines it (imported on first use, so importing one module of
 #: the package does not import the others' dependencies)
@@ -208,6 +217,7 @@ _EXPORTS: dict[str, str] = {
     "OPTIONAL_COLUMNS": "covidct.evaluation.predictions",
     "PATIENT_ID": "covidct.evaluation.predictions",
     "PATIENT_THRESHOLD": "covidct.evaluation.predictions",
+    "POINTING_TOLERANCE_PX": "covidct.evaluation.truth",
     "POSITIVE_INDEX": "covidct.evaluation.metrics",
     "PREDICTED_AXIS": "covidct.evaluation.metrics",
     "P_COVID": "covidct.evaluation.predictions",
@@ -218,6 +228,7 @@ _EXPORTS: dict[str, str] = {
     "ROSTER_COLUMNS": "covidct.evaluation.subgroups",
     "SCORE_METRICS": "covidct.evaluation.metrics",
     "SELECTED": "covidct.evaluation.predictions",
+    "SEVERITY_BANDS": "covidct.evaluation.truth",
     "SLICE_ID": "covidct.evaluation.predictions",
     "SPLIT": "covidct.evaluation.predictions",
     "SUBGROUP_METRICS": "covidct.evaluation.subgroups",
@@ -298,6 +309,7 @@ _EXPORTS: dict[str, str] = {
     "plot_pr_curve": "covidct.evaluation.plots",
     "plot_reliability_diagram": "covidct.evaluation.calibration",
     "plot_roc_curves": "covidct.evaluation.plots",
+    "pointing_hit": "covidct.evaluation.truth",
     "predict_labels": "covidct.evaluation.metrics",
     "rates_from_counts": "covidct.evaluation.metrics",
     "read_predictions": "covidct.evaluation.predictions",
@@ -309,12 +321,15 @@ _EXPORTS: dict[str, str] = {
     "score_metrics": "covidct.evaluation.metrics",
     "score_registered": "covidct.evaluation.confirmation",
     "seen_patients": "covidct.evaluation.confirmation",
+    "sensitivity_by_band": "covidct.evaluation.truth",
     "sequestered_key": "covidct.evaluation.confirmation",
     "subgroup_table": "covidct.evaluation.subgroups",
     "summarize_folds": "covidct.evaluation.scoring",
     "tiff_loader": "covidct.evaluation.explain",
+    "true_positive_slices": "covidct.evaluation.truth",
     "validate_predictions": "covidct.evaluation.predictions",
     "weighted_metrics": "covidct.evaluation.metrics",
+    "wilson_interval": "covidct.evaluation.truth",
 }
 
 __all__ = [
@@ -344,6 +359,7 @@ __all__ = [
     "OPTIONAL_COLUMNS",
     "PATIENT_ID",
     "PATIENT_THRESHOLD",
+    "POINTING_TOLERANCE_PX",
     "POSITIVE_INDEX",
     "PREDICTED_AXIS",
     "P_COVID",
@@ -354,6 +370,7 @@ __all__ = [
     "ROSTER_COLUMNS",
     "SCORE_METRICS",
     "SELECTED",
+    "SEVERITY_BANDS",
     "SLICE_ID",
     "SPLIT",
     "SUBGROUP_METRICS",
@@ -434,6 +451,7 @@ __all__ = [
     "plot_pr_curve",
     "plot_reliability_diagram",
     "plot_roc_curves",
+    "pointing_hit",
     "predict_labels",
     "rates_from_counts",
     "read_predictions",
@@ -445,12 +463,15 @@ __all__ = [
     "score_metrics",
     "score_registered",
     "seen_patients",
+    "sensitivity_by_band",
     "sequestered_key",
     "subgroup_table",
     "summarize_folds",
     "tiff_loader",
+    "true_positive_slices",
     "validate_predictions",
     "weighted_metrics",
+    "wilson_interval",
 ]
 
 

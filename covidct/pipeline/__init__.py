@@ -8,6 +8,8 @@ Modules:
 * ``decision``: ``aggregate`` (leaderboard, candidate), ``confirm``, ``gate_and_promote``,
   ``regression_check``
 * ``evidence``: a run's drift, temperature, calibration, subgroup and serving-check evidence
+* ``truth``: known-disease evidence (severity bands, Grad-CAM pointing game) where batches carry
+  truth
 
 Each public name of these modules is importable from the package (imported on first use).
 """
@@ -85,6 +87,14 @@ if TYPE_CHECKING:
         selection_counts,
         validate,
     )
+    from covidct.pipeline.truth import (
+        MAX_POINTING_SLICES,
+        TRUTH_SUFFIX,
+        pointing_evidence,
+        severity_bands,
+        severity_evidence,
+        truth_folder,
+    )
 
 #: public name -> the module that defines it (imported on first use, so importing one module of
 #: the package does not import the others' dependencies)
@@ -97,8 +107,10 @@ _EXPORTS: dict[str, str] = {
     "EVIDENCE": "covidct.pipeline.evidence",
     "HISTORY_PREFIX": "covidct.pipeline.context",
     "INTERVAL_METRICS": "covidct.pipeline.decision",
+    "MAX_POINTING_SLICES": "covidct.pipeline.truth",
     "PROBE_SLICES": "covidct.pipeline.evidence",
     "TEMPERATURE_TAG": "covidct.pipeline.evidence",
+    "TRUTH_SUFFIX": "covidct.pipeline.truth",
     "WEIGHTS_DIR": "covidct.pipeline.context",
     "aggregate": "covidct.pipeline.decision",
     "checkpoint_prefix": "covidct.pipeline.development",
@@ -120,6 +132,7 @@ _EXPORTS: dict[str, str] = {
     "materialize": "covidct.pipeline.context",
     "no_better_than_chance": "covidct.pipeline.decision",
     "notifier": "covidct.pipeline.context",
+    "pointing_evidence": "covidct.pipeline.truth",
     "pooled_metrics": "covidct.pipeline.development",
     "pooled_predictions": "covidct.pipeline.decision",
     "predict_split": "covidct.pipeline.development",
@@ -139,9 +152,12 @@ _EXPORTS: dict[str, str] = {
     "sequestered_intervals": "covidct.pipeline.decision",
     "serving_evidence": "covidct.pipeline.evidence",
     "setup_mlflow": "covidct.pipeline.development",
+    "severity_bands": "covidct.pipeline.truth",
+    "severity_evidence": "covidct.pipeline.truth",
     "subgroup_rule": "covidct.pipeline.evidence",
     "train": "covidct.pipeline.development",
     "training_config": "covidct.pipeline.development",
+    "truth_folder": "covidct.pipeline.truth",
     "validate": "covidct.pipeline.intake",
     "weights_cache": "covidct.pipeline.development",
 }
@@ -155,8 +171,10 @@ __all__ = [
     "EVIDENCE",
     "HISTORY_PREFIX",
     "INTERVAL_METRICS",
+    "MAX_POINTING_SLICES",
     "PROBE_SLICES",
     "TEMPERATURE_TAG",
+    "TRUTH_SUFFIX",
     "WEIGHTS_DIR",
     "aggregate",
     "checkpoint_prefix",
@@ -178,6 +196,7 @@ __all__ = [
     "materialize",
     "no_better_than_chance",
     "notifier",
+    "pointing_evidence",
     "pooled_metrics",
     "pooled_predictions",
     "predict_split",
@@ -197,9 +216,12 @@ __all__ = [
     "sequestered_intervals",
     "serving_evidence",
     "setup_mlflow",
+    "severity_bands",
+    "severity_evidence",
     "subgroup_rule",
     "train",
     "training_config",
+    "truth_folder",
     "validate",
     "weights_cache",
 ]

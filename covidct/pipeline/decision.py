@@ -117,7 +117,26 @@ def confirm(settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str) 
 
     setup_mlflow(settings)
     confirmed = confirmation.confirm(settings, aggregated, dag_run_id)
-    return evidence.confirm_evidence(settings, confirmed, dag_run_id)
+    confirmed = evidence.confirm_evidence(settings, confirmed, dag_run_id)
+    if settings.truth_dir is not None:  # the synthetic phantom's lesions: does it look there?
+        for record in confirmed["deployables"].values():
+            record.update(_pointing(settings, record))
+    return confirmed
+
+
+def _pointing(settings: Settings, record: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`covidct.pipeline.truth.pointing_evidence` of a scored deployable record."""
+    from covidct import training
+    from covidct.evaluation.confirmation import download
+    from covidct.lake.custody import CURATED_BATCHES
+    from covidct.pipeline import truth
+    from covidct.pipeline.context import materialize
+
+    store = lake(settings)
+    model = training.load_logged_model(download(record["model_uri"]))
+    frame = _sequestered_predictions(store, record)
+    root = materialize(store, CURATED_BATCHES, settings)
+    return truth.pointing_evidence(settings, model, frame, record["train_params"], root)
 
 
 def _sequestered_predictions(store: Any, record: Mapping[str, Any]) -> pd.DataFrame:
@@ -147,7 +166,7 @@ def gate_and_promote(
     "registered_model_digest", ...}``; writes ``runs/<run>/gate.json`` and a history record.
     """
     from covidct import evaluation
-    from covidct.pipeline import evidence
+    from covidct.pipeline import evidence, truth
     from covidct.promotion import gate, registry, subgroup_gate
     from covidct.report import model_card
 
@@ -204,6 +223,9 @@ def gate_and_promote(
             overlap_patients=mine["overlap_patients"] + rival["overlap_patients"],
         )  # fmt: skip
     figures = {name: headline_metrics(frame, None) for name, frame in predictions.items()}
+    for name, record in deployables.items():  # known-disease figures, where truth exists
+        if record.get("gradcam_pointing_game") is not None:
+            figures[name]["gradcam_pointing_game"] = record["gradcam_pointing_game"]
     if rival is not None:
         figures["champion"] = champion_metrics_now
     candidate_metrics = figures[candidate]
@@ -326,6 +348,10 @@ def gate_and_promote(
             }
             | {"metrics": figures[name]}
             | sequestered_intervals(settings, frame_of[name])
+            | {
+                "severity": truth.severity_evidence(settings, frame_of[name]),
+                "gradcam_pointing_slices": record.get("gradcam_pointing_slices", 0),
+            }
             for name, record in [*deployables.items(), *([("champion", rival)] if rival else [])]
         },  # fmt: skip
         "notes": list(confirmed.get("notes") or []),
