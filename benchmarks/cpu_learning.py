@@ -1,18 +1,22 @@
-"""Does ``cpu-smoke`` learn? Held-out ROC AUC against training patients, steps and image size.
+"""Does the demo's training learn? Sequestered ROC AUC against steps, training patients, image
+size and severity band, on exactly the data path the demo uses.
 
-Trains with the product's own ``training.train_model`` (the function the DAG's train task calls)
-and scores with ``training.predict_p_covid`` on synthetic patients (``covidct.batch.synth``), split
-by
-patient: ``--train-patients`` of them (half COVID where the batch allows, like the seed's
-balanced training folds, and at most two thirds of each class) train, every other patient is
-held out. Only open-lung slices
-(``covidct.data.selection``) are used, as in the demo. Prints one Markdown row per run: training and
-held-out patients, steps, image size, seconds, training-slice AUC (up to 200 slices), held-out
-image AUC and patient AUC (mean p(COVID) per patient). Nothing is asserted; figures vary by
-about 0.05 AUC between seeds.
+A synthetic batch (``covidct synth``, the phantom with literature-based COVID-19 findings and
+its truth beside it) is landed in a throw-away lake and goes through the DAG's own steps:
+``pipeline.validate``, ``pipeline.curate`` (selection marked once: only open-lung slices are
+used), ``pipeline.make_folds`` (sequestration first, then patient-level folds). Each row trains
+fold 1's training split with ``training.train_model`` (the function the DAG's train task calls)
+under the run spec the DAG's form would give (``TrainingSpec.of_profile(profile, ...)``), and
+scores the sequestered slices with ``training.predict_p_covid``: image ROC AUC (all selected
+sequestered slices, with its 95% patient-bootstrap interval), patient ROC AUC (mean p(COVID) of
+a patient's slices), and image ROC AUC of each severity band's COVID slices against every
+normal slice. ``--train-patients`` keeps that many of fold 1's training patients (half COVID
+where it can), to show how far more patients would go. Prints one Markdown row per run; nothing
+is asserted.
 
-    uv run python benchmarks/cpu_learning.py [--backbones resnet50,resnet152] [--sizes 64]
-        [--steps 40,120] [--train-patients 40,160] [--patients 240] [--seed 0]
+    uv run python benchmarks/cpu_learning.py [--backbones resnet152,resnet50] [--sizes 64]
+        [--steps 20,60] [--train-patients 0] [--patients 240] [--max-slices 4]
+        [--scanner negin] [--profile cpu-smoke] [--seed 0]
 """
 
 from __future__ import annotations
@@ -26,109 +30,132 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-
-def slices(batch: Path):  # noqa: ANN201 - pandas frame
-    """Open-lung slices of a synthetic batch: columns patient, path (relative), label."""
-    import pandas as pd
-
-    from covidct import schema
-    from covidct.data import selection
-
-    frame = selection.select_batch(batch)
-    frame = frame[frame["keep"]].copy()
-    details = pd.read_csv(batch / schema.PATIENT_DETAILS, dtype=str)
-    labels = dict(zip(details.iloc[:, 0], details["COVID-19 Infection"], strict=True))
-    frame["patient"] = frame["patient_id"].astype(str)
-    frame["label"] = frame["patient"].map(labels)
-    frame["path"] = frame["path"].map(lambda p: str(Path(p).relative_to(batch)))
-    return frame[["patient", "path", "label"]].reset_index(drop=True)
+HEADER = (
+    "| backbone | px | steps | train patients (COVID) | sequestered patients (COVID) | s "
+    "| image AUC [95% CI] | patient AUC | AUC mild | AUC moderate | AUC severe |"
+)
 
 
-def split(frame, train_patients: int, seed: int):  # noqa: ANN001, ANN201
-    """(train, held-out) frames: ``train_patients`` patients, half COVID where possible, at most
-    two thirds of each class (the rest is held out, so both classes are scored)."""
+def prepare(tmp: Path, patients: int, max_slices: int, scanner: str, seed: int):  # noqa: ANN201
+    """Write, land, validate, curate and fold one synthetic batch the DAG's way; return
+    ``(settings, fold-1 frame, sequestered frame, image root)``."""
+    from covidct import pipeline
+    from covidct.batch.synth import write_synthetic_batch
+    from covidct.config import Settings
+    from covidct.lake.custody import CURATED_BATCHES
+    from covidct.lake.landing import land_batch
+    from covidct.lake.layout import LakeLayout
+    from covidct.lake.storage import read_parquet
+
+    batch = tmp / "inbox" / "synth"
+    write_synthetic_batch(batch, patients=patients, seed=seed, max_slices_per_patient=max_slices,
+                          scanner=scanner)  # fmt: skip
+    settings = Settings.from_env(
+        {"COVIDCT_HOME": str(tmp / "home"), "COVIDCT_TRUTH_DIR": str(tmp / "inbox")}
+    )
+    store = pipeline.lake(settings)
+    land_batch(store, batch, "synth")
+    verdict = pipeline.validate(settings, "synth", "manual__learning")
+    if not verdict["passed"]:
+        raise SystemExit(f"the synthetic batch failed validation: {verdict['reasons'][:3]}")
+    curated = pipeline.curate(settings, [verdict], "manual__learning")
+    specs = pipeline.make_folds(settings, curated, 2, seed, dag_run_id="manual__learning")
+    fold = read_parquet(store, specs[0]["key"])
+    held = read_parquet(store, LakeLayout.sequestered_manifest(curated["dataset_version"]))
+    root = pipeline.materialize(store, CURATED_BATCHES, settings)
+    return settings, fold, held, root
+
+
+def keep_patients(train, count: int, seed: int):  # noqa: ANN001, ANN201
+    """``count`` of the training split's patients, half COVID where possible (0: all)."""
     import numpy as np
 
+    if count <= 0:
+        return train
     rng = np.random.default_rng(seed)
-    by_label = frame.groupby("label")["patient"].unique()
-    covid, normal = by_label["Positive"], by_label["Negative"]
-    n_covid = min(train_patients // 2, 2 * len(covid) // 3)
-    n_normal = min(train_patients - n_covid, 2 * len(normal) // 3)
-    positive = rng.permutation(covid)[:n_covid]
-    negative = rng.permutation(normal)[:n_normal]
-    chosen = set(positive) | set(negative)
-    return frame[frame["patient"].isin(chosen)], frame[~frame["patient"].isin(chosen)]
+    by_label = train.groupby("label")["patient_key"].unique()
+    n_covid = min(count // 2, len(by_label.get("Positive", [])))
+    chosen = set(rng.permutation(by_label.get("Positive", []))[:n_covid])
+    chosen |= set(rng.permutation(by_label.get("Negative", []))[: count - n_covid])
+    return train[train["patient_key"].isin(chosen)]
 
 
-def run(backbone: str, size: int, steps: int, frames, root: Path, work: Path) -> dict:  # noqa: ANN001
-    """Train once; return the row's figures."""
+def band_aucs(settings, scored) -> dict[str, float]:  # noqa: ANN001
+    """Image ROC AUC of each severity band's COVID slices against every normal slice."""
     from sklearn.metrics import roc_auc_score
 
-    from covidct import training
+    from covidct.pipeline import truth
 
-    train, held_out = frames
-    config = training.TrainingConfig.from_profile(
-        "cpu-smoke", epochs=1, steps_per_epoch=steps, image_size=size
-    )
+    bands = truth.severity_bands(settings, scored)
+    normal = scored[scored["y_true"] == "normal"]
+    out = {}
+    for band in ("mild", "moderate", "severe"):
+        covid = scored[scored["patient_id"].map(bands).eq(band)]
+        if len(covid) and len(normal):
+            both = [*covid["p_covid"], *normal["p_covid"]]
+            out[band] = roc_auc_score([1] * len(covid) + [0] * len(normal), both)
+    return out
+
+
+def run(args, backbone: str, size: int, steps: int, n_train: int, data, work: Path) -> str:  # noqa: ANN001
+    """Train and score once; return the Markdown row."""
+    from sklearn.metrics import roc_auc_score
+
+    from covidct import evaluation, training
+    from covidct.pipeline.development import predictions_frame
+    from covidct.training.spec import TrainingSpec
+
+    settings, fold, held, root = data
+    train = keep_patients(fold[fold["split"] == "train"], n_train, args.seed)
+    spec = TrainingSpec.of_profile(args.profile, epochs=1, steps_per_epoch=steps, image_size=size)
+    config = training.TrainingConfig.from_spec(spec)
     started = time.perf_counter()
     result = training.train_model(
-        backbone, train[["path", "label"]], train.iloc[:0][["path", "label"]], image_root=root,
-        config=config, checkpoint_dir=work / f"{backbone}-{size}-{steps}-{len(train)}",
-        mlflow_run=False,
+        backbone, train, fold[fold["split"] == "val"], image_root=root, config=config,
+        checkpoint_dir=work / f"{backbone}-{size}-{steps}-{n_train}", mlflow_run=False,
     )  # fmt: skip
     seconds = time.perf_counter() - started
-    sample = train.sample(min(200, len(train)), random_state=0)
-    p_train = training.predict_p_covid(result.model, list(sample["path"]), image_root=root,
+    p_covid = training.predict_p_covid(result.model, list(held["path"]), image_root=root,
                                        config=config)  # fmt: skip
-    p_test = training.predict_p_covid(result.model, list(held_out["path"]), image_root=root,
-                                      config=config)  # fmt: skip
-    scored = held_out.assign(p=p_test, y=held_out["label"].eq("Positive"))
-    patients = scored.groupby("patient").agg(p=("p", "mean"), y=("y", "first"))
-    return {
-        "seconds": seconds,
-        "train_auc": roc_auc_score(sample["label"].eq("Positive"), p_train),
-        "image_auc": roc_auc_score(scored["y"], scored["p"]),
-        "patient_auc": roc_auc_score(patients["y"], patients["p"]),
-        "held_out_patients": f"{len(patients)} ({int(patients['y'].sum())} COVID)",
-        "train_patients": f"{train['patient'].nunique()} "
-        f"({train.loc[train['label'].eq('Positive'), 'patient'].nunique()} COVID)",
-    }
+    scored = predictions_frame(held.reset_index(drop=True), p_covid)
+    ci = evaluation.bootstrap_ci(scored, "image_roc_auc", n_boot=500, seed=0)
+    patients = scored.groupby("patient_id").agg(p=("p_covid", "mean"), y=("y_true", "first"))
+    patient_auc = roc_auc_score(patients["y"].eq("covid"), patients["p"])
+    bands = band_aucs(settings, scored)
+    n_covid = train.loc[train["label"] == "Positive", "patient_key"].nunique()
+    cells = [
+        backbone, str(size), str(steps),
+        f"{train['patient_key'].nunique()} ({n_covid})",
+        f"{len(patients)} ({int(patients['y'].eq('covid').sum())})", f"{seconds:.0f}",
+        f"{ci.point:.3f} [{ci.low:.3f}, {ci.high:.3f}]", f"{patient_auc:.3f}",
+        *(f"{bands[b]:.3f}" if b in bands else "-" for b in ("mild", "moderate", "severe")),
+    ]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the table (module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbones", default="resnet50,resnet152")
+    parser.add_argument("--backbones", default="resnet152,resnet50")
     parser.add_argument("--sizes", default="64")
-    parser.add_argument("--steps", default="40,120")
-    parser.add_argument("--train-patients", default="40,160")
+    parser.add_argument("--steps", default="20,60")
+    parser.add_argument("--train-patients", default="0", help="0: all of fold 1's training split")
     parser.add_argument("--patients", type=int, default=240, help="synthetic patients in all")
     parser.add_argument("--max-slices", type=int, default=4)
+    parser.add_argument("--scanner", default="negin")
+    parser.add_argument("--profile", default="cpu-smoke")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from covidct.batch.synth import write_synthetic_batch
-
-    print("| backbone | px | steps | train patients | held-out patients | s | train AUC "
-          "| held-out image AUC | held-out patient AUC |")  # fmt: skip
-    print("|---" * 9 + "|", flush=True)
+    print(HEADER)
+    print("|---" * HEADER.count(" | ") + "|---|", flush=True)
     with tempfile.TemporaryDirectory(prefix="covidct-learning-") as tmp:
-        root = Path(tmp) / "batch"
-        write_synthetic_batch(root, patients=args.patients, seed=args.seed,
-                              max_slices_per_patient=args.max_slices)  # fmt: skip
-        frame = slices(root)
+        data = prepare(Path(tmp), args.patients, args.max_slices, args.scanner, args.seed)
         for n_train in (int(v) for v in args.train_patients.split(",")):
-            frames = split(frame, n_train, args.seed)
             for backbone in args.backbones.split(","):
                 for size in (int(v) for v in args.sizes.split(",")):
                     for steps in (int(v) for v in args.steps.split(",")):
-                        row = run(backbone, size, steps, frames, root, Path(tmp))
-                        print(
-                            f"| {backbone} | {size} | {steps} | {row['train_patients']} | "
-                            f"{row['held_out_patients']} | {row['seconds']:.0f} | "
-                            f"{row['train_auc']:.2f} | {row['image_auc']:.2f} | "
-                            f"{row['patient_auc']:.2f} |",
-                            flush=True,
-                        )
+                        row = run(args, backbone, size, steps, n_train, data, Path(tmp))
+                        print(row, flush=True)
     return 0
 
 

@@ -10,18 +10,15 @@ RUN=${RUN:-uv run --frozen}
 export COVIDCT_DEADLINE_HOURS=${COVIDCT_DEADLINE_HOURS:-0}
 INBOX=$COVIDCT_HOME/inbox
 MODE=${1:-first}
-if [ "$MODE" = rerun ]; then
-  # `make demo-rerun`: retrain on the same folds with less training (a weaker candidate);
-  # the gate compares it with the champion, both scored on the sequestered patients.
-  DEMO_CONF=${DEMO_CONF:-'{"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "resnet50"], "epochs": 1, "steps_per_epoch": 8, "force_retrain": true}'}
-fi
-# cpu-smoke at 64x64, 16 slices a step; 1 epoch x 20 steps = 320 slices per model, each class
-# drawn half the time (40 steps learned no more: image ROC AUC 0.43-0.44 either way). One
-# backbone, ResNet152, the baseline every challenger must beat: a challenger is what
-# `make demo-rerun` adds; in the first run, ResNet50's two folds (trained and evaluated) took
-# 143 s and 146 s in two measured runs on 2 cores.
-# DEMO_CONF='{..., "backbones": ["resnet152", "resnet50"]}' puts it back.
-CONF=${DEMO_CONF:-'{"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152"], "epochs": 1, "steps_per_epoch": 20}'}
+# The demo is two weeks of the workflow, with the same run configuration each week:
+#   week 1 (`make demo`): real TCIA DICOM, hospital A's synthetic batch and a faulty batch land;
+#   week 2 (`make demo-rerun`): hospital B's batch lands (another scanner: softer kernel, thicker
+#   slices, less noise); its drift against week 1 is measured, its patients are sequestered or
+#   developed by the stable rule, the backbones retrain and the gate decides on evidence alone.
+# The synthetic batches' truth (lesion masks, severity bands) is written beside them in the
+# inbox (<batch>.truth/) and read only to score the confirmed models (COVIDCT_TRUTH_DIR).
+export COVIDCT_TRUTH_DIR=${COVIDCT_TRUTH_DIR:-$INBOX}
+CONF=${DEMO_CONF:-'{"profile": "cpu-smoke", "folds": 2, "backbones": ["resnet152", "resnet50"], "epochs": 1, "steps_per_epoch": 20}'}
 # first, before any setup: the run configuration, checked as the DAG's first task checks it
 # (one line naming the field, the bad value and the allowed values; exit 2)
 $RUN covidct check-conf "$CONF" >/dev/null || exit 2
@@ -50,17 +47,21 @@ step "convert real DICOM (TCIA) into Negin-style batches"
 [ -d "$INBOX/tcia-lung-pet-ct-dx" ] || $RUN covidct ingest-dicom "$SHARED/data/tcia/lung-pet-ct-dx" \
   "$INBOX/tcia-lung-pet-ct-dx" --label Negative --source lung-pet-ct-dx >/dev/null
 
-step "write a synthetic Negin-style batch shaped like the COVID-CTset roster, and a faulty one"
-# many patients with few slices each: with 60, each fold trained on fewer than 10 synthetic COVID
-# patients, and the models learned the patients, not the disease (covidct/training/profiles.py, cpu-smoke)
-[ -d "$INBOX/synth-seed0" ] || $RUN covidct synth "$INBOX/synth-seed0" --patients 240 --seed 0 --max-slices 4 >/dev/null
+step "write hospital A's synthetic batch (COVID-CTset roster, literature-based COVID-19 findings) and a faulty one"
+[ -d "$INBOX/synth-hospital-a" ] || $RUN covidct synth "$INBOX/synth-hospital-a" --patients 240 --seed 0 \
+  --max-slices 4 --source hospital-a --scanner negin >/dev/null
 [ -d "$INBOX/faulty-batch" ] || $RUN python -m covidct.demo faulty-batch "$INBOX/faulty-batch"
 
 step "land the batches in the data lake ($COVIDCT_HOME/lake/landing)"
-for batch in tcia-covid19-ny-sbu tcia-lung-pet-ct-dx synth-seed0 faulty-batch; do
+for batch in tcia-covid19-ny-sbu tcia-lung-pet-ct-dx synth-hospital-a faulty-batch; do
   $RUN covidct land "$INBOX/$batch" --batch-id "$batch"
 done
 
+else
+step "week 2: write hospital B's synthetic batch (another scanner) and land it"
+[ -d "$INBOX/synth-hospital-b" ] || $RUN covidct synth "$INBOX/synth-hospital-b" --patients 240 --seed 1 \
+  --max-slices 4 --source hospital-b --scanner soft-thick >/dev/null
+$RUN covidct land "$INBOX/synth-hospital-b" --batch-id synth-hospital-b
 fi
 
 wait "$PREPARE" || { echo "demo: preparing Airflow failed; the last lines of $AIRFLOW_HOME/prepare.log:" >&2
