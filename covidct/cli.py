@@ -4,8 +4,8 @@ Without ``COVIDCT_HOME`` (and ``COVIDCT_LAKE_URI``), run from the folder where `
 the commands use the demo's ``.demo/`` and say so on stderr (``config.discover_home``).
 
 Exit codes: 0 success (for ``validate``: the batch passed), 1 the batch failed validation (for
-``ingest-dicom``: no slice could be written), 2 a usage or I/O error (the message names the
-file, batch or value).
+``ingest-dicom``: no slice could be written; for ``report``: no such run, or no run that trained
+a model), 2 a usage or I/O error (the message names the file, batch or value).
 """
 
 from __future__ import annotations
@@ -134,16 +134,30 @@ def cmd_land(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """Print a run's summary: ``--run ID``, or the latest run that trained a model (a dry run
+    from the form becomes ``runs/LATEST`` but trains nothing). Exit 1, one line listing the
+    runs, for an unknown run or when no run trained a model."""
     from covidct.lake.layout import LakeLayout
-    from covidct.report.summary import collect_summary, format_summary
+    from covidct.report.summary import (
+        NoSuchRunError,
+        collect_summary,
+        find_run,
+        format_summary,
+        latest_trained_run,
+    )
 
     settings = _settings()
     store = _existing_lake(settings)
-    run_id = args.run
-    if run_id is None:
-        if not store.exists(LakeLayout.LATEST):
+    try:
+        if args.run is not None:
+            run_id = find_run(store, args.run, settings.lake.uri)
+        elif not store.exists(LakeLayout.LATEST) and not store.list_dirs(LakeLayout.RUNS):
             raise FileNotFoundError(f"no run recorded yet in {settings.lake.uri}")
-        run_id = store.read_bytes(LakeLayout.LATEST).decode()
+        else:
+            run_id = latest_trained_run(store, settings.lake.uri)
+    except NoSuchRunError as error:
+        print(f"covidct report: error: {error}", file=sys.stderr)
+        return EXIT_INVALID
     summary = collect_summary(settings, run_id)
     print(json.dumps(summary, indent=2, default=str) if args.json else format_summary(summary))
     return EXIT_OK
@@ -163,16 +177,29 @@ def cmd_registry(args: argparse.Namespace) -> int:
             print(f"(no promotion decision recorded yet in {settings.lake.uri})")
         for record in records:
             print(
-                f"{record['at']}  {record['action']:<8} v{record.get('version')} "
-                f"(champion before: {record.get('previous_champion')})  "
-                f"run {record.get('dag_run_id')}"
-                f"\n    {record.get('reason')}"
+                f"{record['at']}  {record['action']:<8} {_version(record.get('version'))} "
+                f"(champion before: {_version(record.get('previous_champion'))})  "
+                f"run {_none(record.get('dag_run_id'))}"
+                f"\n    {_none(record.get('reason'))}"
             )
         return EXIT_OK
     client = registry.client(settings.mlflow.tracking_uri)
     event = registry.rollback(client, store, settings.mlflow.model_name, args.version, args.reason)
-    print(f"@champion moved back to version {event['version']} (was {event['previous_champion']})")
+    print(
+        f"@champion moved back to version {event['version']} "
+        f"(was {_version(event['previous_champion'])})"
+    )
     return EXIT_OK
+
+
+def _none(value: object) -> str:
+    """``value`` as a person reads it: ``none``, never Python's ``None``."""
+    return "none" if value is None else str(value)
+
+
+def _version(value: object) -> str:
+    """A registered version as ``v3``, or ``none``."""
+    return "none" if value is None or value == "" else f"v{value}"
 
 
 def cmd_sequester(args: argparse.Namespace) -> int:
@@ -206,11 +233,26 @@ def cmd_sequester(args: argparse.Namespace) -> int:
 
 
 def cmd_model_card(args: argparse.Namespace) -> int:
-    from covidct.report.model_card import write_model_card
+    """Write the card into its run's folder in the lake (``runs/<run>/model_cards/v<N>/``, where
+    the pipeline publishes it), or to ``--out FILE``; print where."""
+    from covidct.report.model_card import store_model_card, write_model_card
 
-    out = args.out if args.out is not None else Path(f"model_card_v{args.version}.html")
-    print(f"model card written to {write_model_card(_settings(), args.version, out)}")
+    settings = _settings()
+    if args.out is not None:
+        written = str(write_model_card(settings, args.version, args.out))
+    else:
+        _existing_lake(settings)
+        written = _local_path(store_model_card(settings, args.version))
+    print(f"model card written to {written}")
     return EXIT_OK
+
+
+def _local_path(uri: str) -> str:
+    """A ``file://`` URI as its path (what a person opens); any other URI as is."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else uri
 
 
 def cmd_check_conf(args: argparse.Namespace) -> int:
@@ -301,8 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_land)
 
-    p = sub.add_parser("report", help="print a DAG run's summary (latest by default)")
-    p.add_argument("--run", default=None, help="DAG run id")
+    p = sub.add_parser(
+        "report", help="print a DAG run's summary (default: the latest run that trained a model)"
+    )
+    p.add_argument("--run", default=None, help="DAG run id (exit 1 when the lake has no such run)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_report)
 
@@ -332,7 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("model-card", help="write the model card of a registered VERSION (HTML)")
     p.add_argument("version")
-    p.add_argument("--out", type=Path, default=None, help="file (default model_card_vN.html)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="file (default: runs/<run>/model_cards/vN/model_card.html in the lake)",
+    )
     p.set_defaults(func=cmd_model_card)
     return parser
 

@@ -81,6 +81,161 @@ def test_sequester_show_and_relock(tmp_path, monkeypatch, capsys) -> None:  # ty
     assert sequester.read_lock(LocalStore(tmp_path / "lake"))["reason"] == "power"
 
 
+# ------------------------------------------------------------------ report: which run
+
+TRAINED_EARLY, TRAINED_LATE = "manual__2026-12-01T08:00:00+00:00", "scheduled__2026-12-02T00:00:00"
+DRY = "manual__2026-12-03T09:00:00+00:00"
+
+
+def test_report_of_an_unknown_run_is_one_line_listing_the_runs(
+    tmp_path, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    from covidct.lake.backends import LocalStore
+
+    monkeypatch.setenv("COVIDCT_HOME", str(tmp_path))
+    lake = LocalStore(tmp_path / "lake")
+    _summarized(lake, TRAINED_EARLY, "2026-12-01T09:00:00+00:00", trained=True)
+    _summarized(lake, DRY, "2026-12-03T09:01:00+00:00", trained=False)
+    assert main(["report", "--run", "nosuchrun"]) == EXIT_INVALID
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1
+    assert out.err.startswith(f"covidct report: error: no run 'nosuchrun' in file://{tmp_path}")
+    assert f"runs, latest first: {DRY} (trained nothing), {TRAINED_EARLY}\n" in out.err
+    # a run that exists is shown, a dry run too when asked for by name
+    assert main(["report", "--run", DRY]) == EXIT_OK
+    assert f"== covidct run {DRY} ==" in capsys.readouterr().out
+
+
+def test_plain_report_skips_a_later_dry_run(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from covidct.lake.backends import LocalStore
+
+    monkeypatch.setenv("COVIDCT_HOME", str(tmp_path))
+    lake = LocalStore(tmp_path / "lake")
+    _summarized(lake, DRY, "2026-12-03T09:01:00+00:00", trained=False)
+    assert main(["report"]) == EXIT_INVALID  # only a dry run: nothing to report, said once
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has trained a model yet (a dry run trains none)" in err
+    assert f"{DRY} (trained nothing)" in err
+    _summarized(lake, TRAINED_EARLY, "2026-12-01T09:00:00+00:00", trained=True)
+    _summarized(lake, TRAINED_LATE, "2026-12-02T01:00:00+00:00", trained=True)
+    _summarized(lake, DRY, "2026-12-03T09:01:00+00:00", trained=False)  # the form's dry run
+    assert lake.read_text(LakeLayout.LATEST) == DRY
+    assert main(["report"]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert text.startswith(f"== covidct run {TRAINED_LATE} ==")
+    assert "vgg16" in text and "no model was trained" not in text
+
+
+# ---------------------------------------------------------------- evaluate-predictions
+
+
+def _predictions(tmp_path: Path, rows: str, header: str = "patient_id,y_true,p_covid,fold") -> Path:
+    path = tmp_path / "pred.csv"
+    path.write_text(f"{header}\n{rows}")
+    return path
+
+
+def test_evaluate_predictions_refuses_rows_it_cannot_tell_apart(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    rows = "p1,covid,0.9,1\np1,covid,0.9,1\np1,covid,0.9,1\np2,normal,0.2,1\np1,covid,0.9,2\n"
+    path = _predictions(tmp_path, rows)  # the third and fourth p1 rows of fold 1 repeat the first
+    assert main(["evaluate-predictions", str(path)]) == EXIT_ERROR
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1
+    assert out.err.startswith(f"covidct evaluate-predictions: error: {path}: 2 duplicated row(s)")
+    # slice ids tell the same scores apart; the same slice in another fold is another model's
+    named = "p1,covid,0.9,1,IM1\np1,covid,0.9,1,IM2\np2,normal,0.2,1,IM1\np1,covid,0.9,2,IM1\n"
+    path = _predictions(tmp_path, named, "patient_id,y_true,p_covid,fold,slice_id")
+    assert main(["evaluate-predictions", str(path), "--json"]) == EXIT_OK
+    capsys.readouterr()
+    # but one slice id twice within a fold is refused
+    path = _predictions(
+        tmp_path, named + "p1,covid,0.8,2,IM1\n", "patient_id,y_true,p_covid,fold,slice_id"
+    )
+    assert main(["evaluate-predictions", str(path)]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}: 1 duplicate slice row(s)" in err and "2/p1/IM1" in err
+
+
+def test_evaluate_predictions_says_how_many_folds_each_mean_averages(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    # fold 2 has no normal patient: its specificity and AUCs are undefined, so their fold
+    # means are fold 1's value alone while accuracy and sensitivity average both folds
+    rows = "".join(
+        f"{patient},{label},{score},{fold},{patient}/IM{i}\n"
+        for fold, patients in ((1, (("a", "covid"), ("b", "normal"))), (2, (("c", "covid"),)))
+        for patient, label in patients
+        for i, score in enumerate((0.9, 0.7) if label == "covid" else (0.2, 0.6))
+    )
+    path = _predictions(tmp_path, rows, "patient_id,y_true,p_covid,fold,slice_id")
+    assert main(["evaluate-predictions", str(path), "--json"]) == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    image = report["image"]
+    assert (
+        image["fold_n_folds"]["accuracy"] == 2 and image["fold_n_folds"]["covid_specificity"] == 1
+    )
+    assert image["fold_n_folds"]["roc_auc"] == 1
+    assert set(image["fold_n_folds"]) == set(image["fold_mean"])
+    fewer = report["fold_means_over_fewer_folds"]
+    assert fewer["image_covid_specificity"] == 1 and fewer["patient_roc_auc"] == 1
+    assert "image_accuracy" not in fewer and "image_covid_sensitivity" not in fewer
+    assert main(["evaluate-predictions", str(path)]) == EXIT_OK
+    text = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+    assert lines["accuracy"].endswith("(mean over 2 folds)")
+    assert lines["covid_specificity"].endswith("(mean over 1 fold)")
+    assert (
+        "note: these fold means average fewer than the 2 folds (undefined in the others): " in text
+    )
+    assert "covid_specificity over 1 fold" in text
+
+
+# ------------------------------------------------------------------------- model-card
+
+
+def test_model_card_is_written_into_its_runs_folder_not_the_current_one(
+    tmp_path, monkeypatch, capsys, isolated_mlflow_uris
+) -> None:  # type: ignore[no-untyped-def]
+    from covidct.config import Settings
+    from covidct.lake.layout import RunLayout
+    from covidct.promotion import registry
+
+    home, cwd = tmp_path / "home", tmp_path / "repo"
+    (home / "lake").mkdir(parents=True)
+    cwd.mkdir()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("COVIDCT_HOME", str(home))
+    monkeypatch.chdir(cwd)
+    settings = Settings.from_env({"COVIDCT_HOME": str(home)})
+    client = registry.client(settings.mlflow.tracking_uri)
+    mlflow_run = client.create_run(client.create_experiment("cards")).info.run_id
+    name = settings.mlflow.model_name
+    client.create_registered_model(name)
+    dag_run = "manual__2026-12-01T08:00:00+00:00"
+
+    def register(**tags: str) -> str:
+        source = str(tmp_path / "model")
+        return str(client.create_model_version(name, source, mlflow_run, tags=tags).version)
+
+    version = register(dag_run_id=dag_run, backbone="vgg16")
+    assert main(["model-card", version]) == EXIT_OK
+    card = home / "lake" / RunLayout.of(dag_run).model_card(version)
+    assert (
+        card == home / f"lake/runs/{RunLayout.of(dag_run).run_key}/model_cards/v1/model_card.html"
+    )
+    assert capsys.readouterr().out == f"model card written to {card}\n"
+    assert "Change record" in card.read_text() and list(cwd.iterdir()) == []
+    out = tmp_path / "mine" / "card.html"  # --out still writes where it says
+    assert main(["model-card", version, "--out", str(out)]) == EXIT_OK
+    assert capsys.readouterr().out == f"model card written to {out}\n"
+    assert out.read_text() == card.read_text()
+    orphan = register(backbone="vgg16")  # no DAG run recorded: its run folder is unknown
+    assert main(["model-card", orphan]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"version {orphan} records no DAG run" in err
+    assert "--out FILE" in err and list(cwd.iterdir()) == []
+
+
 # --------------------------------------------- the real console script, as a person runs it
 
 
@@ -112,8 +267,25 @@ def repo_after_demo(tmp_path: Path) -> Path:
             "reason": "candidate beat resnet152 on the sequestered patients",
         },
     )
-    lake.write_bytes(LakeLayout.LATEST, b"manual__demo-run")
+    _summarized(lake, "manual__demo-run", "2026-12-01T10:00:00+00:00", trained=True)
     return repo
+
+
+def _summarized(lake, run: str, at: str, *, trained: bool) -> None:  # type: ignore[no-untyped-def]
+    """A run folder as ``report.write_summary`` leaves it: ``summary.json`` (with a leaderboard
+    when the run trained a model; a dry run has none), ``leaderboard.csv``, ``runs/LATEST``."""
+    import json
+
+    from covidct.lake.layout import RunLayout
+
+    layout = RunLayout.of(run)
+    board = [{"backbone": "vgg16", "folds": 2, "image_accuracy_mean": 0.9}] if trained else []
+    if trained:
+        lake.write_bytes(layout.leaderboard, b"backbone,folds,image_accuracy_mean\nvgg16,2,0.9\n")
+    summary = {"dag_run_id": run, "batches": [], "leaderboard": board, "gate": None,
+               "summarized_at": at}  # fmt: skip
+    lake.write_bytes(layout.summary_json, json.dumps(summary).encode())
+    lake.write_bytes(LakeLayout.LATEST, run.encode())
 
 
 def test_cli_finds_the_demo_from_the_repository_root(repo_after_demo: Path, tmp_path: Path) -> None:
@@ -122,6 +294,7 @@ def test_cli_finds_the_demo_from_the_repository_root(repo_after_demo: Path, tmp_
     history = _covidct(["registry", "history"], repo_after_demo, user_home)
     assert history.returncode == EXIT_OK, history.stderr
     assert "promote" in history.stdout and "v3" in history.stdout
+    assert "(champion before: none)" in history.stdout and "None" not in history.stdout
     assert "candidate beat resnet152 on the sequestered patients" in history.stdout
     assert f"using the demo's home {demo}" in history.stderr
     report = _covidct(["report"], repo_after_demo, user_home)

@@ -133,7 +133,9 @@ def parse_metric_key(name: str) -> tuple[Unit, Metric]:
 def read_predictions(path: Path) -> pd.DataFrame:
     """Read and validate a predictions CSV (schema in the module docstring).
 
-    Raises FileNotFoundError if absent; ValueError naming the file on a schema violation.
+    Raises FileNotFoundError if absent; ValueError naming the file on a schema violation, or
+    when rows without a ``slice_id`` are identical in every column (a file cannot tell two
+    slices from one row written twice, which would count twice: :func:`check_no_identical_rows`).
     """
     path = Path(path)
     try:
@@ -141,7 +143,28 @@ def read_predictions(path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         expected = ", ".join(REQUIRED_COLUMNS)
         raise ValueError(f"{path}: empty file; expected columns {expected}") from None
-    return validate_predictions(frame, source=str(path))
+    checked = validate_predictions(frame, source=str(path))
+    check_no_identical_rows(checked, source=str(path))
+    return checked
+
+
+def check_no_identical_rows(frame: pd.DataFrame, *, source: str = "predictions") -> None:
+    """Raise ValueError naming ``source`` and the number of duplicated rows when rows without a
+    ``slice_id`` (no such column, or an empty one) are identical in every column.
+
+    Such rows cannot be told apart from one row written twice, and each would count as a slice.
+    Rows with a slice id are checked by :func:`validate_predictions` (one row per ``([fold,]
+    [split,] patient_id, slice_id)``). Applied to predictions files (:func:`read_predictions`);
+    frames built in memory may repeat rows on purpose.
+    """
+    unnamed = frame[frame[SLICE_ID].isna()] if SLICE_ID in frame.columns else frame
+    repeated = int(unnamed.duplicated(keep="first").sum())
+    if repeated:
+        raise ValueError(
+            f"{source}: {repeated} duplicated row(s), identical in every column with no "
+            f"{SLICE_ID} to tell them apart (each would count as one more slice); add a "
+            f"{SLICE_ID} column or remove the duplicates"
+        )
 
 
 def validate_predictions(frame: pd.DataFrame, *, source: str = "predictions") -> pd.DataFrame:

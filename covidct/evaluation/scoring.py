@@ -162,7 +162,8 @@ class EvaluationResult:
 
     def summary(self, unit: Unit | str) -> pd.DataFrame:
         """Headline metrics of one unit: index metric, columns ``pooled, ci_low, ci_high,
-        fold_mean, fold_sd`` (the two aggregations side by side)."""
+        fold_mean, fold_sd, fold_n`` (the two aggregations side by side; ``fold_n`` the number of
+        folds the mean averages: folds where the metric is undefined are skipped)."""
         keys = [metric_key(unit, metric) for metric in HEADLINE]
         table = pd.DataFrame(
             {
@@ -171,18 +172,38 @@ class EvaluationResult:
                 "ci_high": self.intervals["high"].reindex(keys).to_numpy(),
                 "fold_mean": self.fold_summary["mean"].reindex(keys).to_numpy(),
                 "fold_sd": self.fold_summary["sd"].reindex(keys).to_numpy(),
+                "fold_n": self.fold_summary["n_folds"]
+                .reindex(keys)
+                .fillna(0)
+                .astype(int)
+                .to_numpy(),
             },
             index=pd.Index([m.value for m in HEADLINE], name="metric"),
         )
         return table
 
+    def fewer_folds(self) -> dict[str, int]:
+        """Headline metric keys whose fold mean averages fewer folds than the table has (the
+        metric is undefined in the others, e.g. an AUC of a fold with one class), with the
+        number of folds it averages."""
+        n_folds = len(self.per_fold)
+        return {
+            metric_key(unit, str(metric)): int(n)
+            for unit in Unit
+            for metric, n in self.summary(unit)["fold_n"].items()
+            if n < n_folds
+        }
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (NaN as None)."""
+        """JSON-safe dict (NaN as None). Each unit's ``fold_n_folds`` gives the number of folds
+        each ``fold_mean`` averages; ``fold_means_over_fewer_folds`` the metrics averaged over
+        fewer folds than ``folds`` lists (:meth:`fewer_folds`)."""
         out: dict[str, Any] = {
             "n_images": self.n_images,
             "n_patients": int(self.patients[PATIENT_ID].nunique()),
             "n_patient_diagnoses": len(self.patients),
             "folds": [str(f) for f in self.per_fold.index],
+            "fold_means_over_fewer_folds": self.fewer_folds(),
             "patient_thresholds": self.patient_thresholds,
             "threshold_source": self.threshold_source.value,
             "bootstrap": {"n_boot": self.n_boot, "level": self.level, "seed": self.seed,
@@ -210,6 +231,7 @@ class EvaluationResult:
             "ci": {m: [row.ci_low, row.ci_high] for m, row in summary.iterrows()},
             "fold_mean": summary["fold_mean"].to_dict(),
             "fold_sd": summary["fold_sd"].to_dict(),
+            "fold_n_folds": summary["fold_n"].to_dict(),
             "confusion": {
                 "rows": TRUE_AXIS, "columns": PREDICTED_AXIS, "counts": matrix.to_dict("index")
             },
@@ -362,8 +384,22 @@ def _unit_text(result: EvaluationResult, unit: Unit) -> list[str]:
         ci = f"[{_cell(metric, row.ci_low)}, {_cell(metric, row.ci_high)}]"
         spread = "n/a" if not math.isfinite(row.fold_sd) else _cell(metric, row.fold_sd).rstrip("%")
         fold = f"{_cell(metric, row.fold_mean)} ± {spread}"
-        lines.append(f"{metric:<20}{_cell(metric, row.pooled):>10}  {ci:<22}{fold:>20}")
+        over = f"(mean over {_folds(int(row.fold_n))})"
+        lines.append(f"{metric:<20}{_cell(metric, row.pooled):>10}  {ci:<22}{fold:>20} {over}")
+    fewer = {k: n for k, n in result.fewer_folds().items() if k.startswith(f"{unit.value}_")}
+    if fewer:
+        shown = ", ".join(
+            f"{key[len(unit.value) + 1 :]} over {_folds(n)}" for key, n in fewer.items()
+        )
+        lines.append(
+            f"note: these fold means average fewer than the {_folds(len(result.per_fold))} "
+            f"(undefined in the others): {shown}; they are not comparable with the others"
+        )
     return lines
+
+
+def _folds(n: int) -> str:
+    return f"{n} fold" if n == 1 else f"{n} folds"
 
 
 def _confusion_text(matrix: pd.DataFrame, what: str) -> list[str]:
@@ -394,8 +430,8 @@ def format_text(result: EvaluationResult) -> str:
         f"{result.n_images:,} images, {n_patients:,} patients, {len(result.per_fold)} fold(s) "
         f"({', '.join(map(str, result.per_fold.index))})",
         "pooled = metrics of the summed confusion matrix; fold mean ± sd = per-fold metrics "
-        f"averaged (sd ddof 1); CI: {result.n_boot} patient resamples stratified by label, "
-        f"seed {result.seed}",
+        "averaged over the folds where each is defined (sd ddof 1); CI: "
+        f"{result.n_boot} patient resamples stratified by label, seed {result.seed}",
         "",
         "IMAGE LEVEL (slice predicted COVID when p_covid > 0.5)",
         *_unit_text(result, Unit.IMAGE),

@@ -138,8 +138,8 @@ def _number(value: Any) -> float:
         return math.nan
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+def _e(value: Any) -> str:  # a missing value reads "none", never Python's "None"
+    return "none" if value is None else html.escape(str(value), quote=True)
 
 
 def slug(name: str) -> str:

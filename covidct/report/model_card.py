@@ -12,7 +12,8 @@ recorded is shown as not recorded.
 :func:`publish_cards` (called by ``pipeline.gate_and_promote``) writes the card of every version
 the run registered to ``runs/<run>/model_cards/v<N>/model_card.html``, logs it to the version's
 MLflow run (artifact ``model_card/model_card.html``) and links it from the version (tag
-``model_card``). ``covidct model-card VERSION`` writes it again from the same records.
+``model_card``). ``covidct model-card VERSION`` writes it again from the same records, to the
+same key of the run's folder (:func:`store_model_card`), or to ``--out FILE``.
 """
 
 from __future__ import annotations
@@ -351,6 +352,41 @@ def write_model_card(settings: Settings, version: str, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_card(settings, version), encoding="utf-8")
     return out
+
+
+def card_key(settings: Settings, version: str) -> str:
+    """The lake key of ``version``'s card in the folder of the DAG run that registered it (tag
+    ``dag_run_id``): ``runs/<run>/model_cards/v<N>/model_card.html``, where :func:`publish_cards`
+    puts it. Raises ValueError naming the version when the registry does not hold it or it
+    records no DAG run."""
+    from mlflow.exceptions import MlflowException
+
+    from covidct.promotion import registry
+
+    client = registry.client(settings.mlflow.tracking_uri)
+    name = settings.mlflow.model_name
+    try:
+        tags = client.get_model_version(name, str(version)).tags
+    except MlflowException:
+        raise ValueError(f"model {name} has no version {version!r}") from None
+    dag_run_id = tags.get("dag_run_id")
+    if not dag_run_id:
+        raise ValueError(
+            f"model {name} version {version} records no DAG run (tag dag_run_id), so its run "
+            "folder is unknown; give --out FILE"
+        )
+    return RunLayout.of(dag_run_id).model_card(version)
+
+
+def store_model_card(settings: Settings, version: str) -> str:
+    """Write :func:`render_card` of ``version`` to its run's folder in the lake
+    (:func:`card_key`, replacing the card the run published); return the URI written."""
+    from covidct import pipeline
+
+    key = card_key(settings, version)
+    store = pipeline.lake(settings)
+    store.write_bytes(key, render_card(settings, version).encode("utf-8"))
+    return str(store.uri(key))
 
 
 def publish_cards(

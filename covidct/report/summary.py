@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,16 @@ def collect_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
         "mlflow": settings.mlflow.tracking_uri,
         "alerts": str(settings.alerts.jsonl_path),
     }
+
+
+def _version(value: Any) -> str:
+    """A registered version as text: ``v3``, or ``none`` when there is none (never ``None``)."""
+    return "none" if value is None or value == "" else f"v{value}"
+
+
+def _text(value: Any) -> str:
+    """``value`` as text, ``none`` for a missing value (never Python's ``None``)."""
+    return "none" if value is None else str(value)
 
 
 def leaderboard_text(board: list[dict[str, Any]]) -> str:
@@ -144,7 +156,7 @@ def confirmation_lines(gate: dict[str, Any]) -> list[str]:
     same = gate.get("evaluated_model_digest") == gate.get("registered_model_digest")
     lines.append(
         f"  model evaluated = model registered: {'yes' if same else 'NO'} (digest "
-        f"{gate.get('evaluated_model_digest')})"
+        f"{_text(gate.get('evaluated_model_digest'))})"
     )
     return lines
 
@@ -183,7 +195,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append("\nBatches:")
     for batch in summary["batches"] or [{"batch_id": "(none new)", "passed": None, "reasons": []}]:
         state = {True: "accepted", False: "QUARANTINED", None: ""}[batch["passed"]]
-        lines.append(f"  {batch['batch_id']:<32} {state}")
+        lines.append(f"  {_text(batch['batch_id']):<32} {state}")
         lines.extend(f"      - {reason}" for reason in batch["reasons"][:5])
     lines.extend(curation_lines(summary.get("curation")))
     lines.append("\nLeaderboard:")
@@ -193,12 +205,17 @@ def format_summary(summary: dict[str, Any]) -> str:
     if gate:
         verdict = gate["verdict"]
         decision = "PROMOTED to @champion" if verdict["passed"] else "NOT promoted"
-        lines.append(f"  candidate {gate['candidate']} (version {gate['version']}): {decision}")
+        lines.append(
+            f"  candidate {gate['candidate']} (version {_text(gate['version'])}): {decision}"
+        )
         lines.extend(f"  reason: {reason}" for reason in verdict["reasons"])
         lines.extend(confirmation_lines(gate))
         lines.extend(evidence_lines(gate["candidate"], verdict.get("comparisons") or []))
         lines.extend(model_lines(gate))
-        lines.append(f"  champion: {gate['champion_before']} -> {gate['champion_after']}")
+        lines.append(
+            f"  champion: {_version(gate.get('champion_before'))} -> "
+            f"{_version(gate.get('champion_after'))}"
+        )
     else:
         lines.append("  (no gate in this run)")
     lines.append(f"\nQuarantined batches: {', '.join(summary['quarantined']) or 'none'}")
@@ -265,17 +282,111 @@ def write_picture_report(
     return path.parent
 
 
+class NoSuchRunError(LookupError):
+    """The lake holds no such run, or no run fit to report (``covidct report`` exits 1)."""
+
+
+#: Runs listed by name in a :class:`NoSuchRunError` message (the latest ones).
+_RUNS_LISTED = 12
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?")
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def stored_summaries(store: Any) -> dict[str, dict[str, Any] | None]:
+    """Every run folder ``runs/<run_key>/`` of the lake (``runs/history`` is none): run key ->
+    its ``summary.json`` (None while the run is not summarized)."""
+    history = LakeLayout.RUN_HISTORY.rpartition("/")[2]
+    keys = [key for key in store.list_dirs(LakeLayout.RUNS) if key != history]
+    return {key: _read_json(store, RunLayout(key).summary_json) for key in keys}
+
+
+def _time_of(summary: dict[str, Any] | None) -> datetime:
+    """When a run was summarized (``summarized_at``), else the time in its DAG run id
+    (``manual__2026-01-04T00:00:00+00:00``), else the earliest time."""
+    summary = summary or {}
+    for text in (summary.get("summarized_at"), summary.get("dag_run_id")):
+        match = _ISO_TIME.search(str(text or ""))
+        if match:
+            try:
+                when = datetime.fromisoformat(match.group(0).replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return _EARLIEST
+
+
+def trained_something(summary: dict[str, Any] | None) -> bool:
+    """Whether a stored summary is of a run that trained a model: not a dry run (``dry_run``
+    when recorded) and a leaderboard with at least one backbone (a dry run, or a run with no
+    new batch, trains nothing and has none)."""
+    if not summary:
+        return False
+    return not summary.get("dry_run") and bool(summary.get("leaderboard"))
+
+
+def _runs_text(summaries: dict[str, dict[str, Any] | None]) -> str:
+    if not summaries:
+        return "no run is recorded"
+    latest_first = sorted(summaries, key=lambda k: (_time_of(summaries[k]), k), reverse=True)
+    named = []
+    for key in latest_first[:_RUNS_LISTED]:
+        summary = summaries[key]
+        what = (
+            "not summarized" if summary is None
+            else "" if trained_something(summary)
+            else "trained nothing"
+        )  # fmt: skip
+        name = str((summary or {}).get("dag_run_id") or key)
+        named.append(f"{name} ({what})" if what else name)
+    more = len(latest_first) - _RUNS_LISTED
+    return f"runs, latest first: {', '.join(named)}" + (f" and {more} more" if more > 0 else "")
+
+
+def find_run(store: Any, run: str, lake_uri: str) -> str:
+    """The DAG run id of run ``run`` (a DAG run id or its run key) as its summary records it.
+
+    Raises :class:`NoSuchRunError`, one line naming the run and listing the runs that exist,
+    when the lake has no folder ``runs/<run_key>/``.
+    """
+    summaries = stored_summaries(store)
+    key = RunLayout.of(run).run_key
+    if key not in summaries:
+        raise NoSuchRunError(f"no run {run!r} in {lake_uri}; {_runs_text(summaries)}")
+    return str((summaries[key] or {}).get("dag_run_id") or run)
+
+
+def latest_trained_run(store: Any, lake_uri: str) -> str:
+    """The DAG run id of the latest summarized run that trained a model
+    (:func:`trained_something`; latest by ``summarized_at``, else by the time in the run id).
+
+    A dry run triggered from the form becomes ``runs/LATEST`` but trains nothing; it is skipped.
+    Raises :class:`NoSuchRunError` (one line, listing the runs) when no run qualifies.
+    """
+    summaries = stored_summaries(store)
+    trained = [key for key, summary in summaries.items() if trained_something(summary)]
+    if not trained:
+        raise NoSuchRunError(
+            f"no run in {lake_uri} has trained a model yet (a dry run trains none); "
+            f"{_runs_text(summaries)}; `covidct report --run ID` shows any of them"
+        )
+    key = max(trained, key=lambda k: (_time_of(summaries[k]), k))
+    return str((summaries[key] or {}).get("dag_run_id") or key)
+
+
 def write_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
     """Write ``summary.json``, ``summary.txt`` and the HTML report under ``runs/<run_key>/``.
 
     The report is ``report/report.html`` with its PNGs beside it (:func:`write_picture_report`);
-    ``runs/LATEST`` then names this run. Returns the URIs ``{"summary", "report"}``. Raises
-    ValueError on an invalid predictions table; storage errors propagate.
+    ``summary.json`` records when (``summarized_at``, UTC); ``runs/LATEST`` then names this run
+    (a dry run too: ``covidct report`` chooses with :func:`latest_trained_run`). Returns the
+    URIs ``{"summary", "report"}``. Raises ValueError on an invalid predictions table; storage
+    errors propagate.
     """
     from covidct.pipeline.context import lake
 
     store = lake(settings)
     summary = collect_summary(settings, dag_run_id)
+    summary["summarized_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     run = RunLayout.of(dag_run_id)
     store.write_bytes(run.summary_json, json.dumps(summary, indent=2, default=str).encode())
     store.write_bytes(run.summary_txt, format_summary(summary).encode())

@@ -22,7 +22,7 @@ from covidct.config import Settings
 from covidct.data import sequester
 from covidct.evaluation import confirmation
 from covidct.lake.backends import LocalStore
-from covidct.lake.layout import LakeLayout
+from covidct.lake.layout import LakeLayout, RunLayout
 from covidct.promotion import registry
 from covidct.training import TrainingSpec
 
@@ -253,6 +253,13 @@ def test_model_card_of_a_registered_version_has_every_section(weeks, tmp_path, m
         .get_model_version("covidct-classifier", version).tags["model_card"]
     )  # fmt: skip
     assert "Change record" in Path(logged).read_text()
+    # without --out: the key the run published it to, not the current folder
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    assert main(["model-card", version]) == EXIT_OK
+    published = weeks["home"] / "lake" / RunLayout.of("manual__week2").model_card(version)
+    assert capsys.readouterr().out == f"model card written to {published}\n"
+    assert published.read_text() == page and not list(tmp_path.glob("model_card_v*"))
     assert main(["model-card", "999"]) == EXIT_ERROR
     assert "has no version '999'" in capsys.readouterr().err
 

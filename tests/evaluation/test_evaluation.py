@@ -48,8 +48,9 @@ def _golden_frame(fold_shares: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3)) 
         sizes[-1] = count - sizes[:-1].sum()
         for fold, size in enumerate(sizes, start=1):
             ids = [f"{label}-{score}-f{fold}-{i // 40}" for i in range(size)]
+            slices = [f"IM{i % 40}" for i in range(size)]  # a file needs them: identical rows
             frames.append(pd.DataFrame({"patient_id": ids, "y_true": label, "p_covid": score,
-                                        "fold": fold}))  # fmt: skip
+                                        "fold": fold, "slice_id": slices}))  # fmt: skip
     return pd.concat(frames, ignore_index=True)
 
 

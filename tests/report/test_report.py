@@ -58,6 +58,19 @@ def test_summary_shows_decision_and_evidence() -> None:
     assert evidence_lines("resnet50", []) == []
 
 
+def test_champion_line_says_none_never_python_none() -> None:
+    summary = {
+        "dag_run_id": "manual__1", "batches": [{"batch_id": None, "passed": True, "reasons": []}],
+        "leaderboard": [], "gate": _gate(False) | {"version": None}, "quarantined": [],
+        "run_prefix": "runs/x", "lake": "file:///l", "mlflow": "sqlite://", "alerts": "a.jsonl",
+    }  # fmt: skip
+    text = format_summary(summary)
+    assert "  champion: none -> none\n" in text  # no champion before or after a refusal
+    assert "(version none): NOT promoted" in text and "None" not in text
+    summary["gate"] = _gate(True) | {"champion_before": "2"}
+    assert "  champion: v2 -> v3\n" in format_summary(summary)
+
+
 def test_text_leaderboard_shows_six_headline_metrics_in_order() -> None:
     board = [{"backbone": "resnet50", "folds": 2}]
     board[0] |= {f"{name}_mean": 0.5 for name in HEADLINE_METRICS}
