@@ -186,6 +186,7 @@ if TYPE_CHECKING:
         default_truth_dir,
         read_lesion_mask,
         read_lookalike_mask,
+        read_lung_mask,
         read_truth,
     )
     from covidct.batch.tables import (
@@ -312,6 +313,7 @@ _EXPORTS: dict[str, str] = {
     "read_batch_info": "covidct.batch.contract",
     "read_lesion_mask": "covidct.batch.synth_truth",
     "read_lookalike_mask": "covidct.batch.synth_truth",
+    "read_lung_mask": "covidct.batch.synth_truth",
     "read_patient_details": "covidct.batch.contract",
     "read_patient_details_text": "covidct.batch.contract",
     "read_regular": "covidct.batch.files",
@@ -445,6 +447,7 @@ __all__ = [
     "read_batch_info",
     "read_lesion_mask",
     "read_lookalike_mask",
+    "read_lung_mask",
     "read_patient_details",
     "read_patient_details_text",
     "read_regular",

@@ -81,9 +81,9 @@ blur are illustrative, not measured on named scanners.
 
 **Truth** is written beside the batch, never inside it (``<out_dir>.truth``,
 :mod:`covidct.batch.synth_truth`): ``patients.csv``, ``slices.csv``, ``masks.npz`` and
-``truth.json``; read with ``read_truth``, ``read_lesion_mask`` and ``read_lookalike_mask``
-(importable from here too). Modules: anatomy in :mod:`covidct.batch.phantom`, lesions and
-look-alikes in :mod:`covidct.batch.lesions`, scanners in :mod:`covidct.batch.scanners`.
+``truth.json``; read with ``read_truth``, ``read_lesion_mask``, ``read_lookalike_mask`` and
+``read_lung_mask`` (importable from here too). Modules: anatomy in :mod:`covidct.batch.phantom`,
+lesions and look-alikes in :mod:`covidct.batch.lesions`, scanners in :mod:`covidct.batch.scanners`.
 
 Nothing here is medical data: it exercises the pipeline (validation, selection, training) at
 real scale and shape. The same arguments always give the same bytes (one NumPy generator per
@@ -108,7 +108,10 @@ from covidct.batch.phantom import (
     LUNG_HEIGHT_MM,
     PIXEL_MM,
     SIZE,
+    _Body,
     _draw_body,
+    _lung_centres,
+    _lung_radii,
     _openness,
 )
 from covidct.batch.roster import load_default_roster, series_counts
@@ -117,6 +120,7 @@ from covidct.batch.slices import slice_name, write_slice
 from covidct.batch.synth_truth import _Truth, _write_truth, default_truth_dir
 from covidct.batch.synth_truth import read_lesion_mask as read_lesion_mask
 from covidct.batch.synth_truth import read_lookalike_mask as read_lookalike_mask
+from covidct.batch.synth_truth import read_lung_mask as read_lung_mask
 from covidct.batch.synth_truth import read_truth as read_truth
 
 logger = logging.getLogger(__name__)
@@ -258,6 +262,12 @@ def _slab(n_open: int, thickness: float, rng: np.random.Generator) -> np.ndarray
     return start + spacing * (np.arange(n_open) + 0.5)
 
 
+def _ellipses_text(body: _Body, openness: float) -> str:
+    """The slice's two lung ellipses, ``row,col,radius_rows,radius_cols;...`` (exact floats)."""
+    radii = _lung_radii(body, openness)
+    return ";".join(",".join(repr(float(v)) for v in (*c, *radii)) for c in _lung_centres(body))
+
+
 def _write_patient(
     batch_dir: Path,
     patient: pd.Series,
@@ -297,8 +307,9 @@ def _write_patient(
                     "z_mm": math.nan if z is None else round(z, 3),
                     "lung_pixels": lungs,
                     "lesion_pixels": lesions,
-                    "involvement": lesions / lungs if lungs else 0.0,
+                    "involvement": round(lesions / lungs, 6) if lungs else 0.0,
                     "lookalike_pixels": int(drawn.lookalike.sum()),
+                    "lung_ellipses": _ellipses_text(body, float(level)),
                 }
             )
             for kind, mask in (("lesion", drawn.lesion), ("lookalike", drawn.lookalike)):
@@ -311,7 +322,9 @@ def _write_patient(
             "label": str(patient["label"]),
             "severity_band": design.band if covid else "",
             "target_percent": round(design.target_percent, 4),
-            "involvement_percent": 100.0 * lesion_total / lung_total if lung_total else 0.0,
+            "involvement_percent": round(100.0 * lesion_total / lung_total, 4)
+            if lung_total
+            else 0.0,
             "bilateral": design.bilateral,
             "findings": ";".join(design.findings()),
             "lookalikes": ";".join(design.lookalike_names()),
@@ -389,7 +402,7 @@ def write_synthetic_batch(
     (default ``../shared/data/covid-ctset`` beside the checkout). ``max_slices_per_patient``
     caps each patient's slices (SR_4 then SR_3 are dropped when fewer than 3 per series fit, then
     closed ends shorten to one slice, then the longest open runs shrink). ``scanner``: a
-    :class:`Scanner` or its name (``negin``, ``soft-thick``, ``sharp-thin``; :data:`SCANNERS`).
+    ``covidct.batch.scanners.Scanner`` or its name (``negin``, ``soft-thick``, ``sharp-thin``).
 
     The batch: ``Patient_details.csv`` (id, label, the roster patient's SEX and AGE, each written
     series' thickness in mm: the scanner's, or for ``negin`` the roster's, ``N/A`` where the
@@ -399,8 +412,10 @@ def write_synthetic_batch(
     Negin stored values (HU = value - 1024), lesions and look-alikes as the module docstring
     describes. The truth folder: ``patients.csv``, ``slices.csv`` (:func:`read_truth`),
     ``masks.npz`` (packed lesion and look-alike masks; :func:`read_lesion_mask`,
-    :func:`read_lookalike_mask`) and ``truth.json`` (batch, source, seed, scanner, geometry).
-    Returns a SynthReport.
+    :func:`read_lookalike_mask`; lungs: :func:`read_lung_mask`) and ``truth.json`` (source,
+    seed, scanner, geometry); masks are bool (512, 512), True inside the lungs only.
+    Patient_details.csv and batch.json are written last, the truth folder after them.
+    Returns a SynthReport (``truth_dir`` and ``scanner`` included).
 
     Raises FileExistsError when ``out_dir`` or the truth folder is a non-empty folder (checked
     before anything is written); ValueError on ``patients`` outside 1..roster size, a cap below 3,
@@ -450,7 +465,6 @@ def write_synthetic_batch(
     }
     write_batch_info(out_dir, {"source": source, "synthetic": synthetic})
     about = {
-        "batch": out_dir.name,
         "source": source,
         "seed": seed,
         "scanner": scanner.value,

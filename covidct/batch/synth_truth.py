@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covidct.batch.phantom import SIZE
+from covidct.batch.phantom import SIZE, _ellipse_mask
 
 TRUTH_SUFFIX = ".truth"
 PATIENTS_CSV, SLICES_CSV, MASKS_NPZ, TRUTH_JSON = (
@@ -56,9 +56,9 @@ def _write_masks(path: Path, masks: dict[str, np.ndarray]) -> None:
 def _write_truth(truth_dir: Path, truth: _Truth, about: dict[str, Any]) -> None:
     truth_dir.mkdir(parents=True, exist_ok=True)
     patients = pd.DataFrame(truth.patients, columns=PATIENT_TRUTH_COLUMNS)
-    patients.to_csv(truth_dir / PATIENTS_CSV, index=False, lineterminator="\n", float_format="%.6g")
+    patients.to_csv(truth_dir / PATIENTS_CSV, index=False, lineterminator="\n")
     slices = pd.DataFrame(truth.slices, columns=SLICE_TRUTH_COLUMNS)
-    slices.to_csv(truth_dir / SLICES_CSV, index=False, lineterminator="\n", float_format="%.6g")
+    slices.to_csv(truth_dir / SLICES_CSV, index=False, lineterminator="\n")
     _write_masks(truth_dir / MASKS_NPZ, truth.masks)
     text = json.dumps(about, indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False)
     (truth_dir / TRUTH_JSON).write_text(text + "\n", encoding="utf-8")
@@ -87,6 +87,7 @@ SLICE_TRUTH_COLUMNS: tuple[str, ...] = (
     "lesion_pixels",
     "involvement",
     "lookalike_pixels",
+    "lung_ellipses",
 )
 
 
@@ -108,7 +109,8 @@ def read_truth(truth_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     e.g. ``patient12/SR_2/IM00003.tif``), ``patient_id``, ``series`` (str), ``open_lung`` (bool),
     ``z_mm`` (float64, height in the lungs, NaN on closed-lung slices), ``lung_pixels``,
     ``lesion_pixels``, ``lookalike_pixels`` (int64, of the 512x512 slice), ``involvement``
-    (float64, lesion_pixels / lung_pixels, 0 without lung).
+    (float64, lesion_pixels / lung_pixels, 0 without lung), ``lung_ellipses`` (str, the two lung
+    ellipses as ``row,col,radius_rows,radius_cols;...`` in pixels; :func:`read_lung_mask`).
 
     Raises FileNotFoundError when ``patients.csv`` or ``slices.csv`` is missing.
     """
@@ -153,3 +155,17 @@ def read_lesion_mask(truth_dir: str | Path, path: str) -> np.ndarray:
 def read_lookalike_mask(truth_dir: str | Path, path: str) -> np.ndarray:
     """Like :func:`read_lesion_mask` for the look-alikes (nodule, atelectasis, emphysema)."""
     return _read_mask(truth_dir, path, "lookalike")
+
+
+def read_lung_mask(truth_dir: str | Path, path: str) -> np.ndarray:
+    """The lungs of slice ``path``: bool (512, 512), exactly the region lesions were drawn in
+    (``lung_pixels`` of ``slices.csv`` counts it). Raises KeyError for an unknown ``path``."""
+    slices = pd.read_csv(Path(truth_dir) / SLICES_CSV, dtype=str, keep_default_na=False)
+    found = slices.loc[slices["path"] == path, "lung_ellipses"]
+    if found.empty:
+        raise KeyError(f"{truth_dir}: no slice {path!r} in {SLICES_CSV}")
+    mask = np.zeros((SIZE, SIZE), dtype=bool)
+    for ellipse in found.iloc[0].split(";"):
+        row, col, radius_rows, radius_cols = (float(v) for v in ellipse.split(","))
+        mask |= _ellipse_mask((row, col), (radius_rows, radius_cols))
+    return mask
