@@ -71,6 +71,11 @@ def main() -> None:
     bands = patients.set_index("patient_id")["severity_band"]
     table["band"] = table["patient_id"].map(bands)
     normal = table[~table["covid"]]
+    slices = pd.read_csv(truth / "slices.csv", usecols=["path", "lesion_pixels"])
+    cut = table["path"].map(slices.set_index("path")["lesion_pixels"]) > 0
+    hit = pd.concat([table[table["covid"] & cut], normal])
+    value = roc_auc_score(hit["covid"], hit["feature"])
+    print(f"  COVID slices cutting a lesion: {int(cut.sum())} vs {len(normal)}; AUC {value:.3f}")
     for band, group in table[table["covid"]].groupby("band"):
         both = pd.concat([group, normal])
         value = roc_auc_score(both["covid"], both["feature"])
