@@ -108,6 +108,7 @@ class _Plan:
 
     band: str = "none"
     target_percent: float = 0.0
+    reached_percent: float = 0.0  # coarse whole-lung estimate of the lesions drawn
     bilateral: bool = False
     lesions: list[_Object] = field(default_factory=list)
     lookalikes: list[_Object] = field(default_factory=list)
@@ -293,6 +294,7 @@ def _plan_lesions(plan: _Plan, geometry: _Geometry, rng: np.random.Generator) ->
         plan.lesions.append(item)
         sides.add(side)
     plan.bilateral = len(sides) == 2
+    plan.reached_percent = geometry.involvement()
 
 
 def _plan_lookalikes(plan: _Plan, geometry: _Geometry, rng: np.random.Generator) -> None:

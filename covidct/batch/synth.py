@@ -46,8 +46,9 @@ shrinking; thicker slices step through it faster.
   1 <5%, 2 5-25%, 3 26-49%, 4 50-75%, 5 >75% per lobe, total 0-25): ``none`` (normal CT),
   ``mild`` (<5%), ``moderate`` (5-25%), ``severe`` (>25%). So ~14% none, ~40% mild, ~28% moderate,
   ~17% severe of Positive patients. Lesions are added until a coarse 3-D estimate of their volume
-  inside the lungs reaches the drawn percent; sizes grow with severity (confluent lesions in
-  severe disease), never to make a classifier's job easier.
+  inside the lungs reaches the drawn percent (at most 60 lesions: about a sixth of the severe
+  patients stop short of it; ``whole_lung_percent`` in the truth says where); sizes grow with
+  severity (confluent lesions in severe disease), never to make a classifier's job easier.
 * Findings, per abnormal patient, from Chung et al. (21 patients: GGO 57%, GGO with consolidation
   29% (6/21), bilateral 76%, peripheral 33%, rounded morphology 33% (7/21), crazy paving 19%
   (4/21), normal 14%; taken as shares of the 18 abnormal CTs: consolidation 6/18, rounded 7/18,
@@ -322,6 +323,7 @@ def _write_patient(
             "label": str(patient["label"]),
             "severity_band": design.band if covid else "",
             "target_percent": round(design.target_percent, 4),
+            "whole_lung_percent": round(design.reached_percent, 4),
             "involvement_percent": round(100.0 * lesion_total / lung_total, 4)
             if lung_total
             else 0.0,

@@ -70,6 +70,7 @@ PATIENT_TRUTH_COLUMNS: tuple[str, ...] = (
     "label",
     "severity_band",
     "target_percent",
+    "whole_lung_percent",
     "involvement_percent",
     "bilateral",
     "findings",
@@ -97,13 +98,15 @@ def read_truth(truth_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     ``patients``, one row per patient in batch order: ``patient_id`` (str, as in the batch;
     ``<source>/<patient_id>`` is its grouping key), ``label`` (``Positive``/``Negative``),
     ``severity_band`` (``none``/``mild``/``moderate``/``severe`` for Positive patients, ``""`` for
-    Negative ones; drawn, :data:`BANDS`), ``target_percent`` (float64, the drawn percent of the
-    whole lung involved), ``involvement_percent`` (float64, measured: 100 x lesion pixels / lung
-    pixels summed over the patient's written open-lung slices, which cut the lungs at only a few
+    Negative ones; drawn, ``covidct.batch.lesions.BANDS``), ``target_percent`` (float64, the
+    drawn percent of the whole lung involved), ``whole_lung_percent`` (float64, a coarse 3-D
+    estimate of the percent the drawn lesions cover: near the target, below it when the lesion
+    cap stopped it), ``involvement_percent`` (float64, measured: 100 x lesion pixels / lung pixels
+    summed over the patient's written open-lung slices, which cut the lungs at only a few
     heights, so it can differ much from the target), ``bilateral`` (bool), ``findings`` and
-    ``lookalikes`` (str, ``;``-joined names of :data:`FINDINGS` and :data:`LOOKALIKE_RATES` present
-    anywhere in the patient, ``""`` for none; not necessarily cut by a written slice),
-    ``lesions`` (int64, lesions drawn).
+    ``lookalikes`` (str, ``;``-joined names of ``covidct.batch.lesions.FINDINGS`` and
+    ``LOOKALIKE_RATES`` present anywhere in the patient, ``""`` for none; not necessarily cut by
+    a written slice), ``lesions`` (int64, lesions drawn).
 
     ``slices``, one row per written slice in writing order: ``path`` (str, relative to the batch,
     e.g. ``patient12/SR_2/IM00003.tif``), ``patient_id``, ``series`` (str), ``open_lung`` (bool),
@@ -118,7 +121,7 @@ def read_truth(truth_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     text = {"keep_default_na": False, "dtype": str}
     patients = pd.read_csv(truth_dir / PATIENTS_CSV, **text)  # type: ignore[call-overload]
     slices = pd.read_csv(truth_dir / SLICES_CSV, **text)  # type: ignore[call-overload]
-    for column in ("target_percent", "involvement_percent"):
+    for column in ("target_percent", "whole_lung_percent", "involvement_percent"):
         patients[column] = patients[column].astype("float64")
     patients["bilateral"] = patients["bilateral"] == "True"
     patients["lesions"] = patients["lesions"].astype("int64")

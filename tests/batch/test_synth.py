@@ -320,6 +320,9 @@ def test_bands_of_the_written_patients(cohort) -> None:
         target = positive.loc[positive["severity_band"] == band, "target_percent"]
         assert ((target >= low) & (target <= high)).all(), band
     assert (positive.loc[positive["severity_band"] == "none", "lesions"] == 0).all()
+    drawn = positive[positive["severity_band"] != "none"]
+    ratio = drawn["whole_lung_percent"] / drawn["target_percent"]  # lesions follow the draw
+    assert ((ratio > 0.5) & (ratio < 1.6)).all() and 0.9 < float(ratio.median()) < 1.3
 
 
 def test_at_least_a_quarter_of_positive_patients_are_mild(cohort) -> None:
