@@ -80,6 +80,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         source=args.source,
         max_slices_per_patient=args.max_slices,
+        scanner=args.scanner,
+        truth_dir=args.truth_dir,
     )
     print(report if not hasattr(report, "to_dict") else json.dumps(report.to_dict(), default=str))
     return EXIT_OK
@@ -276,6 +278,8 @@ def cmd_check_conf(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every ``covidct`` command."""
+    from covidct.batch.scanners import Scanner  # light: an enum and a dataclass
+
     parser = argparse.ArgumentParser(prog="covidct", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -306,8 +310,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir", type=Path)
     p.add_argument("--patients", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--source", default="synth")
+    p.add_argument("--source", default="synth", help="batch.json source (namespaces patients)")
     p.add_argument("--max-slices", type=int, default=None, help="cap slices per patient")
+    p.add_argument(
+        "--scanner",
+        default=Scanner.NEGIN.value,
+        choices=[member.value for member in Scanner],
+        help="scanner profile: noise, kernel and slice thickness (covidct.batch.synth.SCANNERS)",
+    )
+    p.add_argument(
+        "--truth-dir",
+        type=Path,
+        default=None,
+        help="folder for the truth files (default: OUT_DIR.truth beside the batch)",
+    )
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("validate", help="validate a batch (exit 0 pass, 1 fail, 2 error)")
