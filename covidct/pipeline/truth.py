@@ -42,7 +42,7 @@ def truth_folder(settings: Settings, batch_id: str) -> Path | None:
 
 @lru_cache(maxsize=32)
 def _patients(folder: Path) -> pd.DataFrame:
-    from covidct.batch.synth import read_truth
+    from covidct.batch.synth_truth import read_truth
 
     return read_truth(folder)[0]
 
@@ -105,7 +105,7 @@ def pointing_evidence(
     is the mean of its members'. Returns ``{"gradcam_pointing_game": share or None,
     "gradcam_pointing_slices": n}`` (None and 0 without truth or without such slices)."""
     from covidct.batch.slices import read_slice
-    from covidct.batch.synth import read_lesion_mask
+    from covidct.batch.synth_truth import read_lesion_mask
     from covidct.evaluation import activation_maps, explain, truth
     from covidct.pipeline.development import training_config
 
