@@ -31,8 +31,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HEADER = (
-    "| backbone | px | steps | train patients (COVID) | sequestered patients (COVID) | s "
-    "| image AUC [95% CI] | patient AUC | AUC mild | AUC moderate | AUC severe |"
+    "| backbone | px | steps | train patients (COVID) | train slices | sequestered patients "
+    "(COVID) | s | image AUC [95% CI] | patient AUC | AUC mild | AUC moderate | AUC severe |"
 )
 
 
@@ -97,6 +97,33 @@ def band_aucs(settings, scored) -> dict[str, float]:  # noqa: ANN001
     return out
 
 
+def ceiling(settings, held) -> str:  # noqa: ANN001
+    """What a perfect lesion detector could reach on the sequestered selected slices, whose
+    labels are their patient's: image ROC AUC ``0.5 + 0.5 x`` (share of COVID slices that cut
+    a lesion; the rest tie with every normal slice) and patient sensitivity (share of COVID
+    patients with a lesion on some selected slice)."""
+    import pandas as pd
+
+    from covidct.batch.synth_truth import read_truth
+    from covidct.pipeline import truth
+
+    covid = held[held["label"] == "Positive"]
+    lesion = []
+    for path in covid["path"]:
+        batch, _, inside = truth.slice_parts(path)
+        folder = truth.truth_folder(settings, batch)
+        slices = read_truth(folder)[1].set_index("path") if folder else pd.DataFrame()
+        lesion.append(bool(folder) and int(slices.loc[inside, "lesion_pixels"]) > 0)
+    shown = pd.Series(lesion, index=covid.index)
+    patients = shown.groupby(covid["patient_key"]).any()
+    return (
+        f"ceiling on the sequestered selected slices (a perfect lesion detector): image AUC "
+        f"{0.5 + 0.5 * shown.mean():.3f} ({int(shown.sum())} of {len(shown)} COVID slices cut a "
+        f"lesion); patient sensitivity {patients.mean():.3f} ({int(patients.sum())} of "
+        f"{len(patients)} COVID patients show one)"
+    )
+
+
 def run(args, backbone: str, size: int, steps: int, n_train: int, data, work: Path) -> str:  # noqa: ANN001
     """Train and score once; return the Markdown row."""
     from sklearn.metrics import roc_auc_score
@@ -125,7 +152,7 @@ def run(args, backbone: str, size: int, steps: int, n_train: int, data, work: Pa
     n_covid = train.loc[train["label"] == "Positive", "patient_key"].nunique()
     cells = [
         backbone, str(size), str(steps),
-        f"{train['patient_key'].nunique()} ({n_covid})",
+        f"{train['patient_key'].nunique()} ({n_covid})", str(len(train)),
         f"{len(patients)} ({int(patients['y'].eq('covid').sum())})", f"{seconds:.0f}",
         f"{ci.point:.3f} [{ci.low:.3f}, {ci.high:.3f}]", f"{patient_auc:.3f}",
         *(f"{bands[b]:.3f}" if b in bands else "-" for b in ("mild", "moderate", "severe")),
@@ -150,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---" * HEADER.count(" | ") + "|---|", flush=True)
     with tempfile.TemporaryDirectory(prefix="covidct-learning-") as tmp:
         data = prepare(Path(tmp), args.patients, args.max_slices, args.scanner, args.seed)
+        print(f"\n{ceiling(data[0], data[2])}\n", flush=True)
         for n_train in (int(v) for v in args.train_patients.split(",")):
             for backbone in args.backbones.split(","):
                 for size in (int(v) for v in args.sizes.split(",")):

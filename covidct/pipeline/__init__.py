@@ -93,6 +93,7 @@ if TYPE_CHECKING:
         pointing_evidence,
         severity_bands,
         severity_evidence,
+        slice_parts,
         truth_folder,
     )
 
@@ -154,6 +155,7 @@ _EXPORTS: dict[str, str] = {
     "setup_mlflow": "covidct.pipeline.development",
     "severity_bands": "covidct.pipeline.truth",
     "severity_evidence": "covidct.pipeline.truth",
+    "slice_parts": "covidct.pipeline.truth",
     "subgroup_rule": "covidct.pipeline.evidence",
     "train": "covidct.pipeline.development",
     "training_config": "covidct.pipeline.development",
@@ -218,6 +220,7 @@ __all__ = [
     "setup_mlflow",
     "severity_bands",
     "severity_evidence",
+    "slice_parts",
     "subgroup_rule",
     "train",
     "training_config",

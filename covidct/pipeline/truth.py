@@ -47,7 +47,7 @@ def _patients(folder: Path) -> pd.DataFrame:
     return read_truth(folder)[0]
 
 
-def _parts(slice_id: str) -> tuple[str, str, str]:
+def slice_parts(slice_id: str) -> tuple[str, str, str]:
     """(batch id, patient folder, path inside the batch) of a curated slice id."""
     batch, rest = str(slice_id).split("/", 1)
     return batch, rest.split("/", 1)[0], rest
@@ -59,7 +59,7 @@ def severity_bands(settings: Settings, predictions: pd.DataFrame) -> dict[str, s
     truth."""
     bands: dict[str, str] = {}
     for key, slice_id in predictions.groupby("patient_id")["slice_id"].first().items():
-        batch, patient, _ = _parts(slice_id)
+        batch, patient, _ = slice_parts(slice_id)
         folder = truth_folder(settings, batch)
         if folder is None:
             continue
@@ -112,7 +112,7 @@ def pointing_evidence(
     config = training_config(train_params)
     cases = []
     for slice_id in sorted(truth.true_positive_slices(predictions)["slice_id"]):
-        batch, _, inside = _parts(slice_id)
+        batch, _, inside = slice_parts(slice_id)
         folder = truth_folder(settings, batch)
         if folder is not None and (mask := read_lesion_mask(folder, inside)).any():
             cases.append((slice_id, mask))
