@@ -30,9 +30,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+#: the phantom's severity bands (covidct.evaluation.truth.SEVERITY_BANDS), mildest first
+SEVERITY_BANDS = ("none", "mild", "moderate", "severe")
+
 HEADER = (
     "| backbone | px | steps | train patients (COVID) | train slices | sequestered patients "
-    "(COVID) | s | image AUC [95% CI] | patient AUC | AUC mild | AUC moderate | AUC severe |"
+    "(COVID) | s | image AUC [95% CI] | patient AUC | AUC none | AUC mild | AUC moderate "
+    "| AUC severe |"
 )
 
 
@@ -89,7 +93,7 @@ def band_aucs(settings, scored) -> dict[str, float]:  # noqa: ANN001
     bands = truth.severity_bands(settings, scored)
     normal = scored[scored["y_true"] == "normal"]
     out = {}
-    for band in ("mild", "moderate", "severe"):
+    for band in SEVERITY_BANDS:
         covid = scored[scored["patient_id"].map(bands).eq(band)]
         if len(covid) and len(normal):
             both = [*covid["p_covid"], *normal["p_covid"]]
@@ -155,7 +159,7 @@ def run(args, backbone: str, size: int, steps: int, n_train: int, data, work: Pa
         f"{train['patient_key'].nunique()} ({n_covid})", str(len(train)),
         f"{len(patients)} ({int(patients['y'].eq('covid').sum())})", f"{seconds:.0f}",
         f"{ci.point:.3f} [{ci.low:.3f}, {ci.high:.3f}]", f"{patient_auc:.3f}",
-        *(f"{bands[b]:.3f}" if b in bands else "-" for b in ("mild", "moderate", "severe")),
+        *(f"{bands[b]:.3f}" if b in bands else "-" for b in SEVERITY_BANDS),
     ]  # fmt: skip
     return "| " + " | ".join(cells) + " |"
 

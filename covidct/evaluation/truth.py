@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: Severity bands of the phantom's truth (share of the lung involved), mildest first.
-SEVERITY_BANDS: tuple[str, ...] = ("mild", "moderate", "severe")
+#: Severity bands of the phantom's truth (share of the lung involved: none = a COVID-19 patient
+#: with a normal CT, mild < 5%, moderate 5-25%, severe > 25%; covidct.batch.synth), mildest first.
+SEVERITY_BANDS: tuple[str, ...] = ("none", "mild", "moderate", "severe")
 #: Pointing-game tolerance in pixels of the original slice (Zhang et al. 2018).
 POINTING_TOLERANCE_PX = 15
 

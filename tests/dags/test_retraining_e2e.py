@@ -96,7 +96,11 @@ def run_dag(env: dict[str, str], conf: dict) -> tuple[str, dict]:
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     home = tmp_path_factory.mktemp("covidct_home")
-    env = {**embedded_env(home), "COVIDCT_GATE_FIRST_RUN": "promote-best"}
+    env = {
+        **embedded_env(home),
+        "COVIDCT_GATE_FIRST_RUN": "promote-best",
+        "COVIDCT_TRUTH_DIR": str(home / "inbox"),  # the synthetic batch's truth, beside it
+    }
     bad_before = land_inputs(home, env)
     log, report = run_dag(env, TINY)
     return {
@@ -187,6 +191,30 @@ def test_only_selected_slices_train_pick_thresholds_and_are_scored(demo_run: dic
         assert set(frame["slice_id"]) <= selected and frame["selected"].all(), csv.name
     html = (run_dir / "report" / "report.html").read_text()
     assert "not diagnostic: closed lung" in html
+
+
+def test_confirmed_models_are_scored_against_the_phantoms_truth(demo_run: dict) -> None:
+    """Sensitivity by severity band counts every sequestered COVID patient of the synthetic
+    batch (its truth sits beside it in the inbox), and the pointing game was played on the
+    true-positive lesion slices it found; the summary says whether each model beats chance."""
+    import pandas as pd
+
+    from covidct.batch.synth_truth import read_truth
+
+    gate = demo_run["report"]["gate"]
+    patients, _ = read_truth(demo_run["home"] / "inbox" / "good.truth")
+    positive = set(patients.loc[patients["label"] == "Positive", "patient_id"])
+    lake = demo_run["home"] / "lake"
+    (held_file,) = lake.glob("curated/*/sequestered.parquet")
+    held = pd.read_parquet(held_file)
+    synthetic = held[held["path"].str.startswith("good/")]
+    expected = synthetic.loc[synthetic["patient_id"].isin(positive), "patient_key"].nunique()
+    for name, record in gate["models"].items():
+        bands = record["severity"]
+        assert sum(item["patients"] for item in bands.values()) == expected, name
+        assert record["gradcam_pointing_slices"] >= 0
+        assert isinstance(record["no_better_than_chance"], bool)
+        assert set(record["intervals"]) == {"image_roc_auc", "patient_balanced_accuracy"}
 
 
 # --------------------------------------------------------------------------- run 2
