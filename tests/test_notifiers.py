@@ -9,6 +9,7 @@ callback runners (the executor's ``execute_callback`` and the triggerer's ``Call
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email
 import html
 import json
@@ -195,10 +196,22 @@ def test_channel_choice_and_payloads(  # type: ignore[no-untyped-def]
 def test_braces_in_summary_are_not_templated(airflow_env, webhook, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("COVIDCT_ALERTS", "slack")
     covidct_alerting.deliver(_alert("batch {{ ds }} quarantined: bad <patient&1>"))
-    assert (
-        "batch {{ ds }} quarantined: bad <patient&1>"
+    assert (  # Slack's control characters arrive escaped (issue 32), the braces as sent
+        "batch {{ ds }} quarantined: bad &lt;patient&amp;1&gt;"
         in json.loads(webhook.requests[0]["body"])["text"]
     )
+
+
+def test_slack_markup_in_a_batch_id_is_shown_not_obeyed() -> None:
+    """Issue 32: a batch named ``<!channel>`` must not ping the whole channel."""
+    alert = _alert("batch <!channel> & <@U123|boss> quarantined")
+    alert = dataclasses.replace(alert, dag_id="<!here>", details={"batch": "<!channel>"})
+    blocks = json.dumps(covidct_alerting.slack_blocks(alert))
+    text = covidct_alerting.slack_text(alert)
+    for rendered in (blocks, text):
+        assert "<!channel>" not in rendered and "<!here>" not in rendered and "<@U" not in rendered
+        assert "&lt;!channel&gt; &amp; &lt;@U123|boss&gt;" in rendered
+    assert f"<{alert.airflow_url}|" in blocks  # our own link markup stays a link
 
 
 @pytest.mark.parametrize("status", [500, 404])

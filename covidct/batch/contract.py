@@ -30,6 +30,7 @@ import pandas as pd
 
 from covidct import schema
 from covidct.batch.files import read_regular
+from covidct.safe_csv import safe_cell
 
 logger = logging.getLogger(__name__)
 _THICKNESS_COLUMNS: tuple[str, ...] = schema.PATIENT_DETAILS_COLUMNS[5:]
@@ -115,7 +116,7 @@ def write_patient_details(path: str | Path, rows: Iterable[Mapping[str, object]]
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(schema.PATIENT_DETAILS_COLUMNS)
-        writer.writerows(lines)
+        writer.writerows([safe_cell(cell) for cell in line] for line in lines)
 
 
 def read_patient_details(path: str | Path) -> pd.DataFrame:
