@@ -39,7 +39,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from covidct.batch.files import check_name, escaped, name_problem
+from covidct.batch.contract import check_name, name_problem
+from covidct.batch.files import escaped
 from covidct.lake.layout import LakeLayout
 from covidct.lake.storage import ObjectStore, folder, sha256_hex
 
