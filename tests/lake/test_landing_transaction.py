@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, BatchFactory
 
+from covidct.cli import EXIT_ERROR, main
 from covidct.lake.backends import LocalStore, open_store
 from covidct.lake.custody import discover_new_batches, latest_receipt_hash, local_file_hashes
 from covidct.lake.landing import land_batch
@@ -179,13 +180,20 @@ def small_fs(tmp_path: Path) -> Path:
     subprocess.run(["umount", str(mount)], check=False)
 
 
-def test_a_full_file_system_lands_nothing(small_fs: Path, tmp_path: Path) -> None:
+def test_a_full_file_system_lands_nothing(
+    small_fs: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     batch = tmp_path / "batch" / "p1" / "SR_2"
     batch.mkdir(parents=True)
     for index in range(12):  # 12 MiB into 8 MiB
         (batch / f"IM{index:05d}.tif").write_bytes(os.urandom(1 << 20))
-    store = LocalStore(small_fs / "lake")
-    with pytest.raises(OSError, match="batch big: nothing landed.*No space left on device"):
-        land_batch(store, tmp_path / "batch", "big")
-    assert discover_new_batches(store) == []
+    monkeypatch.setenv("COVIDCT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COVIDCT_LAKE_URI", (small_fs / "lake").as_uri())
+    assert main(["land", str(tmp_path / "batch"), "--batch-id", "big"]) == EXIT_ERROR
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "batch big: nothing landed" in line and "No space left on device" in line
+    assert discover_new_batches(LocalStore(small_fs / "lake")) == []
     assert files_under(small_fs) == []  # nothing staged, partial or landed is left
