@@ -43,10 +43,19 @@ def neutralised(frame: pd.DataFrame) -> pd.DataFrame:
         column = frame.iloc[:, position]
         if not _is_number_column(column):
             safe.isetitem(position, column.map(safe_cell).to_numpy(dtype=object))
-    safe.columns = [safe_cell(c) for c in frame.columns]
-    if not pd.api.types.is_numeric_dtype(frame.index):
-        safe.index = frame.index.map(safe_cell)
+    safe.columns = _safe_labels(frame.columns)
+    safe.index = _safe_labels(frame.index)
     return safe
+
+
+def _safe_labels(labels: pd.Index) -> pd.Index:
+    """Column names or index labels made :func:`safe_cell`-safe (each level of a MultiIndex)."""
+    if isinstance(labels, pd.MultiIndex):
+        rows = [tuple(safe_cell(value) for value in row) for row in labels]
+        return pd.MultiIndex.from_tuples(rows, names=labels.names)
+    if pd.api.types.is_numeric_dtype(labels):
+        return labels
+    return labels.map(safe_cell)
 
 
 def csv_text(frame: pd.DataFrame, *, index: bool = False) -> str:

@@ -69,3 +69,14 @@ def test_folds_never_write_a_formula(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert f"'{HOSTILE_ID}" in cells  # the hostile id is there, shown as text
     formulas = [c for c in cells if c.startswith(FORMULA_PREFIXES) and safe_cell(c) != c]
     assert formulas == []
+
+
+def test_ordinary_tables_are_written_as_pandas_writes_them() -> None:
+    """Nothing changes for clean tables: fold manifests and leaderboards keep their bytes."""
+    flat = pd.DataFrame({"patient_key": ["negin/p1"], "auc": [-0.5], "band": ["<40"]})
+    assert csv_text(flat) == flat.to_csv(index=False)
+    board = pd.DataFrame(
+        [[0.5, 0.1]], columns=pd.MultiIndex.from_tuples([("auc", "mean"), ("auc", "sd")])
+    )
+    board.index = pd.Index(["resnet152"], name="backbone")
+    assert csv_text(board, index=True) == board.to_csv()
