@@ -48,7 +48,7 @@ UNKNOWN_THICKNESS = "N/A"
 
 #: The one pattern of every name a batch carries into the lake: batch ids, sources (batch.json),
 #: patient ids (folder names and ``Patient ID`` cells), series folders and file names. ASCII only
-#: (no homoglyph such as a Cyrillic ``а``, no fullwidth ``Ａ``), starting with a letter or digit
+#: (no homoglyph such as Cyrillic U+0430, no fullwidth U+FF21), starting with a letter or digit
 #: (no spreadsheet formula ``=``/``+``/``-``/``@``, no dot file), no markup, blank or separator,
 #: at most 64 characters. Every name of the real COVID-CTset roster and of the TCIA batches fits.
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
