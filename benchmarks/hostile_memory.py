@@ -1,6 +1,6 @@
 """Peak memory of validating a batch that holds the worst files the reader limits allow.
 
-Usage: ``python benchmarks/hostile_memory.py [--workers 2] [--slices 200]``
+Usage: ``python benchmarks/hostile_memory.py [--workers 2] [--slices 200] [--metadata]``
 
 Writes two batches into a temporary folder and validates each in a fresh Python process with
 ``covidct.batch.validation.validate_batch`` (process readers, ``--workers``), then prints the peak
@@ -19,6 +19,16 @@ exec'd it, e.g. a pytest worker that trained a model; and ``resource.getrusage``
 
 The stated ceiling is the validating process plus ``workers`` readers, each at most the largest
 reader measured here (one file's bytes, its decoded image and the statistics' temporaries).
+
+``--metadata`` (issue 32) validates instead four batches of one normal patient (``--slices``
+slices) whose metadata file is hostile, each refused unread by its limit
+(``covidct.batch.contract``), and prints the same figures:
+
+* ``details-1M-rows``: a ``Patient_details.csv`` of 1,000,000 rows (about 36 MB; drove validation
+  past 7.7 GB before the limits);
+* ``details-rows``: one just under the byte limit with more rows than the row limit;
+* ``json-deep``: a ``batch.json`` nested 100,000 deep (a RecursionError before);
+* ``json-100MB``: a 100 MB ``batch.json``.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ import numpy as np
 import tifffile
 from manifest_speed import synthetic_slice  # this folder's benchmark: the same test slice
 
+from covidct.batch.contract import MAX_DETAILS_BYTES
 from covidct.batch.slices import MAX_DECODED_BYTES, MAX_SLICE_FILE_BYTES
 
 _VALIDATE = """
@@ -109,6 +120,42 @@ def write_hostile(batch: Path, slices: int, chunk: int = 64) -> None:
     write_details(batch)
 
 
+def write_huge_details(batch: Path, slices: int) -> None:
+    """A normal batch whose Patient_details.csv has 1,000,000 rows (about 36 MB)."""
+    write_normal(batch, slices)
+    row = "P1,F,050Y,20200401,Positive,5,,\n"
+    with (batch / "Patient_details.csv").open("a") as handle:
+        handle.write(row * 1_000_000)
+
+
+def write_many_rows(batch: Path, slices: int) -> None:
+    """A normal batch whose Patient_details.csv is under the byte limit but over the rows."""
+    write_normal(batch, slices)
+    with (batch / "Patient_details.csv").open("a") as handle:
+        handle.write("x\n" * ((MAX_DETAILS_BYTES - 1024) // 2))
+
+
+def write_deep_json(batch: Path, slices: int) -> None:
+    """A normal batch whose batch.json nests 100,000 lists."""
+    write_normal(batch, slices)
+    deep = "[" * 100_000 + "]" * 100_000
+    (batch / "batch.json").write_text('{"source": "negin", "x": ' + deep + "}")
+
+
+def write_big_json(batch: Path, slices: int) -> None:
+    """A normal batch with a 100 MB batch.json."""
+    write_normal(batch, slices)
+    (batch / "batch.json").write_text(json.dumps({"source": "negin", "pad": "x" * 100_000_000}))
+
+
+METADATA_CASES = {
+    "details-1M-rows": write_huge_details,
+    "details-rows": write_many_rows,
+    "json-deep": write_deep_json,
+    "json-100MB": write_big_json,
+}
+
+
 def measure(batch: Path, workers: int) -> dict[str, object]:
     """Validate ``batch`` in a fresh process; return its timing, verdict and peak memory."""
     done = subprocess.run(
@@ -125,9 +172,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--slices", type=int, default=200)
+    parser.add_argument("--metadata", action="store_true", help="the hostile metadata cases")
     args = parser.parse_args()
+    cases = METADATA_CASES if args.metadata else {"normal": write_normal, "hostile": write_hostile}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, write in (("normal", write_normal), ("hostile", write_hostile)):
+        for name, write in cases.items():
             batch = Path(tmp) / name
             write(batch, args.slices)
             result = measure(batch, args.workers)

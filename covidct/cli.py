@@ -88,6 +88,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from covidct.batch.checks import Check
     from covidct.batch.validation import validate_batch
     from covidct.batch.validation_report import format_verdict
 
@@ -98,6 +99,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(json.dumps(verdict.to_dict(), indent=2, default=str))
     else:
         print(format_verdict(verdict))
+    if Check.INPUT_LIMIT in verdict.failed_checks:
+        print(
+            f"covidct validate: error: batch {verdict.batch_id}: a metadata file is over its "
+            "limit and was not read (report written)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     return EXIT_OK if verdict.passed else EXIT_INVALID
 
 

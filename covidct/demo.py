@@ -17,6 +17,7 @@ import pandas as pd
 import tifffile
 
 from covidct.batch.slices import read_slice
+from covidct.safe_csv import write_csv
 from covidct.schema import PATIENT_COLUMN, PATIENT_DETAILS
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def make_faulty_batch(out_dir: Path, *, seed: int = 7) -> dict[str, str]:
     tifffile.imwrite(victim, eight_bit, metadata=None)
     details = pd.read_csv(out_dir / PATIENT_DETAILS, dtype=str)
     unlabelled = str(details[PATIENT_COLUMN].iloc[-1])
-    details.iloc[:-1].to_csv(out_dir / PATIENT_DETAILS, index=False)
+    write_csv(details.iloc[:-1], out_dir / PATIENT_DETAILS)
     return {"uint8 slice": str(victim.relative_to(out_dir)), "patient without label": unlabelled}
 
 

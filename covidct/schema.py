@@ -93,6 +93,8 @@ FOLDS = "folds"
 RUNS = "runs"
 LEDGER = "ledger"
 SEQUESTERED = "sequestered"
+#: Where ``covidct land`` stages a batch before it becomes visible under ``landing/``.
+STAGING = "staging"
 
 # MLflow registry aliases.
 ALIAS_CHAMPION = "champion"

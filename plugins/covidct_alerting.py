@@ -80,18 +80,37 @@ def _settings() -> Any:
 # ------------------------------------------------------------------------------ rendering
 
 
+def slack_escape(text: object) -> str:
+    """Return ``text`` with Slack's three control characters escaped (``&`` -> ``&amp;``, ``<``
+    -> ``&lt;``, ``>`` -> ``&gt;``; Slack API docs, "Formatting text for app surfaces"), so that
+    a batch named ``<!channel>`` is shown, not obeyed."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_text(alert: Any) -> str:
+    """Return the plain-text fallback of ``alert`` (``to_text``) escaped for Slack."""
+    return slack_escape(alert.to_text())
+
+
 def slack_blocks(alert: Any) -> list[dict[str, Any]]:
-    """Return Slack Block Kit blocks for ``alert``: title, DAG run, links, details (truncated)."""
+    """Return Slack Block Kit blocks for ``alert``: title, DAG run, links, details (truncated).
+
+    Every text from the alert is escaped (:func:`slack_escape`); only the link markup is ours.
+    """
     emoji = _SEVERITY_EMOJI.get(alert.severity.value, "")
-    lines = [f"{emoji} *{alert.title}*".strip()]
+    lines = [f"{emoji} *{slack_escape(alert.title)}*".strip()]
     if alert.dag_id or alert.run_id:
-        lines.append(f"DAG run: `{alert.dag_id}` / `{alert.run_id}`")
-    lines += [f"<{url}|{name}>" for name, url in alert.links().items()]
+        lines.append(f"DAG run: `{slack_escape(alert.dag_id)}` / `{slack_escape(alert.run_id)}`")
+    lines += [
+        f"<{slack_escape(url).replace('|', '%7C')}|{slack_escape(name)}>"
+        for name, url in alert.links().items()
+    ]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:SLACK_TEXT_LIMIT]}}
     ]
     if alert.details:
         details = json.dumps(dict(alert.details), indent=1, sort_keys=True, default=str)
+        details = slack_escape(details)
         text = f"```{details[: SLACK_TEXT_LIMIT - 6]}```"
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
     return blocks
@@ -121,7 +140,7 @@ def slack_notifier(alert: Any, conn_id: str) -> Any:
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
     return SlackWebhookNotifier(
-        slack_webhook_conn_id=conn_id, text=alert.to_text(), blocks=slack_blocks(alert)
+        slack_webhook_conn_id=conn_id, text=slack_text(alert), blocks=slack_blocks(alert)
     )
 
 

@@ -9,6 +9,7 @@ callback runners (the executor's ``execute_callback`` and the triggerer's ``Call
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email
 import html
 import json
@@ -179,9 +180,10 @@ def test_channel_choice_and_payloads(  # type: ignore[no-untyped-def]
         request = webhook.requests[0]
         payload = json.loads(request["body"])
         assert request["path"] == WEBHOOK_PATH
-        assert all(text in payload["text"] for text in expected)
+        shown = [covidct_alerting.slack_escape(text) for text in expected]  # "->" is "-&gt;"
+        assert all(text in payload["text"] for text in shown)
         blocks = json.dumps(payload["blocks"])
-        assert all(text in blocks for text in expected) and "image_accuracy" in blocks
+        assert all(text in blocks for text in shown) and "image_accuracy" in blocks
     if mails:
         message, body = _mail_text(box.envelopes[0])
         assert box.envelopes[0].rcpt_tos == ["ml-ops@example.org", "radiology@example.org"]
@@ -195,10 +197,22 @@ def test_channel_choice_and_payloads(  # type: ignore[no-untyped-def]
 def test_braces_in_summary_are_not_templated(airflow_env, webhook, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("COVIDCT_ALERTS", "slack")
     covidct_alerting.deliver(_alert("batch {{ ds }} quarantined: bad <patient&1>"))
-    assert (
-        "batch {{ ds }} quarantined: bad <patient&1>"
+    assert (  # Slack's control characters arrive escaped (issue 32), the braces as sent
+        "batch {{ ds }} quarantined: bad &lt;patient&amp;1&gt;"
         in json.loads(webhook.requests[0]["body"])["text"]
     )
+
+
+def test_slack_markup_in_a_batch_id_is_shown_not_obeyed() -> None:
+    """Issue 32: a batch named ``<!channel>`` must not ping the whole channel."""
+    alert = _alert("batch <!channel> & <@U123|boss> quarantined")
+    alert = dataclasses.replace(alert, dag_id="<!here>", details={"batch": "<!channel>"})
+    blocks = json.dumps(covidct_alerting.slack_blocks(alert))
+    text = covidct_alerting.slack_text(alert)
+    for rendered in (blocks, text):
+        assert "<!channel>" not in rendered and "<!here>" not in rendered and "<@U" not in rendered
+        assert "&lt;!channel&gt; &amp; &lt;@U123|boss&gt;" in rendered
+    assert f"<{alert.airflow_url}|" in blocks  # our own link markup stays a link
 
 
 @pytest.mark.parametrize("status", [500, 404])

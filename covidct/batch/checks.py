@@ -69,6 +69,7 @@ class Check(StrEnum):
     UNEXPECTED_SERIES = "unexpected_series"
     EMPTY_BATCH = "empty_batch"
     LAYOUT = "layout"
+    INPUT_LIMIT = "input_limit"
     EXCLUSION_LIMIT = "exclusion_limit"
 
 
@@ -100,6 +101,8 @@ DESCRIPTIONS: dict[Check, str] = {
     Check.UNEXPECTED_SERIES: "series folder not SR_2/SR_3/SR_4, or without a stated thickness",
     Check.EMPTY_BATCH: "batch has no slices",
     Check.LAYOUT: "batch folder layout breaks the contract",
+    Check.INPUT_LIMIT: "Patient_details.csv or batch.json over its size, row or nesting limit"
+    " (refused unread)",
     Check.EXCLUSION_LIMIT: "more slices fail than the policy may exclude",
 }
 

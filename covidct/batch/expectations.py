@@ -126,7 +126,10 @@ def layout_expectations() -> list[tuple[Check, Any]]:
     """Return (check, GE expectation) pairs for the layout table."""
     import great_expectations.expectations as gxe
 
-    return [(Check.LAYOUT, gxe.ExpectColumnValuesToBeNull(column="problem"))]
+    return [
+        (Check.LAYOUT, gxe.ExpectColumnValuesToBeNull(column="problem")),
+        (Check.INPUT_LIMIT, gxe.ExpectColumnValuesToBeNull(column="over_limit")),
+    ]
 
 
 #: Column naming each row in failures, per table.

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import stat
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,12 +112,19 @@ def scan_batch(batch_dir: str | Path) -> BatchFiles:
     return BatchFiles(root, tuple(sorted(files)), tuple(sorted(refused)))
 
 
-def read_regular(path: str | Path, max_bytes: int | None = None) -> bytes:
+class FileTooLarge(OSError):
+    """A file is larger than the limit its reader allows (refused before it is read)."""
+
+
+def read_regular(
+    path: str | Path, max_bytes: int | None = None, *, limit_of: str = "one slice"
+) -> bytes:
     """Return the bytes of the regular, singly linked file ``path``, never following a link.
 
-    ``max_bytes``: refuse larger files before reading them. Raises OSError (a ``ValueError`` is
-    not used so callers treat it as an I/O failure) naming the file and the reason: a link, a
-    hard link, a special file, or a file over ``max_bytes``.
+    ``max_bytes``: refuse larger files before reading them (:class:`FileTooLarge`, whose message
+    names ``limit_of``). Raises OSError (a ``ValueError`` is not used so callers treat it as an
+    I/O failure) naming the file and the reason: a link, a hard link, a special file, or a file
+    over ``max_bytes``.
     """
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
@@ -135,39 +141,7 @@ def read_regular(path: str | Path, max_bytes: int | None = None) -> bytes:
         if problem is not None:
             raise OSError(f"{path}: {problem}")
         if max_bytes is not None and info.st_size > max_bytes:
-            raise OSError(
-                f"{path}: {info.st_size:,} bytes, over the {max_bytes:,}-byte limit of one slice"
+            raise FileTooLarge(
+                f"{path}: {info.st_size:,} bytes, over the {max_bytes:,}-byte limit of {limit_of}"
             )
         return handle.read()
-
-
-def name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be one path segment of the lake (a batch id, a patient folder); or None.
-
-    Refused: empty or blank, leading or trailing whitespace, ``.`` or ``..``, a ``/`` or ``\\``
-    separator, a control or other non-printable character, a name not in Unicode NFC form (two
-    names that print identically must not be two patients or two batches).
-    """
-    if not name.strip():
-        return "blank"
-    if name != name.strip():
-        return "leading or trailing whitespace"
-    if name in (".", ".."):
-        return "a relative folder reference"
-    if "/" in name or "\\" in name:
-        return "contains a path separator"
-    if not name.isprintable():
-        return "contains a control or non-printable character"
-    if unicodedata.normalize("NFC", name) != name:
-        nfc = escaped(unicodedata.normalize("NFC", name))
-        return f"not in Unicode NFC form (NFC would be '{nfc}')"
-    return None
-
-
-def check_name(kind: str, name: str) -> str:
-    """Return ``name`` when :func:`name_problem` finds nothing; else raise ValueError naming
-    ``kind`` (e.g. "batch id"), the escaped name and the reason."""
-    problem = name_problem(name)
-    if problem is not None:
-        raise ValueError(f"invalid {kind} '{escaped(name)}': {problem}")
-    return name

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,15 @@ from covidct import schema
 from covidct.batch.checks import (
     THICKNESS_COLUMNS,
 )
-from covidct.batch.contract import batch_source, read_batch_info, read_patient_details_text
-from covidct.batch.files import escaped, name_problem, scan_batch
+from covidct.batch.contract import (
+    InputLimitError,
+    batch_source,
+    field_problems,
+    name_problem,
+    read_batch_info,
+    read_patient_details_text,
+)
+from covidct.batch.files import escaped, scan_batch
 from covidct.batch.manifest import ROOT_FILES
 
 # ------------------------------------------------------------------------------- the tables
@@ -120,32 +127,52 @@ _PATIENT_VALIDATION_COLUMNS = [
 ]
 
 
-def layout_table(batch_dir: Path) -> pd.DataFrame:
+def layout_table(
+    batch_dir: Path, *, source: str = schema.DEFAULT_SOURCE, known_patients: Iterable[str] = ()
+) -> pd.DataFrame:
     """Return one row per entry at the batch root (plus missing required files).
 
-    Columns: entry (name, "/" appended to folders), problem (None when the entry is fine).
-    Every symbolic link, hard link or special file anywhere in the batch is a row of its own
-    (path escaped, reason from :func:`covidct.batch.files.scan_batch`).
+    Columns: entry (name, "/" appended to folders), problem (None when the entry is fine),
+    over_limit (None, or why ``Patient_details.csv`` or ``batch.json`` was refused unread:
+    :class:`covidct.batch.contract.InputLimitError`). Every symbolic link, hard link or special
+    file anywhere in the batch is a row of its own (path escaped, reason from
+    :func:`covidct.batch.files.scan_batch`); so is every path whose folder or file name breaks
+    :data:`covidct.batch.contract.NAME_PATTERN`, and every patient id that differs only by case
+    from another of the batch or from a ``known_patients`` key (``<source>/<id>``).
     """
-    refused = scan_batch(batch_dir).refused
+    scan = scan_batch(batch_dir)
     entries = [_details_entry(batch_dir), *_info_entry(batch_dir)]
-    entries += [{"entry": escaped(name), "problem": reason} for name, reason in refused]
-    refused_names = {name for name, _ in refused}
+    entries += [{"entry": escaped(name), "problem": reason} for name, reason in scan.refused]
+    refused_names = {name for name, _ in scan.refused}
     for child in sorted(batch_dir.iterdir()):
         if child.name in refused_names or (child.name in ROOT_FILES and child.is_file()):
             continue
         entries.append(_root_entry(child))
-    return pd.DataFrame(entries, columns=["entry", "problem"])
+    entries += _file_name_entries(scan.files)
+    entries += _case_entries(batch_dir, source, known_patients)
+    return pd.DataFrame(entries, columns=["entry", "problem", "over_limit"])
 
 
 def _details_entry(batch_dir: Path) -> dict[str, Any]:
     try:
-        ids = read_patient_details_text(batch_dir)[schema.PATIENT_COLUMN]
-        bad = [(pid, name_problem(pid)) for pid in ids if pid and name_problem(pid)]
-        problem = "; ".join(f"Patient ID '{escaped(pid)}' {why}" for pid, why in bad) or None
+        details = read_patient_details_text(batch_dir)
+    except InputLimitError as error:
+        return {"entry": schema.PATIENT_DETAILS, "over_limit": _relative(error, batch_dir)}
     except (FileNotFoundError, ValueError) as error:
-        problem = str(error).replace(str(batch_dir) + "/", "")
-    return {"entry": schema.PATIENT_DETAILS, "problem": problem}
+        return {"entry": schema.PATIENT_DETAILS, "problem": _relative(error, batch_dir)}
+    problems = []
+    for record in details.to_dict("records"):
+        row = {str(column): str(value) for column, value in record.items()}
+        pid = row[schema.PATIENT_COLUMN]
+        why = name_problem(pid) if pid else None
+        if why:
+            problems.append(f"Patient ID '{escaped(pid)}' {why}")
+        problems += [f"patient '{escaped(pid)}': {p}" for p in field_problems(row)]
+    return {"entry": schema.PATIENT_DETAILS, "problem": "; ".join(problems[:20]) or None}
+
+
+def _relative(error: Exception, batch_dir: Path) -> str:
+    return str(error).replace(str(batch_dir) + "/", "")
 
 
 def _info_entry(batch_dir: Path) -> list[dict[str, Any]]:
@@ -154,17 +181,18 @@ def _info_entry(batch_dir: Path) -> list[dict[str, Any]]:
     try:
         read_batch_info(batch_dir)
         batch_source(batch_dir)
-        problem = None
+    except InputLimitError as error:
+        return [{"entry": schema.BATCH_INFO, "over_limit": _relative(error, batch_dir)}]
     except ValueError as error:
-        problem = str(error).replace(str(batch_dir) + "/", "")
-    return [{"entry": schema.BATCH_INFO, "problem": problem}]
+        return [{"entry": schema.BATCH_INFO, "problem": _relative(error, batch_dir)}]
+    return [{"entry": schema.BATCH_INFO, "problem": None}]
 
 
 def _root_entry(child: Path) -> dict[str, Any]:
     if not child.is_dir():
         allowed = ", ".join(sorted(ROOT_FILES))
         return {
-            "entry": child.name,
+            "entry": escaped(child.name),
             "problem": f"unexpected file at the batch root "
             f"(allowed: {allowed} and patient folders)",
         }
@@ -173,6 +201,46 @@ def _root_entry(child: Path) -> dict[str, Any]:
         return {"entry": escaped(child.name) + "/", "problem": f"patient folder name {name_issue}"}
     has_files = any(p.is_file() for p in child.rglob("*"))
     return {"entry": child.name + "/", "problem": None if has_files else "empty patient folder"}
+
+
+def _file_name_entries(files: Iterable[str]) -> list[dict[str, Any]]:
+    """A row per file below a patient folder whose series folder or file name breaks the
+    pattern (the patient folder itself is judged by :func:`_root_entry`)."""
+    rows = []
+    for path in files:
+        for part in path.split("/")[1:]:
+            why = name_problem(part)
+            if why is not None:
+                rows.append({"entry": escaped(path), "problem": f"name '{escaped(part)}' {why}"})
+                break
+    return rows
+
+
+def _case_entries(
+    batch_dir: Path, source: str, known_patients: Iterable[str]
+) -> list[dict[str, Any]]:
+    """A row per patient id (folder or ``Patient ID``) equal, ignoring case, to another id of
+    the batch or to a known patient key of the same source, without being the same id."""
+    ids = {p.name for p in batch_dir.iterdir() if p.is_dir() and not p.is_symlink()}
+    ids |= {str(pid) for pid in _details_or_empty(batch_dir)[schema.PATIENT_COLUMN] if pid}
+    known: dict[str, str] = {}
+    for key in known_patients:
+        known.setdefault(key.casefold(), key)
+    by_fold: dict[str, set[str]] = {}
+    for pid in ids:
+        by_fold.setdefault(pid.casefold(), set()).add(pid)
+    rows = []
+    for pid in sorted(ids):
+        others = sorted(by_fold[pid.casefold()] - {pid})
+        key = schema.patient_key(source, pid)
+        earlier = known.get(key.casefold())
+        if others:
+            shown = ", ".join(f"'{escaped(o)}'" for o in others)
+            rows.append({"entry": escaped(pid), "problem": f"differs only by case from {shown}"})
+        elif earlier is not None and earlier != key:
+            problem = f"differs only by case from the known patient '{escaped(earlier)}'"
+            rows.append({"entry": escaped(pid), "problem": problem})
+    return rows
 
 
 def batch_validation_table(

@@ -16,9 +16,13 @@ patients     patient (images or Patient_details row); label present and Positive
              with an earlier batch
 batch        batch; not empty
 layout       entry at the batch root, and every link or special file anywhere;
-             Patient_details.csv present with its columns, batch.json valid, nothing else but
-             patient folders named cleanly (one NFC form, no blanks or separators), no empty
-             patient folder, no symbolic link, hard link or special file
+             Patient_details.csv present with its columns, SEX/AGE/Date in their formats,
+             batch.json valid (no duplicate key), nothing else but patient folders; every
+             patient id, series folder and file name matching ``contract.NAME_PATTERN``
+             (ASCII, no formula start or markup), no two ids equal but for case (nor one
+             equal but for case to a known patient), no empty patient folder, no symbolic
+             link, hard link or special file; Patient_details.csv and batch.json within
+             their size, row and nesting limits (``input_limit``, refused unread)
 ===========  ==================================================================================
 
 Checks GE cannot compute by itself (cross-batch label contradictions and re-sent slices, series
@@ -113,7 +117,8 @@ def validate_batch(
     failures += runner.run(
         Table.BATCH, batch_validation_table(batch_id, kept, patients, source), batch_expectations()
     )
-    failures += runner.run(Table.LAYOUT, layout_table(batch_dir), layout_expectations())
+    layout = layout_table(batch_dir, source=source, known_patients=(known_labels or {}).keys())
+    failures += runner.run(Table.LAYOUT, layout, layout_expectations())
     verdict = BatchVerdict(
         batch_id=batch_id,
         passed=not failures,

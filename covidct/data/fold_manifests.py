@@ -26,6 +26,7 @@ from covidct.data.folds import (
     SPLIT_COLUMN,
     FoldAssignment,
 )
+from covidct.safe_csv import write_csv
 from covidct.schema import (
     LABEL_TO_CLASS,
     ClassName,
@@ -79,7 +80,7 @@ def write_fold_manifests(
     for fold in assignment.folds:
         manifest = _manifest_for_file(assignment, fold)
         path = out_dir / f"fold-{fold}.csv"
-        manifest.to_csv(path, index=False)
+        write_csv(manifest, path)
         written.append(path)
         if parquet:
             written.append(out_dir / f"fold-{fold}.parquet")

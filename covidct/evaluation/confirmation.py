@@ -39,6 +39,7 @@ from covidct.config import Settings
 from covidct.data import sequester
 from covidct.lake.layout import LakeLayout, RunLayout
 from covidct.lake.storage import read_parquet, write_parquet
+from covidct.safe_csv import csv_bytes
 from covidct.schema import ALIAS_CHAMPION, BASELINE_BACKBONE
 from covidct.training.spec import SPEC_TAG, TrainingSpec
 
@@ -250,7 +251,7 @@ def score_registered(
     spec = TrainingSpec.from_dict(record["train_params"])
     predictions = _scored(settings, model, sequestered, spec, record["patient_threshold"])
     key = RunLayout.of(dag_run_id).sequestered_predictions(name)
-    store.write_bytes(key, predictions.to_csv(index=False).encode())
+    store.write_bytes(key, csv_bytes(predictions))
     seen = set(read_parquet(store, record["seen_patients_key"])["patient_key"].astype(str))
     scored = set(predictions["patient_id"].astype(str))
     return {

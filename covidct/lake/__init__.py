@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         local_file_hashes,
         manifest_key,
         pending_batches,
+        receipted_batches,
     )
     from covidct.lake.landing import (
         UPLOAD_THREADS,
@@ -78,6 +79,8 @@ if TYPE_CHECKING:
         atomic_write,
         check_key,
         folder,
+        fsync_dir,
+        make_dirs,
         read_json_lines,
         read_parquet,
         sha256_hex,
@@ -87,6 +90,9 @@ if TYPE_CHECKING:
 #: public name -> the module that defines it (imported on first use, so importing one module of
 #: the package does not import the others' dependencies)
 _EXPORTS: dict[str, str] = {
+    "fsync_dir": "covidct.lake.storage",
+    "make_dirs": "covidct.lake.storage",
+    "receipted_batches": "covidct.lake.custody",
     "BatchLedger": "covidct.lake.custody",
     "BatchStatus": "covidct.lake.custody",
     "CURATED_BATCHES": "covidct.lake.custody",
@@ -143,6 +149,9 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "fsync_dir",
+    "make_dirs",
+    "receipted_batches",
     "BatchLedger",
     "BatchStatus",
     "CURATED_BATCHES",

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,9 +25,13 @@ from covidct.lake.storage import (
     atomic_write,
     check_key,
     folder,
+    fsync_dir,
+    make_dirs,
 )
 
 logger = logging.getLogger(__name__)
+#: Suffix of a folder :meth:`LocalStore.publish_prefix` renamed aside (removed once published).
+_ASIDE_SUFFIX = ".covidct-replaced"
 
 
 class LocalStore(ObjectStore):
@@ -80,7 +86,7 @@ class LocalStore(ObjectStore):
 
     def write_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         atomic_write(path, data)
 
     def exists(self, key: str) -> bool:
@@ -98,6 +104,51 @@ class LocalStore(ObjectStore):
             except OSError:
                 return
             directory = directory.parent
+
+    def _folder_path(self, prefix: str) -> Path:
+        return self.root.joinpath(*check_key(folder(prefix).rstrip("/")).split("/"))
+
+    def publish_prefix(self, src: str, dst: str) -> None:
+        """Rename folder ``src`` onto ``dst`` (one atomic ``os.rename``; an existing ``dst`` is
+        first renamed aside next to ``src`` and removed after), then sync both parents."""
+        source, target = self._folder_path(src), self._folder_path(dst)
+        if not source.is_dir():
+            raise FileNotFoundError(f"{self.uri(src)} does not exist")
+        make_dirs(target.parent)
+        self._remove_asides(source)
+        aside = source.with_name(f".{source.name}.{uuid.uuid4().hex}{_ASIDE_SUFFIX}")
+        if target.exists():
+            os.rename(target, aside)
+        os.rename(source, target)
+        fsync_dir(target.parent)
+        fsync_dir(source.parent)
+        shutil.rmtree(aside, ignore_errors=True)
+        self._prune(source.parent)
+
+    def discard_prefix(self, prefix: str) -> None:
+        """Remove the folder ``prefix`` with everything in it (partial files too)."""
+        path = self._folder_path(prefix)
+        self._remove_asides(path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+            fsync_dir(path.parent)
+            self._prune(path.parent)
+
+    @staticmethod
+    def _remove_asides(source: Path) -> None:
+        """Remove what a :meth:`publish_prefix` killed between its renames left aside."""
+        if source.parent.is_dir():
+            for aside in source.parent.glob(f".{source.name}.*{_ASIDE_SUFFIX}"):
+                shutil.rmtree(aside, ignore_errors=True)
+
+    def sweep_partials(self, prefix: str) -> int:
+        """Remove the partial files (``*.covidct-partial``) a killed writer left under folder
+        ``prefix``; return how many."""
+        path = self._folder_path(prefix)
+        partials = list(path.rglob(f"*{_PARTIAL_SUFFIX}")) if path.is_dir() else []
+        for partial in partials:
+            partial.unlink(missing_ok=True)
+        return len(partials)
 
     def fingerprints(self, prefix: str) -> dict[str, str]:
         base = folder(prefix)

@@ -39,7 +39,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from covidct.batch.files import check_name, escaped, name_problem
+from covidct.batch.contract import check_name, name_problem
+from covidct.batch.files import escaped
 from covidct.lake.layout import LakeLayout
 from covidct.lake.storage import ObjectStore, folder, sha256_hex
 
@@ -215,18 +216,22 @@ def pending_batches(store: ObjectStore) -> list[LandedBatch]:
     One content, one batch: when several landing ids hold the same content, only the first id
     (sorted) is pending; the others are logged as no-ops naming it, so one run never curates
     the same content twice. A batch landed by ``covidct land`` is pending only while it holds
-    exactly the content of its latest landing receipt (``ledger/landings/<id>/``): an
-    interrupted ``--replace`` or a file added behind the CLI's back is left in landing, logged.
+    exactly the content of its latest landing receipt (``ledger/landings/<id>/``), which
+    ``covidct land`` writes last: a batch without one (an interrupted first landing, files put
+    there behind the CLI's back) or with another content (an interrupted ``--replace``) is
+    left in landing, logged, until the next ``covidct land`` of its id completes or replaces it.
     """
     ledger = BatchLedger(store)
     pending: list[LandedBatch] = []
     first_id: dict[str, str] = {}
     for batch in landed_batches(store):
         seen, receipt = ledger.get(batch.content_hash), latest_receipt_hash(store, batch.batch_id)
-        if receipt not in (None, batch.content_hash):
-            logger.error(
-                "landing/%s holds content %s, not %s of its last landing receipt: left in landing",
-                *(batch.batch_id, batch.content_hash[:12], str(receipt)[:12]),
+        if receipt != batch.content_hash:
+            logger.warning(
+                "landing/%s holds content %s, %s: an unfinished landing, left in landing",
+                batch.batch_id,
+                batch.content_hash[:12],
+                f"not {receipt[:12]} of its last receipt" if receipt else "with no receipt",
             )
         elif batch.content_hash in first_id:
             logger.warning(
@@ -242,6 +247,15 @@ def pending_batches(store: ObjectStore) -> list[LandedBatch]:
                 *(batch.batch_id, batch.content_hash[:12], seen.status.value, seen.batch_id),
             )
     return pending
+
+
+def receipted_batches(store: ObjectStore) -> list[LandedBatch]:
+    """Return the landed batches that hold exactly the content of their latest receipt."""
+    return [
+        batch
+        for batch in landed_batches(store)
+        if latest_receipt_hash(store, batch.batch_id) == batch.content_hash
+    ]
 
 
 def latest_receipt_hash(store: ObjectStore, batch_id: str) -> str | None:

@@ -1,10 +1,10 @@
 """The lake's layout: every key of the data lake and of a run folder ``runs/<run>/``, named once.
 
 :class:`LakeLayout` gives the top-level areas (``landing/``, ``quarantine/``, ``curated/``,
-``folds/``, ``sequestered/``, ``ledger/``, ``runs/``) and the keys under them that belong to no
-run; :class:`RunLayout` gives the keys of one DAG run's folder. Every module that reads or
-writes the lake builds its keys here, so a key is spelled in one place. The table "Lake layout"
-of docs/architecture.md documents the same keys; ``tests/lake/test_layout.py`` holds the two
+``folds/``, ``sequestered/``, ``ledger/``, ``runs/``, ``staging/``) and the keys under them that
+belong to no run; :class:`RunLayout` gives the keys of one DAG run's folder. Every module that
+reads or writes the lake builds its keys here, so a key is spelled in one place. The table "Lake
+layout" of docs/architecture.md documents the same keys; ``tests/lake/test_layout.py`` holds the two
 equal. Light on purpose: imports only :mod:`covidct.schema` and :mod:`re`.
 """
 
@@ -38,6 +38,7 @@ class LakeLayout:
     SEQUESTERED: ClassVar[str] = schema.SEQUESTERED
     LEDGER: ClassVar[str] = schema.LEDGER
     RUNS: ClassVar[str] = schema.RUNS
+    STAGING: ClassVar[str] = schema.STAGING
 
     #: Hex digits of the content hash naming a quarantined version and a landing receipt.
     SHORT_HASH: ClassVar[int] = 16
@@ -61,6 +62,11 @@ class LakeLayout:
         """``landing/<batch_id>`` (unchecked; :func:`covidct.lake.custody.landing_prefix`
         checks the id)."""
         return f"{schema.LANDING}/{batch_id}"
+
+    @staticmethod
+    def staging_batch(batch_id: str) -> str:
+        """``staging/landing/<batch_id>``: a batch being landed, never discovered (unchecked)."""
+        return f"{schema.STAGING}/{schema.LANDING}/{batch_id}"
 
     @classmethod
     def quarantine_batch(cls, batch_id: str, content_hash_hex: str) -> str:

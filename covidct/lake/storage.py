@@ -16,6 +16,7 @@ on throttling, 5xx and connection errors; botocore documentation "Retries").
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -259,20 +260,74 @@ class ObjectStore(ABC):
         """Delete every key in ``keys``."""
         _parallel(self.delete, keys)
 
+    def publish_prefix(self, src: str, dst: str) -> None:
+        """Make folder ``src`` visible as folder ``dst``, replacing whatever ``dst`` held; ``src``
+        is gone afterwards. The caller verifies ``dst`` and then writes what vouches for it
+        (e.g. a landing receipt), so a reader trusting only vouched content never sees a mix.
+
+        Generic form (S3): verified copy with overwrite, deletion of ``dst`` keys not in
+        ``src``, deletion of ``src``. Raises as :meth:`copy_prefix`.
+        """
+        copied = self.copy_prefix(src, dst, overwrite=True)
+        self.delete_many(folder(dst) + key for key in self.list_relative(dst) if key not in copied)
+        self.delete_many(folder(src) + key for key in copied)
+
+    def sweep_partials(self, prefix: str) -> int:
+        """Remove unfinished writes left under folder ``prefix`` by a killed writer; return how
+        many. S3 has none (an object appears whole or not at all)."""
+        return 0
+
+    def discard_prefix(self, prefix: str) -> None:
+        """Delete everything under folder ``prefix``, unfinished partial writes included."""
+        self.delete_many(self.list(folder(prefix)))
+
 
 # ------------------------------------------------------------------------------ local folder
 
 
-def atomic_write(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` through a uniquely named partial file and ``os.replace``.
+def fsync_dir(directory: Path) -> None:
+    """Flush ``directory``'s entries (names created, renamed or removed in it) to disk.
 
-    A reader sees the old file or the whole new one, never a torn write; the partial file is
-    removed on failure. The folder must exist; OSError propagates.
+    OSError propagates (a folder that cannot be opened); a file system that cannot sync a
+    folder (EINVAL) is tolerated.
+    """
+    descriptor = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(descriptor)
+    except OSError as error:
+        if error.errno != errno.EINVAL:
+            raise
+    finally:
+        os.close(descriptor)
+
+
+def make_dirs(directory: Path) -> None:
+    """Create ``directory`` and its missing parents, syncing each new name into its parent."""
+    missing = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for new in reversed(missing):
+        new.mkdir(exist_ok=True)
+        fsync_dir(new.parent)
+
+
+def atomic_write(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` durably: a uniquely named partial file, ``os.fsync`` of it,
+    ``os.replace`` onto ``target``, ``os.fsync`` of the folder.
+
+    A reader sees the old file or the whole new one, never a torn write, also after a power
+    loss; the partial file is removed on failure. The folder must exist; OSError propagates
+    (e.g. ENOSPC, "No space left on device").
     """
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_PARTIAL_SUFFIX}")
     try:
-        partial.write_bytes(data)
+        with partial.open("xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(partial, target)
+        fsync_dir(target.parent)
     finally:
         partial.unlink(missing_ok=True)
 

@@ -23,6 +23,7 @@ from covidct.pipeline.development import (
     setup_mlflow,
 )
 from covidct.promotion import alerts as alerts_mod
+from covidct.safe_csv import csv_bytes
 from covidct.schema import (
     ALIAS_BASELINE,
     ALIAS_CHALLENGER,
@@ -91,7 +92,7 @@ def aggregate(
     table = leaderboard(evaluations)
     candidate = choose_candidate(table, settings.gate.primary_metric)
     run = RunLayout.of(dag_run_id)
-    store.write_bytes(run.leaderboard, table.to_csv().encode())
+    store.write_bytes(run.leaderboard, csv_bytes(table, index=True))
     pooled = {}
     for backbone in table.index:
         frame = pooled_predictions(store, evaluations, str(backbone))

@@ -27,6 +27,7 @@ from covidct.pipeline.context import (
     releases_models,
     run_key_of,
 )
+from covidct.safe_csv import csv_bytes, csv_text
 from covidct.schema import (
     HEADLINE_METRICS,
     LABEL_TO_CLASS,
@@ -259,7 +260,7 @@ def evaluate(settings: Settings, trained: Mapping[str, Any], dag_run_id: str) ->
     threshold = evaluation.choose_patient_threshold(val)
     test["patient_threshold"] = threshold
     key = RunLayout.of(dag_run_id).predictions(trained["backbone"], fold)
-    store.write_bytes(key, test.to_csv(index=False).encode())
+    store.write_bytes(key, csv_bytes(test))
     metrics = headline_metrics(test, threshold)
     gradcam_key = RunLayout.of(dag_run_id).gradcam(trained["backbone"], fold)
     with mlflow.start_run(run_id=trained["run_id"]):
@@ -270,7 +271,7 @@ def evaluate(settings: Settings, trained: Mapping[str, Any], dag_run_id: str) ->
         }
         mlflow.log_metrics(finite)
         mlflow.log_param("patient_threshold", threshold)
-        mlflow.log_text(test.to_csv(index=False), "predictions/test.csv")
+        mlflow.log_text(csv_text(test), "predictions/test.csv")
         log_figures(test)
         store.write_bytes(gradcam_key, gradcam_png(settings, model, test, spec))
         mlflow.log_artifact(str(_local_copy(store, gradcam_key, settings)), "plots")

@@ -37,6 +37,7 @@ import pandas as pd
 from covidct.config import Settings
 from covidct.lake.layout import RunLayout
 from covidct.lake.storage import read_parquet, write_parquet
+from covidct.safe_csv import csv_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -309,7 +310,7 @@ def confirm_evidence(
             age_band_edges=gate.age_band_edges, n_boot=gate.n_boot, seed=gate.seed,
         )  # fmt: skip
         entry["subgroups_key"] = run.subgroups(name)
-        store.write_bytes(entry["subgroups_key"], table.to_csv(index=False).encode())
+        store.write_bytes(entry["subgroups_key"], csv_bytes(table))
         models[name] = entry
     key = _write_json(
         store, run.evidence_index,

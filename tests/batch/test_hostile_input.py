@@ -268,6 +268,10 @@ def test_one_run_never_takes_the_same_content_twice(
     store = LocalStore(tmp_path / "lake")
     store.upload_dir(batch, "landing/a")  # e.g. copied straight into the bucket, twice
     store.upload_dir(batch, "landing/b")
+    assert pending_batches(store) == []  # no receipt vouches for either (issue 32)
+    land_batch(store, batch, "a")  # completes a's landing: its receipt
+    (receipt,) = store.list(LakeLayout.landing_receipts("a"))
+    store.copy_object(receipt, receipt.replace("/landings/a/", "/landings/b/"))  # a copied ledger
     assert [p.batch_id for p in pending_batches(store)] == ["a"]
 
 

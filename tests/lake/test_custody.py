@@ -31,6 +31,8 @@ from covidct.lake.custody import (
     local_content_hash,
     local_file_hashes,
 )
+from covidct.lake.landing import land_batch
+from covidct.lake.layout import LakeLayout
 from covidct.lake.storage import ObjectStore
 
 BACKENDS = ["local", pytest.param("s3", marks=pytest.mark.s3)]
@@ -48,7 +50,8 @@ def _one_patient(factory: BatchFactory, name: str, label: str = "Positive") -> P
 
 
 def _ledger_lines(store: ObjectStore) -> int:
-    keys = store.list(f"{schema.LEDGER}/")
+    """Custody records (landing receipts left out)."""
+    keys = store.list(f"{LakeLayout.LEDGER_BATCHES}/")
     return sum(len(store.read_text(k).splitlines()) for k in keys)
 
 
@@ -82,7 +85,7 @@ def test_quarantine_then_corrected_resubmission(
     bad = _one_patient(batch_factory, "bad")
     (bad / "patient1" / "SR_3" / "IM00001.tif").write_bytes(b"not a tiff")
     sent = local_file_hashes(bad)
-    store.upload_dir(bad, "landing/week48")
+    land_batch(store, bad, "week48")
     assert discover_new_batches(store) == ["week48"]
 
     outcome = ingest_batch(store, "week48", tmp_path / "work1")
@@ -96,11 +99,12 @@ def test_quarantine_then_corrected_resubmission(
     assert store.list("landing/") == []
     assert BatchLedger(store).get(outcome.content_hash).status is BatchStatus.QUARANTINED
 
-    store.upload_dir(bad, "landing/week48-again")  # the same bad bytes land twice: no-op
+    again = land_batch(store, bad, "week48-again")  # the same bad bytes land twice: no-op
+    assert again.action == "no-op" and "quarantined as batch week48" in again.message
     assert discover_new_batches(store) == []
 
     good = _one_patient(batch_factory, "good")
-    store.upload_dir(good, "landing/week48")
+    land_batch(store, good, "week48")
     assert discover_new_batches(store) == ["week48"]
     accepted = ingest_batch(store, "week48", tmp_path / "work2")
     assert accepted.passed, accepted.verdict["reasons"]

@@ -46,6 +46,7 @@ B, V = "week48", "fedcba9876543210"
 #: Documented key (as written in the table) -> the key the layout builds for the samples.
 KEYS: dict[str, Callable[[], str]] = {
     "landing/<batch_id>/...": lambda: LakeLayout.landing_batch(B),
+    "staging/landing/<batch_id>/...": lambda: LakeLayout.staging_batch(B),
     "quarantine/<batch_id>/<hash16>/batch/...": lambda: LakeLayout.quarantined_batch(B, HASH),
     "quarantine/<batch_id>/<hash16>/report/...": lambda: LakeLayout.quarantine_report(B, HASH),
     "curated/batches/<batch_id>/...": lambda: LakeLayout.curated_batch(B),

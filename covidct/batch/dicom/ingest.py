@@ -23,7 +23,12 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from covidct import schema
-from covidct.batch.contract import UNKNOWN_THICKNESS, write_batch_info, write_patient_details
+from covidct.batch.contract import (
+    NAME_PATTERN,
+    UNKNOWN_THICKNESS,
+    write_batch_info,
+    write_patient_details,
+)
 from covidct.batch.dicom.slices import (
     SizePolicy,
     dataset_to_negin,
@@ -36,7 +41,8 @@ from covidct.config import parse_enum
 
 logger = logging.getLogger(__name__)
 
-_SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: The batch contract's name pattern (a source prefixes patient keys).
+_SOURCE_PATTERN = re.compile(NAME_PATTERN)
 
 
 def parse_label(value: str | schema.Label) -> schema.Label:
@@ -364,10 +370,10 @@ def _details_rows(
 def _check_arguments(dicom_dir: Path, out_dir: Path, source: str) -> None:
     if not dicom_dir.is_dir():
         raise FileNotFoundError(f"DICOM folder {dicom_dir} does not exist")
-    if not _SOURCE_PATTERN.match(source):
+    if not _SOURCE_PATTERN.fullmatch(source):
         raise ValueError(
-            "source must be letters, digits, '.', '_' or '-' (it prefixes patient keys), "
-            f"got {source!r}"
+            f"source must be a name matching {NAME_PATTERN} (it prefixes patient keys), got "
+            f"{ascii(source)}"
         )
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise FileExistsError(f"output folder {out_dir} exists and is not an empty folder")
