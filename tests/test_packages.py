@@ -1,13 +1,16 @@
-"""Package guards (issue 14, item 5): each package re-exports its modules' public names, lazily.
+"""Package guards (issue 14, item 5; issue 34, item 3): each package re-exports its modules'
+public names, lazily, from one list.
 
-* Every public top-level name (function, class, constant) of a package's modules is listed in the
-  package's ``_EXPORTS`` with the module that defines it, and in ``__all__`` (read with
-  :mod:`ast`, nothing imported), so ``from covidct.<package> import <name>`` keeps working when a
-  module is split.
+* A package's public names are written once, in its ``__init__.pyi`` (``from .module import
+  name as name``), which ``lazy_loader.attach_stub`` reads at run time and type checkers read
+  for types; ``__init__.py`` holds the docstring and that one call.
+* Every public top-level name (function, class, constant) of a package's modules is in the
+  stub (read with :mod:`ast`, nothing imported), so ``from covidct.<package> import <name>``
+  keeps working when a module is split; ``dir()`` and ``__all__`` list exactly the stub's names.
 * Each listed name resolves, through the package, to the very object its module defines.
 * Importing a light module does not import the heavy dependencies of its package's other
   modules (the re-exports are imported on first use, PEP 562).
-* No module of ``covidct/`` exceeds 500 lines.
+* No module of ``covidct/`` exceeds 500 lines; the package faces total under 400 lines.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "covidct"
-PACKAGES = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py") if p.parent.name != "dicom")
+PACKAGES = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.pyi"))
 MAX_MODULE_LINES = 500
+MAX_FACE_LINES = 400
 
 
 def _public_names(path: Path) -> list[str]:
@@ -39,19 +43,16 @@ def _public_names(path: Path) -> list[str]:
 
 
 def _exports(package: str) -> dict[str, str]:
-    tree = ast.parse((PACKAGE / package / "__init__.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "_EXPORTS":
-            return ast.literal_eval(node.value)  # type: ignore[arg-type]
-    raise AssertionError(f"covidct/{package}/__init__.py has no _EXPORTS")
-
-
-def _all(package: str) -> list[str]:
-    tree = ast.parse((PACKAGE / package / "__init__.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "__all__":
-            return list(ast.literal_eval(node.value))
-    raise AssertionError(f"covidct/{package}/__init__.py has no __all__")
+    """The stub's names: name -> defining module (``covidct.<package>.<module>``)."""
+    exports: dict[str, str] = {}
+    for node in ast.parse((PACKAGE / package / "__init__.pyi").read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 1 and node.module, f"covidct.{package}: stub imports {node.module}"
+            for alias in node.names:
+                assert alias.asname == alias.name, f"{alias.name}: write `name as name`"
+                assert alias.name not in exports, f"covidct.{package}: {alias.name} listed twice"
+                exports[alias.name] = f"covidct.{package}.{node.module}"
+    return exports
 
 
 def test_the_guards_see_the_packages() -> None:
@@ -74,7 +75,6 @@ def test_every_public_name_is_re_exported(package: str) -> None:
             if name not in exports:
                 missing.append(f"{path.stem}.{name}")
     assert missing == [], f"covidct.{package} does not re-export {missing}"
-    assert sorted(_all(package)) == sorted(exports), f"covidct.{package}: __all__ != _EXPORTS"
     for name, module in exports.items():
         source = PACKAGE / Path(*module.split(".")[1:]).with_suffix(".py")
         assert source.is_file(), f"covidct.{package}.{name}: no module {module}"
@@ -83,9 +83,12 @@ def test_every_public_name_is_re_exported(package: str) -> None:
 @pytest.mark.parametrize("package", PACKAGES)
 def test_re_exports_are_the_modules_objects(package: str) -> None:
     imported = importlib.import_module(f"covidct.{package}")
-    for name, module in _exports(package).items():
+    exports = _exports(package)
+    assert sorted(imported.__all__) == sorted(exports)
+    assert sorted(dir(imported)) == sorted(exports)
+    for name, module in exports.items():
         assert getattr(imported, name) is getattr(importlib.import_module(module), name), name
-    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+    with pytest.raises(AttributeError, match="no_such_name"):
         _ = imported.no_such_name
 
 
@@ -110,3 +113,9 @@ def test_a_light_module_imports_no_heavy_sibling() -> None:
 def test_no_module_exceeds_500_lines(path: Path) -> None:
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_MODULE_LINES, f"{path.relative_to(REPO)} has {lines} lines"
+
+
+def test_package_faces_are_short() -> None:
+    faces = sorted(PACKAGE.glob("*/__init__.py"))
+    total = sum(len(path.read_text().splitlines()) for path in faces)
+    assert total < MAX_FACE_LINES, f"package faces total {total} lines"

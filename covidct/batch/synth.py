@@ -118,11 +118,15 @@ from covidct.batch.phantom import (
 from covidct.batch.roster import load_default_roster, series_counts
 from covidct.batch.scanners import SCANNERS, Scanner, ScannerProfile, parse_scanner
 from covidct.batch.slices import slice_name, write_slice
-from covidct.batch.synth_truth import _Truth, _write_truth, default_truth_dir
-from covidct.batch.synth_truth import read_lesion_mask as read_lesion_mask
-from covidct.batch.synth_truth import read_lookalike_mask as read_lookalike_mask
-from covidct.batch.synth_truth import read_lung_mask as read_lung_mask
-from covidct.batch.synth_truth import read_truth as read_truth
+from covidct.batch.synth_truth import (
+    _Truth,
+    _write_truth,
+    default_truth_dir,
+    read_lesion_mask as read_lesion_mask,
+    read_lookalike_mask as read_lookalike_mask,
+    read_lung_mask as read_lung_mask,
+    read_truth as read_truth,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -34,9 +34,11 @@ import tensorflow as tf
 
 from covidct.batch.slices import read_slice as read_negin_slice
 from covidct.config import parse_enum
-from covidct.data.augment import AugmentConfig as AugmentConfig
-from covidct.data.augment import DeviceAugmentation as DeviceAugmentation
-from covidct.data.augment import affine_warp
+from covidct.data.augment import (
+    AugmentConfig as AugmentConfig,
+    DeviceAugmentation as DeviceAugmentation,
+    affine_warp,
+)
 from covidct.schema import CLASS_NAMES, HU_OFFSET
 
 logger = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, overload
 
 from covidct.config import AlertChannel, Settings
-from covidct.lake.layout import LakeLayout, RunLayout
-from covidct.lake.layout import run_key_of as run_key_of
+from covidct.lake.custody import CURATED_BATCHES as CURATED_BATCHES
+from covidct.lake.layout import LakeLayout, RunLayout, run_key_of as run_key_of
 from covidct.promotion import alerts as alerts_mod
 
 DAG_ID = "covidct_retraining"

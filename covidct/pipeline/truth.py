@@ -74,8 +74,7 @@ def severity_evidence(settings: Settings, predictions: pd.DataFrame) -> dict[str
     """COVID sensitivity by severity band (:func:`covidct.evaluation.truth.sensitivity_by_band`)
     of one model's sequestered predictions (with its ``patient_threshold``); ``{}`` without
     truth."""
-    from covidct.evaluation import predictions as table
-    from covidct.evaluation import truth
+    from covidct.evaluation import predictions as table, truth
 
     bands = severity_bands(settings, predictions)
     if not bands:

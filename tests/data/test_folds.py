@@ -10,8 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from mlflow.tracking import MlflowClient
 
 from covidct.data import fold_manifests, folds

@@ -13,8 +13,7 @@ import pytest
 import tensorflow as tf
 import tifffile
 
-from covidct.evaluation import activation_maps as maps
-from covidct.evaluation import explain
+from covidct.evaluation import activation_maps as maps, explain
 from covidct.evaluation.explain import Cell
 from covidct.models import BACKBONES, build_model
 from covidct.schema import HU_OFFSET
