@@ -158,6 +158,7 @@ from .subgroups import (
 from .truth import (
     POINTING_TOLERANCE_PX as POINTING_TOLERANCE_PX,
     SEVERITY_BANDS as SEVERITY_BANDS,
+    pointing_chance as pointing_chance,
     pointing_hit as pointing_hit,
     sensitivity_by_band as sensitivity_by_band,
     true_positive_slices as true_positive_slices,

@@ -87,12 +87,35 @@ def pointing_hit(
     if heat.ndim != 2 or mask.ndim != 2 or heat.size == 0 or mask.size == 0:
         raise ValueError(f"expected 2-D heat map and mask, got {heat.shape} and {mask.shape}")
     row, col = np.unravel_index(int(np.argmax(heat)), heat.shape)
-    scale_r, scale_c = mask.shape[0] / heat.shape[0], mask.shape[1] / heat.shape[1]
-    r0 = max(int(math.floor(row * scale_r)) - tolerance_px, 0)
-    r1 = min(int(math.ceil((row + 1) * scale_r)) + tolerance_px, mask.shape[0])
-    c0 = max(int(math.floor(col * scale_c)) - tolerance_px, 0)
-    c1 = min(int(math.ceil((col + 1) * scale_c)) + tolerance_px, mask.shape[1])
-    return bool(mask[r0:r1, c0:c1].any())
+    box = _cell_box(mask.shape, (int(row), int(col)), heat.shape, tolerance_px)
+    return bool(mask[box].any())
+
+
+def _cell_box(
+    shape: tuple[int, int], cell: tuple[int, int], heat_shape: tuple[int, int], tolerance_px: int
+) -> tuple[slice, slice]:
+    scale_r, scale_c = shape[0] / heat_shape[0], shape[1] / heat_shape[1]
+    r0 = max(int(math.floor(cell[0] * scale_r)) - tolerance_px, 0)
+    r1 = min(int(math.ceil((cell[0] + 1) * scale_r)) + tolerance_px, shape[0])
+    c0 = max(int(math.floor(cell[1] * scale_c)) - tolerance_px, 0)
+    c1 = min(int(math.ceil((cell[1] + 1) * scale_c)) + tolerance_px, shape[1])
+    return slice(r0, r1), slice(c0, c1)
+
+
+def pointing_chance(
+    heat_shape: tuple[int, ...], lesion: np.ndarray, tolerance_px: int = POINTING_TOLERANCE_PX
+) -> float:
+    """Share of the ``heat_shape`` (h, w) cells whose box, widened as in :func:`pointing_hit`,
+    holds a lesion pixel of ``lesion`` (bool (H, W)): what a maximum drawn at random would
+    score, the game's chance level for this slice."""
+    mask = np.asarray(lesion, dtype=bool)
+    h, w = int(heat_shape[0]), int(heat_shape[1])
+    hits = [
+        bool(mask[_cell_box(mask.shape, (r, c), (h, w), tolerance_px)].any())
+        for r in range(h)
+        for c in range(w)
+    ]
+    return float(np.mean(hits))
 
 
 def true_positive_slices(predictions: pd.DataFrame, slice_threshold: float = 0.5) -> pd.DataFrame:

@@ -352,6 +352,8 @@ def gate_and_promote(
             | {
                 "severity": truth.severity_evidence(settings, frame_of[name]),
                 "gradcam_pointing_slices": record.get("gradcam_pointing_slices", 0),
+                "gradcam_pointing_chance": record.get("gradcam_pointing_chance"),
+                "gradcam_cells": record.get("gradcam_cells"),
             }
             for name, record in [*deployables.items(), *([("champion", rival)] if rival else [])]
         },  # fmt: skip

@@ -101,11 +101,13 @@ def pointing_evidence(
 ) -> dict[str, Any]:
     """The Grad-CAM pointing game of ``model`` on its true-positive selected slices that hold a
     lesion in the truth (:func:`covidct.evaluation.truth.pointing_hit`); an ensemble's heat map
-    is the mean of its members'. Returns ``{"gradcam_pointing_game": share or None,
-    "gradcam_pointing_slices": n}`` (None and 0 without truth or without such slices)."""
+    is the mean of its members', at the feature map's resolution (h x w cells). Returns
+    ``{"gradcam_pointing_game": share or None, "gradcam_pointing_slices": n,
+    "gradcam_pointing_chance": share a cell drawn at random would hit, "gradcam_cells": "hxw"}``
+    (None and 0 without truth or without such slices)."""
     from covidct.batch.slices import read_slice
     from covidct.batch.synth_truth import read_lesion_mask
-    from covidct.evaluation import activation_maps, explain, truth
+    from covidct.evaluation import explain, truth
     from covidct.pipeline.development import training_config
 
     config = training_config(train_params)
@@ -129,9 +131,22 @@ def pointing_evidence(
             for slice_id, _ in cases
         ]
     )
-    heat = np.mean(
-        [activation_maps.gradcam_batch(member, images) for member in _members(model)], axis=0
-    )
+    heat = np.mean([_native_cam(member, images) for member in _members(model)], axis=0)
     hits = [truth.pointing_hit(heat[i], mask) for i, (_, mask) in enumerate(cases)]
+    chance = [truth.pointing_chance(heat.shape[1:], mask) for _, mask in cases]
     logger.info("pointing game: %d of %d true-positive lesion slices", sum(hits), len(hits))
-    return {"gradcam_pointing_game": float(np.mean(hits)), "gradcam_pointing_slices": len(hits)}
+    return {
+        "gradcam_pointing_game": float(np.mean(hits)),
+        "gradcam_pointing_slices": len(hits),
+        "gradcam_pointing_chance": float(np.mean(chance)),
+        "gradcam_cells": f"{heat.shape[1]}x{heat.shape[2]}",
+    }
+
+
+def _native_cam(member: Any, images: np.ndarray) -> np.ndarray:
+    """Grad-CAM at its feature map's own resolution (B, h, w): a map upsampled to the input
+    puts the maximum of an edge cell at the image's corner, so the game is played on cells."""
+    from covidct.evaluation import activation_maps
+
+    features, gradients = activation_maps.features_and_gradients(member, images)
+    return activation_maps.cam_from_gradients(features, gradients, features.shape[1:3])

@@ -62,12 +62,17 @@ def severity_sentence(record: Mapping[str, Any]) -> str | None:
 
 def pointing_sentence(record: Mapping[str, Any]) -> str | None:
     """The Grad-CAM pointing game (share of true-positive selected slices whose heat-map maximum
-    lies inside a lesion of the truth mask), or None when it was not played."""
+    lies inside a lesion of the truth mask) beside its chance level (a cell of the map drawn at
+    random), or None when it was not played."""
     game = (record.get("metrics") or {}).get("gradcam_pointing_game")
     slices = record.get("gradcam_pointing_slices")
     if game is None:
         return None
-    return f"Grad-CAM pointing game {100 * float(game):.0f}% of {slices} true-positive slices"
+    text = f"Grad-CAM pointing game {100 * float(game):.0f}% of {slices} true-positive slices"
+    chance, cells = record.get("gradcam_pointing_chance"), record.get("gradcam_cells")
+    if chance is not None:
+        text += f" on a {cells} map (a cell drawn at random: {100 * float(chance):.0f}%)"
+    return text
 
 
 def models_html(gate: Mapping[str, Any]) -> str:

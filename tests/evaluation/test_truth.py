@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from covidct.evaluation.truth import (
+    pointing_chance,
     pointing_hit,
     sensitivity_by_band,
     true_positive_slices,
@@ -80,3 +81,11 @@ def test_true_positive_slices_are_selected_covid_slices_called_covid() -> None:
         }
     )
     assert true_positive_slices(frame)["slice_id"].tolist() == ["a"]
+
+
+def test_pointing_chance_counts_the_cells_a_random_maximum_would_hit() -> None:
+    # an 8 px lesion at rows/cols 100-107: 1 of 4 quadrants; of the 8 px cells, rows 10-15
+    # reach it within 15 px (8r - 15 < 108 and 8r + 23 > 100), likewise columns: 6 x 6 cells
+    lesion = _mask(slice(100, 108), slice(100, 108))
+    assert pointing_chance((2, 2), lesion) == pytest.approx(0.25)
+    assert pointing_chance((64, 64), lesion) == pytest.approx(36 / 4096)

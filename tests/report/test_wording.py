@@ -51,11 +51,14 @@ def test_severity_and_pointing_sentences() -> None:
         "severity": {"mild": {"patients": 4, "value": 0.25, "ci_low": 0.0, "ci_high": 0.75}},
         "metrics": {"gradcam_pointing_game": 0.5},
         "gradcam_pointing_slices": 12,
+        "gradcam_pointing_chance": 0.375,
+        "gradcam_cells": "2x2",
     }
     assert wording.severity_sentence(record) == (
         "COVID sensitivity by severity: mild 25.0% (95% CI 0.0% to 75.0%) of 4 patients"
     )
     assert wording.pointing_sentence(record) == (
-        "Grad-CAM pointing game 50% of 12 true-positive slices"
+        "Grad-CAM pointing game 50% of 12 true-positive slices on a 2x2 map (a cell drawn at "
+        "random: 38%)"
     )
     assert wording.severity_sentence({}) is None and wording.pointing_sentence({}) is None
