@@ -13,6 +13,8 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from covidct.evaluation.truth import SEVERITY_BANDS
+
 #: Shown after a model's figures when its AUC interval includes 0.5.
 CHANCE_WORDS = "no better than chance: its ROC AUC interval includes 0.5"
 
@@ -53,9 +55,10 @@ def severity_sentence(record: Mapping[str, Any]) -> str | None:
     bands = record.get("severity") or {}
     if not bands:
         return None
+    order = {band: index for index, band in enumerate(SEVERITY_BANDS)}  # JSON sorts keys
     parts = [
         f"{band} {_interval('sensitivity', item)} of {item.get('patients', '?')} patients"
-        for band, item in bands.items()
+        for band, item in sorted(bands.items(), key=lambda pair: order.get(pair[0], len(order)))
     ]
     return "COVID sensitivity by severity: " + "; ".join(parts)
 

@@ -48,14 +48,18 @@ def test_model_sentence_says_chance_in_words() -> None:
 
 def test_severity_and_pointing_sentences() -> None:
     record = {
-        "severity": {"mild": {"patients": 4, "value": 0.25, "ci_low": 0.0, "ci_high": 0.75}},
+        "severity": {
+            "severe": {"patients": 1, "value": 1.0, "ci_low": 0.2, "ci_high": 1.0},
+            "mild": {"patients": 4, "value": 0.25, "ci_low": 0.0, "ci_high": 0.75},
+        },
         "metrics": {"gradcam_pointing_game": 0.5},
         "gradcam_pointing_slices": 12,
         "gradcam_pointing_chance": 0.375,
         "gradcam_cells": "2x2",
     }
     assert wording.severity_sentence(record) == (
-        "COVID sensitivity by severity: mild 25.0% (95% CI 0.0% to 75.0%) of 4 patients"
+        "COVID sensitivity by severity: mild 25.0% (95% CI 0.0% to 75.0%) of 4 patients; "
+        "severe 100.0% (95% CI 20.0% to 100.0%) of 1 patients"
     )
     assert wording.pointing_sentence(record) == (
         "Grad-CAM pointing game 50% of 12 true-positive slices on a 2x2 map (a cell drawn at "
