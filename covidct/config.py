@@ -178,9 +178,20 @@ class GateSettings:
     sensitivity may not fall by more than this (absolute, fraction).
     """
 
-    primary_metric: str = "patient_balanced_accuracy"
+    primary_metric: str = "image_roc_auc"
     margin: float = 0.0
+    #: clinical floor of the COVID-sensitivity non-inferiority margin; the margin used is the
+    #: power analysis's for the COVID patients compared, never below it
+    #: (covidct.promotion.sensitivity.noninferiority_margin, docs/gate.md)
     sensitivity_margin: float = 0.05
+    #: planning SD, across COVID patients, of the paired per-patient sensitivity difference
+    #: (benchmarks/gate_null.py's data model: 0.19)
+    sensitivity_planning_sd: float = 0.19
+    #: a subgroup's COVID sensitivity is harmed when shown below the comparator's by more than
+    #: this (Holm across the judged subgroups, family-wise one-sided level ``alpha``)
+    subgroup_margin: float = 0.05
+    #: one-sided level of every test of the gate (the lower bound of a two-sided 95% interval)
+    alpha: float = 0.025
     first_run_policy: FirstRunPolicy = FirstRunPolicy.BEAT_BASELINE
     n_boot: int = 1000
     seed: int = 0

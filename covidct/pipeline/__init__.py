@@ -7,6 +7,8 @@ Modules:
 * ``development``: ``setup_mlflow``, ``train``, ``evaluate``, figures and Grad-CAM
 * ``decision``: ``aggregate`` (leaderboard, candidate), ``confirm``, ``gate_and_promote``,
   ``regression_check``
+* ``gate_evidence``: the gate's evidence for ``covidct.promotion.rule.judge``, the champion's
+  figures re-estimated on patients its promotion did not use
 * ``evidence``: a run's drift, temperature, calibration, subgroup and serving-check evidence
 * ``truth``: known-disease evidence (severity bands, Grad-CAM pointing game) where batches carry
   truth
@@ -78,6 +80,13 @@ if TYPE_CHECKING:
         serving_evidence,
         subgroup_rule,
     )
+    from covidct.pipeline.gate_evidence import (
+        MIN_FRESH_PATIENTS,
+        MIN_FRESH_PER_CLASS,
+        champion_figures,
+        figure_slopes,
+        gather_evidence,
+    )
     from covidct.pipeline.intake import (
         curate,
         dataset_digest,
@@ -108,11 +117,14 @@ _EXPORTS: dict[str, str] = {
     "HISTORY_PREFIX": "covidct.pipeline.context",
     "INTERVAL_METRICS": "covidct.pipeline.decision",
     "MAX_POINTING_SLICES": "covidct.pipeline.truth",
+    "MIN_FRESH_PATIENTS": "covidct.pipeline.gate_evidence",
+    "MIN_FRESH_PER_CLASS": "covidct.pipeline.gate_evidence",
     "PROBE_SLICES": "covidct.pipeline.evidence",
     "TEMPERATURE_TAG": "covidct.pipeline.evidence",
     "TRUTH_SUFFIX": "covidct.pipeline.truth",
     "WEIGHTS_DIR": "covidct.pipeline.context",
     "aggregate": "covidct.pipeline.decision",
+    "champion_figures": "covidct.pipeline.gate_evidence",
     "checkpoint_prefix": "covidct.pipeline.development",
     "choose_candidate": "covidct.pipeline.decision",
     "confirm": "covidct.pipeline.decision",
@@ -121,8 +133,10 @@ _EXPORTS: dict[str, str] = {
     "dataset_digest": "covidct.pipeline.intake",
     "discover": "covidct.pipeline.intake",
     "evaluate": "covidct.pipeline.development",
+    "figure_slopes": "covidct.pipeline.gate_evidence",
     "fit_development_temperature": "covidct.pipeline.evidence",
     "gate_and_promote": "covidct.pipeline.decision",
+    "gather_evidence": "covidct.pipeline.gate_evidence",
     "gradcam_png": "covidct.pipeline.development",
     "headline_metrics": "covidct.pipeline.development",
     "lake": "covidct.pipeline.context",
@@ -172,11 +186,14 @@ __all__ = [
     "HISTORY_PREFIX",
     "INTERVAL_METRICS",
     "MAX_POINTING_SLICES",
+    "MIN_FRESH_PATIENTS",
+    "MIN_FRESH_PER_CLASS",
     "PROBE_SLICES",
     "TEMPERATURE_TAG",
     "TRUTH_SUFFIX",
     "WEIGHTS_DIR",
     "aggregate",
+    "champion_figures",
     "checkpoint_prefix",
     "choose_candidate",
     "confirm",
@@ -185,8 +202,10 @@ __all__ = [
     "dataset_digest",
     "discover",
     "evaluate",
+    "figure_slopes",
     "fit_development_temperature",
     "gate_and_promote",
+    "gather_evidence",
     "gradcam_png",
     "headline_metrics",
     "lake",
