@@ -68,7 +68,7 @@ def sensitivity_test(
     Both tables hold the same patients (one row per slice; ``patient_id, y_true, p_covid``).
     Raises ValueError when the patient sets differ.
     """
-    from covidct.evaluation import bootstrap_weights
+    from covidct.evaluation import bootstrap_weights, encode_labels
 
     ids = pd.Index(sorted(set(candidate["patient_id"])))
     if set(comparator["patient_id"]) != set(ids):
@@ -77,12 +77,7 @@ def sensitivity_test(
     hits_b, totals_b = sensitivity_counts(comparator, ids)
     if not np.array_equal(totals, totals_b):
         raise ValueError("sensitivity test: the two tables hold different COVID slices")
-    labels = (
-        candidate.groupby("patient_id", sort=True)["y_true"]
-        .first()
-        .reindex(ids)
-        .astype(str)
-        .to_numpy()
-    )
-    weights = bootstrap_weights(labels, n_boot=n_boot, seed=seed)
+    labels = candidate.groupby("patient_id", sort=True)["y_true"].first().reindex(ids)
+    # the resamples of covidct.evaluation.paired_bootstrap on the same patients
+    weights = bootstrap_weights(encode_labels(labels), n_boot=n_boot, seed=seed)
     return studentized_noninferiority(hits_a, hits_b, totals, weights, margin=margin, alpha=alpha)
