@@ -1,53 +1,50 @@
-"""Proof that luck does not promote: the gate's false-promotion rate and power, by simulation.
+"""The gate's false-promotion rate and power, by simulation (issues 13 and 31).
 
 Weekly runs are simulated on a roster shaped like COVID-CTset and pushed through the product's
-own selection and gate code (issue 13):
+own selection code and its one pure gate rule (:func:`covidct.promotion.rule.judge`):
 
-1. The 377 patients (95 COVID, 282 normal) are split once into development (80%) and
-   sequestered (20%, stratified by label: 19 COVID + 56 normal) patients; the development
-   patients get the seed's k = 5 folds from :func:`covidct.data.folds.assign_folds` (every COVID
-   patient tested once, normal patients tested in every fold they do not train in).
-2. Each backbone (ResNet152, the baseline, and 1 or 7 challengers: the registry's other
-   backbones) scores every fold's test patients (out-of-fold) and the sequestered patients.
-3. Its patient threshold is chosen on its pooled out-of-fold development predictions (the unit
-   is (fold, patient), as ``pipeline.pooled_predictions``) by a numpy copy of
-   :func:`covidct.evaluation.choose_patient_threshold` (4 times faster; checked equal to it on
-   every 10th run, and in ``tests/promotion/test_gate_null.py``).
-4. Per fold, patient balanced accuracy and image ROC AUC (the only metrics the leaderboard's
-   ranking reads; numpy, checked equal to :func:`covidct.evaluation.headline_metrics` in the
-   tests) go to :func:`covidct.pipeline.leaderboard`; the candidate is
-   :func:`covidct.pipeline.choose_candidate` by ``patient_balanced_accuracy``.
-5. The candidate's and the baseline's sequestered predictions go to
-:func:`covidct.promotion.gate.compare`
-   (paired bootstrap :func:`covidct.evaluation.paired_bootstrap`, ``GateSettings`` defaults:
-   1,000 resamples, margin 0, sensitivity margin 0.05) and :func:`covidct.promotion.gate.decide`
-   with no
-   champion and the first-run policy ``beat-baseline`` (the most permissive real case). A
-   candidate that is the baseline itself is never promoted.
+1. Development: the 377 patients' development share (302: 76 COVID + 226 normal) gets the
+   seed's k = 5 folds from :func:`covidct.data.folds.assign_folds`. Each backbone (ResNet152, the
+   baseline, and 1 or 7 challengers) scores every fold's test patients; its patient threshold is
+   chosen on its pooled out-of-fold predictions (a numpy copy of
+   :func:`covidct.evaluation.choose_patient_threshold`, checked equal on every 10th run); per-fold
+   metrics go to :func:`covidct.pipeline.leaderboard` and the candidate is
+   :func:`covidct.pipeline.choose_candidate` by the gate's endpoint (image ROC AUC).
+2. Sequestered: 75 or 300 new patients of the same population (19 or 76 COVID; sex 50/50, age
+   bands 30/45/25%) are scored by the candidate, the baseline and, in the ``steady`` state, an
+   equal champion (``first-run``: no champion, policy ``beat-baseline``).
+3. The evidence the product gathers (``covidct.pipeline.gate_evidence``) is computed in numpy
+   with the product's statistics (:mod:`covidct.promotion.stats`: the paired patient bootstrap of
+   image ROC AUC on :func:`covidct.evaluation.bootstrap_weights` resamples, the studentized
+   COVID-sensitivity tests and their margin, the subgroup harm tests; checked equal to the
+   product's on tables in ``tests/promotion/test_gate_null.py``) and judged by
+   :func:`covidct.promotion.rule.judge`.
 
-For contrast, the *old* procedure (issue 7) selects the same way but confirms on the same pooled
-out-of-fold development predictions it selected on (winner's curse); it is judged on the first
-``--old-sims`` null runs (its bootstrap over 900 (fold, patient) units costs most of the time).
+A year: 52 weekly gates on a pool that starts at 75 patients and grows by 5 a week (the same
+patients and the champion's scores on them stay); each week a retrained baseline and one
+candidate, +10 points better than the champion in one week of eight (at random), equal
+otherwise; and a year in which every candidate is equal (the complete null).
 
 Data model. Slice ``j`` of patient ``i`` scored by backbone ``m`` has the logit
 ``(mu + shift_m) * (+1 if COVID else -1) + d_i + e_mi + eps_mij`` (``p_covid`` its sigmoid),
-with ``d_i ~ N(0, sd_patient)`` shared by every backbone (patients hard for every model),
-``e_mi ~ N(0, sd_model_patient)`` the backbone's own error on the patient, repeated on all its
-slices (the within-patient correlation) and on every fold that tests it, and ``eps_mij ~ N(0,
-sd_slice)`` fresh for every score. Each patient has ``--slices`` slices, all selected. Defaults:
-mu 1.5, sd_patient 1.0, sd_model_patient 0.7, sd_slice 1.5 (patient balanced accuracy about
-0.87, image COVID sensitivity about 0.78). Every backbone has ``shift_m = 0`` except, in the
-power scenario, one challenger whose shift is calibrated (printed) so that its expected patient
-balanced accuracy, at a threshold chosen on development data, is 5 points above the others'
-(exact over the patient population by Gauss-Hermite quadrature, averaged over simulated
-development sets with common random numbers).
+with ``d_i ~ N(0, sd_patient)`` shared by every backbone, ``e_mi ~ N(0, sd_model_patient)`` the
+backbone's own error on the patient, repeated on all its slices, and ``eps_mij ~ N(0,
+sd_slice)``. Defaults: mu 1.5, sd_patient 1.0, sd_model_patient 0.7, sd_slice 1.5, 30 slices
+(patient balanced accuracy about 0.88, image ROC AUC about 0.86). A true gain of 5 or 10 points
+is a shift calibrated so that the expected patient balanced accuracy, at a threshold chosen on
+development data, is that much higher (Gauss-Hermite quadrature, averaged over simulated
+development sets); it is about +0.05 and +0.11 of image ROC AUC.
 
-Prints the parameters and a Markdown table: procedure, truth, challengers, runs, runs whose
-candidate is not the baseline (``gated``), promotions (of the truly better backbone in the power
-rows; wrong promotions there are counted apart), the rate and its 95% Wilson interval.
+``--json`` prints one JSON object: ``scenarios`` (patients, covid_patients, challengers, state,
+true_gain, runs, promotion_rate (any promotion under the null, the better backbone's otherwise),
+se, median_detectable_auc_gain), ``equivalent_refused_by_secondary_rules`` (steady state, equal
+candidates: the largest share refused by COVID-sensitivity non-inferiority or subgroup harm over
+the scenarios, each in ``..._by_scenario``), ``promoted_optimism_points`` (recorded minus true
+patient balanced accuracy of promoted better candidates, points; ``..._as_measured`` before the
+selection correction) and ``year``.
 
-    uv run python benchmarks/gate_null.py [--sims 300] [--old-sims 100] [--seed 0]
-        [--slices 30] [--workers 2] [--n-boot 1000] [--gain 0.05] [--calibration-reps 200]
+    uv run python benchmarks/gate_null.py [--json] [--sims 150] [--years 40] [--seed 0]
+        [--slices 30] [--workers 2] [--n-boot 500] [--calibration-reps 100]
 """
 
 from __future__ import annotations
@@ -420,7 +417,8 @@ def gate_evidence(
             role, other.name, settings.primary_metric, primary, sens, len(covid), n_covid
         ))  # fmt: skip
         x, y = diff[1:], ours_ba[1:]
-        slopes[role] = {PRIMARY: float(np.cov(x, y)[0, 1] / np.var(x, ddof=1))}
+        spread = float(np.var(x, ddof=1))
+        slopes[role] = {PRIMARY: float(np.cov(x, y)[0, 1] / spread) if spread > 0 else 0.0}
     subgroups = None
     if "champion" in comparators:
         champion = comparators["champion"]
@@ -677,8 +675,8 @@ def scenario_record(
 def main(argv: list[str] | None = None) -> int:
     """Print the parameters and the rates (module docstring); ``--json``: one JSON object."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sims", type=int, default=200, help="runs per scenario")
-    parser.add_argument("--years", type=int, default=60, help="simulated years, each kind")
+    parser.add_argument("--sims", type=int, default=150, help="runs per scenario")
+    parser.add_argument("--years", type=int, default=40, help="simulated years, each kind")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--slices", type=int, default=30, help="slices per patient")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))

@@ -3,9 +3,9 @@
 Rule (``docs/gate.md``). The candidate and its comparator (the champion) are scored on the same
 sequestered patients. A subgroup of :func:`covidct.evaluation.subgroups.iter_subgroups` (sex, age
 band, series, slice thickness, source) is judged when it is strictly smaller than the whole set
-(a subgroup holding every patient, such as the single source, is the overall comparison again
-and is listed as ``whole set``) and holds at least ``GateSettings.subgroup_min_patients``
-patients, of whom at least ``GateSettings.subgroup_min_covid_patients`` have COVID. In each
+(a subgroup holding every slice of every patient, such as the single source, is the overall
+comparison again and is listed as ``whole set``) and holds at least
+``GateSettings.subgroup_min_patients`` patients, of whom at least ``GateSettings.subgroup_min_covid_patients`` have COVID. In each
 judged subgroup the studentized paired patient bootstrap
 (:func:`covidct.promotion.sensitivity.sensitivity_test`) tests harm, ``H0: difference >=
 -subgroup_margin`` against a loss beyond the margin; the candidate is refused when Holm's
@@ -142,11 +142,11 @@ def gather_subgroups(
             f"subgroup gate: candidate and {comparator} were not evaluated on the same patients "
             f"({len(differ)} differ, e.g. {sorted(differ)[:3]})"
         )
-    everyone = ours["patient_id"].nunique()
+    everyone = len(ours)
     tests = []
     for axis, level, rows in iter_subgroups(ours, age_band_edges=edges, include_all=False):
         counts = patient_counts(rows)
-        whole = counts["n_patients"] >= everyone
+        whole = len(rows) >= everyone  # every slice of every patient: the overall comparison
         judged = (
             not whole
             and counts["n_patients"] >= settings.subgroup_min_patients
