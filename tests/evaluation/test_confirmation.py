@@ -50,6 +50,10 @@ def _write_batch(lake: LocalStore, batch: str, first: int, count: int) -> pd.Dat
 
 
 def _curate(lake: LocalStore, manifest: pd.DataFrame, version: str) -> dict:
+    from covidct.data import selection
+
+    # curate marks the selected slices since selection became part of the dataset manifest
+    manifest = manifest.assign(**{selection.SELECTED_COLUMN: True})
     key = LakeLayout.dataset_manifest(version)
     buffer = io.BytesIO()
     manifest.to_parquet(buffer, index=False)
