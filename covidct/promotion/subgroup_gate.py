@@ -2,18 +2,17 @@
 
 Rule (``docs/gate.md``). The candidate and its comparator (the champion) are scored on the same
 sequestered patients. A subgroup of :func:`covidct.evaluation.subgroups.iter_subgroups` (sex, age
-band, series, slice thickness, source) is judged when it is strictly smaller than the whole set
-(a subgroup holding every slice of every patient, such as the single source, is the overall
-comparison again and is listed as ``whole set``) and holds at least
-``GateSettings.subgroup_min_patients`` patients, of whom at least ``GateSettings.subgroup_min_covid_patients`` have COVID. In each
-judged subgroup the studentized paired patient bootstrap
+band, series, slice thickness, source) is judged when it is strictly smaller than the whole set (a
+subgroup holding every slice of every patient, such as the single source, is the overall comparison
+again and is listed as ``whole set``) and holds at least ``GateSettings.subgroup_min_patients``
+patients, of whom at least ``GateSettings.subgroup_min_covid_patients`` have COVID. In each judged
+subgroup the studentized paired patient bootstrap
 (:func:`covidct.promotion.sensitivity.sensitivity_test`) tests harm, ``H0: difference >=
--subgroup_margin`` against a loss beyond the margin; the candidate is refused when Holm's
-step-down rejects some H0 at the family-wise one-sided level ``GateSettings.alpha``: an
-equivalent candidate is refused by this rule at most ``alpha`` of the time however many
-subgroups are judged. Each reason names the subgroup, e.g. ``sex=F: COVID sensitivity lost
-beyond the margin ...``. Each judged subgroup also states the smallest loss it detects with 80%
-power.
+-subgroup_margin`` against a loss beyond the margin; the candidate is refused when Holm's step-down
+rejects some H0 at the family-wise one-sided level ``GateSettings.alpha``: an equivalent candidate
+is refused by this rule at most ``alpha`` of the time however many subgroups are judged. Each
+reason names the subgroup, e.g. ``sex=F: COVID sensitivity lost beyond the margin ...``. Each
+judged subgroup also states the smallest loss it detects with 80% power.
 
 :func:`gather_subgroups` computes the evidence from prediction tables; :func:`decide_subgroups`
 is the pure rule.
