@@ -29,8 +29,8 @@ Environment variables (all optional; the defaults are the embedded stack of ``ma
 ``COVIDCT_SMTP_TO``              recipients of ``smtp`` alerts (comma-separated; empty: none)
 ``COVIDCT_AIRFLOW_URL``          base URL of the Airflow UI, for links in alerts
 ``COVIDCT_MLFLOW_URL``           base URL of the MLflow UI, for links in alerts
-``COVIDCT_GATE_MARGIN``          gate margin on the primary metric's difference (0.0)
-``COVIDCT_GATE_SENS_MARGIN``     COVID-sensitivity non-inferiority margin (0.05)
+``COVIDCT_GATE_MARGIN``          superiority margin on the primary metric's difference (0.01)
+``COVIDCT_GATE_SENS_MARGIN``     floor of the COVID-sensitivity non-inferiority margin (0.05)
 ``COVIDCT_GATE_FIRST_RUN``       first-run policy: ``beat-baseline`` (default), ``promote-best``
 ``COVIDCT_GATE_N_BOOT``          bootstrap resamples for the gate (1000)
 ``COVIDCT_SUBGROUP_MIN_PATIENTS`` smallest subgroup the subgroup table reports without a flag and
@@ -174,8 +174,8 @@ class GateSettings:
     """Promotion gate (see ``covidct.promotion.gate`` for the rule and the defaults' rationale).
 
     ``margin``: the lower bound of the 95% paired-bootstrap interval of the primary metric's
-    difference (candidate - comparator) must exceed it. ``sensitivity_margin``: COVID
-    sensitivity may not fall by more than this (absolute, fraction).
+    difference (candidate - comparator) must exceed it. ``sensitivity_margin``: the floor of the
+    COVID-sensitivity non-inferiority margin (absolute, fraction); the rule is ``docs/gate.md``.
     """
 
     primary_metric: str = "image_roc_auc"
