@@ -172,11 +172,11 @@ def _evidence(low: float, high: float, *, se: float = 0.02, sens_low: float = 0.
 @pytest.mark.parametrize(
     ("low", "high", "sens_low", "overlap", "passed", "outcome", "text"),
     [
-        (0.01, 0.05, 0.0, 0, True, Outcome.BETTER, None),
+        (0.02, 0.05, 0.0, 0, True, Outcome.BETTER, None),
         (-0.01, 0.05, 0.0, 0, False, Outcome.UNDERPOWERED, "lack of power"),
         (-0.05, -0.01, 0.0, 0, False, Outcome.WORSE, "worse"),
-        (0.01, 0.05, -0.15, 0, False, Outcome.BETTER, "non-inferiority needs the lower bound"),
-        (0.01, 0.05, 0.0, 3, False, Outcome.BETTER, "not clean"),
+        (0.02, 0.05, -0.15, 0, False, Outcome.BETTER, "non-inferiority needs the lower bound"),
+        (0.02, 0.05, 0.0, 3, False, Outcome.BETTER, "not clean"),
     ],
 )
 def test_judge_comparison(low, high, sens_low, overlap, passed, outcome, text) -> None:  # type: ignore[no-untyped-def]
@@ -243,7 +243,7 @@ def test_subgroups_holm_and_whole_set_by_hand() -> None:
 
 
 def test_judge_vetoes_are_data() -> None:
-    good = _evidence(0.01, 0.05)
+    good = _evidence(0.02, 0.05)  # lower bound above the 0.01 superiority margin
     evidence = rule.GateEvidence(
         candidate="resnet50", has_champion=True, comparisons=(good,), candidate_version="7",
         candidate_overlap=2, altered=("resnet50 v7",), serving_passed=False,
