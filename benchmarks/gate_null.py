@@ -1,58 +1,58 @@
-"""Proof that luck does not promote: the gate's false-promotion rate and power, by simulation.
+"""The gate's false-promotion rate and power, by simulation (issues 13 and 31).
 
 Weekly runs are simulated on a roster shaped like COVID-CTset and pushed through the product's
-own selection and gate code (issue 13):
+own selection code and its one pure gate rule (:func:`covidct.promotion.rule.judge`):
 
-1. The 377 patients (95 COVID, 282 normal) are split once into development (80%) and
-   sequestered (20%, stratified by label: 19 COVID + 56 normal) patients; the development
-   patients get the seed's k = 5 folds from :func:`covidct.data.folds.assign_folds` (every COVID
-   patient tested once, normal patients tested in every fold they do not train in).
-2. Each backbone (ResNet152, the baseline, and 1 or 7 challengers: the registry's other
-   backbones) scores every fold's test patients (out-of-fold) and the sequestered patients.
-3. Its patient threshold is chosen on its pooled out-of-fold development predictions (the unit
-   is (fold, patient), as ``pipeline.pooled_predictions``) by a numpy copy of
-   :func:`covidct.evaluation.choose_patient_threshold` (4 times faster; checked equal to it on
-   every 10th run, and in ``tests/promotion/test_gate_null.py``).
-4. Per fold, patient balanced accuracy and image ROC AUC (the only metrics the leaderboard's
-   ranking reads; numpy, checked equal to :func:`covidct.evaluation.headline_metrics` in the
-   tests) go to :func:`covidct.pipeline.leaderboard`; the candidate is
-   :func:`covidct.pipeline.choose_candidate` by ``patient_balanced_accuracy``.
-5. The candidate's and the baseline's sequestered predictions go to
-:func:`covidct.promotion.gate.compare`
-   (paired bootstrap :func:`covidct.evaluation.paired_bootstrap`, ``GateSettings`` defaults:
-   1,000 resamples, margin 0, sensitivity margin 0.05) and :func:`covidct.promotion.gate.decide`
-   with no
-   champion and the first-run policy ``beat-baseline`` (the most permissive real case). A
-   candidate that is the baseline itself is never promoted.
+1. Development: the 377 patients' development share (302: 76 COVID + 226 normal) gets the
+   seed's k = 5 folds from :func:`covidct.data.folds.assign_folds`. Each backbone (ResNet152, the
+   baseline, and 1 or 7 challengers) scores every fold's test patients; its patient threshold is
+   chosen on its pooled out-of-fold predictions (a numpy copy of
+   :func:`covidct.evaluation.choose_patient_threshold`, checked equal on every 10th run); per-fold
+   metrics go to :func:`covidct.pipeline.leaderboard` and the candidate is
+   :func:`covidct.pipeline.choose_candidate` by the gate's endpoint (image ROC AUC).
+2. Sequestered: 75 or 300 new patients of the same population (19 or 76 COVID; sex 50/50, age
+   bands 30/45/25%) are scored by the candidate, the baseline and, in the ``steady`` state, an
+   equal champion (``first-run``: no champion, policy ``beat-baseline``).
+3. The evidence the product gathers (``covidct.pipeline.gate_evidence``) is computed in numpy
+   with the product's statistics (:mod:`covidct.promotion.stats`: the paired patient bootstrap of
+   image ROC AUC on :func:`covidct.evaluation.bootstrap_weights` resamples, the studentized
+   COVID-sensitivity tests and their margin, the subgroup harm tests; checked equal to the
+   product's on tables in ``tests/promotion/test_gate_null.py``) and judged by
+   :func:`covidct.promotion.rule.judge`.
 
-For contrast, the *old* procedure (issue 7) selects the same way but confirms on the same pooled
-out-of-fold development predictions it selected on (winner's curse); it is judged on the first
-``--old-sims`` null runs (its bootstrap over 900 (fold, patient) units costs most of the time).
+A year: 52 weekly gates on a pool that starts at 75 patients and grows by 5 a week (the same
+patients and the champion's scores on them stay); each week a retrained baseline and one
+candidate, +10 points better than the champion in one week of eight (at random), equal
+otherwise; and a year in which every candidate is equal (the complete null).
 
 Data model. Slice ``j`` of patient ``i`` scored by backbone ``m`` has the logit
 ``(mu + shift_m) * (+1 if COVID else -1) + d_i + e_mi + eps_mij`` (``p_covid`` its sigmoid),
-with ``d_i ~ N(0, sd_patient)`` shared by every backbone (patients hard for every model),
-``e_mi ~ N(0, sd_model_patient)`` the backbone's own error on the patient, repeated on all its
-slices (the within-patient correlation) and on every fold that tests it, and ``eps_mij ~ N(0,
-sd_slice)`` fresh for every score. Each patient has ``--slices`` slices, all selected. Defaults:
-mu 1.5, sd_patient 1.0, sd_model_patient 0.7, sd_slice 1.5 (patient balanced accuracy about
-0.87, image COVID sensitivity about 0.78). Every backbone has ``shift_m = 0`` except, in the
-power scenario, one challenger whose shift is calibrated (printed) so that its expected patient
-balanced accuracy, at a threshold chosen on development data, is 5 points above the others'
-(exact over the patient population by Gauss-Hermite quadrature, averaged over simulated
-development sets with common random numbers).
+with ``d_i ~ N(0, sd_patient)`` shared by every backbone, ``e_mi ~ N(0, sd_model_patient)`` the
+backbone's own error on the patient, repeated on all its slices, and ``eps_mij ~ N(0,
+sd_slice)``. Defaults: mu 1.5, sd_patient 1.0, sd_model_patient 0.7, sd_slice 1.5, 30 slices
+(patient balanced accuracy about 0.88, image ROC AUC about 0.86). A true gain of 5 or 10 points
+is a shift calibrated so that the expected patient balanced accuracy, at a threshold chosen on
+development data, is that much higher (Gauss-Hermite quadrature, averaged over simulated
+development sets); it is about +0.05 and +0.11 of image ROC AUC.
 
-Prints the parameters and a Markdown table: procedure, truth, challengers, runs, runs whose
-candidate is not the baseline (``gated``), promotions (of the truly better backbone in the power
-rows; wrong promotions there are counted apart), the rate and its 95% Wilson interval.
+``--json`` prints one JSON object: ``scenarios`` (patients, covid_patients, challengers, state,
+true_gain, runs, promotion_rate (any promotion under the null, the better backbone's otherwise),
+se, median_detectable_auc_gain), ``equivalent_refused_by_secondary_rules`` (steady state,
+every candidate equal to the champion, ResNet152 included: the largest share refused by
+COVID-sensitivity non-inferiority or subgroup harm over the scenarios, each in
+``..._by_scenario``), ``promoted_optimism_points`` (recorded minus true
+patient balanced accuracy of promoted better candidates, points; ``..._as_measured`` before the
+selection correction) and ``year``.
 
-    uv run python benchmarks/gate_null.py [--sims 300] [--old-sims 100] [--seed 0]
-        [--slices 30] [--workers 2] [--n-boot 1000] [--gain 0.05] [--calibration-reps 200]
+    uv run python benchmarks/gate_null.py [--json] [--sims 120] [--years 30] [--seed 0]
+        [--slices 30] [--workers 2] [--n-boot 500] [--calibration-reps 100]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import math
 import multiprocessing
 import os
@@ -62,6 +62,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,7 +71,8 @@ from scipy import special, stats
 from covidct import evaluation, pipeline
 from covidct.config import FirstRunPolicy, GateSettings
 from covidct.data.folds import assign_folds
-from covidct.promotion import gate
+from covidct.promotion import gate, rule, sensitivity, stats as gate_stats, subgroup_gate
+from covidct.promotion.gate import GateVerdict
 from covidct.schema import BASELINE_BACKBONE, ClassName, Label, patient_key
 
 PRIMARY = "patient_balanced_accuracy"
@@ -83,6 +85,13 @@ CHALLENGERS: tuple[str, ...] = (
 N_COVID, N_NORMAL = 95, 282  # the COVID-CTset roster (Patient_details.csv)
 #: every this many runs, the numpy thresholds are checked against the product's function
 CHECK_EVERY = 10
+#: sequestered pool sizes, true gains (patient balanced accuracy), gate states of the scenarios
+SIZES: tuple[int, ...] = (75, 300)
+GAINS: tuple[float, ...] = (0.0, 0.05, 0.10)
+STATES: tuple[str, ...] = ("first-run", "steady")
+#: simulated age bands of sequestered patients (sex is 50/50)
+AGE_BANDS: tuple[str, ...] = ("<40", "40-59", "60+")
+AGE_SHARES: tuple[float, ...] = (0.3, 0.45, 0.25)
 Z95 = 1.959963984540054
 
 
@@ -221,104 +230,6 @@ def predictions(
     )
 
 
-def promoted(
-    candidate: str, tables: dict[str, pd.DataFrame], settings: GateSettings
-) -> tuple[bool, gate.GateVerdict]:
-    """The product's verdict on the first run (no champion): candidate against the baseline."""
-    if candidate == BASELINE_BACKBONE:
-        verdict = gate.decide(candidate, {}, has_champion=False, settings=settings)
-        return verdict.passed, verdict
-
-    def bootstrap(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float, float]:
-        return evaluation.paired_bootstrap(
-            a, b, metric, n_boot=settings.n_boot, seed=settings.seed
-        ).as_tuple()
-
-    comparison = gate.compare(
-        "baseline", BASELINE_BACKBONE, tables[candidate], tables[BASELINE_BACKBONE],
-        settings=settings, paired_bootstrap=bootstrap, overlap_patients=0,
-    )  # fmt: skip
-    verdict = gate.decide(
-        candidate, {"baseline": comparison}, has_champion=False, settings=settings
-    )
-    return verdict.passed, verdict
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One simulated run: the candidate, both procedures' verdicts, sequestered accuracies."""
-
-    candidate: str
-    promoted: bool
-    promoted_old: bool | None
-    sequestered_ba: tuple[float, ...]
-
-
-def simulate_run(
-    cohort: Cohort,
-    model: ScoreModel,
-    settings: GateSettings,
-    n_challengers: int,
-    shift: float,
-    index: int,
-    *,
-    seed: int = 0,
-    old: bool = True,
-) -> Outcome:
-    """One weekly run; ``shift`` is added to the first challenger's ``mu`` (0: all equal)."""
-    names = (BASELINE_BACKBONE, *CHALLENGERS[:n_challengers])
-    rng = np.random.default_rng([seed, n_challengers, int(shift * 1e6), index])
-    n_models, n_patients, n_slices = len(names), len(cohort.keys), model.slices
-    mu = np.full(n_models, model.mu)
-    mu[1] += shift
-    sign = np.where(cohort.covid, 1.0, -1.0)
-    latent = (
-        mu[:, None] * sign
-        + rng.normal(0.0, model.sd_patient, n_patients)
-        + rng.normal(0.0, model.sd_model_patient, (n_models, n_patients))
-    )
-
-    def scores(patients: np.ndarray) -> np.ndarray:
-        noise = rng.normal(0.0, model.sd_slice, (n_models, len(patients), n_slices))
-        return special.expit(latent[:, patients, None] + noise)
-
-    p_dev, p_seq = scores(cohort.unit_patient), scores(cohort.sequestered)
-    dev_truth, seq_truth = cohort.covid[cohort.unit_patient], cohort.covid[cohort.sequestered]
-    fraction = (p_dev > 0.5).sum(axis=-1) / n_slices
-    thresholds = np.array([choose_threshold(row, dev_truth) for row in fraction])
-    per_fold = fold_metrics(p_dev, dev_truth, cohort.unit_fold, thresholds, cohort.k)
-    evaluations = []
-    for b, name in enumerate(names):
-        for f in range(cohort.k):
-            metrics = {key: float(values[b, f]) for key, values in per_fold.items()}
-            evaluations.append({"backbone": name, "fold": f + 1, "metrics": metrics})
-    candidate = pipeline.choose_candidate(pipeline.leaderboard(evaluations), PRIMARY)
-    seq_fraction = (p_seq > 0.5).sum(axis=-1) / n_slices
-    seq_ba = balanced_accuracy(seq_fraction > thresholds[:, None], seq_truth)
-
-    unit_ids = [
-        f"fold-{f}/{cohort.keys[i]}"
-        for f, i in zip(cohort.unit_fold, cohort.unit_patient, strict=True)
-    ]  # the unit of pipeline.pooled_predictions
-    seq_ids = cohort.keys[cohort.sequestered]
-    new_tables, old_tables = {}, {}
-    for name in {candidate, BASELINE_BACKBONE}:
-        b = names.index(name)
-        new_tables[name] = predictions(seq_ids, seq_truth, p_seq[b], thresholds[b])
-        if old or index % CHECK_EVERY == 0:
-            old_tables[name] = predictions(unit_ids, dev_truth, p_dev[b], thresholds[b])
-        if index % CHECK_EVERY == 0:
-            product = evaluation.choose_patient_threshold(old_tables[name])
-            if product != thresholds[b]:
-                raise RuntimeError(
-                    f"{name}: numpy threshold {thresholds[b]} != product's {product}; "
-                    "choose_threshold no longer mirrors evaluation.choose_patient_threshold"
-                )
-    passed, _ = promoted(candidate, new_tables, settings)
-    passed_old = promoted(candidate, old_tables, settings)[0] if old else None
-    return Outcome(candidate, passed, passed_old, tuple(float(v) for v in seq_ba))
-
-
 # --------------------------------------------------------------------------- calibration
 
 
@@ -383,6 +294,329 @@ def calibrate_shift(
     return Calibration(shift, base, expected(shift), reps)
 
 
+# --------------------------------------------------------------------------- sequestered pool
+
+
+@dataclass(frozen=True, eq=False)
+class Pool:
+    """Sequestered patients: ids (sorted as created), truth, shared difficulty, subgroups."""
+
+    ids: np.ndarray
+    covid: np.ndarray
+    difficulty: np.ndarray
+    sex: np.ndarray
+    age_band: np.ndarray
+
+    def head(self, n: int) -> Pool:
+        """The first ``n`` patients (the pool as it was when it held ``n``)."""
+        return Pool(*(getattr(self, f)[:n] for f in ("ids", "covid", "difficulty", "sex",
+                                                     "age_band")))  # fmt: skip
+
+
+def covid_patients(n: int) -> int:
+    """COVID patients among ``n`` sequestered at the roster's prevalence (75 -> 19, 300 -> 76)."""
+    return round(n * N_COVID / (N_COVID + N_NORMAL))
+
+
+def make_pool(n: int, model: ScoreModel, rng: np.random.Generator) -> Pool:
+    """``n`` new patients of the roster's population; every prefix keeps about its prevalence."""
+    covid = np.zeros(n, bool)
+    covid[np.floor(np.arange(covid_patients(n)) * n / max(covid_patients(n), 1)).astype(int)] = True
+    return Pool(
+        np.array([f"seq/p{i:05d}" for i in range(n)]), covid,
+        rng.normal(0.0, model.sd_patient, n), np.where(rng.random(n) < 0.5, "F", "M"),
+        rng.choice(np.array(AGE_BANDS), n, p=AGE_SHARES),
+    )  # fmt: skip
+
+
+def score_pool(pool: Pool, mu: float, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
+    """One backbone's slice scores (n, slices) on the pool (its own patient errors and noise)."""
+    latent = (
+        mu * np.where(pool.covid, 1.0, -1.0)
+        + pool.difficulty
+        + rng.normal(0.0, model.sd_model_patient, len(pool.ids))
+    )
+    return special.expit(latent[:, None] + rng.normal(0.0, model.sd_slice, latent.shape + (
+        model.slices,)))  # fmt: skip
+
+
+def pair_wins(p: np.ndarray, covid: np.ndarray) -> np.ndarray:
+    """Per (COVID patient, normal patient): slice pairs the COVID slice wins (ties one half)."""
+    positives = p[covid]
+    flat = positives.ravel()
+    wins = np.empty((len(positives), int((~covid).sum())))
+    for j, row in enumerate(np.sort(p[~covid], axis=1)):
+        left, right = np.searchsorted(row, flat, "left"), np.searchsorted(row, flat, "right")
+        wins[:, j] = (left + 0.5 * (right - left)).reshape(positives.shape).sum(axis=1)
+    return wins
+
+
+def image_auc(wins: np.ndarray, covid: np.ndarray, weights: np.ndarray, slices: int) -> np.ndarray:
+    """Image ROC AUC per row of patient weights (the product's clustered Mann-Whitney)."""
+    w_pos, w_neg = weights[:, covid], weights[:, ~covid]
+    return ((w_pos @ wins) * w_neg).sum(axis=1) / (
+        w_pos.sum(axis=1) * w_neg.sum(axis=1) * slices * slices
+    )
+
+
+def patient_ba(
+    p: np.ndarray, threshold: float, covid: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """Patient balanced accuracy per row of patient weights (slice cut 0.5, the model's
+    patient threshold on the fraction of COVID slices)."""
+    called = (p > 0.5).mean(axis=1) > threshold
+    sens = (weights[:, covid] @ called[covid]) / weights[:, covid].sum(axis=1)
+    spec = (weights[:, ~covid] @ ~called[~covid]) / weights[:, ~covid].sum(axis=1)
+    return (sens + spec) / 2
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One backbone on the pool: slice scores, its development threshold, its true mean shift."""
+
+    name: str
+    p: np.ndarray
+    threshold: float
+    mu: float
+
+
+def gate_evidence(
+    candidate: Scored,
+    comparators: dict[str, Scored],
+    pool: Pool,
+    settings: GateSettings,
+    *,
+    has_champion: bool,
+    model: ScoreModel,
+) -> rule.GateEvidence:
+    """The evidence the product gathers (``covidct.pipeline.gate_evidence``), in numpy: the
+    paired patient bootstrap of image ROC AUC, the studentized COVID-sensitivity tests, the
+    subgroup tests against the champion (sex, age band; the single source and series equal the
+    whole set), the candidate's patient balanced accuracy and its bootstrap slope."""
+    covid, slices = pool.covid, model.slices
+    weights = _weights(covid.tobytes(), settings.n_boot, settings.seed)
+    rows = np.vstack([np.ones(len(covid)), weights])
+    ours_auc = image_auc(pair_wins(candidate.p, covid), covid, rows, slices)
+    ours_ba = patient_ba(candidate.p, candidate.threshold, covid, rows)
+    hits = {s.name: (s.p > 0.5).sum(axis=1) * covid for s in (candidate, *comparators.values())}
+    totals = np.where(covid, slices, 0)
+    n_covid = int(covid.sum())
+    margin = sensitivity.noninferiority_margin(
+        n_covid, floor=settings.sensitivity_margin, planning_sd=settings.sensitivity_planning_sd,
+        alpha=settings.alpha,
+    )  # fmt: skip
+    found, slopes = [], {}
+    for role, other in comparators.items():
+        diff = ours_auc - image_auc(pair_wins(other.p, covid), covid, rows, slices)
+        primary = gate_stats.primary_test(diff[0], diff[1:], len(covid), alpha=settings.alpha)
+        sens = gate_stats.studentized_noninferiority(
+            hits[candidate.name], hits[other.name], totals, weights, margin=margin,
+            alpha=settings.alpha,
+        )  # fmt: skip
+        found.append(gate.ComparisonEvidence(
+            role, other.name, settings.primary_metric, primary, sens, len(covid), n_covid
+        ))  # fmt: skip
+        x, y = diff[1:], ours_ba[1:]
+        spread = float(np.var(x, ddof=1))
+        slopes[role] = {PRIMARY: float(np.cov(x, y)[0, 1] / spread) if spread > 0 else 0.0}
+    subgroups = None
+    if "champion" in comparators:
+        champion = comparators["champion"]
+        subgroups = []
+        for axis, values in (("sex", pool.sex), ("age_band", pool.age_band)):
+            for level in np.unique(values):
+                member = values == level
+                n_in, c_in = int(member.sum()), int((member & covid).sum())
+                whole = n_in == len(covid)
+                test = None
+                if (not whole and n_in >= settings.subgroup_min_patients
+                        and c_in >= settings.subgroup_min_covid_patients):  # fmt: skip
+                    test = gate_stats.studentized_noninferiority(
+                        hits[candidate.name][member], hits[champion.name][member],
+                        totals[member],
+                        evaluation.bootstrap_weights(covid[member].astype(np.int8),
+                                                     n_boot=settings.n_boot, seed=settings.seed),
+                        margin=settings.subgroup_margin, alpha=settings.alpha,
+                    )  # fmt: skip
+                subgroups.append(subgroup_gate.SubgroupTest(axis, str(level), n_in, c_in, whole,
+                                                            test))  # fmt: skip
+    return rule.GateEvidence(
+        candidate=candidate.name, has_champion=has_champion, comparisons=tuple(found),
+        subgroups=None if subgroups is None else tuple(subgroups),
+        patients_used=tuple(pool.ids), figures={PRIMARY: float(ours_ba[0])},
+        figure_slopes=slopes,
+    )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=64)
+def _weights(covid: bytes, n_boot: int, seed: int) -> np.ndarray:
+    """The product's resamples of a pool (the same for every run of a size: the labels of a
+    pool of ``n`` patients are in the same places)."""
+    labels = np.frombuffer(covid, dtype=bool).astype(np.int8)
+    return evaluation.bootstrap_weights(labels, n_boot=n_boot, seed=seed)
+
+
+def true_ba(model: ScoreModel, shift: float, threshold: float) -> float:
+    """Expected patient balanced accuracy of a backbone ``shift`` above ``mu`` at ``threshold``."""
+    return float(population_balanced_accuracy(model, shift, np.array([threshold]))[0])
+
+
+def secondary_refused(verdict: GateVerdict) -> bool:
+    """A secondary rule refused: COVID sensitivity not shown non-inferior, or subgroup harm."""
+    sens = any(
+        math.isfinite(c.sensitivity_ci_low) and c.sensitivity_ci_low < -c.sensitivity_margin
+        for c in verdict.comparisons
+    )
+    return sens or (verdict.subgroups is not None and not verdict.subgroups.passed)
+
+
+# --------------------------------------------------------------------------- one run
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One simulated run: the candidate, the verdict, the figures the registry records."""
+
+    candidate: str
+    promoted: bool
+    secondary_refused: bool
+    recorded_ba: float
+    measured_ba: float
+    true_ba: float
+    detectable_gain: float
+
+
+def simulate_run(
+    cohort: Cohort,
+    model: ScoreModel,
+    settings: GateSettings,
+    n_challengers: int,
+    shift: float,
+    index: int,
+    *,
+    patients: int = 75,
+    state: str = "first-run",
+    seed: int = 0,
+) -> Outcome:
+    """One weekly run: development selection on the cohort's folds (``shift`` added to the
+    first challenger's ``mu``), then the gate on ``patients`` new sequestered patients, with an
+    equal champion in ``steady`` state (none in ``first-run``, policy ``beat-baseline``)."""
+    names = (BASELINE_BACKBONE, *CHALLENGERS[:n_challengers])
+    rng = np.random.default_rng([seed, n_challengers, int(shift * 1e6), index, patients,
+                                 state == "steady"])  # fmt: skip
+    n_models, n_slices = len(names), model.slices
+    mu = np.full(n_models, model.mu)
+    mu[1] += shift
+    sign = np.where(cohort.covid, 1.0, -1.0)
+    latent = (
+        mu[:, None] * sign
+        + rng.normal(0.0, model.sd_patient, len(cohort.keys))
+        + rng.normal(0.0, model.sd_model_patient, (n_models, len(cohort.keys)))
+    )
+    noise = rng.normal(0.0, model.sd_slice, (n_models, len(cohort.unit_patient), n_slices))
+    p_dev = special.expit(latent[:, cohort.unit_patient, None] + noise)
+    dev_truth = cohort.covid[cohort.unit_patient]
+    fraction = (p_dev > 0.5).sum(axis=-1) / n_slices
+    thresholds = np.array([choose_threshold(row, dev_truth) for row in fraction])
+    per_fold = fold_metrics(p_dev, dev_truth, cohort.unit_fold, thresholds, cohort.k)
+    evaluations = [
+        {"backbone": name, "fold": f + 1,
+         "metrics": {key: float(values[b, f]) for key, values in per_fold.items()}}
+        for b, name in enumerate(names) for f in range(cohort.k)
+    ]  # fmt: skip
+    candidate = pipeline.choose_candidate(
+        pipeline.leaderboard(evaluations), settings.primary_metric
+    )
+    if index % CHECK_EVERY == 0:
+        b = names.index(candidate)
+        unit_ids = [f"fold-{f}/{cohort.keys[i]}" for f, i in
+                    zip(cohort.unit_fold, cohort.unit_patient, strict=True)]  # fmt: skip
+        product = evaluation.choose_patient_threshold(
+            predictions(unit_ids, dev_truth, p_dev[b], thresholds[b])
+        )
+        if product != thresholds[b]:
+            raise RuntimeError("choose_threshold no longer mirrors choose_patient_threshold")
+    pool = make_pool(patients, model, rng)
+    b = names.index(candidate)
+    ours = Scored(candidate, score_pool(pool, mu[b], model, rng), thresholds[b], mu[b])
+    comparators = {}
+    if candidate != BASELINE_BACKBONE:
+        comparators["baseline"] = Scored(
+            BASELINE_BACKBONE, score_pool(pool, model.mu, model, rng), thresholds[0], model.mu
+        )
+    steady = state == "steady"
+    if steady:  # an equal champion, trained in an earlier run (its threshold: the baseline's)
+        comparators["champion"] = Scored(
+            "champion", score_pool(pool, model.mu, model, rng), thresholds[0], model.mu
+        )
+    evidence = gate_evidence(ours, comparators, pool, settings, has_champion=steady, model=model)
+    verdict = rule.judge(evidence, settings)
+    return Outcome(
+        candidate, verdict.passed, secondary_refused(verdict),
+        float(verdict.figures[PRIMARY]), float(evidence.figures[PRIMARY]),
+        true_ba(model, mu[b] - model.mu, thresholds[b]),
+        math.nan if verdict.detectable_gain is None else float(verdict.detectable_gain),
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- a year
+
+
+@dataclass(frozen=True)
+class Year:
+    """One simulated year: promotions, of which false (the candidate was not truly better)."""
+
+    promotions: int
+    false_promotions: int
+
+
+def simulate_year(
+    model: ScoreModel,
+    settings: GateSettings,
+    shift: float,
+    index: int,
+    *,
+    null: bool = False,
+    seed: int = 0,
+    weeks: int = 52,
+    start: int = 75,
+    growth: int = 5,
+    better_every: int = 8,
+) -> Year:
+    """52 weekly gates on a growing pool (``start`` patients, ``growth`` more each week; the same
+    patients stay, the champion's scores on them too). Each week a retrained baseline and one
+    candidate: ``shift`` better than the champion (the baseline before any) with probability
+    ``1 / better_every`` (never when ``null``), else equal to it."""
+    rng = np.random.default_rng([seed, 52, index, int(null)])
+    full = make_pool(start + growth * (weeks - 1), model, rng)
+    champion: Scored | None = None
+    promotions = false = 0
+    for week in range(weeks):
+        n = start + growth * week
+        pool = full.head(n)
+        better = not null and rng.random() < 1 / better_every
+        reference = champion.mu if champion is not None else model.mu
+        mu = reference + (shift if better else 0.0)
+        candidate = Scored("candidate", score_pool(full, mu, model, rng), 0.5, mu)
+        baseline = Scored(BASELINE_BACKBONE, score_pool(full, model.mu, model, rng), 0.5, model.mu)
+        comparators = {"baseline": _head(baseline, n)}
+        if champion is not None:
+            comparators["champion"] = _head(champion, n)
+        evidence = gate_evidence(
+            _head(candidate, n), comparators, pool, settings, has_champion=champion is not None,
+            model=model,
+        )  # fmt: skip
+        if rule.judge(evidence, settings).passed:
+            promotions += 1
+            false += not better
+            champion = candidate
+    return Year(promotions, false)
+
+
+def _head(scored: Scored, n: int) -> Scored:
+    return Scored(scored.name, scored.p[:n], scored.threshold, scored.mu)
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -398,6 +632,14 @@ def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
     return low, 1.0 if successes == trials else min(1.0, centre + half)
 
 
+def _pool_map(function: partial, items: Sequence[int], workers: int) -> list:
+    if workers <= 1:
+        return [function(i) for i in items]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(function, items, chunksize=max(1, len(items) // (4 * workers))))
+
+
 def run_scenario(
     cohort: Cohort,
     model: ScoreModel,
@@ -406,49 +648,50 @@ def run_scenario(
     shift: float,
     sims: int,
     *,
+    patients: int = 75,
+    state: str = "first-run",
     seed: int = 0,
-    old_runs: int | None = None,
     workers: int = 1,
 ) -> list[Outcome]:
-    """``sims`` independent runs (in ``workers`` processes; same results for any count).
-
-    The first ``old_runs`` (None: all) also judge the old procedure on the same data.
-    """
-    run = partial(simulate_run, cohort, model, settings, n_challengers, shift, seed=seed)
-    one = partial(_indexed, run, sims if old_runs is None else old_runs)
-    if workers <= 1:
-        return [one(i) for i in range(sims)]
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(one, range(sims), chunksize=max(1, sims // (4 * workers))))
+    """``sims`` independent runs (in ``workers`` processes; same results for any count)."""
+    run = partial(simulate_run, cohort, model, settings, n_challengers, shift,
+                  patients=patients, state=state, seed=seed)  # fmt: skip
+    return _pool_map(run, range(sims), workers)
 
 
-def _indexed(run: partial[Outcome], old_runs: int, index: int) -> Outcome:
-    return run(index, old=index < old_runs)
-
-
-def _row(procedure: str, truth: str, n: int, outcomes: list[Outcome], hits: int) -> str:
-    gated = sum(o.candidate != BASELINE_BACKBONE for o in outcomes)
-    low, high = wilson(hits, len(outcomes))
-    return (
-        f"| {procedure} | {truth} | {n} | {len(outcomes)} | {gated} | {hits} | "
-        f"{hits / len(outcomes):.3f} | [{low:.3f}, {high:.3f}] |"
-    )
+def scenario_record(
+    outcomes: list[Outcome], *, patients: int, challengers: int, state: str, gain: float
+) -> dict[str, Any]:
+    """One ``scenarios`` entry: promotions of any backbone under the null, of the truly better
+    one otherwise; ``se`` the binomial standard error."""
+    if gain == 0:
+        hits = sum(o.promoted for o in outcomes)
+    else:
+        hits = sum(o.promoted and o.candidate == CHALLENGERS[0] for o in outcomes)
+    runs = len(outcomes)
+    rate = hits / runs
+    detectable = [o.detectable_gain for o in outcomes if math.isfinite(o.detectable_gain)]
+    return {
+        "patients": patients, "covid_patients": covid_patients(patients),
+        "challengers": challengers, "state": state, "true_gain": gain, "runs": runs,
+        "promotion_rate": round(rate, 4), "se": round(math.sqrt(rate * (1 - rate) / runs), 4),
+        "median_detectable_auc_gain": round(float(np.median(detectable)), 4)
+        if detectable else None,
+    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the parameters and the false-promotion / power table (see module docstring)."""
+    """Print the parameters and the rates (module docstring); ``--json``: one JSON object."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sims", type=int, default=300, help="runs per scenario")
-    parser.add_argument(
-        "--old-sims", type=int, default=100, help="of which judged by the old procedure too"
-    )
+    parser.add_argument("--sims", type=int, default=120, help="runs per scenario")
+    parser.add_argument("--years", type=int, default=30, help="simulated years, each kind")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--slices", type=int, default=30, help="slices per patient")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--n-boot", type=int, default=GateSettings().n_boot)
-    parser.add_argument("--gain", type=float, default=0.05, help="true gain, power rows")
-    parser.add_argument("--calibration-reps", type=int, default=200)
+    parser.add_argument("--n-boot", type=int, default=500)
+    parser.add_argument("--calibration-reps", type=int, default=100)
+    parser.add_argument("--patients", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     settings = replace(
@@ -456,68 +699,81 @@ def main(argv: list[str] | None = None) -> int:
     )
     model = ScoreModel(slices=args.slices)
     cohort = make_cohort(slices=args.slices, seed=args.seed)
-    seq, dev = cohort.covid[cohort.sequestered], cohort.covid[cohort.development]
-    tested = cohort.covid[cohort.unit_patient]
-    print(
-        f"roster {len(cohort.keys)} patients ({cohort.covid.sum()} COVID); sequestered "
-        f"{seq.sum()} COVID + {(~seq).sum()} normal; development {dev.sum()} + {(~dev).sum()} "
-        f"in {cohort.k} folds ({tested.sum()} COVID + {(~tested).sum()} normal out-of-fold "
-        f"(fold, patient) units); {model.slices} slices per patient"
-    )
-    print(
-        f"logit = mu*(+-1) + d_i + e_mi + eps_mij: mu {model.mu}, sd_patient "
-        f"{model.sd_patient}, sd_model_patient {model.sd_model_patient}, sd_slice "
-        f"{model.sd_slice}"
-    )
-    print(
-        f"gate: {settings.primary_metric}, margin {settings.margin}, sensitivity margin "
-        f"{settings.sensitivity_margin}, {settings.n_boot} bootstrap resamples (seed "
-        f"{settings.seed}), first run, policy {settings.first_run_policy.value}; "
-        f"{args.sims} runs per row (the old procedure: the first {min(args.old_sims, args.sims)} "
-        f"null runs), seed {args.seed}, {args.workers} worker(s)",
-        flush=True,
-    )
-    calibration = calibrate_shift(
-        cohort, model, args.gain, reps=args.calibration_reps, seed=args.seed
-    )
-    print(
-        f"power: {CHALLENGERS[0]} gets mu + {calibration.shift:.3f}: expected patient balanced "
-        f"accuracy {calibration.better:.4f} against {calibration.base:.4f} (+"
-        f"{calibration.better - calibration.base:.4f}; {calibration.reps} simulated development "
-        "sets)",
-        flush=True,
-    )
-    run = partial(run_scenario, cohort, model, settings, seed=args.seed, workers=args.workers)
-    old_sims = min(args.old_sims, args.sims)
-    null = {n: run(n, 0.0, args.sims, old_runs=old_sims) for n in (1, 7)}
-    power = {n: run(n, calibration.shift, args.sims, old_runs=0) for n in (1, 7)}
-    realised = np.mean([o.sequestered_ba for o in null[7]])
-    print(f"realised mean patient balanced accuracy on the sequestered patients: {realised:.4f}")
-    print("\n| procedure | truth | challengers | runs | gated | promotions | rate | 95% CI |")
-    print("|---" * 8 + "|")
-    for n, outcomes in null.items():
-        print(_row("sequestered gate", "all equal", n, outcomes, sum(o.promoted for o in outcomes)))
-    gain = f"+{args.gain * 100:g} pts"
-    for n, outcomes in power.items():
-        hits = sum(o.promoted and o.candidate == CHALLENGERS[0] for o in outcomes)
-        print(_row("sequestered gate", f"one {gain}", n, outcomes, hits))
-    for n, outcomes in null.items():
-        hits = sum(bool(o.promoted_old) for o in outcomes[:old_sims])
-        print(_row("old: dev out-of-fold", "all equal", n, outcomes[:old_sims], hits))
-    for n, outcomes in power.items():
-        wrong = sum(o.promoted and o.candidate != CHALLENGERS[0] for o in outcomes)
-        picked = sum(o.candidate == CHALLENGERS[0] for o in outcomes)
-        print(
-            f"\n{gain}, {n} challenger(s): the better backbone was the candidate in {picked} of "
-            f"{len(outcomes)} runs; {wrong} promotion(s) of a backbone not better",
-            end="",
+    shifts = {
+        gain: calibrate_shift(cohort, model, gain, reps=args.calibration_reps, seed=args.seed)
+        for gain in GAINS if gain > 0
+    }  # fmt: skip
+    scenarios, secondary, optimism, measured = [], [], [], []
+    for state in STATES:
+        for patients in args.patients:
+            for challengers in (1, 7):
+                for gain in GAINS:
+                    shift = shifts[gain].shift if gain else 0.0
+                    outcomes = run_scenario(
+                        cohort, model, settings, challengers, shift, args.sims,
+                        patients=patients, state=state, seed=args.seed, workers=args.workers,
+                    )  # fmt: skip
+                    record = scenario_record(
+                        outcomes, patients=patients, challengers=challengers, state=state, gain=gain
+                    )
+                    scenarios.append(record)
+                    if gain == 0 and state == "steady":  # every candidate equals the champion
+                        secondary.append((patients, challengers, outcomes))
+                    for o in outcomes:
+                        if o.promoted and gain > 0 and o.candidate == CHALLENGERS[0]:
+                            optimism.append(o.recorded_ba - o.true_ba)
+                            measured.append(o.measured_ba - o.true_ba)
+                    if not args.json:
+                        print(record, flush=True)
+    refused = {
+        f"{p} patients, {c} challenger(s)": round(
+            float(np.mean([o.secondary_refused for o in g])), 4
         )
-    print(
-        "\n\npromotions: of any backbone when all are equal (false promotions; the product "
-        "promises <= 5%), of the better one otherwise (power); gated: runs whose candidate was "
-        f"not {BASELINE_BACKBONE} (else no promotion)"
-    )
-    print(f"wall time {time.perf_counter() - started:.0f} s", flush=True)
+        for p, c, g in secondary
+    }
+    year_shift = shifts[0.10].shift
+    year = partial(simulate_year, model, settings, year_shift, seed=args.seed)
+    mixed = _pool_map(year, range(args.years), args.workers)
+    null = _pool_map(partial(year, null=True), range(args.years), args.workers)
+    promotions = sum(y.promotions for y in mixed)
+    false = sum(y.false_promotions for y in mixed)
+    result = {
+        "scenarios": scenarios,
+        "equivalent_refused_by_secondary_rules": max(refused.values()) if refused else None,
+        "equivalent_refused_by_secondary_rules_by_scenario": refused,
+        "promoted_optimism_points": round(100 * float(np.mean(optimism)), 3) if optimism else None,
+        "promoted_optimism_points_as_measured": round(100 * float(np.mean(measured)), 3)
+        if measured
+        else None,
+        "year": {
+            "years": args.years,
+            "weeks": 52,
+            "pool": "75 patients, +5 a week (330 in week 52)",
+            "promotions": promotions,
+            "false_promotions": false,
+            "false_discovery_share": round(false / promotions, 4) if promotions else 0.0,
+            "complete_null_any_false_promotion": round(
+                float(np.mean([y.promotions > 0 for y in null])), 4
+            ),
+        },  # fmt: skip
+        "parameters": {
+            "endpoint": settings.primary_metric,
+            "alpha": settings.alpha,
+            "n_boot": settings.n_boot,
+            "slices": model.slices,
+            "mu": model.mu,
+            "sd_patient": model.sd_patient,
+            "sd_model_patient": model.sd_model_patient,
+            "sd_slice": model.sd_slice,
+            "sensitivity_margin_floor": settings.sensitivity_margin,
+            "sensitivity_planning_sd": settings.sensitivity_planning_sd,
+            "subgroup_margin": settings.subgroup_margin,
+            "shifts": {str(g): round(c.shift, 4) for g, c in shifts.items()},
+            "base_patient_balanced_accuracy": round(shifts[0.05].base, 4),
+        },  # fmt: skip
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
 

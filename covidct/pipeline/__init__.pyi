@@ -57,6 +57,13 @@ from .evidence import (
     serving_evidence as serving_evidence,
     subgroup_rule as subgroup_rule,
 )
+from .gate_evidence import (
+    MIN_FRESH_PATIENTS as MIN_FRESH_PATIENTS,
+    MIN_FRESH_PER_CLASS as MIN_FRESH_PER_CLASS,
+    champion_figures as champion_figures,
+    figure_slopes as figure_slopes,
+    gather_evidence as gather_evidence,
+)
 from .intake import (
     curate as curate,
     dataset_digest as dataset_digest,

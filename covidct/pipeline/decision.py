@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -26,7 +25,6 @@ from covidct.promotion import alerts as alerts_mod
 from covidct.safe_csv import csv_bytes
 from covidct.schema import (
     ALIAS_BASELINE,
-    ALIAS_CHALLENGER,
     BASELINE_BACKBONE,
     HEADLINE_METRICS,
 )
@@ -144,43 +142,36 @@ def _sequestered_predictions(store: Any, record: Mapping[str, Any]) -> pd.DataFr
     return pd.read_csv(io.BytesIO(store.read_bytes(record["predictions_key"])))
 
 
-def _tag_version(
-    settings: Settings, mlflow_client: Any, version: str, status: str, metrics: Mapping[str, Any]
-) -> None:
-    tags = {"gate_verdict": status}
-    tags |= {f"metric.{k}": "nan" if v is None else f"{v:.4f}" for k, v in metrics.items()}
-    for key, value in tags.items():
-        mlflow_client.set_model_version_tag(settings.mlflow.model_name, version, key, value)
-
-
 @releases_models
 def gate_and_promote(
     settings: Settings, confirmed: Mapping[str, Any], dag_run_id: str, send: Any = None
 ) -> dict[str, Any]:
-    """Judge the candidate on the sequestered patients (``covidct.promotion.gate``); move
-    ``@champion``.
+    """Judge the candidate on the sequestered patients; record the verdict; move ``@champion``.
 
-    ``confirmed``: the output of :func:`confirm`. Every compared model's overlap with the
-    sequestered patients it is scored on is counted (the gate refuses unless it is 0). Returns
-    ``{"verdict", "candidate", "version", "champion_before", "champion_after",
-    "champion_metrics", "sequestered_patients", "comparisons", "evaluated_model_digest",
-    "registered_model_digest", ...}``; writes ``runs/<run>/gate.json`` and a history record.
+    ``confirmed``: the output of :func:`confirm`. The evidence
+    (:func:`covidct.pipeline.gate_evidence.gather_evidence`: comparisons, subgroup tests,
+    overlap, digests, serving check) goes to the one pure rule
+    :func:`covidct.promotion.rule.judge`; its verdict, promotion or refusal alike, is recorded by
+    :func:`covidct.promotion.record.record_verdict`. Returns ``{"verdict", "candidate",
+    "version", "champion_before", "champion_after", "champion_metrics", "sequestered_patients",
+    "comparisons", "evaluated_model_digest", "registered_model_digest", "endpoint",
+    "detectable_gain", "patients_used", ...}``; writes ``runs/<run>/gate.json`` and a history
+    record.
     """
     from covidct import evaluation
-    from covidct.pipeline import evidence, truth
-    from covidct.promotion import gate, registry, subgroup_gate
+    from covidct.pipeline import evidence, gate_evidence, truth
+    from covidct.promotion import record, registry, rule
     from covidct.report import model_card
 
     setup_mlflow(settings)
     store = lake(settings)
     mlflow_client = registry.client(settings.mlflow.tracking_uri)
+    model_name = settings.mlflow.model_name
     candidate = confirmed["candidate"]
     deployables = confirmed["deployables"]
     mine = deployables[candidate]
     sequestered = confirmed["sequestered"]
-    resumed = registry.resume_promotion(
-        mlflow_client, store, settings.mlflow.model_name, dag_run_id
-    )
+    resumed = registry.resume_promotion(mlflow_client, store, model_name, dag_run_id)
     if resumed is not None:  # a retry after a crash mid-promotion: finish, never re-judge
         return _record_gate(
             store,
@@ -194,111 +185,46 @@ def gate_and_promote(
                 "champion_metrics": resumed["figures"],
             },
         )
-    champion = registry.get_champion(mlflow_client, settings.mlflow.model_name)
+    champion = registry.get_champion(mlflow_client, model_name)
     predictions = {b: _sequestered_predictions(store, r) for b, r in deployables.items()}
-
-    def bootstrap(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float, float]:
-        result = evaluation.paired_bootstrap(
-            a, b, metric, n_boot=settings.gate.n_boot, seed=settings.gate.seed
-        )
-        return result.as_tuple()
-
-    comparisons = {}
-    if candidate != BASELINE_BACKBONE and BASELINE_BACKBONE in deployables:
-        base = deployables[BASELINE_BACKBONE]
-        comparisons["baseline"] = gate.compare(
-            "baseline", f"{BASELINE_BACKBONE} v{base['version']}", predictions[candidate],
-            predictions[BASELINE_BACKBONE], settings=settings.gate, paired_bootstrap=bootstrap,
-            overlap_patients=mine["overlap_patients"] + base["overlap_patients"],
-        )  # fmt: skip
-    champion_metrics_now: dict[str, float] = {}
+    figures = {name: headline_metrics(frame, None) for name, frame in predictions.items()}
+    for name, item in deployables.items():  # known-disease figures, where truth exists
+        if item.get("gradcam_pointing_game") is not None:
+            figures[name]["gradcam_pointing_game"] = item["gradcam_pointing_game"]
     rival = confirmed.get("champion")
+    champion_metrics_now: dict[str, Any] = {}
+    champion_basis = ""
     if rival is not None:
         rival_frame = _sequestered_predictions(store, rival)
-        ours = predictions[candidate]
-        ours = ours[ours["patient_id"].isin(set(rival_frame["patient_id"]))]
-        champion_metrics_now = headline_metrics(rival_frame, None)
-        comparisons["champion"] = gate.compare(
-            "champion", f"v{rival['version']} ({rival['backbone']})", ours, rival_frame,
-            settings=settings.gate, paired_bootstrap=bootstrap,
-            overlap_patients=mine["overlap_patients"] + rival["overlap_patients"],
-        )  # fmt: skip
-    figures = {name: headline_metrics(frame, None) for name, frame in predictions.items()}
-    for name, record in deployables.items():  # known-disease figures, where truth exists
-        if record.get("gradcam_pointing_game") is not None:
-            figures[name]["gradcam_pointing_game"] = record["gradcam_pointing_game"]
-    if rival is not None:
-        figures["champion"] = champion_metrics_now
-    candidate_metrics = figures[candidate]
-    verdict = gate.decide(
-        candidate, comparisons, has_champion=champion.version is not None,
-        settings=settings.gate, figures=candidate_metrics,
-    )  # fmt: skip
-    subgroups = evidence.subgroup_rule(
-        settings, store, confirmed, predictions[candidate], bootstrap
-    )
-    if subgroups is not None:  # no subgroup may lose COVID sensitivity against the champion
-        verdict = subgroup_gate.with_subgroups(verdict, subgroups)
-    if confirmed.get("notes"):
-        verdict = replace(verdict, reasons=(*confirmed["notes"], *verdict.reasons))
-    altered = [
-        f"{name} v{record['version']}"
-        for name, record in [*deployables.items(), ("champion", rival or {})]
-        if record and record["evaluated_model_digest"] != record["registered_model_digest"]
-    ]
-    vetoes = []
-    if altered:  # what was scored is not what the registry holds: never promote on it
-        vetoes.append(f"model scored is not the model registered (digests differ): {altered}")
-    if mine["overlap_patients"]:  # even with nothing to compare with (first run)
-        vetoes.append(
-            f"{candidate} v{mine['version']} saw {mine['overlap_patients']} of the sequestered "
-            "patients "
-            "it was scored on in development: its figures are not clean"
+        figures["champion"] = headline_metrics(rival_frame, None)
+        champion_metrics_now, champion_basis = gate_evidence.champion_figures(
+            settings, store, rival_frame, champion.version
         )
     serving = evidence.serving_evidence(settings, mine, dag_run_id)  # before any alias moves
-    if not serving["passed"]:
-        vetoes.append(f"serving check of v{mine['version']} failed: {serving['reason']}")
-    if vetoes:
-        verdict = replace(
-            verdict,
-            passed=False,
-            status=gate.GateStatus.REFUSE,
-            reasons=(*verdict.reasons, *vetoes),
-        )
+    facts = gate_evidence.gather_evidence(
+        settings, store, confirmed, predictions, has_champion=champion.version is not None,
+        serving=serving, figures=figures[candidate],
+    )  # fmt: skip
+    verdict = rule.judge(facts, settings.gate)
     version = mine["version"]
     # the baseline first: when the candidate is ResNet152 itself, its gate verdict tag wins
     if BASELINE_BACKBONE in deployables:
         baseline_version = deployables[BASELINE_BACKBONE]["version"]
-        _tag_version(
-            settings, mlflow_client, baseline_version, "baseline",
-            figures[BASELINE_BACKBONE],
-        )  # fmt: skip
-        mlflow_client.set_registered_model_alias(
-            settings.mlflow.model_name, ALIAS_BASELINE, baseline_version
+        record.tag_version(
+            mlflow_client, model_name, baseline_version, "baseline", figures[BASELINE_BACKBONE]
         )
-    status = "passed" if verdict.passed else "refused"
-    _tag_version(settings, mlflow_client, version, status, candidate_metrics)
+        mlflow_client.set_registered_model_alias(model_name, ALIAS_BASELINE, baseline_version)
     reason = "; ".join(verdict.reasons)
+    record.record_verdict(
+        mlflow_client, store, model_name, passed=verdict.passed, version=version,
+        expected_champion=champion.version, reason=reason, dag_run_id=dag_run_id,
+        figures=verdict.figures, figures_basis=verdict.figures_basis,
+        patients_used=len(verdict.patients_used),
+    )  # fmt: skip
     if verdict.passed:
-        registry.promote(
-            mlflow_client, store, settings.mlflow.model_name, version=version,
-            expected_champion=champion.version, reason=reason, dag_run_id=dag_run_id,
-            figures=candidate_metrics,
-        )  # fmt: skip
         champion_after: str | None = version
-        champion_metrics = candidate_metrics
+        champion_metrics, champion_basis = dict(verdict.figures), verdict.figures_basis
     else:
-        mlflow_client.set_registered_model_alias(
-            settings.mlflow.model_name, ALIAS_CHALLENGER, version
-        )
-        registry.append_ledger(
-            store,
-            {
-                "action": "refuse", "model": settings.mlflow.model_name, "version": version,
-                "previous_champion": champion.version, "reason": reason,
-                "dag_run_id": dag_run_id, "figures": candidate_metrics,
-            },
-        )  # fmt: skip
         send_alert(
             settings, alerts_mod.AlertKind.NOT_PROMOTED, alerts_mod.Severity.INFO,
             f"candidate {candidate} (v{version}) not promoted: {reason}",
@@ -322,10 +248,16 @@ def gate_and_promote(
         "champion_before": champion.version,
         "champion_after": champion_after,
         "champion_metrics": champion_metrics,
+        "champion_metrics_basis": champion_basis,
         "sequestered_patients": sequestered["patients"],
         "sequestered_covid_patients": sequestered["covid_patients"],
         "sequester_lock": sequestered["lock"],
         "comparisons": verdict_record["comparisons"],
+        "endpoint": verdict.endpoint,
+        "detectable_gain": verdict_record["detectable_gain"],
+        "patients_used": verdict_record["patients_used"],
+        "vetoes": verdict_record["vetoes"],
+        "figures_basis": verdict.figures_basis,
         "evaluated_model_digest": mine["evaluated_model_digest"],
         "registered_model_digest": mine["registered_model_digest"],
         "candidate_primary": {
@@ -336,7 +268,7 @@ def gate_and_promote(
         },  # fmt: skip
         "models": {
             name: {
-                key: record.get(key)
+                key: item.get(key)
                 for key in (
                     "backbone",
                     "version",
@@ -351,14 +283,14 @@ def gate_and_promote(
             | sequestered_intervals(settings, frame_of[name])
             | {
                 "severity": truth.severity_evidence(settings, frame_of[name]),
-                "gradcam_pointing_slices": record.get("gradcam_pointing_slices", 0),
-                "gradcam_pointing_chance": record.get("gradcam_pointing_chance"),
-                "gradcam_cells": record.get("gradcam_cells"),
+                "gradcam_pointing_slices": item.get("gradcam_pointing_slices", 0),
+                "gradcam_pointing_chance": item.get("gradcam_pointing_chance"),
+                "gradcam_cells": item.get("gradcam_cells"),
             }
-            for name, record in [*deployables.items(), *([("champion", rival)] if rival else [])]
+            for name, item in [*deployables.items(), *([("champion", rival)] if rival else [])]
         },  # fmt: skip
         "notes": list(confirmed.get("notes") or []),
-        "subgroups": subgroups.to_dict() if subgroups is not None else None,
+        "subgroups": verdict_record["subgroups"],
         "serving_check": serving,
         "evidence": confirmed.get("evidence"),
     }

@@ -12,10 +12,9 @@ The pipeline's steps call one function each (a few lines per call site):
   sequestered ones) and stored with the registered version (tag ``temperature``); calibration
   of the sequestered predictions before and after scaling; the subgroup table of the candidate
   and the champion; all under ``runs/<run>/evidence/`` (``evidence.json`` indexes them).
-* ``gate_and_promote`` -> :func:`subgroup_rule` (the gate's subgroup rule,
-  :func:`covidct.promotion.subgroup_gate.judge_subgroups`, whose verdict the gate applies with
-  :func:`covidct.promotion.subgroup_gate.with_subgroups`) and :func:`serving_evidence` (the serving
-  check
+* ``gate_and_promote`` -> :func:`subgroup_rule` (the evidence of the gate's subgroup rule,
+  :func:`covidct.promotion.subgroup_gate.gather_subgroups`, which
+  :func:`covidct.promotion.rule.judge` decides) and :func:`serving_evidence` (the serving check
   of :mod:`covidct.promotion.serving`, run before any alias moves; a failure vetoes the promotion).
 
 Every figure shown in the run report and the model card is read from these files, written by
@@ -328,14 +327,16 @@ def subgroup_rule(
     store: Any,
     confirmed: Mapping[str, Any],
     candidate: pd.DataFrame,
-    paired_bootstrap: Callable[..., tuple[float, float, float]],
+    paired_bootstrap: Callable[..., Any] | None = None,
 ) -> Any:
-    """The gate's subgroup rule (:func:`covidct.promotion.subgroup_gate.judge_subgroups`) of the
-    candidate's sequestered predictions against the champion's, on the champion's patients;
-    None without a champion to compare with. The roster is the run's (``confirm_evidence``),
-    empty when it was not recorded."""
+    """The evidence of the gate's subgroup rule
+    (:func:`covidct.promotion.subgroup_gate.gather_subgroups`: per subgroup, its studentized
+    harm test) of the candidate's sequestered predictions against the champion's, on the
+    champion's patients; None without a champion to compare with. The roster is the run's
+    (``confirm_evidence``), empty when it was not recorded. ``paired_bootstrap`` is unused."""
     from covidct.promotion import subgroup_gate
 
+    del paired_bootstrap
     rival = confirmed.get("champion")
     if not rival:
         return None
@@ -343,10 +344,9 @@ def subgroup_rule(
     ours = candidate[candidate["patient_id"].isin(set(theirs["patient_id"]))]
     roster_key = (confirmed.get("evidence") or {}).get("roster_key")
     roster = read_parquet(store, roster_key) if roster_key and store.exists(roster_key) else None
-    return subgroup_gate.judge_subgroups(
-        ours, theirs, roster, settings=settings.gate, paired_bootstrap=paired_bootstrap,
-        comparator=f"champion v{rival['version']}",
-    )  # fmt: skip
+    return subgroup_gate.gather_subgroups(
+        ours, theirs, roster, settings=settings.gate, comparator=f"champion v{rival['version']}"
+    )
 
 
 def serving_evidence(

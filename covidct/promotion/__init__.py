@@ -5,8 +5,12 @@ Modules:
 * ``gate``: comparisons and a verdict, never an exception
 * ``registry``: MLflow aliases, compare-and-set promotion under a lock, audit ledger, rollback
 * ``alerts``: alert schema, notifier interface, JSONL notifier, metric-regression detection
-* ``subgroup_gate``: the gate's subgroup rule: no judged subgroup may lose COVID sensitivity beyond
-  the margin
+* ``subgroup_gate``: the gate's subgroup rule: no subgroup smaller than the whole set may be shown
+  to lose COVID sensitivity beyond the margin (Holm across subgroups)
+* ``rule``: the gate as one pure function, evidence to verdict (``judge``)
+* ``stats``: the gate's patient-clustered tests, Holm, detectable gain, selection correction
+* ``sensitivity``: COVID-sensitivity evidence from prediction tables, the non-inferiority margin
+* ``record``: one registry path for every verdict (``record_verdict``)
 * ``serving``: the serving check: the registered version in a fresh process, probe predictions,
   latency
 * ``mlflow_ui``: marks covidct's experiment as model training so the MLflow UI opens on the runs

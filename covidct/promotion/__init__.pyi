@@ -17,11 +17,16 @@ from .alerts import (
 from .gate import (
     SENSITIVITY_METRIC as SENSITIVITY_METRIC,
     Comparison as Comparison,
+    ComparisonEvidence as ComparisonEvidence,
     GateStatus as GateStatus,
     GateVerdict as GateVerdict,
+    Outcome as Outcome,
     PairedBootstrap as PairedBootstrap,
+    as_primary_test as as_primary_test,
     compare as compare,
     decide as decide,
+    gather as gather,
+    judge_comparison as judge_comparison,
 )
 from .mlflow_ui import (
     EXPERIMENT_KIND_TAG as EXPERIMENT_KIND_TAG,
@@ -30,6 +35,10 @@ from .mlflow_ui import (
     experiment_url as experiment_url,
     mark_model_training as mark_model_training,
     model_training_tags as model_training_tags,
+)
+from .record import (
+    record_verdict as record_verdict,
+    tag_version as tag_version,
 )
 from .registry import (
     INTENT_PREFIX as INTENT_PREFIX,
@@ -57,6 +66,21 @@ from .registry import (
     rollback as rollback,
     version_of_run as version_of_run,
 )
+from .rule import (
+    AS_MEASURED as AS_MEASURED,
+    SELECTION_CORRECTED as SELECTION_CORRECTED,
+    GateEvidence as GateEvidence,
+    judge as judge,
+    recorded_figures as recorded_figures,
+    secondary_comparator as secondary_comparator,
+    vetoes as vetoes,
+)
+from .sensitivity import (
+    NONINFERIORITY_POWER as NONINFERIORITY_POWER,
+    noninferiority_margin as noninferiority_margin,
+    sensitivity_counts as sensitivity_counts,
+    sensitivity_test as sensitivity_test,
+)
 from .serving import (
     P_COVID_TOLERANCE as P_COVID_TOLERANCE,
     PROBE_COLLECTIONS as PROBE_COLLECTIONS,
@@ -69,9 +93,25 @@ from .serving import (
     serving_check as serving_check,
     write_probe_set as write_probe_set,
 )
+from .stats import (
+    ALPHA as ALPHA,
+    POWER as POWER,
+    NoninferiorityTest as NoninferiorityTest,
+    PrimaryTest as PrimaryTest,
+    detectable_gain as detectable_gain,
+    holm as holm,
+    primary_test as primary_test,
+    selection_corrected as selection_corrected,
+    studentized_noninferiority as studentized_noninferiority,
+    weighted_patient_auc as weighted_patient_auc,
+    z as z,
+)
 from .subgroup_gate import (
     SubgroupComparison as SubgroupComparison,
+    SubgroupTest as SubgroupTest,
     SubgroupVerdict as SubgroupVerdict,
+    decide_subgroups as decide_subgroups,
+    gather_subgroups as gather_subgroups,
     judge_subgroups as judge_subgroups,
     with_subgroups as with_subgroups,
 )

@@ -1,20 +1,21 @@
-"""The gate's subgroup rule: no subgroup may lose COVID sensitivity against the champion.
+"""The gate's subgroup rule: no subgroup may be shown to lose COVID sensitivity (issue 31).
 
-Rule (issue 16). The candidate and the champion are scored on the same sequestered patients.
-For every subgroup of :func:`covidct.evaluation.subgroups.iter_subgroups` (sex, age band, series,
-slice
-thickness, source) holding at least ``GateSettings.subgroup_min_patients`` patients, of whom at
-least ``GateSettings.subgroup_min_covid_patients`` have COVID (only they enter sensitivity), the
-95% paired patient bootstrap interval of the image-level COVID-sensitivity difference
-(candidate - champion; :data:`covidct.promotion.gate.SENSITIVITY_METRIC`, the metric of the gate's
-overall non-inferiority test) is computed on that subgroup's rows. The candidate is refused when
-any lower bound is below ``-GateSettings.sensitivity_margin``; each reason names the subgroup,
-e.g. ``sex=F: COVID sensitivity difference lower bound -0.1200 < -0.0500``.
+Rule (``docs/gate.md``). The candidate and its comparator (the champion) are scored on the same
+sequestered patients. A subgroup of :func:`covidct.evaluation.subgroups.iter_subgroups` (sex, age
+band, series, slice thickness, source) is judged when it is strictly smaller than the whole set (a
+subgroup holding every slice of every patient, such as the single source, is the overall comparison
+again and is listed as ``whole set``) and holds at least ``GateSettings.subgroup_min_patients``
+patients, of whom at least ``GateSettings.subgroup_min_covid_patients`` have COVID. In each judged
+subgroup the studentized paired patient bootstrap
+(:func:`covidct.promotion.sensitivity.sensitivity_test`) tests harm, ``H0: difference >=
+-subgroup_margin`` against a loss beyond the margin; the candidate is refused when Holm's step-down
+rejects some H0 at the family-wise one-sided level ``GateSettings.alpha``: an equivalent candidate
+is refused by this rule at most ``alpha`` of the time however many subgroups are judged. Each
+reason names the subgroup, e.g. ``sex=F: COVID sensitivity lost beyond the margin ...``. Each
+judged subgroup also states the smallest loss it detects with 80% power.
 
-Smaller subgroups are not judged but listed (:attr:`SubgroupVerdict.not_judged`). Each
-subgroup's interval is marginal: with k judged subgroups the chance that at least one falsely
-refuses an equivalent candidate grows with k (a conservative rule, as a change control plan
-wants); the minimum sizes keep k and the intervals' width in check.
+:func:`gather_subgroups` computes the evidence from prediction tables; :func:`decide_subgroups`
+is the pure rule.
 """
 
 from __future__ import annotations
@@ -28,15 +29,36 @@ import pandas as pd
 
 from covidct.config import GateSettings
 from covidct.evaluation.subgroups import annotate, evaluated_rows, iter_subgroups, patient_counts
-from covidct.promotion.gate import SENSITIVITY_METRIC, GateStatus, GateVerdict, PairedBootstrap
+from covidct.promotion.gate import GateStatus, GateVerdict, PairedBootstrap
+from covidct.promotion.stats import NoninferiorityTest, detectable_gain, holm
+
+
+@dataclass(frozen=True)
+class SubgroupTest:
+    """Evidence of one subgroup: its size, whether it is the whole set, and its test (None: not
+    computed, too small or the whole set)."""
+
+    axis: str
+    subgroup: str
+    n_patients: int
+    n_covid_patients: int
+    whole_set: bool
+    test: NoninferiorityTest | None
+
+    @property
+    def name(self) -> str:
+        """``axis=subgroup``."""
+        return f"{self.axis}={self.subgroup}"
 
 
 @dataclass(frozen=True)
 class SubgroupComparison:
     """Candidate - champion COVID sensitivity in one subgroup.
 
-    ``judged``: the subgroup met both minimum sizes; otherwise ``difference``/``ci_low``/
-    ``ci_high`` are NaN and ``passed`` is True. ``reason``: empty unless it failed.
+    ``judged``: the subgroup is smaller than the whole set and met both minimum sizes; otherwise
+    ``difference``/``ci_low``/``ci_high`` are NaN and ``passed`` is True. ``reason``: empty unless
+    it failed. ``p_harm``: p-value of no loss beyond the margin; ``detectable_loss``: the loss
+    detected with 80% power at the Holm level of its rank; ``note``: why it was not judged.
     """
 
     axis: str
@@ -49,6 +71,9 @@ class SubgroupComparison:
     ci_high: float
     passed: bool
     reason: str
+    p_harm: float = math.nan
+    detectable_loss: float = math.nan
+    note: str = ""
 
     @property
     def name(self) -> str:
@@ -58,7 +83,10 @@ class SubgroupComparison:
 
 @dataclass(frozen=True)
 class SubgroupVerdict:
-    """Outcome of the subgroup rule: ``passed`` unless some judged subgroup failed."""
+    """Outcome of the subgroup rule: ``passed`` unless Holm found harm in some subgroup.
+
+    ``margin``: the subgroup margin; ``alpha``: the family-wise one-sided level.
+    """
 
     passed: bool
     reasons: tuple[str, ...]
@@ -66,6 +94,7 @@ class SubgroupVerdict:
     margin: float
     min_patients: int
     min_covid_patients: int
+    alpha: float = math.nan
 
     @property
     def not_judged(self) -> tuple[str, ...]:
@@ -81,29 +110,28 @@ class SubgroupVerdict:
         record = asdict(self)
         record["not_judged"] = list(self.not_judged)
         for item in record["comparisons"]:
-            for key in ("difference", "ci_low", "ci_high"):
+            for key in ("difference", "ci_low", "ci_high", "p_harm", "detectable_loss"):
                 item[key] = None if math.isnan(item[key]) else item[key]
         return record
 
 
-def judge_subgroups(
+def gather_subgroups(
     candidate: pd.DataFrame,
     champion: pd.DataFrame,
     roster: pd.DataFrame | None = None,
     *,
     settings: GateSettings,
-    paired_bootstrap: PairedBootstrap,
     comparator: str = "champion",
-) -> SubgroupVerdict:
-    """Apply the subgroup rule (module doc) to two models' predictions on the same patients.
+) -> tuple[SubgroupTest, ...]:
+    """The subgroup evidence: per subgroup, its size and its studentized harm test.
 
     ``candidate``, ``champion``: prediction tables (``covidct.evaluation`` schema, one row per
     slice, a ``series`` column when known) over the same patients and slices; ``roster``:
     :func:`covidct.evaluation.subgroups.patient_roster` rows for sex, age and slice thickness.
-    ``paired_bootstrap``: as for :func:`covidct.promotion.gate.compare` (the pipeline passes
-    :func:`covidct.evaluation.paired_bootstrap` with the gate's ``n_boot`` and ``seed``).
     Raises ValueError if the two tables hold different patients.
     """
+    from covidct.promotion.sensitivity import sensitivity_test
+
     edges = settings.age_band_edges
     ours = evaluated_rows(annotate(candidate, roster, age_band_edges=edges))
     theirs = evaluated_rows(annotate(champion, roster, age_band_edges=edges))
@@ -113,66 +141,116 @@ def judge_subgroups(
             f"subgroup gate: candidate and {comparator} were not evaluated on the same patients "
             f"({len(differ)} differ, e.g. {sorted(differ)[:3]})"
         )
-    margin = settings.sensitivity_margin
-    comparisons = []
+    everyone = len(ours)
+    tests = []
     for axis, level, rows in iter_subgroups(ours, age_band_edges=edges, include_all=False):
         counts = patient_counts(rows)
+        whole = len(rows) >= everyone  # every slice of every patient: the overall comparison
         judged = (
-            counts["n_patients"] >= settings.subgroup_min_patients
+            not whole
+            and counts["n_patients"] >= settings.subgroup_min_patients
             and counts["n_covid_patients"] >= settings.subgroup_min_covid_patients
         )
-        if not judged:
+        test = None
+        if judged:
+            other = theirs.loc[theirs[axis].astype(str) == level]
+            test = sensitivity_test(
+                _plain(rows), _plain(other), margin=settings.subgroup_margin,
+                n_boot=settings.n_boot, seed=settings.seed, alpha=settings.alpha,
+            )  # fmt: skip
+        tests.append(
+            SubgroupTest(
+                axis, level, counts["n_patients"], counts["n_covid_patients"], bool(whole), test
+            )
+        )
+    return tuple(tests)
+
+
+def decide_subgroups(
+    tests: Sequence[SubgroupTest], settings: GateSettings, *, comparator: str = "champion"
+) -> SubgroupVerdict:
+    """The subgroup rule (module doc) on its evidence: Holm across the judged subgroups."""
+    judged = [t for t in tests if t.test is not None]
+    p_values = [t.test.p_harm for t in judged if t.test is not None]
+    rejected = dict(zip((t.name for t in judged), holm(p_values, settings.alpha), strict=True))
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    rank = {judged[i].name: j for j, i in enumerate(order)}
+    margin = settings.subgroup_margin
+    comparisons = []
+    for item in tests:
+        name = item.name
+        if item.test is None:
+            note = "whole set: judged as the overall comparison" if item.whole_set else (
+                "below the minimum size"
+            )  # fmt: skip
             comparisons.append(
                 SubgroupComparison(
-                    axis,
-                    level,
-                    counts["n_patients"],
-                    counts["n_covid_patients"],
+                    item.axis,
+                    item.subgroup,
+                    item.n_patients,
+                    item.n_covid_patients,
                     False,
                     math.nan,
                     math.nan,
                     math.nan,
                     True,
                     "",
+                    note=note,
                 )  # fmt: skip
             )
             continue
-        other = theirs.loc[theirs[axis].astype(str) == level]
-        difference, low, high = paired_bootstrap(_plain(rows), _plain(other), SENSITIVITY_METRIC)
-        passed = low >= -margin  # NaN fails, as in covidct.promotion.gate.compare
+        test = item.test
+        level = settings.alpha / (len(judged) - rank[name])
+        harmed = bool(rejected[name])
         reason = (
-            ""
-            if passed
-            else (
-                f"{axis}={level}: COVID sensitivity difference lower bound {low:+.4f} < "
-                f"{-margin:+.4f} (vs {comparator}: difference {difference:+.4f}, 95% CI "
-                f"[{low:+.4f}, {high:+.4f}], {counts['n_patients']} patients, "
-                f"{counts['n_covid_patients']} with COVID)"
-            )
+            f"{name}: COVID sensitivity lost beyond the margin {margin:.4f} (vs {comparator}: "
+            f"difference {test.difference:+.4f}, studentized 95% CI [{test.lower:+.4f}, "
+            f"{test.upper:+.4f}], p {test.p_harm:.4f} within Holm's level {level:.4f}; "
+            f"{item.n_patients} patients, {item.n_covid_patients} with COVID)"
+            if harmed
+            else ""
         )
         comparisons.append(
             SubgroupComparison(
-                axis,
-                level,
-                counts["n_patients"],
-                counts["n_covid_patients"],
+                item.axis,
+                item.subgroup,
+                item.n_patients,
+                item.n_covid_patients,
                 True,
-                float(difference),
-                float(low),
-                float(high),
-                bool(passed),
+                float(test.difference),
+                float(test.lower),
+                float(test.upper),
+                not harmed,
                 reason,
+                float(test.p_harm),
+                margin + detectable_gain(test.se, alpha=level),
             )  # fmt: skip
         )
     reasons = tuple(c.reason for c in comparisons if not c.passed)
     return SubgroupVerdict(
         not reasons, reasons, tuple(comparisons), margin, settings.subgroup_min_patients,
-        settings.subgroup_min_covid_patients,
+        settings.subgroup_min_covid_patients, settings.alpha,
     )  # fmt: skip
 
 
+def judge_subgroups(
+    candidate: pd.DataFrame,
+    champion: pd.DataFrame,
+    roster: pd.DataFrame | None = None,
+    *,
+    settings: GateSettings,
+    paired_bootstrap: PairedBootstrap | None = None,
+    comparator: str = "champion",
+) -> SubgroupVerdict:
+    """:func:`gather_subgroups` then :func:`decide_subgroups` (``paired_bootstrap`` is no longer
+    used: the subgroup tests are studentized; kept for callers)."""
+    del paired_bootstrap
+    tests = gather_subgroups(candidate, champion, roster, settings=settings, comparator=comparator)
+    return decide_subgroups(tests, settings, comparator=comparator)
+
+
 def _plain(rows: pd.DataFrame) -> pd.DataFrame:
-    """Drop the subgroup columns: the bootstrap gets the evaluation schema only."""
+    """Drop the subgroup columns: the tests get the evaluation schema only."""
     return rows.drop(columns=["sex", "age_band", "slice_thickness", "source"])
 
 

@@ -316,7 +316,13 @@ def render_card(settings: Settings, version: str) -> str:
     criteria = _kv([
         ("primary metric", settings.gate.primary_metric),
         ("margin on its difference's 95% lower bound", settings.gate.margin),
-        ("COVID sensitivity non-inferiority margin", settings.gate.sensitivity_margin),
+        ("COVID sensitivity non-inferiority margin",
+         f"power analysis for the COVID patients compared, at least "
+         f"{settings.gate.sensitivity_margin}"),
+        ("subgroup harm margin (Holm)", settings.gate.subgroup_margin),
+        ("smallest gain this decision detects with 80% power",
+         "-" if gate.get("detectable_gain") is None else f"{gate['detectable_gain']:+.4f}"),
+        ("champion figures", gate.get("figures_basis") or "-"),
         ("first-run policy", settings.gate.first_run_policy.value),
         ("bootstrap resamples", settings.gate.n_boot),
         ("subgroup rule minimum patients / COVID patients",

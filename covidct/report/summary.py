@@ -124,16 +124,31 @@ def evidence_lines(candidate: str, comparisons: list[dict[str, Any]]) -> list[st
     lines = []
     for item in comparisons:
         metric = str(item["metric"]).replace("_", " ")
+        if item.get("sensitivity_difference") is None:  # judged against the champion only
+            sensitivity = "COVID sensitivity not judged against it"
+        else:
+            sensitivity = (
+                f"COVID sensitivity {_points(item['sensitivity_difference'])} points (95% CI "
+                f"{_points(item['sensitivity_ci_low'])} to "
+                f"{_points(item['sensitivity_ci_high'])})"
+            )
         lines.append(
             f"  evidence vs {item['comparator']} {item['comparator_name']} on "
             f"{item.get('n_patients', '?')} sequestered patients (overlap "
             f"{item.get('overlap_patients', '?')}): {metric} of {candidate} minus theirs "
-            f"{100 * item['difference']:+.1f} points (95% CI {100 * item['ci_low']:+.1f} to "
-            f"{100 * item['ci_high']:+.1f}); COVID sensitivity "
-            f"{100 * item['sensitivity_difference']:+.1f} points (95% CI "
-            f"{100 * item['sensitivity_ci_low']:+.1f} to {100 * item['sensitivity_ci_high']:+.1f})"
+            f"{_points(item['difference'])} points (95% CI {_points(item['ci_low'])} to "
+            f"{_points(item['ci_high'])}); {sensitivity}"
         )
+        if item.get("outcome"):
+            gain = item.get("detectable_gain")
+            detects = f"; detects {_points(gain)} points with 80% power" if gain is not None else ""
+            lines.append(f"    outcome: {item['outcome']}{detects}")
     return lines
+
+
+def _points(value: Any) -> str:
+    """A difference (fraction) in signed percentage points, ``n/a`` when undefined."""
+    return "n/a" if value is None else f"{100 * float(value):+.1f}"
 
 
 def confirmation_lines(gate: dict[str, Any]) -> list[str]:

@@ -50,6 +50,10 @@ def _write_batch(lake: LocalStore, batch: str, first: int, count: int) -> pd.Dat
 
 
 def _curate(lake: LocalStore, manifest: pd.DataFrame, version: str) -> dict:
+    from covidct.data import selection
+
+    # curate marks the selected slices since selection became part of the dataset manifest
+    manifest = manifest.assign(**{selection.SELECTED_COLUMN: True})
     key = LakeLayout.dataset_manifest(version)
     buffer = io.BytesIO()
     manifest.to_parquet(buffer, index=False)
@@ -298,12 +302,16 @@ def _subgroup_case(missed: set[str]) -> pd.DataFrame:
 
 
 def test_gate_refuses_a_candidate_that_regresses_in_one_subgroup(weeks: dict) -> None:
-    """Forged evidence: the candidate misses 3 of source b's 10 COVID patients the champion
+    """Forged evidence: the candidate misses 8 of source b's 10 COVID patients the champion
     finds, and finds 10 of source a's the champion misses (better overall); gate_and_promote
-    refuses it naming source=b, and only source=b."""
+    refuses it naming source=b, and only source=b.
+
+    Issue 31: harm in a subgroup must now be shown beyond the margin with family-wise (Holm)
+    control; 3 missed of 10 (the old case) gives p about 0.06 for a loss beyond 5 points, not
+    evidence of harm, so the forged loss is 8 of 10 (80 points)."""
     settings, lake = weeks["settings"], weeks["lake"]
     confirmed, _, _ = weeks["week2"]
-    candidate = _subgroup_case({f"b/p{i:03d}" for i in (100, 102, 104)})
+    candidate = _subgroup_case({f"b/p{i:03d}" for i in range(100, 116, 2)})
     champion = _subgroup_case({f"a/p{i:03d}" for i in range(0, 20, 2)})
     lake.write_bytes("runs/forged/candidate.csv", candidate.to_csv(index=False).encode())
     lake.write_bytes("runs/forged/champion.csv", champion.to_csv(index=False).encode())
@@ -313,10 +321,10 @@ def test_gate_refuses_a_candidate_that_regresses_in_one_subgroup(weeks: dict) ->
     gated = pipeline.gate_and_promote(settings, forged, "manual__subgroup", send=lambda a: None)
     assert not gated["verdict"]["passed"]
     (reason,) = gated["subgroups"]["reasons"]
-    assert reason.startswith("source=b: COVID sensitivity difference lower bound")
+    assert reason.startswith("source=b: COVID sensitivity lost beyond the margin")
     assert reason in gated["verdict"]["reasons"]
     judged = {c["subgroup"]: c for c in gated["subgroups"]["comparisons"] if c["axis"] == "source"}
-    assert judged["b"]["judged"] and judged["b"]["difference"] == pytest.approx(-0.3)
+    assert judged["b"]["judged"] and judged["b"]["difference"] == pytest.approx(-0.8)
     assert judged["a"]["passed"] and judged["a"]["difference"] == pytest.approx(0.2)
     assert gated["champion_after"] == gated["champion_before"]
 

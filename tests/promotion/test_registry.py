@@ -123,3 +123,37 @@ def test_setup_marks_the_experiment_as_model_training(
     reader.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "genai_development")
     pipeline.setup_mlflow(settings)
     assert reader.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == "genai_development"
+
+
+def test_record_verdict_is_one_path_for_promotion_and_refusal(setup) -> None:  # type: ignore[no-untyped-def]
+    """Issue 34 item 2: promote and refuse through record.record_verdict, tags and ledger alike."""
+    from covidct.promotion import record
+    from covidct.schema import ALIAS_CHALLENGER
+
+    client, store, uris = setup
+    registry.ensure_registered_model(client, NAME)
+    first = _register(client, uris, 0, "run-1")
+    second = _register(client, uris, 1, "run-2")
+    figures = {"patient_balanced_accuracy": 0.9, "image_roc_auc": None}
+    promoted = record.record_verdict(
+        client, store, NAME, passed=True, version=first, expected_champion=None,
+        reason="beats", dag_run_id="run-1", figures=figures,
+        figures_basis="selection-corrected: ...", patients_used=75,
+    )  # fmt: skip
+    assert promoted["action"] == "promote" and promoted["patients_used"] == 75
+    assert str(client.get_model_version_by_alias(NAME, ALIAS_CHAMPION).version) == first
+    refused = record.record_verdict(
+        client, store, NAME, passed=False, version=second, expected_champion=first,
+        reason="not shown better", dag_run_id="run-2", figures=figures,
+        figures_basis="as measured", patients_used=80,
+    )  # fmt: skip
+    assert refused["action"] == "refuse" and refused["previous_champion"] == first
+    assert str(client.get_model_version_by_alias(NAME, ALIAS_CHALLENGER).version) == second
+    assert str(client.get_model_version_by_alias(NAME, ALIAS_CHAMPION).version) == first
+    tags = client.get_model_version(NAME, second).tags
+    assert tags["gate_verdict"] == "refused" and tags["figures_basis"] == "as measured"
+    assert tags["metric.patient_balanced_accuracy"] == "0.9000"
+    assert tags["metric.image_roc_auc"] == "nan"
+    assert client.get_model_version(NAME, first).tags["gate_verdict"] == "passed"
+    actions = [(r["action"], r["version"]) for r in registry.read_ledger(store)]
+    assert actions == [("promote", first), ("refuse", second)]
