@@ -32,6 +32,7 @@ from .calibration import (
     calibration_summary as calibration_summary,
     expected_calibration_error as expected_calibration_error,
     fit_temperature as fit_temperature,
+    guarded_temperature as guarded_temperature,
     negative_log_likelihood as negative_log_likelihood,
     plot_reliability_diagram as plot_reliability_diagram,
     reliability_table as reliability_table,

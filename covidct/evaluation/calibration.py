@@ -168,8 +168,13 @@ class TemperatureFit:
     nll_after: float
     n_predictions: int
     at_bound: bool
+    #: False when the fit is not applied (:func:`guarded_temperature`): ``temperature`` is then
+    #: 1 and ``fitted`` the refused value, ``reason`` says why
+    applied: bool = True
+    fitted: float | None = None
+    reason: str = ""
 
-    def to_dict(self) -> dict[str, float | int | bool]:
+    def to_dict(self) -> dict[str, float | int | bool | str | None]:
         """Plain dict, e.g. for MLflow params/tags of the registered model."""
         return {
             "temperature": self.temperature,
@@ -177,6 +182,9 @@ class TemperatureFit:
             "nll_after": self.nll_after,
             "n_predictions": self.n_predictions,
             "at_bound": self.at_bound,
+            "applied": self.applied,
+            "fitted": self.fitted,
+            "reason": self.reason,
         }
 
 
@@ -223,6 +231,50 @@ def fit_temperature(
         int(truth.size),
         at_bound,
     )
+
+
+def guarded_temperature(
+    y_true: Iterable[object], p_covid: Iterable[object], folds: Iterable[object]
+) -> TemperatureFit:
+    """:func:`fit_temperature` on every prediction, applied only when it holds up: a fit at its
+    search bound (the data say nothing about T) or one whose cross-fitted NLL (T fitted on the
+    other folds, NLL on each fold in turn) is not below the unscaled NLL is refused: the result
+    then has ``temperature`` 1, ``applied`` False, ``fitted`` the refused T and a ``reason``.
+
+    ``folds``: each prediction's development fold (out-of-fold predictions). A fold whose
+    complement lacks a class is left out of the cross-fit; with no fold left the check is the
+    in-sample NLL. Raises ValueError as :func:`fit_temperature`.
+    """
+    truth, scores = _inputs(y_true, p_covid)
+    groups = np.asarray(list(folds), dtype=object)
+    fit = fit_temperature(truth, scores)
+    if fit.at_bound:
+        return _refused(fit, f"T = {fit.temperature:.3g} sits at its search bound")
+    scaled, unscaled, count = 0.0, 0.0, 0
+    for fold in pd.unique(groups):
+        held, rest = groups == fold, groups != fold
+        if truth[rest].min() == truth[rest].max():
+            continue
+        other = fit_temperature(truth[rest], scores[rest])
+        scaled += negative_log_likelihood(truth[held], scores[held], other.temperature) * held.sum()
+        unscaled += negative_log_likelihood(truth[held], scores[held], 1.0) * held.sum()
+        count += int(held.sum())
+    if count == 0:
+        scaled, unscaled, count = fit.nll_after, fit.nll_before, 1
+    if scaled >= unscaled:
+        return _refused(
+            fit,
+            f"T = {fit.temperature:.3g} does not improve held-out calibration (cross-fitted NLL "
+            f"{scaled / count:.4f} against {unscaled / count:.4f} unscaled)",
+        )
+    return fit
+
+
+def _refused(fit: TemperatureFit, reason: str) -> TemperatureFit:
+    return TemperatureFit(
+        1.0, fit.nll_before, fit.nll_before, fit.n_predictions, fit.at_bound, False,
+        fit.temperature, reason,
+    )  # fmt: skip
 
 
 def scale_predictions(predictions: pd.DataFrame, temperature: float) -> pd.DataFrame:

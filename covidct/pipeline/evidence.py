@@ -214,13 +214,15 @@ def fit_development_temperature(store: Any, evaluations: Any, backbone: str) -> 
     """:func:`covidct.evaluation.calibration.fit_temperature` on the backbone's development
     out-of-fold
     test predictions (each development test patient scored by the fold model that did not train
-    on it; no sequestered patient). Returns the
-    :class:`~covidct.evaluation.calibration.TemperatureFit`."""
+    on it; no sequestered patient), guarded (:func:`~covidct.evaluation.calibration.
+    guarded_temperature`: a T at its bound, or one that does not lower the cross-fitted NLL, is
+    not applied: T = 1, flagged). Returns the :class:`~covidct.evaluation.calibration.
+    TemperatureFit`."""
     from covidct import pipeline
     from covidct.evaluation import calibration
 
     oof = pipeline.pooled_predictions(store, evaluations, backbone)
-    return calibration.fit_temperature(oof["y_true"], oof["p_covid"])
+    return calibration.guarded_temperature(oof["y_true"], oof["p_covid"], oof["fold"])
 
 
 def _store_temperature(settings: Settings, client: Any, version: str, fit: Any) -> None:

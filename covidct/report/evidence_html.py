@@ -129,7 +129,13 @@ def calibration_html(models: Mapping[str, Mapping[str, Any]]) -> str:
         "as p = sigmoid(logit(p) / T); decisions at 0.5 and AUCs do not change. ECE: 15 "
         "equal-width bins of p(COVID) (Guo et al. 2017).</p>"
     )
-    return table_html(header, rows, table_class="text") + note
+    refused = [
+        f"{name}: not applied (T = 1): {(entry.get('temperature_fit') or {}).get('reason')}"
+        for name, entry in models.items()
+        if (entry.get("temperature_fit") or {}).get("applied") is False
+    ]
+    flagged = "".join(f'<p class="fail">{escape(text)}.</p>' for text in refused)
+    return table_html(header, rows, table_class="text") + flagged + note
 
 
 def drift_html(records: Sequence[Mapping[str, Any]]) -> str:

@@ -17,6 +17,7 @@ from covidct.evaluation.calibration import (
     calibration_summary,
     expected_calibration_error,
     fit_temperature,
+    guarded_temperature,
     negative_log_likelihood,
     plot_reliability_diagram,
     reliability_table,
@@ -152,3 +153,31 @@ def test_frame_helpers_and_the_figure() -> None:
     assert labels[0] == "perfect calibration"
     assert labels[1].startswith(f"before scaling (ECE {before['ece']:.3f}")
     assert len(figure.axes) == 2
+
+
+def test_a_guarded_temperature_is_applied_when_it_holds_up_out_of_fold() -> None:
+    truth, p = _overconfident(4000, seed=4, temperature=3.0)
+    fit = guarded_temperature(truth, p, np.arange(4000) % 2)
+    assert fit.applied and fit.temperature == pytest.approx(3.0, rel=0.15) and fit.reason == ""
+
+
+def test_a_temperature_at_its_bound_is_not_applied() -> None:
+    # separable: the NLL keeps falling as T shrinks, the fit stops at the bound (0.05)
+    fit = guarded_temperature([1, 1, 0, 0], [0.9, 0.8, 0.2, 0.1], [0, 1, 0, 1])
+    assert not fit.applied and fit.temperature == 1.0
+    assert fit.fitted == pytest.approx(0.05) and "search bound" in fit.reason
+    assert fit.nll_after == fit.nll_before  # what is served is unscaled
+
+
+def test_a_temperature_that_worsens_held_out_calibration_is_not_applied() -> None:
+    # fold 0 is overconfident (T 3 would fit it), fold 1 underconfident (T 0.4): each fold's
+    # temperature, fitted on the other, makes the held-out fold worse than no scaling
+    t0, p0 = _overconfident(2000, seed=5, temperature=3.0)
+    t1, p1 = _overconfident(2000, seed=6, temperature=0.4)
+    truth, p = np.concatenate([t0, t1]), np.concatenate([p0, p1])
+    folds = np.repeat([0, 1], 2000)
+    fit = guarded_temperature(truth, p, folds)
+    assert not fit.applied and fit.temperature == 1.0
+    assert "does not improve held-out calibration" in fit.reason
+    held_out = negative_log_likelihood(t1, p1, fit_temperature(t0, p0).temperature)
+    assert held_out > negative_log_likelihood(t1, p1, 1.0)  # the reason, by hand
