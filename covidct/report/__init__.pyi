@@ -77,6 +77,7 @@ from .summary import (
 from .wording import (
     CHANCE_WORDS as CHANCE_WORDS,
     curation_html as curation_html,
+    interval_text as interval_text,
     model_sentence as model_sentence,
     models_html as models_html,
     pointing_sentence as pointing_sentence,

@@ -163,11 +163,11 @@ def confirmation_lines(gate: dict[str, Any]) -> list[str]:
         f"{lock.get('epoch', '?')}), never trained, validated or thresholded on"
     ]
     if primary.get("value") is not None:
-        lines.append(
-            f"  {gate['candidate']} {str(primary['metric']).replace('_', ' ')} "
-            f"{100 * primary['value']:.1f}% (95% CI {100 * (primary['ci_low'] or 0):.1f} to "
-            f"{100 * (primary['ci_high'] or 0):.1f})"
-        )
+        from covidct.report.wording import interval_text
+
+        metric = str(primary["metric"])
+        shown = metric.replace("_", " ").replace("roc auc", "ROC AUC")
+        lines.append(f"  {gate['candidate']} {shown} {interval_text(metric, primary)}")
     same = gate.get("evaluated_model_digest") == gate.get("registered_model_digest")
     lines.append(
         f"  model evaluated = model registered: {'yes' if same else 'NO'} (digest "

@@ -19,7 +19,10 @@ from covidct.evaluation.truth import SEVERITY_BANDS
 CHANCE_WORDS = "no better than chance: its ROC AUC interval includes 0.5"
 
 
-def _interval(metric: str, item: Mapping[str, Any] | None) -> str:
+def interval_text(metric: str, item: Mapping[str, Any] | None) -> str:
+    """``value (95% CI low to high)`` of ``item`` (``{"value", "ci_low", "ci_high"}``, fractions):
+    an AUC as a fraction (3 decimals), any other metric (a rate) in percent; "undefined" without
+    a value."""
     if not item or item.get("value") is None:
         return "undefined"
     scale, unit, digits = (1.0, "", 3) if metric.endswith("auc") else (100.0, "%", 1)
@@ -37,11 +40,11 @@ def model_sentence(name: str, record: Mapping[str, Any]) -> str:
     ``record``: a ``gate.json`` ``models`` entry (``version``, ``patients``, ``intervals``,
     ``no_better_than_chance``)."""
     intervals = record.get("intervals") or {}
+    auc, accuracy = "image_roc_auc", "patient_balanced_accuracy"
     text = (
         f"{name} v{record.get('version', '?')} on {record.get('patients', '?')} sequestered "
-        f"patients: image ROC AUC {_interval('image_roc_auc', intervals.get('image_roc_auc'))}, "
-        "patient balanced accuracy "
-        f"{_interval('patient_balanced_accuracy', intervals.get('patient_balanced_accuracy'))}"
+        f"patients: image ROC AUC {interval_text(auc, intervals.get(auc))}, "
+        f"patient balanced accuracy {interval_text(accuracy, intervals.get(accuracy))}"
     )
     if record.get("no_better_than_chance"):
         text += f": {CHANCE_WORDS}"
@@ -57,7 +60,7 @@ def severity_sentence(record: Mapping[str, Any]) -> str | None:
         return None
     order = {band: index for index, band in enumerate(SEVERITY_BANDS)}  # JSON sorts keys
     parts = [
-        f"{band} {_interval('sensitivity', item)} of {item.get('patients', '?')} patients"
+        f"{band} {interval_text('sensitivity', item)} of {item.get('patients', '?')} patients"
         for band, item in sorted(bands.items(), key=lambda pair: order.get(pair[0], len(order)))
     ]
     return "COVID sensitivity by severity: " + "; ".join(parts)

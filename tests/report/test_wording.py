@@ -66,3 +66,21 @@ def test_severity_and_pointing_sentences() -> None:
         "random: 38%)"
     )
     assert wording.severity_sentence({}) is None and wording.pointing_sentence({}) is None
+
+
+@pytest.mark.parametrize(
+    ("metric", "shown"),
+    [
+        ("image_roc_auc", "resnet152 image ROC AUC 0.760 (95% CI 0.606 to 0.895)"),
+        ("patient_balanced_accuracy", "resnet152 patient balanced accuracy 76.0% (95% CI 60.6% "),
+    ],
+)
+def test_the_candidates_figure_is_shown_in_its_metrics_unit(metric: str, shown: str) -> None:
+    from covidct.report.summary import confirmation_lines
+
+    gate = {
+        "sequestered_patients": 50,
+        "candidate": "resnet152",
+        "candidate_primary": {"metric": metric, "value": 0.76, "ci_low": 0.606, "ci_high": 0.895},
+    }
+    assert confirmation_lines(gate)[1].strip().startswith(shown)
