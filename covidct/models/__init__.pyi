@@ -21,6 +21,7 @@ from .weights import (
     ChannelAdaptation as ChannelAdaptation,
     WeightsCache as WeightsCache,
     WeightsCacheLike as WeightsCacheLike,
+    WeightsSpec as WeightsSpec,
     fetch_weights_file as fetch_weights_file,
     load_weights as load_weights,
     resolve_weights_file as resolve_weights_file,

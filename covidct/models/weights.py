@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 import keras
@@ -18,10 +18,23 @@ import numpy as np
 from covidct.lake.backends import open_store
 from covidct.lake.storage import IntegrityError, ObjectStore, atomic_write, sha256_hex
 
-if TYPE_CHECKING:
-    from covidct.models.backbones import BackboneSpec
-
 logger = logging.getLogger(__name__)
+
+
+class WeightsSpec(Protocol):
+    """What loading weights needs of a registry entry (a
+    :class:`covidct.models.backbones.BackboneSpec`, which stands above this module): its name,
+    its ImageNet "notop" file name and its Keras Applications constructor."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def imagenet_file(self) -> str: ...
+
+    @property
+    def application(self) -> Any: ...
+
 
 #: Suffix of the optional digest sidecar beside a cached weights file (``sha256sum`` format).
 SHA256_SIDECAR = ".sha256"
@@ -47,7 +60,7 @@ class WeightsCache:
 
     ``location``: a local folder (``/opt/weights`` or ``file:///opt/weights``) or an object
     store URI (``s3://bucket/prefix``, see :func:`covidct.lake.backends.open_store`) holding the
-    Keras Applications "notop" files under their own names (``BackboneSpec.imagenet_file``),
+    Keras Applications "notop" files under their own names (``WeightsSpec.imagenet_file``),
     each optionally beside ``<file>.sha256`` (hex digest; ``sha256sum`` output works).
     ``s3_endpoint_url``: endpoint of a non-AWS S3 server (credentials: boto3's default chain).
     ``local_dir``: where files of a remote location are copied (the worker's work dir); needed
@@ -170,7 +183,7 @@ def _check_weights_bytes(store: ObjectStore, file_name: str, data: bytes, size: 
 
 
 def resolve_weights_file(
-    spec: BackboneSpec, weights: str | Path, weights_cache: WeightsCacheLike
+    spec: WeightsSpec, weights: str | Path, weights_cache: WeightsCacheLike
 ) -> Path:
     """The local file that ``weights`` names. Never downloads from the internet.
 
@@ -196,7 +209,7 @@ def resolve_weights_file(
 
 def load_weights(
     model: keras.Model,
-    spec: BackboneSpec,
+    spec: WeightsSpec,
     weights: str | Path,
     weights_cache: WeightsCacheLike,
     adaptation: ChannelAdaptation,

@@ -5,6 +5,7 @@ Modules:
 * ``summary``: run summary (leaderboard, decision, quarantined batches, artifact locations); writes
   the run's page
 * ``html_report``: one HTML page per run with its pictures
+* ``pictures``: a picture record, file-name-safe names, copying a PNG beside the page
 * ``evidence_html``: HTML of a run's evidence (drift, calibration, subgroups, serving check)
 * ``gradcam_report``: Grad-CAM panels of every fold, outcome kinds shown and absent
 * ``model_card``: model card and change record of a registered version (``covidct model-card``)

@@ -25,10 +25,8 @@ from .html_report import (
     REPORT_FILE as REPORT_FILE,
     SD_SUFFIX as SD_SUFFIX,
     UNITS as UNITS,
-    Picture as Picture,
     backbone_pictures as backbone_pictures,
     batches_html as batches_html,
-    copy_picture as copy_picture,
     fold_confusion_html as fold_confusion_html,
     format_cell as format_cell,
     format_difference as format_difference,
@@ -37,7 +35,6 @@ from .html_report import (
     leaderboard_html as leaderboard_html,
     leaderboard_metrics as leaderboard_metrics,
     render_page as render_page,
-    slug as slug,
     table_html as table_html,
     write_run_report as write_run_report,
 )
@@ -55,6 +52,11 @@ from .model_card import (
     render_card as render_card,
     store_model_card as store_model_card,
     write_model_card as write_model_card,
+)
+from .pictures import (
+    Picture as Picture,
+    copy_picture as copy_picture,
+    slug as slug,
 )
 from .summary import (
     LEADERBOARD_COLUMNS as LEADERBOARD_COLUMNS,

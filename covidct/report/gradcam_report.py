@@ -7,6 +7,7 @@ panels names, per kind, the folds with an example, and says plainly which kinds 
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -20,7 +21,7 @@ from covidct.evaluation.metrics import (
     confusion,
     predict_labels,
 )
-from covidct.report.html_report import Picture, _e, copy_picture, slug
+from covidct.report.pictures import Picture, copy_picture, slug
 
 #: The four outcome kinds of a Grad-CAM panel (:class:`covidct.evaluation.predictions.Cell`
 #: values), in the order of :func:`covidct.evaluation.metrics.cells_from_confusion`.
@@ -78,6 +79,6 @@ def gradcam_html(
         text += f" No example of {', '.join(absent)}: no test image had that outcome."
     note = (
         f'<p class="note gradcam-outcomes" data-shown="{" ".join(shown)}" '
-        f'data-absent="{" ".join(absent)}">{_e(text)}</p>'
+        f'data-absent="{" ".join(absent)}">{html.escape(text)}</p>'
     )
     return pictures, note

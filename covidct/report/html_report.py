@@ -21,11 +21,8 @@ from __future__ import annotations
 import html
 import logging
 import math
-import re
-import shutil
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +46,7 @@ from covidct.evaluation.predictions import (
 )
 from covidct.lake.layout import RunLayout
 from covidct.report import wording
+from covidct.report.pictures import Picture, slug
 
 if TYPE_CHECKING:
     from covidct.report.gradcam_report import GradCams
@@ -81,14 +79,6 @@ figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: .85rem; color: #444; }
 .note { color: #555; font-size: .85rem; }
 """
-
-
-@dataclass(frozen=True)
-class Picture:
-    """One PNG of the report: file name (relative to the report) and caption."""
-
-    file: str
-    caption: str
 
 
 # --------------------------------------------------------------------------- formatting
@@ -140,12 +130,6 @@ def _number(value: Any) -> float:
 
 def _e(value: Any) -> str:  # a missing value reads "none", never Python's "None"
     return "none" if value is None else html.escape(str(value), quote=True)
-
-
-def slug(name: str) -> str:
-    """A file-name-safe form of a backbone name (letters, digits, ``._-``)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._")
-    return cleaned or "model"
 
 
 def _table(
@@ -394,20 +378,6 @@ def backbone_pictures(out_dir: Path, backbone: str, predictions: pd.DataFrame) -
         _save(figure, Path(out_dir) / name)
         pictures.append(Picture(name, f"{backbone}: {caption}"))
     return pictures
-
-
-def copy_picture(out_dir: Path, source: Path, name: str) -> str:
-    """Copy ``source`` PNG into ``out_dir`` as ``name`` (unless it is already that file).
-
-    Raises FileNotFoundError naming ``source`` when it does not exist.
-    """
-    source = Path(source)
-    if not source.is_file():
-        raise FileNotFoundError(f"picture {source} does not exist")
-    target = Path(out_dir) / name
-    if source.resolve() != target.resolve():
-        shutil.copyfile(source, target)
-    return name
 
 
 def _figures_html(pictures: Sequence[Picture]) -> str:

@@ -6,9 +6,9 @@ process can load it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import keras
 import numpy as np
@@ -23,11 +23,29 @@ from covidct.training.optimization import (
     Nadam,
 )
 
-if TYPE_CHECKING:
-    from covidct.training.trainer import _Session
-
-
 logger = logging.getLogger(__name__)
+
+
+class RunSession(Protocol):
+    """What logging a run's setup reads of a training session (the trainer's, which stands
+    above this module): the network, its config, the backbone, the epoch it resumed from and
+    the history of earlier attempts."""
+
+    @property
+    def model(self) -> keras.Model: ...
+
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def backbone(self) -> str: ...
+
+    @property
+    def resumed_from(self) -> int: ...
+
+    @property
+    def history(self) -> Mapping[str, Sequence[float]]: ...
+
 
 # --------------------------------------------------------------------------- MLflow
 
@@ -54,7 +72,7 @@ def _mlflow_active(requested: bool) -> bool:
 
 
 def _log_run_setup(
-    session: _Session, frames: Mapping[str, pd.DataFrame], derived: Mapping[str, Any]
+    session: RunSession, frames: Mapping[str, pd.DataFrame], derived: Mapping[str, Any]
 ) -> None:
     """Params (every setting), tag, fold inputs, and the history of earlier attempts."""
     import mlflow
