@@ -79,7 +79,11 @@ class LandingReceipt:
     files: dict[str, str]
     message: str
     replaced: str | None = None
-    landed_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    # microseconds: receipts of one id are ordered by this stamp in their key, and two lands
+    # within one second (a quarantined batch corrected and re-landed at once) must not tie
+    landed_at: str = field(
+        default_factory=lambda: datetime.now(UTC).isoformat(timespec="microseconds")
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON view (the receipt stored in the ledger)."""
