@@ -109,6 +109,7 @@ from .manifest import (
 )
 from .phantom import (
     SIZE as SIZE,
+    ellipse_mask as ellipse_mask,
 )
 from .roster import (
     ALL_CSV as ALL_CSV,

@@ -64,8 +64,10 @@ def _paint(
     image[box][inside] = value
 
 
-def _ellipse_mask(centre: tuple[float, float], radii: tuple[float, float]) -> np.ndarray:
-    """Full-size boolean mask of an ellipse."""
+def ellipse_mask(centre: tuple[float, float], radii: tuple[float, float]) -> np.ndarray:
+    """Full-size boolean mask of an axis-aligned ellipse: bool (512, 512); ``centre`` (row,
+    column) and ``radii`` (rows, columns) in pixels; all False for a radius of half a pixel or
+    less."""
     mask = np.zeros((SIZE, SIZE), dtype=bool)
     found = _ellipse_box(centre, radii)
     if found is not None:
@@ -115,7 +117,7 @@ def _lung_radii(body: _Body, openness: float) -> tuple[float, float]:
 def _lung_mask(body: _Body, openness: float) -> np.ndarray:
     lungs = np.zeros((SIZE, SIZE), dtype=bool)
     for centre in _lung_centres(body):
-        lungs |= _ellipse_mask(centre, _lung_radii(body, openness))
+        lungs |= ellipse_mask(centre, _lung_radii(body, openness))
     return lungs
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covidct.batch.phantom import SIZE, _ellipse_mask
+from covidct.batch.phantom import SIZE, ellipse_mask
 
 TRUTH_SUFFIX = ".truth"
 PATIENTS_CSV, SLICES_CSV, MASKS_NPZ, TRUTH_JSON = (
@@ -170,5 +170,5 @@ def read_lung_mask(truth_dir: str | Path, path: str) -> np.ndarray:
     mask = np.zeros((SIZE, SIZE), dtype=bool)
     for ellipse in found.iloc[0].split(";"):
         row, col, radius_rows, radius_cols = (float(v) for v in ellipse.split(","))
-        mask |= _ellipse_mask((row, col), (radius_rows, radius_cols))
+        mask |= ellipse_mask((row, col), (radius_rows, radius_cols))
     return mask

@@ -13,6 +13,7 @@ from .context import (
     releases_models as releases_models,
     run_key_of as run_key_of,
     send_alert as send_alert,
+    write_json as write_json,
 )
 from .decision import (
     CHANCE_AUC as CHANCE_AUC,

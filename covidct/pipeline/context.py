@@ -138,6 +138,8 @@ def send_alert(
     return alert.to_dict()
 
 
-def _write_json(store: Any, key: str, payload: Any) -> str:
+def write_json(store: Any, key: str, payload: Any) -> str:
+    """Write ``payload`` as indented, key-sorted JSON (``str()`` for what JSON lacks) at lake key
+    ``key``; return the key. Raises what the store raises."""
     store.write_bytes(key, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
     return key

@@ -14,7 +14,7 @@ import pandas as pd
 
 from covidct.config import Settings
 from covidct.lake.layout import LakeLayout, RunLayout
-from covidct.pipeline.context import _write_json, lake, releases_models, send_alert
+from covidct.pipeline.context import lake, releases_models, send_alert, write_json
 from covidct.pipeline.development import (
     _finite_or_none,
     headline_metrics,
@@ -95,7 +95,7 @@ def aggregate(
     for backbone in table.index:
         frame = pooled_predictions(store, evaluations, str(backbone))
         pooled[str(backbone)] = pooled_metrics(frame)
-    _write_json(store, run.pooled_metrics, pooled)
+    write_json(store, run.pooled_metrics, pooled)
     return {
         "leaderboard": json.loads(table.reset_index().to_json(orient="records")),
         "pooled": pooled,
@@ -345,14 +345,14 @@ def _record_gate(store: Any, dag_run_id: str, result: dict[str, Any]) -> dict[st
     from datetime import UTC, datetime
 
     run = RunLayout.of(dag_run_id)
-    _write_json(store, run.gate, result)
+    write_json(store, run.gate, result)
     record = {
         "dag_run_id": dag_run_id,
         "at": datetime.now(UTC).isoformat(),
         "champion": result["champion_after"],
         "metrics": result["champion_metrics"],
     }
-    _write_json(store, run.history, record)
+    write_json(store, run.history, record)
     return result
 
 

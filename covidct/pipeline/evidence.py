@@ -55,7 +55,7 @@ def run_prefix(dag_run_id: str) -> str:
     return RunLayout.of(dag_run_id).prefix
 
 
-def _write_json(store: Any, key: str, payload: Any) -> str:
+def write_json(store: Any, key: str, payload: Any) -> str:
     store.write_bytes(key, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
     return key
 
@@ -127,7 +127,7 @@ def record_batch_drift(
     summary: dict[str, Any] = {"batch_id": batch_id, "drifted": False, "drifted_measures": []}
     if reference.empty:
         note = "no curated reference yet: the first accepted batches become the reference"
-        _write_json(store, key, {"batch_id": batch_id, "drifted": False, "note": note})
+        write_json(store, key, {"batch_id": batch_id, "drifted": False, "note": note})
         return summary | {"key": key, "note": note}
     try:
         report = drift.batch_drift(
@@ -138,9 +138,9 @@ def record_batch_drift(
     except (ValueError, OSError) as error:  # unreadable metadata: recorded, not a failed task
         note = f"drift not measured: {error}"
         logger.warning("batch %s: %s", batch_id, note)
-        _write_json(store, key, {"batch_id": batch_id, "drifted": False, "note": note})
+        write_json(store, key, {"batch_id": batch_id, "drifted": False, "note": note})
         return summary | {"key": key, "note": note}
-    _write_json(store, key, report.to_dict() | {"text": drift.format_drift(report)})
+    write_json(store, key, report.to_dict() | {"text": drift.format_drift(report)})
     logger.info("%s", drift.format_drift(report))
     alert = drift.drift_alert(report)
     if alert is not None:
@@ -182,7 +182,7 @@ def probe_predictions(
         return ""
     p_covid = serving.evaluate_probe(model, probe, train_params)
     key = RunLayout.of(dag_run_id).probe(name)
-    return _write_json(
+    return write_json(
         pipeline.lake(settings),
         key,
         {"root": str(probe.root), "paths": list(probe.paths), "digest": probe.digest,
@@ -313,7 +313,7 @@ def confirm_evidence(
         entry["subgroups_key"] = run.subgroups(name)
         store.write_bytes(entry["subgroups_key"], csv_bytes(table))
         models[name] = entry
-    key = _write_json(
+    key = write_json(
         store, run.evidence_index,
         {"candidate": confirmed["candidate"], "models": models, "roster_key": roster_key},
     )  # fmt: skip
@@ -396,7 +396,7 @@ def serving_evidence(
     if reasons:
         result |= {"reasons": reasons, "reason": "; ".join(reasons)}
     result["version"] = version
-    _write_json(store, RunLayout.of(dag_run_id).serving(version), result)
+    write_json(store, RunLayout.of(dag_run_id).serving(version), result)
     client = registry.client(settings.mlflow.tracking_uri)
     name = settings.mlflow.model_name
     client.set_model_version_tag(

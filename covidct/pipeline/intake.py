@@ -23,7 +23,7 @@ import pandas as pd
 from covidct.config import Settings
 from covidct.lake.layout import LakeLayout, RunLayout
 from covidct.lake.storage import read_parquet, write_parquet
-from covidct.pipeline.context import _write_json, lake, materialize, run_key_of, send_alert
+from covidct.pipeline.context import lake, materialize, run_key_of, send_alert, write_json
 from covidct.promotion import alerts as alerts_mod
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def validate(
     )
     run = RunLayout.of(dag_run_id)
     manifest_key = write_parquet(store, run.validation_manifest(batch_id), verdict.manifest)
-    _write_json(store, run.validation_verdict(batch_id), verdict.to_dict())
+    write_json(store, run.validation_verdict(batch_id), verdict.to_dict())
     logger.info("batch %s: %s", batch_id, validation_report.format_verdict(verdict))
     drift = None
     if verdict.passed:  # drift informs, it does not gate
@@ -170,7 +170,7 @@ def curate(
     version = dataset_digest(manifest)
     manifest_key = write_parquet(store, LakeLayout.dataset_manifest(version), manifest)
     counts = selection_counts(manifest)
-    _write_json(store, RunLayout.of(dag_run_id).curation, {"dataset_version": version, **counts})
+    write_json(store, RunLayout.of(dag_run_id).curation, {"dataset_version": version, **counts})
     logger.info(
         "dataset %s: %d slices, %d selected (open lung), %d not diagnostic (closed lung)",
         version, counts["n_slices"], counts["n_selected"], counts["n_not_diagnostic"],
