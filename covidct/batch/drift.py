@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from covidct import schema
+from covidct.alerts import Alert, AlertKind, Severity
 from covidct.batch.contract import read_batch_info, read_patient_details
 from covidct.batch.hu_distribution import (
     patient_histograms,
@@ -49,7 +50,6 @@ from covidct.batch.hu_distribution import (
     sample_slices,
 )
 from covidct.config import DriftSettings
-from covidct.promotion.alerts import Alert, AlertKind, Severity
 
 #: Per-slice manifest statistics compared; all but ``dark_pixels`` are stored values (-> HU).
 SLICE_STATS: tuple[str, ...] = ("mean", "p01", "p99", "border_mean", "dark_pixels")

@@ -4,7 +4,7 @@ Modules:
 
 * ``gate``: comparisons and a verdict, never an exception
 * ``registry``: MLflow aliases, compare-and-set promotion under a lock, audit ledger, rollback
-* ``alerts``: alert schema, notifier interface, JSONL notifier, metric-regression detection
+* ``alerts``: metric-regression detection; the alert schema of :mod:`covidct.alerts`, named here too
 * ``subgroup_gate``: the gate's subgroup rule: no subgroup smaller than the whole set may be shown
   to lose COVID sensitivity beyond the margin (Holm across subgroups)
 * ``rule``: the gate as one pure function, evidence to verdict (``judge``)
