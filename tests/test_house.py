@@ -3,7 +3,7 @@
 The packages of ``covidct`` stand on floors, bottom to top (``docs/architecture.md``, "Floors"):
 
 ==== =========================================================================
-0    ``schema``, ``safe_csv``, ``config`` (the package's own ``__init__``)
+0    ``schema``, ``safe_csv``, ``config``, ``alerts`` (and the package's ``__init__``)
 1    ``batch``
 2    ``lake``
 3    ``data``
@@ -47,6 +47,7 @@ FLOORS: dict[str, int] = {
     "schema": 0,
     "safe_csv": 0,
     "config": 0,
+    "alerts": 0,
     "batch": 1,
     "lake": 2,
     "data": 3,

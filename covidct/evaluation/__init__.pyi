@@ -154,6 +154,7 @@ from .subgroups import (
     parse_age as parse_age,
     patient_counts as patient_counts,
     patient_roster as patient_roster,
+    roster_of as roster_of,
     subgroup_table as subgroup_table,
 )
 from .truth import (

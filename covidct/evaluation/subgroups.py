@@ -29,16 +29,19 @@ wide, not hidden. Only ``test`` rows are evaluated when the table has a ``split`
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from covidct import schema
 from covidct.batch.contract import batch_source, read_patient_details
+from covidct.config import Settings
 from covidct.evaluation import (
     P_COVID,
     PATIENT_ID,
@@ -51,6 +54,8 @@ from covidct.evaluation import (
     validate_predictions,
 )
 from covidct.evaluation.metrics import Metric
+
+logger = logging.getLogger(__name__)
 
 #: Subgroup axes, in report order; each is also the predictions column :func:`annotate` adds.
 AXES: tuple[str, ...] = ("sex", "age_band", "series", "slice_thickness", "source")
@@ -181,6 +186,26 @@ def batch_roster(batch_dir: str | Path) -> pd.DataFrame:
         else schema.DEFAULT_SOURCE
     )
     return patient_roster(read_patient_details(batch_dir / schema.PATIENT_DETAILS), source)
+
+
+def roster_of(settings: Settings, store: Any, slices: pd.DataFrame) -> pd.DataFrame:
+    """:func:`batch_roster` rows of the curated batches that ``slices`` come from (the first
+    folder of their ``path`` column, under ``curated/batches/`` of the lake ``store``); a batch
+    without a readable ``Patient_details.csv`` gives none (logged). Columns
+    :data:`ROSTER_COLUMNS`."""
+    from covidct.lake.access import materialize
+    from covidct.lake.custody import CURATED_BATCHES
+
+    root = materialize(store, CURATED_BATCHES, settings)
+    frames = []
+    for batch in sorted(set(slices["path"].astype(str).str.split("/").str[0])):
+        try:
+            frames.append(batch_roster(root / batch))
+        except (ValueError, OSError) as error:
+            logger.warning("batch %s: no subgroup roster (%s)", batch, error)
+    if not frames:
+        return pd.DataFrame(columns=list(ROSTER_COLUMNS))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _thickness_label(value: float) -> str:

@@ -8,6 +8,7 @@ Modules:
 * ``curation``: accepting a validated batch into ``curated/``, quarantining a refused one; known
   labels and slice hashes
 * ``landing``: ``covidct land``: upload exactly the files validation will see, with a receipt
+* ``access``: the lake of the settings, a local folder of a prefix, JSON documents at a key
 
 Each public name of these modules is importable from the package, imported on first use;
 the list is ``__init__.pyi`` (``lazy_loader`` stub).

@@ -1,6 +1,12 @@
 """Public names of ``covidct.lake``, one list: read by ``lazy_loader.attach_stub`` at run
 time (each imported on first use) and by type checkers."""
 
+from .access import (
+    materialize as materialize,
+    open_lake as open_lake,
+    read_json as read_json,
+    write_json as write_json,
+)
 from .backends import (
     LocalStore as LocalStore,
     S3Store as S3Store,

@@ -1,19 +1,22 @@
-"""What every DAG step shares: the DAG id, the run key of a DAG run (``runs/<run>/``), the lake
-of the settings, copying a lake prefix to the work dir, sending an alert through the
-configured notifier, and releasing the networks a step built (:func:`releases_models`).
+"""What every DAG step shares: the DAG id, the run key of a DAG run (``runs/<run>/``), sending an
+alert through the configured notifier, and releasing the networks a step built
+(:func:`releases_models`). The lake of the settings (``lake``), copying a lake prefix to the work
+dir (``materialize``) and ``write_json`` are :mod:`covidct.lake.access`'s, named here too.
 """
 
 from __future__ import annotations
 
 import functools
 import gc
-import json
 import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, overload
 
 from covidct.config import AlertChannel, Settings
+from covidct.lake.access import (
+    materialize as materialize,
+    write_json as write_json,
+)
 from covidct.lake.custody import CURATED_BATCHES as CURATED_BATCHES
 from covidct.lake.layout import LakeLayout, RunLayout, run_key_of as run_key_of
 from covidct.promotion import alerts as alerts_mod
@@ -90,21 +93,6 @@ CHECKPOINTS = RunLayout.CHECKPOINTS
 WEIGHTS_DIR = "weights"
 
 
-def lake(settings: Settings) -> Any:
-    """Open the data lake's object store."""
-    from covidct.lake import backends
-
-    return backends.open_store(settings.lake.uri, endpoint_url=settings.lake.s3_endpoint_url)
-
-
-def materialize(store: Any, prefix: str, settings: Settings) -> Path:
-    """Return a local folder holding ``prefix`` (the folder itself on a local lake, else a copy)."""
-    local_root = getattr(store, "root", None)
-    if local_root is not None:
-        return Path(local_root) / prefix
-    return Path(store.download_prefix(prefix, settings.work_dir / "cache" / prefix))
-
-
 def notifier(settings: Settings) -> alerts_mod.Notifier:
     """Return the configured notifier (the embedded JSONL one in the library)."""
     if settings.alerts.channel != AlertChannel.JSONL:
@@ -136,10 +124,3 @@ def send_alert(
     )
     (send or notifier(settings).send)(alert)
     return alert.to_dict()
-
-
-def write_json(store: Any, key: str, payload: Any) -> str:
-    """Write ``payload`` as indented, key-sorted JSON (``str()`` for what JSON lacks) at lake key
-    ``key``; return the key. Raises what the store raises."""
-    store.write_bytes(key, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
-    return key

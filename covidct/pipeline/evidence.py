@@ -34,6 +34,8 @@ from typing import Any
 import pandas as pd
 
 from covidct.config import Settings
+from covidct.evaluation.subgroups import roster_of as roster_of
+from covidct.lake.access import read_json as read_json, write_json
 from covidct.lake.layout import RunLayout
 from covidct.lake.storage import read_parquet, write_parquet
 from covidct.safe_csv import csv_bytes
@@ -53,16 +55,6 @@ TEMPERATURE_TAG = "temperature"
 def run_prefix(dag_run_id: str) -> str:
     """``runs/<run_key>`` of a DAG run id (:attr:`covidct.lake.layout.RunLayout.prefix`)."""
     return RunLayout.of(dag_run_id).prefix
-
-
-def write_json(store: Any, key: str, payload: Any) -> str:
-    store.write_bytes(key, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
-    return key
-
-
-def read_json(store: Any, key: str) -> Any:
-    """The JSON document at ``key``, None when absent."""
-    return json.loads(store.read_bytes(key)) if key and store.exists(key) else None
 
 
 def _csv(store: Any, key: str) -> pd.DataFrame:
@@ -188,26 +180,6 @@ def probe_predictions(
         {"root": str(probe.root), "paths": list(probe.paths), "digest": probe.digest,
          "p_covid": [float(p) for p in p_covid]},
     )  # fmt: skip
-
-
-def roster_of(settings: Settings, store: Any, slices: pd.DataFrame) -> pd.DataFrame:
-    """:func:`covidct.evaluation.subgroups.patient_roster` rows of the curated batches ``slices``
-    come from
-    (the first folder of their ``path``); batches without a ``Patient_details.csv`` give none."""
-    from covidct import pipeline
-    from covidct.evaluation import subgroups
-    from covidct.lake import custody
-
-    root = pipeline.materialize(store, custody.CURATED_BATCHES, settings)
-    frames = []
-    for batch in sorted(set(slices["path"].astype(str).str.split("/").str[0])):
-        try:
-            frames.append(subgroups.batch_roster(root / batch))
-        except (ValueError, OSError) as error:
-            logger.warning("batch %s: no subgroup roster (%s)", batch, error)
-    if not frames:
-        return pd.DataFrame(columns=list(subgroups.ROSTER_COLUMNS))
-    return pd.concat(frames, ignore_index=True)
 
 
 def fit_development_temperature(store: Any, evaluations: Any, backbone: str) -> Any:

@@ -252,8 +252,8 @@ def run_evidence_html(store: Any, prefix: str, out_dir: Path) -> str:
     subgroup rule, calibration (diagrams copied into ``out_dir``), the serving check and links
     to the model cards, all read from what :mod:`covidct.pipeline.evidence` wrote under
     ``prefix``."""
+    from covidct.lake.access import read_json
     from covidct.lake.layout import RunLayout
-    from covidct.pipeline.evidence import read_json
 
     run = RunLayout.at(prefix)
     drift = [

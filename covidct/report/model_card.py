@@ -30,8 +30,8 @@ from typing import Any
 import pandas as pd
 
 from covidct.config import Settings
+from covidct.lake.access import open_lake, read_json
 from covidct.lake.layout import LakeLayout, RunLayout
-from covidct.pipeline.evidence import read_json
 from covidct.report import evidence_html
 from covidct.report.evidence_html import escape, number
 from covidct.report.html_report import gate_html, render_page, table_html
@@ -108,7 +108,6 @@ def lineage_html(settings: Settings, store: Any, tags: Mapping[str, str]) -> str
     """Dataset version, its batches, and patient counts by label, role and subgroup."""
     from covidct.evaluation import subgroups
     from covidct.lake.storage import read_parquet
-    from covidct.pipeline import evidence
 
     version = tags.get("dataset_version", "?")
     key = LakeLayout.dataset_manifest(version)
@@ -128,7 +127,7 @@ def lineage_html(settings: Settings, store: Any, tags: Mapping[str, str]) -> str
     patients["role"] = [
         "development" if str(p) in seen else "not used in development" for p in patients.index
     ]
-    roster = evidence.roster_of(settings, store, manifest)
+    roster = subgroups.roster_of(settings, store, manifest)
     first = roster.drop_duplicates("patient_id").set_index("patient_id")
     edges = settings.gate.age_band_edges
     patients["sex"] = [first["sex"].get(p, subgroups.UNKNOWN) for p in patients.index]
@@ -259,10 +258,9 @@ def render_card(settings: Settings, version: str) -> str:
     """
     from mlflow.exceptions import MlflowException
 
-    from covidct import pipeline
     from covidct.promotion import registry
 
-    store = pipeline.lake(settings)
+    store = open_lake(settings)
     client = registry.client(settings.mlflow.tracking_uri)
     name = settings.mlflow.model_name
     try:
@@ -387,10 +385,9 @@ def card_key(settings: Settings, version: str) -> str:
 def store_model_card(settings: Settings, version: str) -> str:
     """Write :func:`render_card` of ``version`` to its run's folder in the lake
     (:func:`card_key`, replacing the card the run published); return the URI written."""
-    from covidct import pipeline
 
     key = card_key(settings, version)
-    store = pipeline.lake(settings)
+    store = open_lake(settings)
     store.write_bytes(key, render_card(settings, version).encode("utf-8"))
     return str(store.uri(key))
 
@@ -402,11 +399,10 @@ def publish_cards(
     but the champion); write ``runs/<run>/model_cards/index.json``. Returns version ->
     ``{"key", "artifact_uri"}`` (or ``{"error"}``: a card that cannot be written is logged and
     reported, it never undoes a promotion)."""
-    from covidct import pipeline
     from covidct.promotion import registry
 
     started = time.perf_counter()
-    store = pipeline.lake(settings)
+    store = open_lake(settings)
     client = registry.client(settings.mlflow.tracking_uri)
     run = RunLayout.of(dag_run_id)
     index: dict[str, dict[str, str]] = {}

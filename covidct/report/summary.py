@@ -44,7 +44,7 @@ def _read_json(store: Any, key: str) -> Any:
 
 def collect_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
     """Gather one run's outputs from the lake into a JSON-safe dict."""
-    from covidct.pipeline.context import lake
+    from covidct.lake.access import open_lake as lake
 
     store = lake(settings)
     run = RunLayout.of(dag_run_id)
@@ -397,7 +397,7 @@ def write_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
     URIs ``{"summary", "report"}``. Raises ValueError on an invalid predictions table; storage
     errors propagate.
     """
-    from covidct.pipeline.context import lake
+    from covidct.lake.access import open_lake as lake
 
     store = lake(settings)
     summary = collect_summary(settings, dag_run_id)
