@@ -125,8 +125,10 @@ class Tree:
         faces = {}
         for imp in self.statements(module):
             yield imp
-            if imp.names and self.is_face(imp.target) and imp.target.endswith(
-                f".{imp.names[0]}.__init__"
+            if (
+                imp.names
+                and self.is_face(imp.target)
+                and imp.target.endswith(f".{imp.names[0]}.__init__")
             ):
                 faces[imp.names[0]] = imp.target.removesuffix(".__init__")
         if not faces:
@@ -226,9 +228,7 @@ def circles(tree: Tree) -> list[list[str]]:
     module that imports itself counts too."""
     graph: dict[str, set[str]] = {m: set() for m in tree.paths if not tree.is_face(m)}
     for module in graph:
-        graph[module] = {
-            imp.target for imp in tree.imports(module) if not tree.is_face(imp.target)
-        }
+        graph[module] = {imp.target for imp in tree.imports(module) if not tree.is_face(imp.target)}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

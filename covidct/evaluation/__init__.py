@@ -10,8 +10,6 @@ Modules:
 * ``plots``: confusion matrix, ROC and precision-recall figures
 * ``activation_maps``: Grad-CAM maths for every backbone
 * ``explain``: Grad-CAM overlays, sampled cases and the Grad-CAM figure
-* ``confirmation``: k-fold ensemble deployables: registered, loaded back, scored on sequestered
-  patients
 * ``subgroups``: sensitivity, specificity, balanced accuracy with patient-bootstrap intervals by
   sex, age band, series, slice thickness, source
 * ``calibration``: ECE, Brier score, reliability diagram, temperature scaling

@@ -38,20 +38,6 @@ from .calibration import (
     reliability_table as reliability_table,
     scale_predictions as scale_predictions,
 )
-from .confirmation import (
-    DIGEST_TAG as DIGEST_TAG,
-    REGISTRY_BOOKKEEPING as REGISTRY_BOOKKEEPING,
-    build_deployable as build_deployable,
-    champion_record as champion_record,
-    confirm as confirm,
-    download as download,
-    ensemble_model as ensemble_model,
-    members_of as members_of,
-    model_digest as model_digest,
-    score_registered as score_registered,
-    seen_patients as seen_patients,
-    sequestered_key as sequestered_key,
-)
 from .explain import (
     LUNG_WINDOW as LUNG_WINDOW,
     DisplayWindow as DisplayWindow,

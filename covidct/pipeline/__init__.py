@@ -7,6 +7,8 @@ Modules:
 * ``development``: ``setup_mlflow``, ``train``, ``evaluate``, figures and Grad-CAM
 * ``decision``: ``aggregate`` (leaderboard, candidate), ``confirm``, ``gate_and_promote``,
   ``regression_check``
+* ``confirmation``: k-fold ensemble deployables: registered, loaded back, scored on sequestered
+  patients; the champion's record
 * ``gate_evidence``: the gate's evidence for ``covidct.promotion.rule.judge``, the champion's
   figures re-estimated on patients its promotion did not use
 * ``evidence``: a run's drift, temperature, calibration, subgroup and serving-check evidence

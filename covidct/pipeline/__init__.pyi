@@ -1,6 +1,15 @@
 """Public names of ``covidct.pipeline``, one list: read by ``lazy_loader.attach_stub`` at run
 time (each imported on first use) and by type checkers."""
 
+from .confirmation import (
+    build_deployable as build_deployable,
+    champion_record as champion_record,
+    confirm_deployables as confirm_deployables,
+    members_of as members_of,
+    score_registered as score_registered,
+    seen_patients as seen_patients,
+    sequestered_key as sequestered_key,
+)
 from .context import (
     CHECKPOINTS as CHECKPOINTS,
     CURATED_BATCHES as CURATED_BATCHES,
@@ -24,17 +33,18 @@ from .decision import (
     gate_and_promote as gate_and_promote,
     leaderboard as leaderboard,
     no_better_than_chance as no_better_than_chance,
-    pooled_predictions as pooled_predictions,
     regression_check as regression_check,
     sequestered_intervals as sequestered_intervals,
 )
 from .development import (
     checkpoint_prefix as checkpoint_prefix,
     evaluate as evaluate,
+    finite_or_none as finite_or_none,
     gradcam_png as gradcam_png,
     headline_metrics as headline_metrics,
     log_figures as log_figures,
     pooled_metrics as pooled_metrics,
+    pooled_predictions as pooled_predictions,
     predict_split as predict_split,
     predictions_frame as predictions_frame,
     setup_mlflow as setup_mlflow,

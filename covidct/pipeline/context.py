@@ -13,10 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar, overload
 
 from covidct.config import AlertChannel, Settings
-from covidct.lake.access import (
-    materialize as materialize,
-    write_json as write_json,
-)
+from covidct.lake.access import materialize as materialize, open_lake, write_json as write_json
 from covidct.lake.custody import CURATED_BATCHES as CURATED_BATCHES
 from covidct.lake.layout import LakeLayout, RunLayout, run_key_of as run_key_of
 from covidct.promotion import alerts as alerts_mod
@@ -88,6 +85,10 @@ HISTORY_PREFIX = LakeLayout.RUN_HISTORY
 #: Folder name of training checkpoints, in the lake (under ``runs/<run>/``) and the work dir.
 CHECKPOINTS = RunLayout.CHECKPOINTS
 
+
+#: The data lake's object store of the settings, by its pipeline name
+#: (:func:`covidct.lake.access.open_lake`).
+lake = open_lake
 
 #: Work-dir folder that holds copies of ImageNet weights read from a remote cache.
 WEIGHTS_DIR = "weights"

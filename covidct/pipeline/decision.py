@@ -16,9 +16,10 @@ from covidct.config import Settings
 from covidct.lake.layout import LakeLayout, RunLayout
 from covidct.pipeline.context import lake, releases_models, send_alert, write_json
 from covidct.pipeline.development import (
-    _finite_or_none,
+    finite_or_none,
     headline_metrics,
     pooled_metrics,
+    pooled_predictions,
     setup_mlflow,
 )
 from covidct.promotion import alerts as alerts_mod
@@ -30,26 +31,6 @@ from covidct.schema import (
 )
 
 # --------------------------------------------------------------------------- aggregate / gate
-
-
-def pooled_predictions(
-    store: Any, evaluations: Sequence[Mapping[str, Any]], backbone: str
-) -> pd.DataFrame:
-    """Concatenate a backbone's test predictions over folds.
-
-    A normal patient can sit in the test set of several folds, so the unit of pooling and of the
-    bootstrap is the (fold, patient) pair: ``patient_id`` becomes ``fold-<k>/<patient_key>``.
-    """
-    frames = []
-    for item in sorted(evaluations, key=lambda e: int(e["fold"])):
-        if item["backbone"] != backbone:
-            continue
-        frame = pd.read_csv(io.BytesIO(store.read_bytes(item["predictions_key"])))
-        frame["patient_id"] = f"fold-{int(item['fold'])}/" + frame["patient_id"].astype(str)
-        frames.append(frame)
-    if not frames:
-        raise ValueError(f"no evaluated fold for backbone {backbone}")
-    return pd.concat(frames, ignore_index=True)
 
 
 def leaderboard(evaluations: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -108,14 +89,14 @@ def aggregate(
 def confirm(settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
     """Register the deployables and score them and the champion on the sequestered patients.
 
-    See :func:`covidct.evaluation.confirmation.confirm`; then the evidence of the confirmed models
-    (:func:`covidct.pipeline.evidence.confirm_evidence`: temperature, calibration, subgroups).
+    See :func:`covidct.pipeline.confirmation.confirm_deployables`; then the evidence of the
+    confirmed models (:func:`covidct.pipeline.evidence.confirm_evidence`: temperature,
+    calibration, subgroups).
     """
-    from covidct.evaluation import confirmation
-    from covidct.pipeline import evidence
+    from covidct.pipeline import confirmation, evidence
 
     setup_mlflow(settings)
-    confirmed = confirmation.confirm(settings, aggregated, dag_run_id)
+    confirmed = confirmation.confirm_deployables(settings, aggregated, dag_run_id)
     confirmed = evidence.confirm_evidence(settings, confirmed, dag_run_id)
     if settings.truth_dir is not None:  # the synthetic phantom's lesions: does it look there?
         for record in confirmed["deployables"].values():
@@ -126,10 +107,10 @@ def confirm(settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str) 
 def _pointing(settings: Settings, record: Mapping[str, Any]) -> dict[str, Any]:
     """:func:`covidct.pipeline.truth.pointing_evidence` of a scored deployable record."""
     from covidct import training
-    from covidct.evaluation.confirmation import download
     from covidct.lake.custody import CURATED_BATCHES
     from covidct.pipeline import truth
     from covidct.pipeline.context import materialize
+    from covidct.promotion.deployable import download
 
     store = lake(settings)
     model = training.load_logged_model(download(record["model_uri"]))
@@ -262,9 +243,9 @@ def gate_and_promote(
         "registered_model_digest": mine["registered_model_digest"],
         "candidate_primary": {
             "metric": settings.gate.primary_metric,
-            "value": _finite_or_none(primary.point),
-            "ci_low": _finite_or_none(primary.low),
-            "ci_high": _finite_or_none(primary.high),
+            "value": finite_or_none(primary.point),
+            "ci_low": finite_or_none(primary.low),
+            "ci_high": finite_or_none(primary.high),
         },  # fmt: skip
         "models": {
             name: {
@@ -321,9 +302,9 @@ def sequestered_intervals(settings: Settings, predictions: pd.DataFrame) -> dict
             predictions, metric, n_boot=settings.gate.n_boot, seed=settings.gate.seed
         )
         intervals[metric] = {
-            "value": _finite_or_none(result.point),
-            "ci_low": _finite_or_none(result.low),
-            "ci_high": _finite_or_none(result.high),
+            "value": finite_or_none(result.point),
+            "ci_low": finite_or_none(result.low),
+            "ci_high": finite_or_none(result.high),
         }
     return {
         "intervals": intervals,

@@ -175,7 +175,7 @@ def train(
         "fold": fold,
         "run_id": run_id,
         "model_uri": result.model_uri,
-        "val_accuracy": _finite_or_none((result.history.get("val_accuracy") or [math.nan])[-1]),
+        "val_accuracy": finite_or_none((result.history.get("val_accuracy") or [math.nan])[-1]),
         "fold_key": fold_spec["key"],
         "fold_digest": fold_spec["digest"],
         "dataset_version": fold_spec["dataset_version"],
@@ -321,10 +321,10 @@ def headline_metrics(
     from covidct import evaluation
 
     every = evaluation.headline_metrics(predictions, patient_threshold=patient_threshold)
-    return {name: _finite_or_none(every[name]) for name in HEADLINE_METRICS if name in every}
+    return {name: finite_or_none(every[name]) for name in HEADLINE_METRICS if name in every}
 
 
-def _finite_or_none(value: Any) -> Any:
+def finite_or_none(value: Any) -> Any:
     """JSON has no NaN: an undefined metric (one class only, say) travels as None."""
     number = float(value)
     return number if math.isfinite(number) else None
@@ -353,3 +353,23 @@ def log_figures(predictions: pd.DataFrame) -> None:
         figure = plot(predictions)
         mlflow.log_figure(figure, f"plots/{name}")
         plt.close(figure)
+
+
+def pooled_predictions(
+    store: Any, evaluations: Sequence[Mapping[str, Any]], backbone: str
+) -> pd.DataFrame:
+    """Concatenate a backbone's test predictions over folds.
+
+    A normal patient can sit in the test set of several folds, so the unit of pooling and of the
+    bootstrap is the (fold, patient) pair: ``patient_id`` becomes ``fold-<k>/<patient_key>``.
+    """
+    frames = []
+    for item in sorted(evaluations, key=lambda e: int(e["fold"])):
+        if item["backbone"] != backbone:
+            continue
+        frame = pd.read_csv(io.BytesIO(store.read_bytes(item["predictions_key"])))
+        frame["patient_id"] = f"fold-{int(item['fold'])}/" + frame["patient_id"].astype(str)
+        frames.append(frame)
+    if not frames:
+        raise ValueError(f"no evaluated fold for backbone {backbone}")
+    return pd.concat(frames, ignore_index=True)

@@ -6,7 +6,7 @@ The pipeline's steps call one function each (a few lines per call site):
   the curated reference (:func:`covidct.batch.drift.batch_drift`); the report goes to
   ``runs/<run>/drift/<batch>.json``; a drifted batch stays accepted and raises ``batch_drift``.
 * ``confirm`` -> :func:`probe_predictions` (inside
-:func:`covidct.evaluation.confirmation.score_registered`,
+:func:`covidct.pipeline.confirmation.score_registered`,
   on the model object the sequestered figures come from) and :func:`confirm_evidence`: the
   temperature of each deployable, fitted on its development out-of-fold predictions (never the
   sequestered ones) and stored with the registered version (tag ``temperature``); calibration
@@ -329,7 +329,7 @@ def serving_evidence(
     """Run :func:`covidct.promotion.serving.serving_check` on a registered deployable; record the
     result.
 
-    ``record``: the deployable's :func:`covidct.evaluation.confirmation.score_registered` record
+    ``record``: the deployable's :func:`covidct.pipeline.confirmation.score_registered` record
     (its
     ``probe_key`` holds the evaluated model's probe predictions). Writes
     ``runs/<run>/evidence/serving-v<version>.json`` and tags the version ``serving_check``

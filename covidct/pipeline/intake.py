@@ -228,7 +228,7 @@ def make_folds(
     the lake's lock.
     """
     from covidct.data import fold_manifests, folds, selection, sequester
-    from covidct.evaluation import confirmation
+    from covidct.pipeline import confirmation
 
     store = lake(settings)
     version = curated["dataset_version"]

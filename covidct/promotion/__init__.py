@@ -11,6 +11,7 @@ Modules:
 * ``stats``: the gate's patient-clustered tests, Holm, detectable gain, selection correction
 * ``sensitivity``: COVID-sensitivity evidence from prediction tables, the non-inferiority margin
 * ``record``: one registry path for every verdict (``record_verdict``)
+* ``deployable``: the k-fold ensemble as one model, its content digest, its registry download
 * ``serving``: the serving check: the registered version in a fresh process, probe predictions,
   latency
 * ``mlflow_ui``: marks covidct's experiment as model training so the MLflow UI opens on the runs

@@ -14,6 +14,13 @@ from .alerts import (
     mlflow_run_url as mlflow_run_url,
     read_alerts as read_alerts,
 )
+from .deployable import (
+    DIGEST_TAG as DIGEST_TAG,
+    REGISTRY_BOOKKEEPING as REGISTRY_BOOKKEEPING,
+    download as download,
+    ensemble_model as ensemble_model,
+    model_digest as model_digest,
+)
 from .gate import (
     SENSITIVITY_METRIC as SENSITIVITY_METRIC,
     Comparison as Comparison,

@@ -206,7 +206,7 @@ def serving_check(
     """Load ``model_uri`` in a fresh process, predict the probe set, compare; never raises for a
     model that fails (the result says why). ``expected_p_covid``: :func:`evaluate_probe` of the
     evaluated model, (n,) for n probe slices. ``expected_digest``: the version's registered
-    ``model_digest`` tag (:func:`covidct.evaluation.confirmation.model_digest`); None skips that
+    ``model_digest`` tag (:func:`covidct.promotion.deployable.model_digest`); None skips that
     check.
     ``expected_temperature``: the temperature stored with the version
     (``covidct.pipeline.evidence``);
@@ -367,7 +367,7 @@ def _serve(request_file: str) -> None:
 
     from covidct import training
     from covidct.evaluation.calibration import apply_temperature
-    from covidct.evaluation.confirmation import download, model_digest
+    from covidct.promotion.deployable import download, model_digest
 
     imported = time.perf_counter()
     mlflow.set_tracking_uri(request["tracking_uri"])

@@ -20,10 +20,11 @@ import tifffile
 from covidct import pipeline
 from covidct.config import Settings
 from covidct.data import sequester
-from covidct.evaluation import confirmation
 from covidct.lake.backends import LocalStore
 from covidct.lake.layout import LakeLayout, RunLayout
+from covidct.pipeline import confirmation
 from covidct.promotion import registry
+from covidct.promotion.deployable import DIGEST_TAG
 from covidct.training import TrainingSpec
 
 PARAMS = TrainingSpec.of_profile("cpu-smoke", epochs=1, steps_per_epoch=1, image_size=32).to_dict()
@@ -113,7 +114,7 @@ def test_registered_model_is_the_evaluated_model(weeks: dict) -> None:
         assert gated["evaluated_model_digest"] == gated["registered_model_digest"]
         assert gated["evaluated_model_digest"]
         version = client.get_model_version("covidct-classifier", gated["version"])
-        assert version.tags[confirmation.DIGEST_TAG] == gated["registered_model_digest"]
+        assert version.tags[DIGEST_TAG] == gated["registered_model_digest"]
         assert version.tags["deployable"] == "ensemble of 2 fold models (mean softmax)"
         assert version.tags["sequester_epoch"] == "1"
         # the registered version predicts what the gate scored

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from covidct import training
-from covidct.evaluation.confirmation import DIGEST_TAG, download, model_digest
 from covidct.promotion import registry
+from covidct.promotion.deployable import DIGEST_TAG, download, model_digest
 from covidct.promotion.serving import (
     P_COVID_TOLERANCE,
     default_tcia_dir,

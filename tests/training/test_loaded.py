@@ -11,7 +11,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from covidct.evaluation.confirmation import ensemble_model
+from covidct.promotion.deployable import ensemble_model
 from covidct.training import loaded
 
 SLICES = np.random.default_rng(0).normal(size=(6, 16, 16, 1)).astype("float32")

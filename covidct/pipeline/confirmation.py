@@ -4,10 +4,11 @@ After the development cross-validation has selected a candidate backbone (the le
 means), the candidate and the ResNet152 baseline each become one *deployable* model, which is
 logged and registered first and then scored, from its registry URI, on the sequestered patients
 (:mod:`covidct.data.sequester`); the current champion is scored on the same patients. The gate
-(:mod:`covidct.promotion.gate`) compares them there.
+(:func:`covidct.promotion.rule.judge`) compares them there.
 
 The deployable model is the k-fold ensemble: the backbone's k fold models as one Keras model
-whose output is the mean of their softmax outputs (:func:`ensemble_model`). Chosen over
+whose output is the mean of their softmax outputs
+(:func:`covidct.promotion.deployable.ensemble_model`). Chosen over
 retraining on all development patients because (a) it is exactly the models the cross-validation
 evaluated, with no further training run whose outcome nobody has seen (and no extra training
 time: on the CPU demo a ResNet152 retrain would add a third of the run); (b) averaging k models
@@ -20,16 +21,15 @@ Its cost is k forward passes per slice at serving time.
 Lineage recorded on every registered version (tags): the sequestration epoch and rule digest, the
 development patients the model saw (trained, validated or picked its threshold on: every patient
 of its folds' manifests, kept in the lake under ``seen_patients_key``), the member fold runs, the
-patient threshold and the model's content digest (:func:`model_digest`).
+patient threshold and the model's content digest
+(:func:`covidct.promotion.deployable.model_digest`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,70 +39,19 @@ from covidct.config import Settings
 from covidct.data import sequester
 from covidct.lake.layout import LakeLayout, RunLayout
 from covidct.lake.storage import read_parquet, write_parquet
+from covidct.pipeline.context import lake
+from covidct.pipeline.development import pooled_predictions, predict_split
+from covidct.promotion.deployable import DIGEST_TAG, download, ensemble_model, model_digest
 from covidct.safe_csv import csv_bytes
 from covidct.schema import ALIAS_CHAMPION, BASELINE_BACKBONE
 from covidct.training.spec import SPEC_TAG, TrainingSpec
 
 logger = logging.getLogger(__name__)
 
-#: the registered version's tag that holds its content digest
-DIGEST_TAG = "model_digest"
-#: written into the model folder by MLflow when a version is registered (name and version):
-#: registry bookkeeping, not model content, so not part of the digest
-REGISTRY_BOOKKEEPING = frozenset({"registered_model_meta"})
-
 
 def sequestered_key(dataset_version: str) -> str:
     """Lake key of a dataset version's sequestered slices (written by ``pipeline.make_folds``)."""
     return LakeLayout.sequestered_manifest(dataset_version)
-
-
-def ensemble_model(members: Sequence[Any], name: str = "ensemble") -> Any:
-    """One Keras model averaging ``members``' outputs: float32 (B, S, S, 1) -> (B, 2) softmax.
-
-    ``members``: the fold models (same input and output shapes); renamed ``fold_1..fold_k``
-    (Keras needs unique layer names). Raises ValueError when there is none.
-    """
-    import keras
-
-    if not members:
-        raise ValueError("an ensemble needs at least one member model")
-    for index, member in enumerate(members, start=1):
-        member.name = f"fold_{index}"
-    inputs = keras.Input(shape=members[0].input_shape[1:], name="slices")
-    outputs = [member(inputs) for member in members]
-    mean = keras.layers.Average(name="mean_softmax")(outputs) if len(outputs) > 1 else outputs[0]
-    return keras.Model(inputs, mean, name=name)
-
-
-def model_digest(path: Path | str) -> str:
-    """SHA-256 (first 16 hex digits) over a model folder's files: relative path and bytes each.
-
-    A single file is hashed as it is. Two copies of the same MLflow model give the same digest;
-    :data:`REGISTRY_BOOKKEEPING` files are left out.
-    """
-    root = Path(path)
-    files = (
-        [root]
-        if root.is_file()
-        else sorted(
-            p for p in root.rglob("*") if p.is_file() and p.name not in REGISTRY_BOOKKEEPING
-        )
-    )
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(str(file.relative_to(root) if file != root else file.name).encode() + b"\0")
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def download(uri: str) -> Path:
-    """Local folder of an MLflow model URI (no copy for a local artifact store)."""
-    import mlflow
-
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
 
 
 def members_of(evaluations: Sequence[Mapping[str, Any]], backbone: str) -> list[Mapping[str, Any]]:
@@ -122,9 +71,8 @@ def seen_patients(store: Any, members: Sequence[Mapping[str, Any]]) -> list[str]
 def _scored(
     settings: Settings, model: Any, frame: pd.DataFrame, params: TrainingSpec, threshold: float
 ) -> pd.DataFrame:
-    from covidct import pipeline
 
-    predictions = pipeline.predict_split(settings, model, frame, params)
+    predictions = predict_split(settings, model, frame, params)
     predictions["patient_threshold"] = threshold
     return predictions
 
@@ -146,10 +94,10 @@ def build_deployable(
     """
     import mlflow
 
-    from covidct import evaluation, pipeline, training
+    from covidct import evaluation, training
     from covidct.promotion import registry
 
-    store = pipeline.lake(settings)
+    store = lake(settings)
     client = registry.client(settings.mlflow.tracking_uri)
     members = members_of(evaluations, backbone)
     params = TrainingSpec.from_dict(members[0]["train_params"])
@@ -164,7 +112,7 @@ def build_deployable(
     seen_key = write_parquet(
         store, run.seen_patients(backbone), pd.DataFrame({"patient_key": seen})
     )
-    oof = pipeline.pooled_predictions(store, evaluations, backbone)
+    oof = pooled_predictions(store, evaluations, backbone)
     threshold = evaluation.choose_patient_threshold(oof)
     existing = registry.version_of_run(client, settings.mlflow.model_name, dag_run_id, backbone)
     if existing is not None:  # a retry: the ensemble was logged and registered already
@@ -242,10 +190,10 @@ def score_registered(
     probe-set predictions (:func:`covidct.pipeline.evidence.probe_predictions`; else ``""``).
     """
 
-    from covidct import pipeline, training
+    from covidct import training
     from covidct.pipeline import evidence
 
-    store = pipeline.lake(settings)
+    store = lake(settings)
     local = download(record["model_uri"])
     model = training.load_logged_model(local)
     spec = TrainingSpec.from_dict(record["train_params"])
@@ -279,10 +227,9 @@ def champion_record(
     ``TrainingSpec.from_tag(..., legacy=True)``: absent fields take the profile's values.
     Returns ``(None, empty, notes)`` when there is no champion or nothing clean to score.
     """
-    from covidct import pipeline
     from covidct.promotion import registry
 
-    store = pipeline.lake(settings)
+    store = lake(settings)
     client = registry.client(settings.mlflow.tracking_uri)
     champion = registry.get_champion(client, settings.mlflow.model_name)
     if champion.version is None:
@@ -327,7 +274,9 @@ def champion_record(
     return record, clean.reset_index(drop=True), notes
 
 
-def confirm(settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
+def confirm_deployables(
+    settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str
+) -> dict[str, Any]:
     """Register the candidate's and baseline's deployables; score them and the champion.
 
     Returns ``aggregated`` plus ``{"sequestered", "deployables", "champion", "notes"}``:
@@ -336,9 +285,8 @@ def confirm(settings: Settings, aggregated: Mapping[str, Any], dag_run_id: str) 
     sequestered patients it never saw) or None. Raises ValueError when the dataset version has
     no sequestered patients of both classes.
     """
-    from covidct import pipeline
 
-    store = pipeline.lake(settings)
+    store = lake(settings)
     evaluations = aggregated["evaluations"]
     version = evaluations[0]["dataset_version"]
     lock = sequester.read_lock(store)
