@@ -93,6 +93,8 @@ from .lesions import (
     MAX_LESIONS as MAX_LESIONS,
     MOSMED_COUNTS as MOSMED_COUNTS,
     NORMAL_CT_RATE as NORMAL_CT_RATE,
+    draw_slice as draw_slice,
+    plan_patient as plan_patient,
 )
 from .manifest import (
     MANIFEST_COLUMNS as MANIFEST_COLUMNS,
@@ -109,7 +111,16 @@ from .manifest import (
 )
 from .phantom import (
     SIZE as SIZE,
+    Anatomy as Anatomy,
+    apply_scanner as apply_scanner,
+    draw_body as draw_body,
+    draw_vessels as draw_vessels,
     ellipse_mask as ellipse_mask,
+    lung_centres as lung_centres,
+    lung_mask as lung_mask,
+    lung_openness as lung_openness,
+    lung_radii as lung_radii,
+    pixel_grid as pixel_grid,
 )
 from .roster import (
     ALL_CSV as ALL_CSV,
@@ -160,14 +171,17 @@ from .synth_truth import (
     PATIENT_TRUTH_COLUMNS as PATIENT_TRUTH_COLUMNS,
     SLICE_TRUTH_COLUMNS as SLICE_TRUTH_COLUMNS,
     TRUTH_SUFFIX as TRUTH_SUFFIX,
+    TruthCollector as TruthCollector,
     default_truth_dir as default_truth_dir,
     read_lesion_mask as read_lesion_mask,
     read_lookalike_mask as read_lookalike_mask,
     read_lung_mask as read_lung_mask,
     read_truth as read_truth,
+    write_truth as write_truth,
 )
 from .tables import (
     batch_validation_table as batch_validation_table,
+    details_or_empty as details_or_empty,
     layout_table as layout_table,
     patient_validation_table as patient_validation_table,
     slice_table as slice_table,

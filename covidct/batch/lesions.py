@@ -19,13 +19,13 @@ from covidct.batch.phantom import (
     LUNG_HU,
     PIXEL_MM,
     SIZE,
-    _apply_scanner,
-    _Body,
-    _draw_vessels,
-    _grid,
-    _lung_centres,
-    _lung_mask,
-    _lung_radii,
+    Anatomy,
+    apply_scanner,
+    draw_vessels,
+    lung_centres,
+    lung_mask,
+    lung_radii,
+    pixel_grid,
 )
 from covidct.batch.scanners import ScannerProfile
 
@@ -160,11 +160,11 @@ class _Geometry:
     """Lung geometry of one patient for placing objects, and the coarse involvement estimate
     (nominal ellipsoids, without their rough margins, on a grid of 4 px and ~4 mm)."""
 
-    def __init__(self, body: _Body) -> None:
+    def __init__(self, body: Anatomy) -> None:
         self.body = body
-        self.centres = _lung_centres(body)
-        self.radii = _lung_radii(body, 0.96)
-        lungs = _lung_mask(body, 0.96)
+        self.centres = lung_centres(body)
+        self.radii = lung_radii(body, 0.96)
+        lungs = lung_mask(body, 0.96)
         n = SIZE // _COARSE
         self.coarse_lung = lungs.reshape(n, _COARSE, n, _COARSE).mean(axis=(1, 3)) > 0.5
         self.levels = np.linspace(0.0, LUNG_HEIGHT_MM, _LEVELS)
@@ -337,7 +337,7 @@ def _plan_lookalikes(plan: _Plan, geometry: _Geometry, rng: np.random.Generator)
             )  # fmt: skip
 
 
-def _plan_patient(body: _Body, covid: bool, rng: np.random.Generator) -> _Plan:
+def plan_patient(body: Anatomy, covid: bool, rng: np.random.Generator) -> _Plan:
     """Severity, lesions (Positive only) and look-alikes (everyone) of one patient."""
     plan = _Plan(noise=_noise_field(rng))
     geometry = _Geometry(body)
@@ -366,7 +366,7 @@ def _paint_object(
     inside = lungs[r0:r1, c0:c1]
     if not inside.any():
         return
-    rows, cols = _grid()
+    rows, cols = pixel_grid()
     box_noise = noise[r0:r1, c0:c1]
     q = item.q(rows[r0:r1, c0:c1], cols[r0:r1, c0:c1], z, box_noise)
     weight = np.clip((1.0 - q) / _EDGE, 0.0, 1.0) * inside
@@ -402,8 +402,8 @@ class _Drawn:
     lookalike: np.ndarray  # bool (512, 512)
 
 
-def _draw_slice(
-    body: _Body,
+def draw_slice(
+    body: Anatomy,
     openness: float,
     z: float | None,
     plan: _Plan,
@@ -412,12 +412,12 @@ def _draw_slice(
 ) -> _Drawn:
     """One slice at lung ``openness``; lesions and look-alikes at height ``z`` (None: closed)."""
     hu = body.base.copy()
-    lungs = _lung_mask(body, openness)
+    lungs = lung_mask(body, openness)
     lesion = np.zeros(hu.shape, dtype=bool)
     lookalike = np.zeros(hu.shape, dtype=bool)
     hu[lungs] = LUNG_HU
     if lungs.any():
-        _draw_vessels(hu, lungs, rng, count=int(30 * openness**2) + 1)
+        draw_vessels(hu, lungs, rng, count=int(30 * openness**2) + 1)
         if z is not None and plan.noise is not None:
             items = [(x, lookalike) for x in plan.lookalikes if x.meets(z)]
             items += [(x, lesion) for x in plan.lesions if x.meets(z)]
@@ -426,7 +426,7 @@ def _draw_slice(
                 noise = ndimage.zoom(coarse, SIZE / coarse.shape[0], order=1)
                 for item, truth in items:
                     _paint_object(hu, lungs, truth, item, z, noise)
-    _apply_scanner(hu, profile, rng)
+    apply_scanner(hu, profile, rng)
     values = np.rint(hu + np.float32(schema.HU_OFFSET))
     image = np.clip(values, 0, np.iinfo(np.uint16).max).astype(np.uint16)
     return _Drawn(image, lungs, lesion, lookalike)

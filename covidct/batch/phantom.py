@@ -26,7 +26,8 @@ PIXEL_MM, LUNG_HEIGHT_MM = 0.75, 250.0
 
 
 @lru_cache(maxsize=1)
-def _grid() -> tuple[np.ndarray, np.ndarray]:
+def pixel_grid() -> tuple[np.ndarray, np.ndarray]:
+    """Row and column coordinates of every pixel: two float32 (512, 512) arrays (cached)."""
     rows, cols = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
     return rows, cols
 
@@ -40,7 +41,7 @@ def _ellipse_box(
         return None
     rows_box = slice(max(int(cy - ry) - 1, 0), min(int(cy + ry) + 2, SIZE))
     cols_box = slice(max(int(cx - rx) - 1, 0), min(int(cx + rx) + 2, SIZE))
-    rows, cols = _grid()
+    rows, cols = pixel_grid()
     inside = ((rows[rows_box, cols_box] - cy) / ry) ** 2 + (
         (cols[rows_box, cols_box] - cx) / rx
     ) ** 2
@@ -76,7 +77,7 @@ def ellipse_mask(centre: tuple[float, float], radii: tuple[float, float]) -> np.
 
 
 @dataclass(frozen=True)
-class _Body:
+class Anatomy:
     """Per-patient anatomy: the base HU image without lungs, and lung geometry."""
 
     base: np.ndarray  # float32 (512, 512) HU
@@ -84,7 +85,9 @@ class _Body:
     radii: tuple[float, float]
 
 
-def _draw_body(rng: np.random.Generator) -> _Body:
+def draw_body(rng: np.random.Generator) -> Anatomy:
+    """A random chest without lungs: fat, soft tissue, spine, sternum and ribs in HU (float32
+    (512, 512)), with the inner ellipse's centre and radii in pixels."""
     cy, cx = 256.0 + rng.uniform(-6, 6), 256.0 + rng.uniform(-6, 6)
     ry, rx = rng.uniform(150, 172), rng.uniform(200, 225)
     fat = rng.uniform(8, 16)
@@ -101,27 +104,30 @@ def _draw_body(rng: np.random.Generator) -> _Body:
         for side in (-1.0, 1.0):
             centre = (cy + 0.9 * iy * math.cos(theta), cx + side * 0.9 * ix * math.sin(theta))
             _paint(base, centre, (6, 9), float(rng.uniform(1000, 1500)))
-    return _Body(base=base, centre=(cy, cx), radii=(iy, ix))
+    return Anatomy(base=base, centre=(cy, cx), radii=(iy, ix))
 
 
-def _lung_centres(body: _Body) -> list[tuple[float, float]]:
+def lung_centres(body: Anatomy) -> list[tuple[float, float]]:
+    """Centres (row, column), in pixels, of the two lungs of ``body``."""
     (cy, cx), (_, rx) = body.centre, body.radii
     return [(cy - 8.0, cx - 0.45 * rx), (cy - 8.0, cx + 0.45 * rx)]
 
 
-def _lung_radii(body: _Body, openness: float) -> tuple[float, float]:
+def lung_radii(body: Anatomy, openness: float) -> tuple[float, float]:
+    """Radii (rows, columns), in pixels, of each lung at ``openness`` (0: closed, 1: widest)."""
     ry, rx = body.radii
     return 0.62 * ry * openness, 0.3 * rx * openness
 
 
-def _lung_mask(body: _Body, openness: float) -> np.ndarray:
+def lung_mask(body: Anatomy, openness: float) -> np.ndarray:
+    """Both lungs of ``body`` at ``openness``: a bool (512, 512) mask."""
     lungs = np.zeros((SIZE, SIZE), dtype=bool)
-    for centre in _lung_centres(body):
-        lungs |= ellipse_mask(centre, _lung_radii(body, openness))
+    for centre in lung_centres(body):
+        lungs |= ellipse_mask(centre, lung_radii(body, openness))
     return lungs
 
 
-def _draw_vessels(hu: np.ndarray, lungs: np.ndarray, rng: np.random.Generator, count: int) -> None:
+def draw_vessels(hu: np.ndarray, lungs: np.ndarray, rng: np.random.Generator, count: int) -> None:
     """Vessels: small discs of soft-tissue density, clipped to the lungs."""
     rows, cols = np.nonzero(lungs)
     if len(rows) == 0:
@@ -131,7 +137,10 @@ def _draw_vessels(hu: np.ndarray, lungs: np.ndarray, rng: np.random.Generator, c
         _paint(hu, (float(rows[pick]), float(cols[pick])), (radius, radius), VESSEL_HU, lungs)
 
 
-def _openness(n_top: int, n_open: int, n_bottom: int, rng: np.random.Generator) -> np.ndarray:
+def lung_openness(n_top: int, n_open: int, n_bottom: int, rng: np.random.Generator) -> np.ndarray:
+    """Lung openness of each slice of a series, head to feet: ``n_top`` closed slices rising
+    to ``CLOSED_MAX``, ``n_open`` slices in ``OPEN_RANGE`` (a sine bump), ``n_bottom`` falling
+    back to 0; float64 (n_top + n_open + n_bottom,)."""
     top = np.linspace(0.0, CLOSED_MAX, n_top + 1)[:-1] if n_top else np.zeros(0)
     bottom = np.linspace(CLOSED_MAX, 0.0, n_bottom + 1)[1:] if n_bottom else np.zeros(0)
     bump = np.sin(np.pi * (np.arange(n_open) + 1) / (n_open + 1))
@@ -140,7 +149,7 @@ def _openness(n_top: int, n_open: int, n_bottom: int, rng: np.random.Generator) 
     return np.concatenate([top, np.clip(middle, low, high), bottom])
 
 
-def _apply_scanner(hu: np.ndarray, profile: ScannerProfile, rng: np.random.Generator) -> None:
+def apply_scanner(hu: np.ndarray, profile: ScannerProfile, rng: np.random.Generator) -> None:
     """Reconstruction kernel and noise, in place."""
     if profile.blur_sigma_px > 0:
         hu[:] = ndimage.gaussian_filter(hu, profile.blur_sigma_px)

@@ -104,28 +104,28 @@ import pandas as pd
 
 from covidct import schema
 from covidct.batch.contract import UNKNOWN_THICKNESS, write_batch_info, write_patient_details
-from covidct.batch.lesions import _draw_slice, _plan_patient
+from covidct.batch.lesions import draw_slice, plan_patient
 from covidct.batch.phantom import (
     LUNG_HEIGHT_MM,
     PIXEL_MM,
     SIZE,
-    _Body,
-    _draw_body,
-    _lung_centres,
-    _lung_radii,
-    _openness,
+    Anatomy,
+    draw_body,
+    lung_centres,
+    lung_openness,
+    lung_radii,
 )
 from covidct.batch.roster import load_default_roster, series_counts
 from covidct.batch.scanners import SCANNERS, Scanner, ScannerProfile, parse_scanner
 from covidct.batch.slices import slice_name, write_slice
 from covidct.batch.synth_truth import (
-    _Truth,
-    _write_truth,
+    TruthCollector,
     default_truth_dir,
     read_lesion_mask as read_lesion_mask,
     read_lookalike_mask as read_lookalike_mask,
     read_lung_mask as read_lung_mask,
     read_truth as read_truth,
+    write_truth,
 )
 
 logger = logging.getLogger(__name__)
@@ -267,10 +267,10 @@ def _slab(n_open: int, thickness: float, rng: np.random.Generator) -> np.ndarray
     return start + spacing * (np.arange(n_open) + 0.5)
 
 
-def _ellipses_text(body: _Body, openness: float) -> str:
+def _ellipses_text(body: Anatomy, openness: float) -> str:
     """The slice's two lung ellipses, ``row,col,radius_rows,radius_cols;...`` (exact floats)."""
-    radii = _lung_radii(body, openness)
-    return ";".join(",".join(repr(float(v)) for v in (*c, *radii)) for c in _lung_centres(body))
+    radii = lung_radii(body, openness)
+    return ";".join(",".join(repr(float(v)) for v in (*c, *radii)) for c in lung_centres(body))
 
 
 def _write_patient(
@@ -281,23 +281,23 @@ def _write_patient(
     cap: int | None,
     thickness: dict[str, float],
     profile: ScannerProfile,
-    truth: _Truth,
+    truth: TruthCollector,
 ) -> SynthPatient:
-    body = _draw_body(rng)
+    body = draw_body(rng)
     covid = patient["label"] == schema.Label.POSITIVE.value
     patient_id = str(patient["patient_id"])
     written = []
     plan = _plan_series([int(n) for n in counts["slices"]], rng, cap)
-    design = _plan_patient(body, covid, rng)
+    design = plan_patient(body, covid, rng)
     lung_total = lesion_total = 0
     for name, (n_top, n_open, n_bottom) in zip(counts["series"], plan, strict=False):
-        openness = _openness(n_top, n_open, n_bottom, rng)
+        openness = lung_openness(n_top, n_open, n_bottom, rng)
         is_open = [n_top <= i < n_top + n_open for i in range(len(openness))]
         step = thickness.get(str(name), math.nan)
         heights = _slab(n_open, FALLBACK_THICKNESS_MM if math.isnan(step) else step, rng)
         for index, (level, open_lung) in enumerate(zip(openness, is_open, strict=True), start=1):
             z = float(heights[index - 1 - n_top]) if open_lung else None
-            drawn = _draw_slice(body, float(level), z, design, profile, rng)
+            drawn = draw_slice(body, float(level), z, design, profile, rng)
             path = f"{patient_id}/{name}/{slice_name(index)}"
             write_slice(batch_dir / path, drawn.image)
             lungs, lesions = int(drawn.lungs.sum()), int(drawn.lesion.sum())
@@ -444,7 +444,7 @@ def write_synthetic_batch(
     roster = roster if roster is not None else load_default_roster(roster_dir)
     chosen = sample_patients(roster, patients, np.random.default_rng(seed))
     counts = series_counts(roster)
-    written, thicknesses, truth = [], [], _Truth()
+    written, thicknesses, truth = [], [], TruthCollector()
     for index, (_, patient) in enumerate(chosen.iterrows()):
         rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
         mine = counts[counts["patient_id"] == patient["patient_id"]].sort_values("series")
@@ -478,7 +478,7 @@ def write_synthetic_batch(
         "lung_height_mm": LUNG_HEIGHT_MM,
         "mask_shape": [SIZE, SIZE],
     }
-    _write_truth(truth_path, truth, about)
+    write_truth(truth_path, truth, about)
     logger.info(
         "wrote %d synthetic slices of %d patients to %s (truth: %s)",
         report.slices_written,

@@ -27,7 +27,7 @@ PATIENTS_CSV, SLICES_CSV, MASKS_NPZ, TRUTH_JSON = (
 
 
 @dataclass
-class _Truth:
+class TruthCollector:
     """Truth rows and masks collected while writing."""
 
     patients: list[dict[str, object]] = field(default_factory=list)
@@ -53,7 +53,9 @@ def _write_masks(path: Path, masks: dict[str, np.ndarray]) -> None:
             archive.writestr(info, buffer.getvalue())
 
 
-def _write_truth(truth_dir: Path, truth: _Truth, about: dict[str, Any]) -> None:
+def write_truth(truth_dir: Path, truth: TruthCollector, about: dict[str, Any]) -> None:
+    """Write the collected truth into ``truth_dir`` (created): the patient and slice tables
+    and the lesion masks, with ``about`` (the batch's generation settings). Raises OSError."""
     truth_dir.mkdir(parents=True, exist_ok=True)
     patients = pd.DataFrame(truth.patients, columns=PATIENT_TRUTH_COLUMNS)
     patients.to_csv(truth_dir / PATIENTS_CSV, index=False, lineterminator="\n")

@@ -36,7 +36,10 @@ def slice_table(manifest: pd.DataFrame, known_hashes: Mapping[str, str]) -> pd.D
     return table
 
 
-def _details_or_empty(batch_dir: Path) -> pd.DataFrame:
+def details_or_empty(batch_dir: Path) -> pd.DataFrame:
+    """``Patient_details.csv`` of ``batch_dir`` as text (:func:`read_patient_details_text`),
+    or an empty table with its columns when the file is absent or unreadable (validation then
+    reports every patient as missing its row)."""
     try:
         return read_patient_details_text(batch_dir)
     except (FileNotFoundError, ValueError):
@@ -222,7 +225,7 @@ def _case_entries(
     """A row per patient id (folder or ``Patient ID``) equal, ignoring case, to another id of
     the batch or to a known patient key of the same source, without being the same id."""
     ids = {p.name for p in batch_dir.iterdir() if p.is_dir() and not p.is_symlink()}
-    ids |= {str(pid) for pid in _details_or_empty(batch_dir)[schema.PATIENT_COLUMN] if pid}
+    ids |= {str(pid) for pid in details_or_empty(batch_dir)[schema.PATIENT_COLUMN] if pid}
     known: dict[str, str] = {}
     for key in known_patients:
         known.setdefault(key.casefold(), key)

@@ -63,13 +63,13 @@ from covidct.batch.expectations import (
 from covidct.batch.fault_reasons import one_reason_per_fault
 from covidct.batch.manifest import build_manifest
 from covidct.batch.tables import (
-    _details_or_empty,
     batch_validation_table,
+    details_or_empty,
     layout_table,
     patient_validation_table,
     slice_table,
 )
-from covidct.batch.validation_report import _failing_paths, write_report
+from covidct.batch.validation_report import write_report
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def validate_batch(
     excluded, slice_failures = apply_exclusions(slice_failures, slices, policy)
     kept = slices[~slices["path"].isin(excluded)]
     patients = patient_validation_table(
-        kept, _details_or_empty(batch_dir), source, known_labels or {}
+        kept, details_or_empty(batch_dir), source, known_labels or {}
     )
     failures = slice_failures + runner.run(Table.PATIENTS, patients, patient_expectations())
     failures += runner.run(
@@ -172,3 +172,15 @@ def apply_exclusions(
         (f"{fraction:.1%} of slices > {policy.max_excluded_fraction:.1%} allowed",),
     )
     return set(), [*failures, limit]
+
+
+def _failing_paths(failures: list[Failure], slices: pd.DataFrame) -> set[str] | None:
+    """Return every failing path, or None when a failure does not name all of its rows."""
+    known = set(slices["path"])
+    paths: set[str] = set()
+    for failure in failures:
+        names = set(failure.names)
+        if failure.count > len(failure.names) or not names <= known:
+            return None
+        paths |= names
+    return paths

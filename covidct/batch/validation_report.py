@@ -8,26 +8,10 @@ import html
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from covidct.batch.checks import (
     REASON_EXAMPLES,
     BatchVerdict,
-    Failure,
 )
-
-
-def _failing_paths(failures: list[Failure], slices: pd.DataFrame) -> set[str] | None:
-    """Return every failing path, or None when a failure does not name all of its rows."""
-    known = set(slices["path"])
-    paths: set[str] = set()
-    for failure in failures:
-        names = set(failure.names)
-        if failure.count > len(failure.names) or not names <= known:
-            return None
-        paths |= names
-    return paths
-
 
 # ------------------------------------------------------------------------------- reporting
 

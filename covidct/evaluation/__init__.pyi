@@ -16,9 +16,14 @@ from .activation_maps import (
 from .bootstrap import (
     BootstrapResult as BootstrapResult,
     PairedBootstrapResult as PairedBootstrapResult,
+    PatientStrata as PatientStrata,
     bootstrap_ci as bootstrap_ci,
     bootstrap_weights as bootstrap_weights,
+    check_level as check_level,
+    clustered_for_bootstrap as clustered_for_bootstrap,
     paired_bootstrap as paired_bootstrap,
+    patient_strata as patient_strata,
+    percentile_interval as percentile_interval,
 )
 from .calibration import (
     DEFAULT_N_BINS as DEFAULT_N_BINS,
@@ -86,6 +91,7 @@ from .predictions import (
     ALL_FOLDS as ALL_FOLDS,
     DEFAULT_PATIENT_THRESHOLD as DEFAULT_PATIENT_THRESHOLD,
     FOLD as FOLD,
+    FRACTION_METRICS as FRACTION_METRICS,
     HEADLINE as HEADLINE,
     OPTIONAL_COLUMNS as OPTIONAL_COLUMNS,
     P_COVID as P_COVID,
@@ -102,6 +108,7 @@ from .predictions import (
     ThresholdSource as ThresholdSource,
     Unit as Unit,
     check_no_identical_rows as check_no_identical_rows,
+    check_threshold as check_threshold,
     choose_patient_threshold as choose_patient_threshold,
     confusion_cells as confusion_cells,
     metric_key as metric_key,

@@ -109,24 +109,32 @@ def bootstrap_weights(
 
 
 @dataclass(frozen=True)
-class _Patients:
+class PatientStrata:
+    """The patients of a predictions table (``ids``, sorted) and each one's label as an int
+    stratum (``strata``, int64, aligned with ``ids``): what the bootstrap resamples."""
+
     ids: pd.Index
     strata: np.ndarray
 
 
-def _patients_of(frame: pd.DataFrame) -> _Patients:
+def patient_strata(frame: pd.DataFrame) -> PatientStrata:
+    """:class:`PatientStrata` of a predictions table (one label per patient: its first row's
+    ``y_true``)."""
     labels = frame.groupby(PATIENT_ID, sort=True)[Y_TRUE].first()
-    return _Patients(labels.index, encode_labels(labels))
+    return PatientStrata(labels.index, encode_labels(labels))
 
 
-def _clustered(
+def clustered_for_bootstrap(
     frame: pd.DataFrame,
     unit: Unit,
-    patients: _Patients,
+    patients: PatientStrata,
     *,
     patient_threshold: float | None,
     slice_threshold: float,
 ) -> ClusteredPredictions:
+    """Predictions of ``frame`` at ``unit`` (image: one row a slice; patient: one row a
+    patient, by :func:`covidct.evaluation.predictions.patient_level`) with each row's patient
+    cluster index into ``patients.ids``, ready for the clustered bootstrap."""
     if unit == Unit.IMAGE:
         rows, scores = frame, frame[P_COVID].to_numpy(dtype=np.float64)
         predicted = predict_labels(scores, slice_threshold)
@@ -138,7 +146,9 @@ def _clustered(
     return cluster_predictions(truth, predicted, scores, cluster, len(patients.ids))
 
 
-def _interval(distribution: np.ndarray, level: float) -> tuple[float, float, int]:
+def percentile_interval(distribution: np.ndarray, level: float) -> tuple[float, float, int]:
+    """``(low, high, n)``: the central ``level`` percentile interval of the finite values of a
+    bootstrap distribution and how many there were; ``(nan, nan, 0)`` when none is finite."""
     finite = distribution[np.isfinite(distribution)]
     if finite.size == 0:
         return math.nan, math.nan, 0
@@ -146,7 +156,8 @@ def _interval(distribution: np.ndarray, level: float) -> tuple[float, float, int
     return float(low), float(high), int(finite.size)
 
 
-def _check_level(level: float) -> None:
+def check_level(level: float) -> None:
+    """Raise ValueError unless the interval ``level`` is in (0, 1)."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
 
@@ -169,16 +180,16 @@ def bootstrap_ci(
     ValueError on an unknown metric, a bad table, ``n_boot < 1`` or ``level`` outside (0, 1).
     """
     unit, name = parse_metric_key(metric)
-    _check_level(level)
+    check_level(level)
     frame = validate_predictions(df)
-    patients = _patients_of(frame)
-    data = _clustered(
+    patients = patient_strata(frame)
+    data = clustered_for_bootstrap(
         frame, unit, patients, patient_threshold=patient_threshold, slice_threshold=slice_threshold
     )
     point = float(weighted_metrics(data, np.ones((1, data.n_clusters)), [name])[name][0])
     weights = bootstrap_weights(patients.strata, n_boot=n_boot, seed=seed, stratify=stratify)
     distribution = weighted_metrics(data, weights, [name])[name]
-    low, high, n_valid = _interval(distribution, level)
+    low, high, n_valid = percentile_interval(distribution, level)
     return BootstrapResult(
         metric_key(unit, name), point, low, high, level, n_boot, n_valid, len(patients.ids), seed,
         distribution,
@@ -206,12 +217,14 @@ def paired_bootstrap(
     (``benchmarks/bootstrap_speed.py``). Raises ValueError if the test sets differ.
     """
     unit, name = parse_metric_key(metric)
-    _check_level(level)
+    check_level(level)
     frame_a = validate_predictions(df_a, source="predictions a")
     frame_b = validate_predictions(df_b, source="predictions b")
     patients = _same_test_set(frame_a, frame_b)
     datas = [
-        _clustered(f, unit, patients, patient_threshold=t, slice_threshold=slice_threshold)
+        clustered_for_bootstrap(
+            f, unit, patients, patient_threshold=t, slice_threshold=slice_threshold
+        )
         for f, t in zip((frame_a, frame_b), patient_thresholds, strict=True)
     ]
     ones = np.ones((1, len(patients.ids)))
@@ -219,7 +232,7 @@ def paired_bootstrap(
     weights = bootstrap_weights(patients.strata, n_boot=n_boot, seed=seed, stratify=stratify)
     dist_a, dist_b = (weighted_metrics(d, weights, [name])[name] for d in datas)
     difference = dist_a - dist_b
-    low, high, n_valid = _interval(difference, level)
+    low, high, n_valid = percentile_interval(difference, level)
     finite = difference[np.isfinite(difference)]
     positive = float((finite > 0).mean()) if finite.size else math.nan
     return PairedBootstrapResult(
@@ -228,8 +241,8 @@ def paired_bootstrap(
     )  # fmt: skip
 
 
-def _same_test_set(frame_a: pd.DataFrame, frame_b: pd.DataFrame) -> _Patients:
-    patients_a, patients_b = _patients_of(frame_a), _patients_of(frame_b)
+def _same_test_set(frame_a: pd.DataFrame, frame_b: pd.DataFrame) -> PatientStrata:
+    patients_a, patients_b = patient_strata(frame_a), patient_strata(frame_b)
     only_a = patients_a.ids.difference(patients_b.ids)
     only_b = patients_b.ids.difference(patients_a.ids)
     if len(only_a) or len(only_b):

@@ -85,8 +85,8 @@ HEADLINE: tuple[Metric, ...] = (
     Metric.ROC_AUC,
     Metric.PR_AUC,
 )
-# Metrics printed as fractions rather than percent.
-_FRACTION_METRICS = frozenset({Metric.MCC, Metric.ROC_AUC, Metric.PR_AUC})
+#: Metrics printed as fractions rather than percent.
+FRACTION_METRICS = frozenset({Metric.MCC, Metric.ROC_AUC, Metric.PR_AUC})
 
 
 class Unit(StrEnum):
@@ -344,7 +344,7 @@ def _patient_thresholds(
     frame: pd.DataFrame, keys: list[str], threshold: float | None, index: pd.Index
 ) -> np.ndarray:
     if threshold is not None:
-        return np.full(len(index), _check_threshold(threshold, "patient threshold"))
+        return np.full(len(index), check_threshold(threshold, "patient threshold"))
     if PATIENT_THRESHOLD not in frame.columns:
         logger.warning("no patient threshold given or stored; using %s", DEFAULT_PATIENT_THRESHOLD)
         return np.full(len(index), DEFAULT_PATIENT_THRESHOLD)
@@ -355,11 +355,12 @@ def _patient_thresholds(
         raise ValueError(f"{PATIENT_THRESHOLD} varies within patient(s) {bad}")
     values = grouped.first().reindex(index).to_numpy(dtype=np.float64)
     for value in np.unique(values):
-        _check_threshold(value, PATIENT_THRESHOLD)
+        check_threshold(value, PATIENT_THRESHOLD)
     return values
 
 
-def _check_threshold(value: float, name: str) -> float:
+def check_threshold(value: float, name: str) -> float:
+    """``value`` as a float; raises ValueError naming ``name`` unless it is finite and in [0, 1]."""
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
     return float(value)

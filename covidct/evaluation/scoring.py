@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from covidct.evaluation.bootstrap import (
-    _check_level,
-    _clustered,
-    _interval,
-    _patients_of,
     bootstrap_weights,
+    check_level,
+    clustered_for_bootstrap,
+    patient_strata,
+    percentile_interval,
 )
 from covidct.evaluation.metrics import (
     DEFAULT_THRESHOLD,
@@ -35,10 +35,10 @@ from covidct.evaluation.metrics import (
     weighted_metrics,
 )
 from covidct.evaluation.predictions import (
-    _FRACTION_METRICS,
     ALL_FOLDS,
     DEFAULT_PATIENT_THRESHOLD,
     FOLD,
+    FRACTION_METRICS,
     HEADLINE,
     P_COVID,
     PATIENT_ID,
@@ -48,7 +48,7 @@ from covidct.evaluation.predictions import (
     Y_TRUE,
     ThresholdSource,
     Unit,
-    _check_threshold,
+    check_threshold,
     choose_patient_threshold,
     metric_key,
     patient_level,
@@ -261,7 +261,7 @@ def _resolve_thresholds(
         raise ValueError("predictions: no test rows (every row is split=val)")
     folds = sorted(test[FOLD].unique(), key=str)
     if patient_threshold is not None:
-        chosen = dict.fromkeys(folds, _check_threshold(patient_threshold, "patient threshold"))
+        chosen = dict.fromkeys(folds, check_threshold(patient_threshold, "patient threshold"))
         source = ThresholdSource.ARGUMENT
     elif has_val:
         chosen = {f: _threshold_from_val(frame, f, slice_threshold) for f in folds}
@@ -304,16 +304,16 @@ def _headline_intervals(
     columns = ["point", "low", "high", "n_valid"]
     if n_boot == 0:
         return pd.DataFrame(math.nan, index=pd.Index(keys, name="metric"), columns=columns)
-    patients = _patients_of(frame)
+    patients = patient_strata(frame)
     weights = bootstrap_weights(patients.strata, n_boot=n_boot, seed=seed)
     rows = {}
     for unit in Unit:
-        data = _clustered(
+        data = clustered_for_bootstrap(
             frame, unit, patients, patient_threshold=None, slice_threshold=slice_threshold
         )
         points = weighted_metrics(data, np.ones((1, data.n_clusters)), HEADLINE)
         for metric, distribution in weighted_metrics(data, weights, HEADLINE).items():
-            low, high, n_valid = _interval(distribution, level)
+            low, high, n_valid = percentile_interval(distribution, level)
             rows[metric_key(unit, metric)] = (float(points[metric][0]), low, high, n_valid)
     return (
         pd.DataFrame.from_dict(rows, orient="index", columns=columns)
@@ -337,7 +337,7 @@ def evaluate_predictions(
     val`` rows; the ``patient_threshold`` column; 0.5 (warned). ``val`` rows are never
     evaluated. ``n_boot`` 0 skips the intervals. Raises ValueError on an invalid table.
     """
-    _check_level(level)
+    check_level(level)
     frame, thresholds, source = _resolve_thresholds(
         validate_predictions(df), patient_threshold, slice_threshold
     )
@@ -372,7 +372,7 @@ def evaluate_predictions(
 def _cell(metric: str, value: float) -> str:
     if not math.isfinite(value):
         return "n/a"
-    return f"{value:.4f}" if Metric(metric) in _FRACTION_METRICS else f"{100 * value:.2f}%"
+    return f"{value:.4f}" if Metric(metric) in FRACTION_METRICS else f"{100 * value:.2f}%"
 
 
 def _unit_text(result: EvaluationResult, unit: Unit) -> list[str]:

@@ -38,13 +38,16 @@ from .custody import (
     curated_prefix as curated_prefix,
     discover_new_batches as discover_new_batches,
     landed_batches as landed_batches,
+    landed_hash as landed_hash,
     landing_prefix as landing_prefix,
     latest_receipt_hash as latest_receipt_hash,
     local_content_hash as local_content_hash,
     local_file_hashes as local_file_hashes,
     manifest_key as manifest_key,
+    move_verified as move_verified,
     pending_batches as pending_batches,
     receipted_batches as receipted_batches,
+    utc_now as utc_now,
 )
 from .landing import (
     UPLOAD_THREADS as UPLOAD_THREADS,
@@ -60,6 +63,7 @@ from .layout import (
     run_key_of as run_key_of,
 )
 from .storage import (
+    PARTIAL_SUFFIX as PARTIAL_SUFFIX,
     TRANSFER_THREADS as TRANSFER_THREADS,
     IntegrityError as IntegrityError,
     KeyList as KeyList,

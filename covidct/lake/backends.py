@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 if TYPE_CHECKING:
     pass
 from covidct.lake.storage import (
-    _PARTIAL_SUFFIX,
+    PARTIAL_SUFFIX,
     TRANSFER_THREADS,
     KeyList,
     ObjectStore,
@@ -58,7 +58,7 @@ class LocalStore(ObjectStore):
         keys = []
         for path_root, _dirs, files in os.walk(directory):
             for name in files:
-                if name.endswith(_PARTIAL_SUFFIX):
+                if name.endswith(PARTIAL_SUFFIX):
                     continue
                 if os.path.islink(os.path.join(path_root, name)):
                     logger.warning("%s: symbolic link in the store, not an object", name)
@@ -145,7 +145,7 @@ class LocalStore(ObjectStore):
         """Remove the partial files (``*.covidct-partial``) a killed writer left under folder
         ``prefix``; return how many."""
         path = self._folder_path(prefix)
-        partials = list(path.rglob(f"*{_PARTIAL_SUFFIX}")) if path.is_dir() else []
+        partials = list(path.rglob(f"*{PARTIAL_SUFFIX}")) if path.is_dir() else []
         for partial in partials:
             partial.unlink(missing_ok=True)
         return len(partials)

@@ -19,15 +19,15 @@ from covidct.lake.custody import (
     BatchLedger,
     BatchStatus,
     LedgerEntry,
-    _landed_hash,
-    _move_verified,
-    _now,
     content_hash,
     curated_prefix,
+    landed_hash,
     landing_prefix,
     local_content_hash,
     manifest_key,
+    move_verified,
     pending_batches,
+    utc_now,
 )
 from covidct.lake.layout import LakeLayout
 from covidct.lake.storage import ObjectStore
@@ -60,10 +60,10 @@ def quarantine_batch(
     given, ValueError when the landed content changed.
     """
     done = LakeLayout.quarantined_batch(batch_id, content_hash_hex) if content_hash_hex else None
-    digest = _landed_hash(store, batch_id, content_hash_hex, done)
+    digest = landed_hash(store, batch_id, content_hash_hex, done)
     target = quarantine_prefix(batch_id, digest)
     moved = LakeLayout.quarantined_batch(batch_id, digest)
-    n_files = _move_verified(store, landing_prefix(batch_id), moved, digest)
+    n_files = move_verified(store, landing_prefix(batch_id), moved, digest)
     if report_dir is not None and report_dir.is_dir():
         store.upload_dir(report_dir, LakeLayout.quarantine_report(batch_id, digest))
     verdict_text = json.dumps(dict(verdict_dict), indent=2, sort_keys=True, default=str)
@@ -94,9 +94,9 @@ def accept_batch(
     ValueError as :func:`quarantine_batch`.
     """
     target = curated_prefix(batch_id)
-    digest = _landed_hash(store, batch_id, content_hash_hex, target)
+    digest = landed_hash(store, batch_id, content_hash_hex, target)
     _refuse_other_content(store, target, batch_id, digest)
-    n_files = _move_verified(store, landing_prefix(batch_id), target, digest)
+    n_files = move_verified(store, landing_prefix(batch_id), target, digest)
     store.write_bytes(manifest_key(batch_id), _parquet_bytes(manifest, batch_id, digest))
     _record(
         store, BatchStatus.ACCEPTED, batch_id, digest, target, n_files,
@@ -125,7 +125,7 @@ def _record(
             status=status,
             location=location,
             n_files=n_files,
-            recorded_at=_now(),
+            recorded_at=utc_now(),
             manifest_key=manifest,
             info=info,
         )  # fmt: skip
@@ -230,7 +230,7 @@ def ingest_batch(
     from covidct.batch.checks import ValidationPolicy
     from covidct.batch.validation import validate_batch
 
-    digest = _landed_hash(store, batch_id, content_hash_hex)
+    digest = landed_hash(store, batch_id, content_hash_hex)
     local = store.download_prefix(landing_prefix(batch_id), work_dir / "batch")
     if local_content_hash(local) != digest:
         raise ValueError(f"download of landing/{batch_id} does not match content {digest[:12]}")

@@ -269,7 +269,7 @@ def discover_new_batches(store: ObjectStore) -> list[str]:
     return [batch.batch_id for batch in pending_batches(store)]
 
 
-def _landed_hash(
+def landed_hash(
     store: ObjectStore, batch_id: str, expected: str | None, target: str | None = None
 ) -> str:
     """Return the content hash of ``landing/<batch_id>``, checked against ``expected``.
@@ -292,7 +292,7 @@ def _landed_hash(
     raise ValueError(f"landing/{batch_id} changed: found {found}, expected {expected[:12]}...")
 
 
-def _move_verified(store: ObjectStore, src: str, dst: str, expected_hash: str) -> int:
+def move_verified(store: ObjectStore, src: str, dst: str, expected_hash: str) -> int:
     """Move folder ``src`` to ``dst`` and check the whole destination has ``expected_hash``."""
     store.move_prefix(src, dst)
     moved = store.hash_prefix(dst)
@@ -304,7 +304,8 @@ def _move_verified(store: ObjectStore, src: str, dst: str, expected_hash: str) -
     return len(moved)
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second (``2026-01-05T10:00:00+00:00``)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 

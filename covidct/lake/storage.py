@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 #: Threads used for per-object transfers (I/O bound; S3 requests wait on the network).
 TRANSFER_THREADS = 8
-_PARTIAL_SUFFIX = ".covidct-partial"
+PARTIAL_SUFFIX = ".covidct-partial"
 #: Sorted object keys (an alias: inside ObjectStore, ``list`` names the listing method).
 KeyList = list[str]
 _T = TypeVar("_T")
@@ -320,7 +320,7 @@ def atomic_write(target: Path, data: bytes) -> None:
     loss; the partial file is removed on failure. The folder must exist; OSError propagates
     (e.g. ENOSPC, "No space left on device").
     """
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_PARTIAL_SUFFIX}")
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}")
     try:
         with partial.open("xb") as handle:
             handle.write(data)

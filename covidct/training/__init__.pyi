@@ -12,16 +12,22 @@ from .checkpoints import (
     CheckpointStateError as CheckpointStateError,
     CheckpointSyncError as CheckpointSyncError,
     EpochCheckpoint as EpochCheckpoint,
+    check_resumable as check_resumable,
     parse_state as parse_state,
     pull_checkpoint as pull_checkpoint,
     push_checkpoint as push_checkpoint,
     read_remote_state as read_remote_state,
     read_state as read_state,
+    restore_checkpoint as restore_checkpoint,
+    run_identity as run_identity,
 )
 from .datasets import (
     LABEL_COLUMN as LABEL_COLUMN,
     PATH_COLUMN as PATH_COLUMN,
+    eval_dataset as eval_dataset,
     label_indices as label_indices,
+    slice_paths as slice_paths,
+    train_dataset as train_dataset,
 )
 from .loaded import (
     holds_loaded_models as holds_loaded_models,
@@ -70,6 +76,8 @@ from .tracking import (
     MlflowEpochMetrics as MlflowEpochMetrics,
     RunSession as RunSession,
     log_keras_model as log_keras_model,
+    log_run_setup as log_run_setup,
+    mlflow_active as mlflow_active,
     register_custom_objects as register_custom_objects,
     serving_copy as serving_copy,
     serving_requirements as serving_requirements,

@@ -132,7 +132,10 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint cannot continue the requested training (other settings, or past its end)."""
 
 
-def _identity(backbone: str, config: TrainingConfig, steps: int, batch: int) -> dict[str, Any]:
+def run_identity(backbone: str, config: TrainingConfig, steps: int, batch: int) -> dict[str, Any]:
+    """What a checkpoint must share with the training that continues it: the backbone, the
+    settings that may not change on resume (all but ``RESUME_MAY_CHANGE``), steps per epoch and
+    global batch size; compared by :func:`check_resumable`."""
     settings = {
         key: value for key, value in config.to_params().items() if key not in RESUME_MAY_CHANGE
     }
@@ -146,7 +149,7 @@ def _identity(backbone: str, config: TrainingConfig, steps: int, batch: int) -> 
     }
 
 
-def _check_resumable(
+def check_resumable(
     state: Mapping[str, Any], identity: Mapping[str, Any], epochs: int, where: Path
 ) -> None:
     """Raise CheckpointMismatchError unless ``state`` can continue the requested training.
@@ -178,7 +181,7 @@ def _check_resumable(
         )
 
 
-def _restore(
+def restore_checkpoint(
     checkpoint_dir: Path, state: Mapping[str, Any], config: TrainingConfig, replicas: int
 ) -> keras.Model:
     """Load the checkpoint ``state`` names; a weights-only one (the last epoch) is compiled anew

@@ -42,15 +42,18 @@ def label_indices(frame: pd.DataFrame) -> np.ndarray:
     return classes.map(CLASS_NAMES.index).to_numpy(dtype=np.int64)
 
 
-def _paths(frame: pd.DataFrame, image_root: Path) -> list[Path]:
+def slice_paths(frame: pd.DataFrame, image_root: Path) -> list[Path]:
+    """The file of each row of ``frame``: ``image_root / path``."""
     return [Path(image_root) / str(path) for path in frame[PATH_COLUMN]]
 
 
-def _train_dataset(
+def train_dataset(
     frame: pd.DataFrame, image_root: Path, config: TrainingConfig, global_batch: int, epoch: int
 ) -> tf.data.Dataset:
+    """The training input of one epoch: shuffled (seed + ``epoch``), augmented on the host
+    unless on the device, repeated, in full batches of ``global_batch``."""
     return make_dataset(
-        _paths(frame, image_root),
+        slice_paths(frame, image_root),
         label_indices(frame).tolist(),
         image_size=config.image_size,
         batch_size=global_batch,
@@ -64,13 +67,15 @@ def _train_dataset(
     )
 
 
-def _eval_dataset(
+def eval_dataset(
     paths: Sequence[Path],
     labels: Sequence[int],
     config: TrainingConfig,
     batch: int,
     cache: bool = False,
 ) -> tf.data.Dataset:
+    """The evaluation input of ``paths`` and ``labels``: in order, unaugmented, batches of
+    ``batch`` (the last may be short), cached in memory with ``cache``."""
     return make_dataset(
         paths,
         labels,

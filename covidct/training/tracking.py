@@ -60,7 +60,9 @@ class MlflowEpochMetrics(keras.callbacks.Callback):
         mlflow.log_metrics(metrics, step=epoch + 1)
 
 
-def _mlflow_active(requested: bool) -> bool:
+def mlflow_active(requested: bool) -> bool:
+    """Whether to log to MLflow: ``requested`` and a run is active (a warning when requested
+    without one)."""
     if not requested:
         return False
     import mlflow
@@ -71,7 +73,7 @@ def _mlflow_active(requested: bool) -> bool:
     return True
 
 
-def _log_run_setup(
+def log_run_setup(
     session: RunSession, frames: Mapping[str, pd.DataFrame], derived: Mapping[str, Any]
 ) -> None:
     """Params (every setting), tag, fold inputs, and the history of earlier attempts."""

@@ -76,16 +76,16 @@ from covidct.schema import CLASS_NAMES, POSITIVE_CLASS
 from covidct.training import warm
 from covidct.training.checkpoints import (
     EpochCheckpoint,
-    _check_resumable,
-    _identity,
-    _restore,
+    check_resumable,
     read_state,
+    restore_checkpoint,
+    run_identity,
 )
 from covidct.training.datasets import (
-    _eval_dataset,
-    _paths,
-    _train_dataset,
+    eval_dataset,
     label_indices,
+    slice_paths,
+    train_dataset,
 )
 from covidct.training.optimization import (
     distribution_strategy,
@@ -98,9 +98,9 @@ from covidct.training.optimization import (
 from covidct.training.profiles import TrainingConfig, TrainResult
 from covidct.training.tracking import (
     MlflowEpochMetrics,
-    _log_run_setup,
-    _mlflow_active,
     log_keras_model,
+    log_run_setup,
+    mlflow_active,
 )
 
 logger = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class _Session:
 
     @property
     def identity(self) -> dict[str, Any]:
-        return _identity(self.backbone, self.config, self.steps, self.batch)
+        return run_identity(self.backbone, self.config, self.steps, self.batch)
 
     @property
     def model(self) -> keras.Model:
@@ -157,7 +157,7 @@ def _open_session(
     holds."""
     strategy = distribution_strategy(config)
     replicas = strategy.num_replicas_in_sync
-    identity = _identity(
+    identity = run_identity(
         backbone,
         config,
         config.effective_steps_per_epoch(replicas),
@@ -173,8 +173,8 @@ def _open_session(
             training_model = new_training_model(backbone, config, replicas)
             kept = warm.WarmModel.of(key, training_model) if reuse else None
         else:
-            _check_resumable(state, identity, config.epochs, checkpoint_dir)
-            training_model = _restore(checkpoint_dir, state, config, replicas)
+            check_resumable(state, identity, config.epochs, checkpoint_dir)
+            training_model = restore_checkpoint(checkpoint_dir, state, config, replicas)
     return _Session(
         backbone=backbone,
         config=config,
@@ -221,13 +221,13 @@ def train_model(
         raise ValueError(f"{backbone}: the training frame has no rows")
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    logging_on = _mlflow_active(mlflow_run)
+    logging_on = mlflow_active(mlflow_run)
     keras.utils.set_random_seed(config.seed)
     with graph_optimizer_policy(config.graph_optimizer):
         session = _open_session(backbone, config, checkpoint_dir, reuse_compiled)
         if logging_on:
             frames = {"training": train_df, "validation": val_df} if log_datasets else {}
-            _log_run_setup(session, frames, session.derived_params(len(train_df), len(val_df)))
+            log_run_setup(session, frames, session.derived_params(len(train_df), len(val_df)))
         if session.resumed_from < config.epochs:
             chosen = _callbacks(session, logging_on, callbacks)
             _fit(session, (train_df, val_df), image_root, chosen)
@@ -263,14 +263,14 @@ def _fit(
 ) -> None:
     train_df, val_df = frames
     config = session.config
-    train = _train_dataset(train_df, image_root, config, session.batch, session.resumed_from)
+    train = train_dataset(train_df, image_root, config, session.batch, session.resumed_from)
     validation = None
     # a profile that re-estimates batch-norm statistics after training (cpu-smoke) would
     # validate, during fit, a model it does not keep: its figures would not be real
     if not val_df.empty and not recalibration_batches(config, session.steps):
         labels = label_indices(val_df).tolist()
-        paths = _paths(val_df, image_root)
-        validation = _eval_dataset(paths, labels, config, session.batch, cache=True)
+        paths = slice_paths(val_df, image_root)
+        validation = eval_dataset(paths, labels, config, session.batch, cache=True)
     session.training_model.fit(
         train,
         epochs=config.epochs,
@@ -294,7 +294,7 @@ def _recalibrate(session: _Session, train_df: pd.DataFrame, image_root: Path) ->
     """:func:`recalibrate_batchnorm` over shuffled, un-augmented training slices."""
     config = session.config
     images = make_dataset(
-        _paths(train_df, image_root),
+        slice_paths(train_df, image_root),
         label_indices(train_df).tolist(),
         image_size=config.image_size,
         batch_size=session.batch,
@@ -350,7 +350,7 @@ def _example_batch(
     val_df: pd.DataFrame, train_df: pd.DataFrame, image_root: Path, config: TrainingConfig
 ) -> np.ndarray:
     frame = (val_df if not val_df.empty else train_df).head(2)
-    dataset = _eval_dataset(_paths(frame, image_root), [0] * len(frame), config, len(frame))
+    dataset = eval_dataset(slice_paths(frame, image_root), [0] * len(frame), config, len(frame))
     return next(iter(dataset))[0].numpy()
 
 
@@ -379,7 +379,7 @@ def predict_p_covid(
     # predict function once per input shape, and a smaller last batch traced the whole network
     # again (5-7 s for ResNet152 on 2 cores, twice per evaluation: validation and test).
     padded = files + files[-1:] * (-len(files) % config.batch_size)
-    dataset = _eval_dataset(padded, [0] * len(padded), config, config.batch_size)
+    dataset = eval_dataset(padded, [0] * len(padded), config, config.batch_size)
     images = dataset.map(lambda image, _target: image)
     if eager:
         scores = np.concatenate([np.asarray(model(batch, training=False)) for batch in images])
