@@ -80,9 +80,17 @@ class Tree:
         self.root = root
         self.package = root.name
         self.paths: dict[str, Path] = {}
+        self._trees: dict[Path, ast.Module] = {}
+        self._stubs: dict[str, dict[str, str]] = {}
         for path in sorted(root.rglob("*.py")):
             parts = path.relative_to(root.parent).with_suffix("").parts
             self.paths[".".join(parts)] = path
+
+    def parse(self, path: Path) -> ast.Module:
+        """The syntax tree of ``path``, read once."""
+        if path not in self._trees:
+            self._trees[path] = ast.parse(path.read_text(), filename=str(path))
+        return self._trees[path]
 
     def is_face(self, module: str) -> bool:
         return self.paths[module].name == "__init__.py"
@@ -97,16 +105,17 @@ class Tree:
     def stub(self, package: str) -> dict[str, str]:
         """Name -> defining module, from ``package``'s ``__init__.pyi`` (empty when none) or, for
         a plain face, from its ``from .m import name`` lines."""
+        if package in self._stubs:
+            return self._stubs[package]
         init = self.paths.get(f"{package}.__init__")
-        if init is None:
-            return {}
-        stub = init.with_suffix(".pyi")
-        source = stub if stub.is_file() else init
         found: dict[str, str] = {}
-        for node in ast.parse(source.read_text()).body:
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-                for alias in node.names:
-                    found[alias.asname or alias.name] = f"{package}.{node.module}"
+        if init is not None:
+            stub = init.with_suffix(".pyi")
+            for node in self.parse(stub if stub.is_file() else init).body:
+                if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                    for alias in node.names:
+                        found[alias.asname or alias.name] = f"{package}.{node.module}"
+        self._stubs[package] = found
         return found
 
     def resolve(self, package: str, name: str) -> str:
@@ -133,7 +142,7 @@ class Tree:
                 faces[imp.names[0]] = imp.target.removesuffix(".__init__")
         if not faces:
             return
-        for node in ast.walk(ast.parse(self.paths[module].read_text())):
+        for node in ast.walk(self.parse(self.paths[module])):
             if (
                 isinstance(node, ast.Attribute)
                 and isinstance(node.value, ast.Name)
@@ -146,7 +155,7 @@ class Tree:
         """The import statements of ``module`` that land in this tree, one per name taken."""
         path = self.paths[module]
         here = module.split(".")[:-1]  # the package that holds it (a face: its own package)
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        for node in ast.walk(self.parse(path)):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.name.split(".")[0] == self.package and self.is_module(alias.name):
@@ -174,7 +183,7 @@ class Tree:
                 if imp.target.rsplit(".", 1)[-1] == name or imp.target.endswith(f"{name}.__init__"):
                     aliases[name] = imp.target
         path = self.paths[module]
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(self.parse(path)):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.asname and self.is_module(alias.name):
@@ -211,7 +220,7 @@ def private_imports(tree: Tree) -> list[str]:
                 if name.startswith("_") and not name.startswith("__") and imp.target != module:
                     found.append(f"{module}:{imp.line} from {imp.target} import {name}")
         aliases = tree.module_aliases(module)
-        for node in ast.walk(ast.parse(tree.paths[module].read_text())):
+        for node in ast.walk(tree.parse(tree.paths[module])):
             if (
                 isinstance(node, ast.Attribute)
                 and isinstance(node.value, ast.Name)
@@ -271,3 +280,119 @@ def house_faults(root: Path, floors: Mapping[str, int]) -> dict[str, list]:
         "upward": upward_imports(tree, floors),
         "private": private_imports(tree),
     }
+
+
+# ----------------------------------------------------------------------------- the house
+
+
+@pytest.fixture(scope="module")
+def house() -> Tree:
+    return Tree(REPO / "covidct")
+
+
+def test_the_guard_sees_the_house(house: Tree) -> None:
+    """Every top-level package and module has a floor, and the guard reads real imports."""
+    tops = {name.split(".")[1] for name in house.paths if name.count(".") >= 1}
+    tops = {top.removesuffix(".__init__") for top in tops}
+    assert tops <= set(FLOORS), f"no floor for {sorted(tops - set(FLOORS))}"
+    edges = {(i.source, i.target) for m in house.paths for i in house.imports(m)}
+    assert ("covidct.pipeline.confirmation", "covidct.promotion.deployable") in edges
+    # through the evaluation face, to the module that defines the name
+    assert ("covidct.pipeline.confirmation", "covidct.evaluation.predictions") in edges
+
+
+def test_no_import_circles(house: Tree) -> None:
+    assert circles(house) == []
+
+
+def test_imports_go_down_only(house: Tree) -> None:
+    assert upward_imports(house, FLOORS) == []
+
+
+def test_no_private_name_crosses_modules(house: Tree) -> None:
+    assert private_imports(house) == []
+
+
+# ----------------------------------------------------------------- the guard on planted trees
+
+PLANTED_FLOORS = {"__init__": 0, "low": 0, "mid": 1, "top": 2}
+
+
+def _plant(root: Path, files: Mapping[str, str]) -> Path:
+    """A package ``pkg`` under ``root`` with ``files`` (path -> source); returns its folder."""
+    package = root / "pkg"
+    for name, source in {"__init__.py": "", **files}.items():
+        path = package / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+    return package
+
+
+def test_the_checker_passes_a_clean_tree(tmp_path: Path) -> None:
+    package = _plant(
+        tmp_path,
+        {
+            "low.py": "def helper():\n    return 1\n",
+            "mid/__init__.py": "",
+            "mid/__init__.pyi": "from .a import name as name\n",
+            "mid/a.py": "from pkg.low import helper\nname = helper()\n",
+            "mid/b.py": "from pkg.mid import name\nfrom pkg.mid.a import name as again\n",
+            "top.py": "from pkg import mid\nvalue = mid.name\n",
+        },
+    )
+    assert house_faults(package, PLANTED_FLOORS) == {"circles": [], "upward": [], "private": []}
+
+
+def test_the_checker_fails_on_a_planted_circle(tmp_path: Path) -> None:
+    """A circle through a package face (``b`` imports ``name`` from ``mid``, which ``a``
+    defines) and one hidden under ``TYPE_CHECKING``."""
+    package = _plant(
+        tmp_path,
+        {
+            "low.py": "",
+            "mid/__init__.py": "",
+            "mid/__init__.pyi": "from .a import name as name\nfrom .b import other as other\n",
+            "mid/a.py": "from pkg.mid.b import other\nname = 1\n",
+            "mid/b.py": "from pkg.mid import name\nother = 2\n",
+            "mid/c.py": (
+                "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.mid.d import D\n"
+            ),
+            "mid/d.py": "def f():\n    from pkg.mid import c\n    return c\nclass D: ...\n",
+        },
+    )
+    faults = house_faults(package, PLANTED_FLOORS)
+    assert faults["circles"] == [["pkg.mid.a", "pkg.mid.b"], ["pkg.mid.c", "pkg.mid.d"]]
+
+
+def test_the_checker_fails_on_an_upward_import(tmp_path: Path) -> None:
+    package = _plant(
+        tmp_path,
+        {
+            "low.py": (
+                "from typing import TYPE_CHECKING\n"
+                "if TYPE_CHECKING:\n    from pkg.top import Thing\n"
+            ),
+            "top.py": "class Thing: ...\n",
+        },
+    )
+    assert house_faults(package, PLANTED_FLOORS)["upward"] == ["pkg.low:3 -> pkg.top"]
+
+
+def test_the_checker_fails_on_a_planted_private_import(tmp_path: Path) -> None:
+    package = _plant(
+        tmp_path,
+        {
+            "low.py": "_secret = 1\n",
+            "mid/__init__.py": "",
+            "mid/a.py": "from pkg.low import _secret\n",
+            "mid/b.py": "from pkg import low\nvalue = low._secret\n",
+            "mid/c.py": "import pkg.low as lo\nvalue = lo._secret + lo.__name__.count('x')\n",
+            "mid/d.py": "from ..low import _secret as mine\n",
+        },
+    )
+    assert sorted(house_faults(package, PLANTED_FLOORS)["private"]) == [
+        "pkg.mid.a:1 from pkg.low import _secret",
+        "pkg.mid.b:2 low._secret",
+        "pkg.mid.c:2 lo._secret",
+        "pkg.mid.d:1 from pkg.low import _secret",
+    ]
