@@ -34,6 +34,7 @@ from .contract import (
     json_depth as json_depth,
     labels_by_patient as labels_by_patient,
     name_problem as name_problem,
+    parse_thickness as parse_thickness,
     read_batch_info as read_batch_info,
     read_patient_details as read_patient_details,
     read_patient_details_text as read_patient_details_text,

@@ -44,6 +44,33 @@ _TEXT_COLUMNS: tuple[str, ...] = schema.PATIENT_DETAILS_COLUMNS[:5]
 UNKNOWN_THICKNESS = "N/A"
 
 
+def parse_thickness(cell: object) -> float | None:
+    """One ``SR_n Folder thickness(mm)`` cell of ``Patient_details.csv``, read by the one rule
+    that validation, the writer and the typed reader share.
+
+    Returns None for an empty cell (or None/NaN: the patient has no such series folder), NaN for
+    :data:`UNKNOWN_THICKNESS` (the folder exists, its thickness is unknown) and otherwise the
+    slice thickness in millimetres as a finite float (``"2.5"`` -> 2.5). Surrounding white space
+    is ignored. Raises ValueError (naming the cell) for anything else.
+    """
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+        return None
+    text = str(cell).strip()
+    if not text:
+        return None
+    if text == UNKNOWN_THICKNESS:
+        return math.nan
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(
+            f"'{escaped(text)}' is not a thickness in mm, empty or {UNKNOWN_THICKNESS}"
+        )
+    return value
+
+
 # --------------------------------------------------------------------------- names and fields
 
 #: The one pattern of every name a batch carries into the lake: batch ids, sources (batch.json),
@@ -108,9 +135,10 @@ def check_name(kind: str, name: str) -> str:
 
 
 def field_problems(row: Mapping[str, str]) -> list[str]:
-    """Problems of the ``SEX``, ``AGE`` and ``Date`` text cells of one details row (stripped
-    text, as :func:`read_patient_details_text` returns it); each names the column and the
-    escaped value. Empty list when all three fit their formats."""
+    """Problems of the ``SEX``, ``AGE``, ``Date`` and thickness text cells of one details row
+    (stripped text, as :func:`read_patient_details_text` returns it; thickness by
+    :func:`parse_thickness`); each names the column and the escaped value. Empty list when all
+    fit their formats."""
     sex, age, date = (str(row.get(column, "")) for column in ("SEX", "AGE", "Date"))
     problems = []
     if sex not in SEX_VALUES:
@@ -119,6 +147,11 @@ def field_problems(row: Mapping[str, str]) -> list[str]:
         problems.append(f"AGE '{escaped(age)}' is not a DICOM age such as 053Y, or empty")
     if date and not _is_date(date):
         problems.append(f"Date '{escaped(date)}' is not a date YYYYMMDD, or empty")
+    for column in _THICKNESS_COLUMNS:
+        try:
+            parse_thickness(row.get(column, ""))
+        except ValueError as error:
+            problems.append(f"{column} {error}")
     return problems
 
 
@@ -234,9 +267,9 @@ def _details_row(path: Path, row: Mapping[str, object]) -> list[str]:
         )
     cells = [_format_cell(column, row.get(column)) for column in schema.PATIENT_DETAILS_COLUMNS]
     for column, cell in zip(schema.PATIENT_DETAILS_COLUMNS, cells, strict=True):
-        if column in _THICKNESS_COLUMNS and cell not in ("", UNKNOWN_THICKNESS):
+        if column in _THICKNESS_COLUMNS:
             try:
-                float(cell)
+                parse_thickness(cell)
             except ValueError:
                 raise PatientDetailsError(
                     path,
@@ -289,7 +322,7 @@ def read_patient_details(path: str | Path) -> pd.DataFrame:
     data = _read_limited(path, MAX_DETAILS_BYTES)
     _check_rows(path, data)
     try:
-        frame = pd.read_csv(io.BytesIO(data), dtype={column: str for column in _TEXT_COLUMNS})
+        frame = pd.read_csv(io.BytesIO(data), dtype=str)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise PatientDetailsError(path, f"cannot parse CSV ({error})") from error
     columns = tuple(frame.columns)
@@ -298,13 +331,17 @@ def read_patient_details(path: str | Path) -> pd.DataFrame:
             path, f"expected columns {list(schema.PATIENT_DETAILS_COLUMNS)}, got {list(columns)}"
         )
     for column in _THICKNESS_COLUMNS:
-        numbers = pd.to_numeric(frame[column], errors="coerce")
-        bad = frame.loc[numbers.isna() & frame[column].notna(), schema.PATIENT_COLUMN]
-        if len(bad):
-            raise PatientDetailsError(
-                path, f"{column!r} is not a number for patients {list(bad)[:5]}"
-            )
-        frame[column] = numbers.astype("float64")
+        numbers, bad = [], []
+        for patient, cell in zip(frame[schema.PATIENT_COLUMN], frame[column], strict=True):
+            try:
+                mm = parse_thickness(cell)
+            except ValueError:
+                bad.append(patient)
+                mm = None
+            numbers.append(math.nan if mm is None else mm)
+        if bad:
+            raise PatientDetailsError(path, f"{column!r} is not a number for patients {bad[:5]}")
+        frame[column] = pd.Series(numbers, index=frame.index, dtype="float64")
     return frame
 
 

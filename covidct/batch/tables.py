@@ -19,6 +19,7 @@ from covidct.batch.contract import (
     batch_source,
     field_problems,
     name_problem,
+    parse_thickness,
     read_batch_info,
     read_patient_details_text,
 )
@@ -50,8 +51,17 @@ def _expected_series(row: Mapping[str, Any] | None) -> set[str] | None:
     """Series with a stated thickness; None when the row states none (then any is fine)."""
     if row is None:
         return None
-    stated = {s for s, column in THICKNESS_COLUMNS.items() if str(row.get(column) or "").strip()}
+    stated = {s for s, column in THICKNESS_COLUMNS.items() if _stated(row.get(column))}
     return stated or None
+
+
+def _stated(cell: object) -> bool:
+    """A thickness cell states its series unless empty (:func:`parse_thickness`); an invalid
+    cell states it too (and is a field problem of its own)."""
+    try:
+        return parse_thickness(cell) is not None
+    except ValueError:
+        return True
 
 
 def _series_problems(found: set[str], expected: set[str] | None) -> tuple[str | None, str | None]:

@@ -18,8 +18,11 @@ from covidct.batch.contract import (
     UNKNOWN_THICKNESS,
     PatientDetailsError,
     batch_source,
+    field_problems,
+    parse_thickness,
     read_batch_info,
     read_patient_details,
+    read_patient_details_text,
     write_batch_info,
     write_patient_details,
 )
@@ -351,3 +354,44 @@ def test_write_batch_info_needs_a_source(tmp_path: Path) -> None:
     assert not (tmp_path / schema.BATCH_INFO).exists()
     write_batch_info(tmp_path, {"source": "x"})
     assert json.loads((tmp_path / schema.BATCH_INFO).read_text())["source"] == "x"
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [("5", 5.0), (" 2.5 ", 2.5), ("", None), (None, None), (math.nan, None), ("N/A", math.nan)],
+)
+def test_thickness_rule(cell: object, expected: float | None) -> None:
+    mm = parse_thickness(cell)
+    if expected is None or not math.isnan(expected):
+        assert mm == expected
+    else:
+        assert mm is not None and math.isnan(mm)
+
+
+@pytest.mark.parametrize("cell", ["thin", "5mm", "nan", "inf", "n/a"])
+def test_thickness_rule_refuses(cell: str) -> None:
+    with pytest.raises(ValueError, match="is not a thickness in mm, empty or N/A"):
+        parse_thickness(cell)
+
+
+@pytest.mark.parametrize(
+    ("cell", "typed", "refused"),
+    [("2.5", 2.5, False), ("N/A", math.nan, False), ("", math.nan, False), ("thin", None, True)],
+)
+def test_validation_and_the_typed_reader_read_thickness_alike(
+    tmp_path: Path, cell: str, typed: float | None, refused: bool
+) -> None:
+    """What validation lets through, the typed reader (training, drift, subgroups) reads, and
+    what the typed reader refuses, validation has refused already: one rule for both."""
+    text = ",".join(schema.PATIENT_DETAILS_COLUMNS) + f"\np1,F,050Y,20200401,Positive,{cell},,\n"
+    (tmp_path / schema.PATIENT_DETAILS).write_text(text)
+    row = read_patient_details_text(tmp_path).iloc[0].to_dict()
+    problems = field_problems(row)
+    assert bool(problems) is refused, problems
+    if refused:
+        with pytest.raises(PatientDetailsError, match="is not a number"):
+            read_patient_details(tmp_path / schema.PATIENT_DETAILS)
+    else:
+        value = read_patient_details(tmp_path / schema.PATIENT_DETAILS).iloc[0, 5]
+        assert typed is not None
+        assert value == typed or (math.isnan(value) and math.isnan(typed))

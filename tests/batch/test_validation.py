@@ -117,6 +117,14 @@ FAULTS: list[tuple[str, Callable[[Path], None], Check, str]] = [
         "negin/patient1 (unexpected_series=SR_3)",
     ),
     (
+        "thickness_not_a_number",
+        _details(
+            [details_row("patient1", "Positive", ("5", "thin", "5")), POSITIVE_AND_NEGATIVE[1]]
+        ),
+        Check.LAYOUT,
+        "SR_3 Folder thickness(mm) 'thin' is not a thickness in mm, empty or N/A",
+    ),
+    (
         "wrong_depth",
         lambda b: shutil.move(b / SLICE, b / "patient1/IM00001.tif"),
         Check.SERIES_FOLDER,
