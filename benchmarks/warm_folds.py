@@ -26,19 +26,25 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _write_slices(root: Path, count: int, side: int = 128):  # noqa: ANN202 - a DataFrame
+def write_slices(
+    root: Path, count: int, side: int = 128, contrast: float = 200.0, noise: float = 120.0
+):  # noqa: ANN201 - a DataFrame
+    """``count`` one-slice patients under ``root`` (``patient<i>/SR_2/IM00001.tif``, written by
+    the product's :func:`covidct.batch.slices.write_slice`: uint16 (side, side) stored values,
+    normal around 300, ``contrast`` brighter for COVID, sd ``noise``, seed 0); every other patient
+    is Positive. Returns the fold table: columns ``path`` (relative to ``root``), ``label``."""
     import numpy as np
     import pandas as pd
-    import tifffile
+
+    from covidct.batch.slices import write_slice
 
     rng = np.random.default_rng(0)
     rows = []
     for index in range(count):
         positive = index % 2 == 1
-        stored = rng.normal(300 + 200 * positive, 120, (side, side)).clip(0, 4095)
+        stored = rng.normal(300 + contrast * positive, noise, (side, side)).clip(0, 4095)
         name = f"patient{index}/SR_2/IM00001.tif"
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        tifffile.imwrite(root / name, stored.astype(np.uint16))
+        write_slice(root / name, stored.astype(np.uint16))
         rows.append((name, "Positive" if positive else "Negative"))
     return pd.DataFrame(rows, columns=["path", "label"])
 
@@ -68,7 +74,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="covidct-warm-") as scratch:
         root = Path(scratch) / "images"
-        frame = _write_slices(root, args.slices)
+        frame = write_slices(root, args.slices)
         half = len(frame) // 2
         folds = [frame.iloc[:half].reset_index(drop=True), frame.iloc[half:].reset_index(drop=True)]
 

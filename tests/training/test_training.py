@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import tifffile
 
+from benchmarks.warm_folds import write_slices
 from covidct.data import AugmentConfig, IntensityMode, IntensityTransform
 from covidct.lake.backends import LocalStore
 from covidct.lake.storage import IntegrityError, ObjectStore
@@ -72,17 +73,9 @@ class CountSteps(keras.callbacks.Callback):
 
 
 def write_fold(root: Path, count: int = 12, size: int = 40) -> pd.DataFrame:
-    """``count`` uint16 TIFF slices under ``root``: COVID ones brighter; columns path, label."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for index in range(count):
-        positive = index % 2 == 1
-        stored = rng.normal(300 + 500 * positive, 80, (size, size)).clip(0, 4095)
-        name = f"patient{index}/SR_2/IM{index:05d}.tif"
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        tifffile.imwrite(root / name, stored.astype(np.uint16))
-        rows.append((name, "Positive" if positive else "Negative"))
-    return pd.DataFrame(rows, columns=["path", "label"])
+    """``count`` uint16 TIFF slices under ``root``: COVID ones brighter; columns path, label
+    (the benchmarks' writer, :func:`benchmarks.warm_folds.write_slices`, well separated)."""
+    return write_slices(root, count, side=size, contrast=500.0, noise=80.0)
 
 
 @pytest.fixture
@@ -95,6 +88,28 @@ def fold(tmp_path: Path) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
 def tiny_config(**overrides) -> TrainingConfig:
     settings = {"image_size": 32, "batch_size": 4, "epochs": 2, "steps_per_epoch": 2}
     return TrainingConfig.from_profile(Profile.CPU_SMOKE, **{**settings, **overrides})
+
+
+def train_fold(
+    fold: tuple[Path, pd.DataFrame, pd.DataFrame],
+    tmp_path: Path,
+    backbone: str = BACKBONE,
+    train_df: pd.DataFrame | None = None,
+    **arguments,
+):  # noqa: ANN201 - a TrainingResult
+    """``train_model`` of ``backbone`` on ``fold`` (its ``train_df`` unless one is given) with
+    the tests' common arguments: the fold's image root, :func:`tiny_config`, checkpoints in
+    ``tmp_path / "ckpt"``, no MLflow; ``arguments`` (``config``, ``callbacks``,
+    ``mlflow_run``, ...) replace or add to them."""
+    root, fold_train, val_df = fold
+    common = {
+        "image_root": root,
+        "config": tiny_config(),
+        "checkpoint_dir": tmp_path / "ckpt",
+        "mlflow_run": False,
+    }
+    frame = fold_train if train_df is None else train_df
+    return train_model(backbone, frame, val_df, **{**common, **arguments})
 
 
 @pytest.fixture
@@ -251,20 +266,11 @@ def test_label_indices_names_the_bad_row() -> None:
     ids=["compiled", "auto-eager", "recalibrated"],
 )
 def test_trains_and_checkpoints_every_epoch(fold, tmp_path: Path, run_eagerly, recalibrate) -> None:
-    root, train_df, val_df = fold
     config = tiny_config(
         epochs=2, steps_per_epoch=2, run_eagerly=run_eagerly,
         batchnorm_recalibration_batches=recalibrate,
     )  # fmt: skip
-    result = train_model(
-        BACKBONE,
-        train_df,
-        val_df,
-        image_root=root,
-        config=config,
-        checkpoint_dir=tmp_path / "ckpt",
-        mlflow_run=False,
-    )
+    result = train_fold(fold, tmp_path, config=config)
     assert result.total_steps == 4 and result.epochs_completed == 2
     assert len(result.history["loss"]) == 2
     # a run that re-estimates batch norm afterwards does not validate the model it discards
@@ -279,20 +285,13 @@ def test_trains_and_checkpoints_every_epoch(fold, tmp_path: Path, run_eagerly, r
 
 
 def test_killed_mid_epoch_resumes_with_the_same_total_steps(fold, tmp_path: Path) -> None:
-    root, train_df, val_df = fold
     config = tiny_config(epochs=3, steps_per_epoch=2)
-    arguments = {
-        "image_root": root,
-        "config": config,
-        "checkpoint_dir": tmp_path / "ckpt",
-        "mlflow_run": False,
-    }
     with pytest.raises(Killed):
-        train_model(BACKBONE, train_df, val_df, callbacks=[KillAt(epoch=1, batch=0)], **arguments)
+        train_fold(fold, tmp_path, config=config, callbacks=[KillAt(epoch=1, batch=0)])
     state = read_state(tmp_path / "ckpt")
     assert state is not None and state["epoch"] == 1 and state["optimizer_steps"] == 2
     counter = CountSteps()
-    result = train_model(BACKBONE, train_df, val_df, callbacks=[counter], **arguments)
+    result = train_fold(fold, tmp_path, config=config, callbacks=[counter])
     assert result.resumed_from_epoch == 1
     assert counter.steps == 2 * 2  # epochs 2 and 3 only
     assert result.total_steps == config.epochs * 2
@@ -310,17 +309,9 @@ def test_killed_mid_epoch_resumes_with_the_same_total_steps(fold, tmp_path: Path
     ],
 )
 def test_resume_refuses_other_settings(fold, tmp_path: Path, overrides: dict, match: str) -> None:
-    root, train_df, val_df = fold
-    arguments = {"image_root": root, "checkpoint_dir": tmp_path / "ckpt", "mlflow_run": False}
-    train_model(BACKBONE, train_df, val_df, config=tiny_config(epochs=2), **arguments)
+    train_fold(fold, tmp_path, config=tiny_config(epochs=2))
     with pytest.raises(CheckpointMismatchError, match=match):
-        train_model(
-            BACKBONE,
-            train_df,
-            val_df,
-            config=tiny_config(**{"epochs": 3, **overrides}),
-            **arguments,
-        )
+        train_fold(fold, tmp_path, config=tiny_config(**{"epochs": 3, **overrides}))
 
 
 @pytest.mark.parametrize(
@@ -345,16 +336,9 @@ def test_unreadable_state_names_its_file(tmp_path: Path, text: str, match: str) 
 
 
 def test_finished_checkpoint_is_not_trained_again(fold, tmp_path: Path) -> None:
-    root, train_df, val_df = fold
-    arguments = {
-        "image_root": root,
-        "config": tiny_config(epochs=1),
-        "checkpoint_dir": tmp_path / "ckpt",
-        "mlflow_run": False,
-    }
-    first = train_model(BACKBONE, train_df, val_df, **arguments)
+    first = train_fold(fold, tmp_path, config=tiny_config(epochs=1))
     counter = CountSteps()
-    again = train_model(BACKBONE, train_df, val_df, callbacks=[counter], **arguments)
+    again = train_fold(fold, tmp_path, config=tiny_config(epochs=1), callbacks=[counter])
     assert counter.steps == 0 and again.total_steps == first.total_steps == 2
     images = np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 1)).astype(np.float32)
     np.testing.assert_array_equal(again.model(images).numpy(), first.model(images).numpy())
@@ -362,33 +346,18 @@ def test_finished_checkpoint_is_not_trained_again(fold, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("field", "bad"), [("backbone", "resnet"), ("train", "empty")])
 def test_train_model_rejects(fold, tmp_path: Path, field: str, bad: str) -> None:
-    root, train_df, val_df = fold
+    train_df = fold[1]
     backbone = bad if field == "backbone" else BACKBONE
     frame = train_df.iloc[:0] if field == "train" else train_df
     with pytest.raises(ValueError, match="valid:|no rows"):
-        train_model(
-            backbone,
-            frame,
-            val_df,
-            image_root=root,
-            config=tiny_config(),
-            checkpoint_dir=tmp_path / "ckpt",
-            mlflow_run=False,
-        )
+        train_fold(fold, tmp_path, backbone, train_df=frame)
 
 
 def test_mlflow_records_and_reloads_identically(fold, tmp_path: Path, mlflow_store: str) -> None:
     root, train_df, val_df = fold
     config = tiny_config(epochs=2, steps_per_epoch=2)
     with mlflow.start_run() as run:
-        result = train_model(
-            BACKBONE,
-            train_df,
-            val_df,
-            image_root=root,
-            config=config,
-            checkpoint_dir=tmp_path / "ckpt",
-        )
+        result = train_fold(fold, tmp_path, config=config, mlflow_run=True)
     assert result.run_id == run.info.run_id and result.model_uri is not None
     client = mlflow.MlflowClient(mlflow_store)
     logged = client.get_run(run.info.run_id)
@@ -436,15 +405,7 @@ def test_mlflow_records_and_reloads_identically(fold, tmp_path: Path, mlflow_sto
 
 
 def test_no_active_run_logs_nothing(fold, tmp_path: Path, mlflow_store: str) -> None:
-    root, train_df, val_df = fold
-    result = train_model(
-        BACKBONE,
-        train_df,
-        val_df,
-        image_root=root,
-        config=tiny_config(epochs=1),
-        checkpoint_dir=tmp_path / "ckpt",
-    )
+    result = train_fold(fold, tmp_path, config=tiny_config(epochs=1), mlflow_run=True)
     assert result.run_id is None and result.model_uri is None
     assert mlflow.search_runs(search_all_experiments=True).empty
 
@@ -541,19 +502,9 @@ def test_failed_upload_is_logged_and_raised(
 
 
 def test_training_mirrors_every_epoch_to_the_store(fold, tmp_path: Path) -> None:
-    root, train_df, val_df = fold
     store = LocalStore(tmp_path / "lake")
     mirror = CheckpointMirror(store, PREFIX, tmp_path / "ckpt")
-    train_model(
-        BACKBONE,
-        train_df,
-        val_df,
-        image_root=root,
-        config=tiny_config(epochs=2, steps_per_epoch=1),
-        checkpoint_dir=tmp_path / "ckpt",
-        mlflow_run=False,
-        callbacks=[mirror],
-    )
+    train_fold(fold, tmp_path, config=tiny_config(epochs=2, steps_per_epoch=1), callbacks=[mirror])
     assert stored_names(store) == ["epoch-0002.keras", "state.json"]
     remote = read_remote_state(store, PREFIX)
     assert remote is not None and (remote["epoch"], remote["optimizer_steps"]) == (2, 2)
@@ -638,15 +589,7 @@ def test_gpu_fast_profile_runs_on_cpu_tiny(fold, tmp_path: Path) -> None:
     config = TrainingConfig.from_profile(
         "gpu-fast", image_size=32, batch_size=4, epochs=2, steps_per_epoch=2
     )
-    result = train_model(
-        BACKBONE,
-        train_df,
-        val_df,
-        image_root=root,
-        config=config,
-        checkpoint_dir=tmp_path / "ckpt",
-        mlflow_run=False,
-    )
+    result = train_fold(fold, tmp_path, config=config)
     assert result.total_steps == 4
     assert result.model.name == BACKBONE
     assert all(layer.name != "device_augmentation" for layer in result.model.layers)
