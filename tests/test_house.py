@@ -34,6 +34,7 @@ import in a temporary tree.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,6 +312,22 @@ def test_imports_go_down_only(house: Tree) -> None:
 
 def test_no_private_name_crosses_modules(house: Tree) -> None:
     assert private_imports(house) == []
+
+
+def test_the_architecture_document_draws_these_floors() -> None:
+    """``docs/architecture.md``'s floors table names each package and top-level module on the
+    floor this guard holds it to (``dags/`` and ``plugins/`` sit on the top floor, outside)."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    section = text[text.index("## Floors") :]
+    section = section[: section.index("\n\n", section.index("| floor |"))]
+    drawn: dict[str, int] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            for name in re.findall(r"`([a-z_]+)/?`", cells[1]):
+                drawn[name] = int(cells[0])
+    expected = {name: floor for name, floor in FLOORS.items() if name != "__init__"}
+    assert {n: f for n, f in drawn.items() if n not in ("dags", "plugins")} == expected
 
 
 # ----------------------------------------------------------------- the guard on planted trees

@@ -1,4 +1,4 @@
-"""The promotion gate's comparisons: a verdict, never an exception (CONVENTIONS 9; TFX blessing).
+"""The promotion gate's comparisons: a verdict, never an exception (as TFX's blessing).
 
 Rule (issue 31; written down with its error rates in ``docs/gate.md``). The candidate backbone is
 *selected* by the development cross-validation; its deployable model is *confirmed* on the

@@ -105,7 +105,7 @@ def log_keras_model(model: keras.Model, name: str, example: np.ndarray) -> str:
     """Log ``model``'s :func:`serving_copy` (Keras 3 format, no optimizer state) with a signature
     inferred from ``example``; return its URI.
 
-    No ``input_example`` (MLflow 3.17 + Keras 3 crash on it; shared/reference/pitfalls.md).
+    No ``input_example`` (MLflow 3.17 + Keras 3 crash on it).
     """
     import mlflow
     from mlflow.models import infer_signature
