@@ -15,8 +15,9 @@ Two layers, both applied by :meth:`covidct.batch.expectations.ExpectationRunner.
    result's ``meta``) is HTML-escaped (:func:`escape_markup`, ``html.escape`` with quotes), so
    markup from the batch shows as text.
 2. **Inert and offline pages.** After GE writes them, every page loses all ``<script>``
-   elements, all ``<link>`` elements (CDN stylesheets, icons) and every ``on...=`` event
-   attribute, and gets, first in its ``<head>``, a Content-Security-Policy that forbids scripts
+   elements, all ``<link>`` elements (CDN stylesheets, icons), every ``on...=`` event
+   attribute and every remote image or CSS ``url()`` (GE's logo), and gets, first in its
+   ``<head>``, a Content-Security-Policy that forbids scripts
    and every network or file load (:data:`DOCS_CSP`) and one inline stylesheet
    (:data:`OFFLINE_STYLE`; GE's pages keep their own inline ``<style>`` blocks). The index page is
    rewritten as a static table of the validation and suite pages, each with its status, so it
@@ -50,17 +51,30 @@ th { background: #f0f0f0; }
 .text-danger, .failed { color: #b00020; } .text-success, .passed { color: #1b6e20; }
 .collapse { display: block; } nav, .navbar { margin-bottom: 1rem; }
 """
-#: What leaves every page, applied until nothing changes (``<scr<script></script>ipt>`` is
-#: a script again after one pass): script elements, a script start tag left unclosed,
-#: ``<link>`` and ``<meta http-equiv>`` (a refresh navigates) elements, event attributes
-#: (after a blank or ``/``: ``<img/onerror=...>``).
-_STRIPPED = (
+#: Elements that leave every page, applied until nothing changes (``<scr<script></script>ipt>``
+#: is a script again after one pass): script elements, a script start tag left unclosed,
+#: ``<link>`` and ``<meta http-equiv>`` (a refresh navigates) elements.
+_ELEMENTS = (
     re.compile(r"<script\b[^>]*>.*?</script\s*>", re.IGNORECASE | re.DOTALL),
     re.compile(r"</?script\b[^>]*>?", re.IGNORECASE),
     re.compile(r"<link\b[^>]*>?", re.IGNORECASE),
     re.compile(r"<meta\b[^>]*http-equiv[^>]*>?", re.IGNORECASE),
-    re.compile(r"""[\s/]on[a-z]+\s*=\s*("[^"]*"|'[^']*'|[^\s>]*)""", re.IGNORECASE),
 )
+#: Inside every tag: event attributes (after a blank or ``/``: ``<img/onerror=...>``) and the
+#: attributes that load a URL of another host (GE's pages fetch their logo from a web-assets
+#: bucket, with the build time in the query).
+_ATTRIBUTES = (
+    re.compile(r"""[\s/]on[a-z]+\s*=\s*("[^"]*"|'[^']*'|[^\s>]*)""", re.IGNORECASE),
+    re.compile(
+        r"""[\s/](src|srcset|poster|data|background|action|formaction|xlink:href)\s*=\s*"""
+        r"""("\s*(https?:)?//[^"]*"|'\s*(https?:)?//[^']*'|(https?:)?//[^\s>]*)""",
+        re.IGNORECASE,
+    ),
+)
+#: In style sheets and style attributes: a CSS ``url()`` of another host.
+_REMOTE_URL = re.compile(r"""url\(\s*['"]?\s*(https?:)?//[^)]*\)""", re.IGNORECASE)
+_TAG = re.compile(r"<[A-Za-z][^>]*>?")
+_STYLE = re.compile(r"(<style\b[^>]*>)(.*?)(</style\s*>)", re.IGNORECASE | re.DOTALL)
 _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
 
 
@@ -96,6 +110,13 @@ def escape_stored_results(store: Any) -> dict[str, bool]:
     return success
 
 
+def _clean_tag(match: re.Match[str]) -> str:
+    tag = match[0]
+    for pattern in _ATTRIBUTES:
+        tag = pattern.sub("", tag)
+    return _REMOTE_URL.sub("none", tag)
+
+
 def inert_page(text: str, style: str) -> str:
     """The HTML page ``text`` without scripts, ``<link>`` or ``<meta http-equiv>`` elements or
     event attributes, with :data:`DOCS_CSP` and the stylesheet ``style`` first in its head
@@ -104,8 +125,10 @@ def inert_page(text: str, style: str) -> str:
     before = None
     while before != text:
         before = text
-        for pattern in _STRIPPED:
+        for pattern in _ELEMENTS:
             text = pattern.sub("", text)
+        text = _TAG.sub(_clean_tag, text)
+        text = _STYLE.sub(lambda m: m[1] + _REMOTE_URL.sub("none", m[2]) + m[3], text)
     head = (
         f'<meta http-equiv="Content-Security-Policy" content="{DOCS_CSP}">\n'
         f"<style>{style}</style>\n"
