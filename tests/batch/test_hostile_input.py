@@ -437,6 +437,28 @@ def test_parallel_readers_stay_under_the_stated_ceiling() -> None:
     assert results["hostile"]["self_mib"] < 500
 
 
+def test_hostile_metadata_is_refused_unread_under_half_a_gigabyte() -> None:
+    """Issue 32: a 1,000,000-row Patient_details.csv drove validation past 7.7 GB; a
+    100,000-deep batch.json crashed it; a 100 MB one and duplicate keys passed. Each is refused
+    (its check named) with the validating process under 500 MiB."""
+    done = subprocess.run(
+        [sys.executable, "benchmarks/hostile_memory.py", "--metadata", "--slices", "3"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = {row["batch"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert set(results) == {
+        "details-1M-rows", "details-rows", "json-deep", "json-100MB", "json-duplicate-keys"
+    }  # fmt: skip
+    for name, row in results.items():
+        assert not row["passed"], name
+        expected = "layout" if name == "json-duplicate-keys" else "input_limit"
+        assert expected in row["checks"], (name, row["checks"])
+        assert row["self_mib"] < 500, (name, row)
+
+
 def test_validation_names_the_bomb(batch_factory: BatchFactory, bomb: Path) -> None:
     batch = batch_factory.write(patients={"patient1": "Positive"})
     shutil.copy(bomb, batch / "patient1/SR_2/IM00001.tif")
