@@ -28,7 +28,9 @@ slices) whose metadata file is hostile, each refused unread by its limit
   past 7.7 GB before the limits);
 * ``details-rows``: one just under the byte limit with more rows than the row limit;
 * ``json-deep``: a ``batch.json`` nested 100,000 deep (a RecursionError before);
-* ``json-100MB``: a 100 MB ``batch.json``.
+* ``json-100MB``: a 100 MB ``batch.json``;
+* ``json-duplicate-keys``: a ``batch.json`` of 10,000 keys, every one of them twice (refused:
+  duplicate keys, the last one used to win silently).
 """
 
 from __future__ import annotations
@@ -148,11 +150,19 @@ def write_big_json(batch: Path, slices: int) -> None:
     (batch / "batch.json").write_text(json.dumps({"source": "negin", "pad": "x" * 100_000_000}))
 
 
+def write_duplicate_keys(batch: Path, slices: int) -> None:
+    """A normal batch whose batch.json holds 10,000 keys twice each (``source`` among them)."""
+    write_normal(batch, slices)
+    pairs = [f'"k{i}": {i}' for i in range(10_000)] + ['"source": "negin"']
+    (batch / "batch.json").write_text("{" + ", ".join(pairs + pairs) + "}")
+
+
 METADATA_CASES = {
     "details-1M-rows": write_huge_details,
     "details-rows": write_many_rows,
     "json-deep": write_deep_json,
     "json-100MB": write_big_json,
+    "json-duplicate-keys": write_duplicate_keys,
 }
 
 

@@ -70,8 +70,12 @@ class Alert:
 
     @property
     def title(self) -> str:
-        """One line, e.g. ``[covidct] WARNING metric_regression: <summary>`` (for subjects)."""
-        return f"[covidct] {self.severity.value.upper()} {self.kind.value}: {self.summary}"
+        """One line, e.g. ``[covidct] WARNING metric_regression: <summary>`` (for subjects):
+        every line break or control character of the summary becomes a space
+        (:func:`one_line`), so a summary cannot add a mail header or a forged log line."""
+        return (
+            f"[covidct] {self.severity.value.upper()} {self.kind.value}: {one_line(self.summary)}"
+        )
 
     def links(self) -> dict[str, str]:
         """Return the non-empty links, ``{"Airflow run": url, "MLflow run": url}``."""
@@ -87,6 +91,16 @@ class Alert:
         if self.details:
             lines.append(json.dumps(dict(self.details), sort_keys=True, default=str))
         return "\n".join(lines)
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character that ends a line (``str.splitlines``: CR, LF, VT, FF, the
+    file/group/record separators, NEL, U+2028/2029) or is another control character replaced
+    by a space."""
+    return "".join(" " if not char.isprintable() or char in _LINE_ENDS else char for char in text)
+
+
+_LINE_ENDS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def airflow_run_url(base_url: str, dag_id: str, run_id: str) -> str:
@@ -127,7 +141,8 @@ class JsonlNotifier:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
         log = logger.warning if alert.severity != Severity.INFO else logger.info
-        log("covidct alert %s: %s", alert.kind.value, alert.summary, extra={"alert": record})
+        summary = one_line(alert.summary)
+        log("covidct alert %s: %s", alert.kind.value, summary, extra={"alert": record})
 
 
 def read_alerts(path: Path) -> list[dict[str, Any]]:

@@ -5,7 +5,8 @@ the commands use the demo's ``.demo/`` and say so on stderr (``config.discover_h
 
 Exit codes: 0 success (for ``validate``: the batch passed), 1 the batch failed validation (for
 ``ingest-dicom``: no slice could be written; for ``report``: no such run, or no run that trained
-a model), 2 a usage or I/O error (the message names the file, batch or value).
+a model), 2 a usage or I/O error or a bad ``COVIDCT_*`` setting (checked before any command
+runs; the one-line message names the file, batch, value or variable).
 """
 
 from __future__ import annotations
@@ -419,6 +420,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     func: Callable[[argparse.Namespace], int] = args.func
+    from covidct.config import SettingError, Settings
+
+    try:  # every COVIDCT_* setting checked before any command does any work
+        Settings.from_env(os.environ)
+    except SettingError as error:
+        print(f"covidct {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
     try:
         return func(args)
     except (ValueError, OSError, KeyError) as error:

@@ -43,11 +43,20 @@ Environment variables (all optional; the defaults are the embedded stack of ``ma
 ``COVIDCT_SEQUESTERED_SHARE``    share of patients sequestered for confirmation (0.2); changing it
                                  needs ``covidct sequester relock`` (see ``covidct.data.sequester``)
 ``COVIDCT_DRIFT_HU_LIMIT``       batch drift: largest Wasserstein distance in HU (40)
+``COVIDCT_TASK_RETRIES``         retries of a failed DAG task (2)
+``COVIDCT_DEADLINE_HOURS``       run-late alert after this many hours (36; 0: none)
 =============================== ===============================================================
+
+Every variable is parsed and range-checked once, in :meth:`Settings.from_env` (the ranges:
+:data:`RANGES`); an empty variable means its default. A value outside its range, ``nan``, ``inf``
+or a non-number raises :class:`SettingError`, whose one-line message names the variable, its
+value and what is allowed; the command line exits 2 with it before any work, and the DAG's first
+task (``plan``) fails with it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -62,6 +71,97 @@ E = TypeVar("E", bound=StrEnum)
 EMBEDDED_DEFAULT_PROFILE = "cpu-smoke"
 
 
+class SettingError(ValueError):
+    """A ``COVIDCT_*`` variable holds a value outside what it allows (message: one line naming
+    the variable, its value and the allowed values)."""
+
+    def __init__(self, variable: str, value: str, allowed: str) -> None:
+        self.variable = variable
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{variable}={value!r} is not allowed: expected {allowed}")
+
+    def __str__(self) -> str:
+        if self.allowed.startswith("one of "):  # the wording of parse_enum, kept for choices
+            return f"{self.variable}: expected {self.allowed}; got {self.value!r}"
+        return super().__str__()
+
+
+#: The numeric settings: variable -> (type, low, high, low bound included, high included).
+#: Margins are differences of fractions (an AUC, a sensitivity): 0.5 is already a model change
+#: no gate could ever see; the bootstrap needs a few hundred resamples for a 2.5% tail and more
+#: than 100,000 only costs hours; the sequestered share must leave patients on both sides.
+RANGES: dict[str, tuple[type[int] | type[float], float, float, bool, bool]] = {
+    "COVIDCT_GATE_MARGIN": (float, 0.0, 0.5, True, True),
+    "COVIDCT_GATE_SENS_MARGIN": (float, 0.0, 0.5, True, True),
+    "COVIDCT_GATE_N_BOOT": (int, 100, 100_000, True, True),
+    "COVIDCT_SEQUESTERED_SHARE": (float, 0.0, 1.0, False, False),
+    "COVIDCT_SUBGROUP_MIN_PATIENTS": (int, 1, 1_000_000, True, True),
+    "COVIDCT_SUBGROUP_MIN_COVID": (int, 1, 1_000_000, True, True),
+    "COVIDCT_DRIFT_HU_LIMIT": (float, 0.0, 4000.0, False, True),
+    "COVIDCT_TASK_RETRIES": (int, 0, 10, True, True),
+    "COVIDCT_DEADLINE_HOURS": (float, 0.0, 24.0 * 365, True, True),
+}
+#: URL settings and the schemes each allows.
+URL_SCHEMES: dict[str, tuple[str, ...]] = {
+    "COVIDCT_LAKE_URI": ("file://", "s3://"),
+    "COVIDCT_S3_ENDPOINT_URL": ("http://", "https://"),
+    "COVIDCT_AIRFLOW_URL": ("http://", "https://"),
+    "COVIDCT_MLFLOW_URL": ("http://", "https://"),
+}
+
+
+def _allowed(variable: str) -> str:
+    kind, low, high, low_in, high_in = RANGES[variable]
+    what = "an integer" if kind is int else "a finite number"
+    return f"{what} in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+
+
+def env_number(env: Mapping[str, str], variable: str, default: float) -> float:
+    """The value of the numeric ``variable`` (its :data:`RANGES` entry) in ``env``, or
+    ``default`` when unset or empty. Raises :class:`SettingError` for a non-number (an integer
+    setting also refuses ``2.5``), ``nan``, ``inf`` or a value outside the range."""
+    text = (env.get(variable) or "").strip()
+    if not text:
+        return default
+    kind, low, high, low_in, high_in = RANGES[variable]
+    try:
+        value = float(int(text)) if kind is int else float(text)
+    except ValueError:
+        raise SettingError(variable, text, _allowed(variable)) from None
+    inside = (low <= value if low_in else low < value) and (
+        value <= high if high_in else value < high
+    )
+    if not math.isfinite(value) or not inside:
+        raise SettingError(variable, text, _allowed(variable))
+    return value
+
+
+def env_url(env: Mapping[str, str], variable: str, default: str | None) -> str | None:
+    """The URL ``variable`` in ``env`` (default when unset or empty); raises
+    :class:`SettingError` unless it starts with one of its :data:`URL_SCHEMES` and holds no
+    blank or control character."""
+    text = env.get(variable) or ""
+    if not text:
+        return default
+    schemes = URL_SCHEMES[variable]
+    if not text.startswith(schemes) or not text.isprintable() or any(c.isspace() for c in text):
+        raise SettingError(variable, text, "a URL starting with " + " or ".join(schemes))
+    return text
+
+
+def task_retries(env: Mapping[str, str]) -> int:
+    """Retries of a failed DAG task: ``COVIDCT_TASK_RETRIES`` (default 2, range
+    :data:`RANGES`); raises :class:`SettingError`."""
+    return int(env_number(env, "COVIDCT_TASK_RETRIES", 2))
+
+
+def deadline_hours(env: Mapping[str, str]) -> float:
+    """Hours after queueing when a run counts as late: ``COVIDCT_DEADLINE_HOURS`` (default 36;
+    0 disables the alert); raises :class:`SettingError`."""
+    return env_number(env, "COVIDCT_DEADLINE_HOURS", 36.0)
+
+
 def default_profile(env: Mapping[str, str]) -> str:
     """The deployment's default training profile: ``COVIDCT_DEFAULT_PROFILE`` or ``cpu-smoke``.
 
@@ -71,7 +171,7 @@ def default_profile(env: Mapping[str, str]) -> str:
     value = env.get("COVIDCT_DEFAULT_PROFILE") or EMBEDDED_DEFAULT_PROFILE
     if value not in PROFILE_NAMES:
         valid = ", ".join(PROFILE_NAMES)
-        raise ValueError(f"COVIDCT_DEFAULT_PROFILE: expected one of {valid}; got {value!r}")
+        raise SettingError("COVIDCT_DEFAULT_PROFILE", value, f"one of {valid}")
     return value
 
 
@@ -82,6 +182,17 @@ def parse_enum(kind: type[E], value: str, what: str) -> E:
     except ValueError:
         valid = ", ".join(member.value for member in kind)
         raise ValueError(f"{what}: expected one of {valid}; got {value!r}") from None
+
+
+def env_choice(kind: type[E], env: Mapping[str, str], variable: str, default: E) -> E:
+    """The member of ``kind`` that ``variable`` names in ``env`` (``default`` when unset or
+    empty); raises :class:`SettingError` naming the valid values."""
+    value = env.get(variable) or default.value
+    try:
+        return kind(value)
+    except ValueError:
+        valid = ", ".join(member.value for member in kind)
+        raise SettingError(variable, value, f"one of {valid}") from None
 
 
 class AlertChannel(StrEnum):
@@ -275,19 +386,21 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from an environment mapping (pass ``os.environ`` at the edge).
 
-        Raises ValueError for an unknown alert channel, first-run policy or default profile, naming
-        the valid values.
+        Raises :class:`SettingError` (a ValueError) naming the variable, its value and what is
+        allowed for a number outside its :data:`RANGES`, a URL of another scheme, an unknown
+        alert channel, first-run policy or default profile.
         """
         home = Path(env.get("COVIDCT_HOME") or Path.home() / ".covidct").expanduser().resolve()
-        gate_defaults = GateSettings()
-        s3_endpoint_url = env.get("COVIDCT_S3_ENDPOINT_URL") or None
+        gate = GateSettings()
+        s3_endpoint_url = env_url(env, "COVIDCT_S3_ENDPOINT_URL", None)
+        task_retries(env), deadline_hours(env)  # the DAG's own two, checked with the rest
         tracking_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
         on_server = tracking_uri.startswith(("http://", "https://"))
         return cls(
             home=home,
             work_dir=Path(env.get("COVIDCT_WORK_DIR") or home / "work"),
             lake=LakeSettings(
-                uri=env.get("COVIDCT_LAKE_URI") or f"file://{home / 'lake'}",
+                uri=str(env_url(env, "COVIDCT_LAKE_URI", f"file://{home / 'lake'}")),
                 s3_endpoint_url=s3_endpoint_url,
             ),
             mlflow=MlflowSettings(
@@ -298,34 +411,29 @@ class Settings:
                 model_name=env.get("COVIDCT_MODEL_NAME") or "covidct-classifier",
             ),
             alerts=AlertSettings(
-                channel=parse_enum(
-                    AlertChannel, env.get("COVIDCT_ALERTS") or "jsonl", "COVIDCT_ALERTS"
-                ),
+                channel=env_choice(AlertChannel, env, "COVIDCT_ALERTS", AlertChannel.JSONL),
                 jsonl_path=Path(env.get("COVIDCT_ALERTS_PATH") or home / "alerts.jsonl"),
-                airflow_url=env.get("COVIDCT_AIRFLOW_URL") or "http://localhost:8080",
-                mlflow_url=env.get("COVIDCT_MLFLOW_URL") or "http://localhost:5000",
+                airflow_url=str(env_url(env, "COVIDCT_AIRFLOW_URL", "http://localhost:8080")),
+                mlflow_url=str(env_url(env, "COVIDCT_MLFLOW_URL", "http://localhost:5000")),
                 smtp_to=env.get("COVIDCT_SMTP_TO") or "",
             ),
             gate=GateSettings(
-                margin=float(env.get("COVIDCT_GATE_MARGIN") or gate_defaults.margin),
-                sensitivity_margin=float(
-                    env.get("COVIDCT_GATE_SENS_MARGIN") or gate_defaults.sensitivity_margin
+                margin=env_number(env, "COVIDCT_GATE_MARGIN", gate.margin),
+                sensitivity_margin=env_number(
+                    env, "COVIDCT_GATE_SENS_MARGIN", gate.sensitivity_margin
                 ),
-                first_run_policy=parse_enum(
-                    FirstRunPolicy,
-                    env.get("COVIDCT_GATE_FIRST_RUN") or gate_defaults.first_run_policy.value,
-                    "COVIDCT_GATE_FIRST_RUN",
+                first_run_policy=env_choice(
+                    FirstRunPolicy, env, "COVIDCT_GATE_FIRST_RUN", gate.first_run_policy
                 ),
-                n_boot=int(env.get("COVIDCT_GATE_N_BOOT") or gate_defaults.n_boot),
-                sequestered_share=float(
-                    env.get("COVIDCT_SEQUESTERED_SHARE") or gate_defaults.sequestered_share
+                n_boot=int(env_number(env, "COVIDCT_GATE_N_BOOT", gate.n_boot)),
+                sequestered_share=env_number(
+                    env, "COVIDCT_SEQUESTERED_SHARE", gate.sequestered_share
                 ),
                 subgroup_min_patients=int(
-                    env.get("COVIDCT_SUBGROUP_MIN_PATIENTS") or gate_defaults.subgroup_min_patients
+                    env_number(env, "COVIDCT_SUBGROUP_MIN_PATIENTS", gate.subgroup_min_patients)
                 ),
                 subgroup_min_covid_patients=int(
-                    env.get("COVIDCT_SUBGROUP_MIN_COVID")
-                    or gate_defaults.subgroup_min_covid_patients
+                    env_number(env, "COVIDCT_SUBGROUP_MIN_COVID", gate.subgroup_min_covid_patients)
                 ),
             ),
             weights=WeightsSettings(
@@ -333,8 +441,8 @@ class Settings:
                 s3_endpoint_url=s3_endpoint_url,
             ),
             drift=DriftSettings(
-                hu_wasserstein_limit=float(
-                    env.get("COVIDCT_DRIFT_HU_LIMIT") or DriftSettings.hu_wasserstein_limit
+                hu_wasserstein_limit=env_number(
+                    env, "COVIDCT_DRIFT_HU_LIMIT", DriftSettings.hu_wasserstein_limit
                 ),
             ),
             default_profile=default_profile(env),

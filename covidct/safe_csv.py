@@ -23,10 +23,18 @@ _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 def safe_cell(value: Any) -> Any:
     """Return ``value``, or ``"'" + value`` when it is text starting with a formula prefix and
-    is not a plain number. Non-text values (numbers, None, NaN) are returned unchanged."""
-    if not isinstance(value, str) or not value.startswith(FORMULA_PREFIXES):
+    is not a plain number. Non-text values (numbers, None, NaN) are returned unchanged.
+
+    A carriage return inside text becomes a line feed (``\\r\\n`` one line feed): Python
+    3.11's ``csv`` writer, under pandas' ``\\n`` line terminator, quotes a field holding ``\\n``
+    but not one holding only ``\\r``, and a spreadsheet starts a new row at that bare ``\\r``,
+    whose first cell (``a\\r=cmd|...``) would escape the prefix check."""
+    if not isinstance(value, str):
         return value
-    if _NUMBER.fullmatch(value) is not None:
+    if "\r" in value:
+        safe = safe_cell(value.replace("\r\n", "\n").replace("\r", "\n"))
+        return "'" + safe if value.startswith(FORMULA_PREFIXES) and safe[:1] != "'" else safe
+    if not value.startswith(FORMULA_PREFIXES) or _NUMBER.fullmatch(value) is not None:
         return value
     return "'" + value
 
@@ -49,13 +57,15 @@ def neutralised(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _safe_labels(labels: pd.Index) -> pd.Index:
-    """Column names or index labels made :func:`safe_cell`-safe (each level of a MultiIndex)."""
+    """Column names or index labels made :func:`safe_cell`-safe (each level of a MultiIndex),
+    and the index's name(s), which pandas writes as a header cell."""
     if isinstance(labels, pd.MultiIndex):
         rows = [tuple(safe_cell(value) for value in row) for row in labels]
-        return pd.MultiIndex.from_tuples(rows, names=labels.names)
+        names = [safe_cell(name) for name in labels.names]
+        return pd.MultiIndex.from_tuples(rows, names=names)
     if pd.api.types.is_numeric_dtype(labels):
-        return labels
-    return labels.map(safe_cell)
+        return labels.rename(safe_cell(labels.name))
+    return labels.map(safe_cell).rename(safe_cell(labels.name))
 
 
 def csv_text(frame: pd.DataFrame, *, index: bool = False) -> str:

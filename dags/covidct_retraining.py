@@ -53,7 +53,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from covidct_alerting import on_run_late, on_task_failure, send  # plugins/ is on the path
 
 # Keras-free: the names the run form offers, defined once in the library.
-from covidct.config import default_profile
+from covidct.config import SettingError, deadline_hours, default_profile, task_retries
 from covidct.schema import BACKBONE_NAMES, PROFILE_NAMES
 from covidct.training.spec import (
     FOLDS_RANGE,
@@ -69,7 +69,7 @@ DEFAULT_PROFILE = default_profile(os.environ)
 default_args = {
     "owner": "covidct",
     # COVIDCT_TASK_RETRIES lets tests fail fast; production keeps two retries.
-    "retries": int(os.environ.get("COVIDCT_TASK_RETRIES", "2")),
+    "retries": task_retries(os.environ),
     "retry_delay": timedelta(minutes=1),
     "on_failure_callback": on_task_failure,
 }
@@ -81,7 +81,7 @@ def _deadline() -> DeadlineAlert | None:
     0 disables it: `airflow dags test` in Airflow 3.3.2 crashes while looking the deadline up
     at the end of the run (its runs have no queued_at), so the embedded demo sets 0.
     """
-    hours = float(os.environ.get("COVIDCT_DEADLINE_HOURS", "36"))
+    hours = deadline_hours(os.environ)
     if hours <= 0:
         return None
     return DeadlineAlert(
@@ -218,7 +218,12 @@ def covidct_retraining():
 
     @task
     def plan(params: dict | None = None) -> dict:
-        """The run's plan from its checked form; a bad field fails the run here, in one line."""
+        """The run's plan from its checked form; a bad field or a bad COVIDCT_* setting fails
+        the run here, in one line, before any other task."""
+        try:
+            _settings()  # every COVIDCT_* variable parsed and range-checked
+        except SettingError as error:
+            raise AirflowFailException(f"settings: {error}") from None
         try:
             request = RunRequest.from_form(dict(params or {}), default_profile=DEFAULT_PROFILE)
         except ValueError as error:

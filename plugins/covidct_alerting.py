@@ -72,9 +72,19 @@ _SEVERITY_EMOJI = {
 
 
 def _settings() -> Any:
-    from covidct.config import Settings
+    """Settings from the environment. A ``COVIDCT_*`` value out of its range (which the DAG's
+    ``plan`` task reports, failing the run) is left out here, with one log line, so that the
+    alert of that very failure is still delivered (with the variable's default)."""
+    from covidct.config import SettingError, Settings
 
-    return Settings.from_env(os.environ)
+    env = dict(os.environ)
+    for _ in range(len(env) + 1):
+        try:
+            return Settings.from_env(env)
+        except SettingError as error:
+            logger.error("alert settings: %s; its default is used for the alert", error)
+            env.pop(error.variable, None)
+    return Settings.from_env(env)
 
 
 # ------------------------------------------------------------------------------ rendering

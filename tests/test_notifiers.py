@@ -227,6 +227,19 @@ def test_refused_delivery_raises_but_keeps_the_jsonl_line(  # type: ignore[no-un
     assert [a["kind"] for a in read_alerts(airflow_env)] == ["metric_regression"]
 
 
+def test_a_bad_setting_does_not_silence_the_alert_of_the_failure_it_causes(  # type: ignore[no-untyped-def]
+    airflow_env, webhook, monkeypatch, caplog
+) -> None:
+    """Issue 32: the plan task fails on COVIDCT_GATE_MARGIN=nan; its failure alert still goes
+    out (Slack, as configured), the bad variable named once in the log."""
+    monkeypatch.setenv("COVIDCT_ALERTS", "slack")
+    monkeypatch.setenv("COVIDCT_GATE_MARGIN", "nan")
+    covidct_alerting.send(_alert())
+    assert len(webhook.requests) == 1
+    assert [a["kind"] for a in read_alerts(airflow_env)] == ["metric_regression"]
+    assert "COVIDCT_GATE_MARGIN='nan' is not allowed" in caplog.text
+
+
 def test_smtp_without_recipients_is_refused(airflow_env, mailbox, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("COVIDCT_ALERTS", "smtp")
     monkeypatch.setenv("COVIDCT_SMTP_TO", "")

@@ -24,7 +24,8 @@ HOSTILE_ID = "=cmd|' C calc'!A0"
         ("-2+3", "'-2+3"),
         ("@SUM(A1)", "'@SUM(A1)"),
         ("\t=1", "'\t=1"),
-        ("\r=1", "'\r=1"),
+        ("\r=1", "'\n=1"),  # a bare CR would go unquoted: a new row in a spreadsheet
+        ("a\r=cmd|' /C calc'!A0", "a\n=cmd|' /C calc'!A0"),  # quoted: one cell
         ("-1.5", "-1.5"),  # a negative number written as text stays a number
         ("+3e-4", "+3e-4"),
         ("patient1", "patient1"),

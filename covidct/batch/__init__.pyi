@@ -41,6 +41,15 @@ from .contract import (
     write_batch_info as write_batch_info,
     write_patient_details as write_patient_details,
 )
+from .data_docs import (
+    DOCS_CSP as DOCS_CSP,
+    OFFLINE_STYLE as OFFLINE_STYLE,
+    escape_markup as escape_markup,
+    escape_stored_results as escape_stored_results,
+    inert_page as inert_page,
+    make_offline as make_offline,
+    write_static_index as write_static_index,
+)
 from .drift import (
     ACQUISITION_FIELDS as ACQUISITION_FIELDS,
     SLICE_STATS as SLICE_STATS,

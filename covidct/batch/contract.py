@@ -24,6 +24,7 @@ import math
 import os
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -216,11 +217,12 @@ def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
 
 def _refuse_duplicate_keys(path: Path) -> Any:
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in pairs]
-        twice = sorted({key for key in keys if keys.count(key) > 1})
-        if twice:
-            raise ValueError(f"{path}: duplicate keys {[escaped(k) for k in twice]}")
-        return dict(pairs)
+        found = dict(pairs)
+        if len(found) < len(pairs):  # linear: a file of 100,000 keys is read in milliseconds
+            twice = sorted(key for key, count in Counter(k for k, _ in pairs).items() if count > 1)
+            more = f" and {len(twice) - 5:,} more" if len(twice) > 5 else ""
+            raise ValueError(f"{path}: duplicate keys {[escaped(k) for k in twice[:5]]}{more}")
+        return found
 
     return hook
 

@@ -23,6 +23,7 @@ from covidct.batch.checks import (
     Table,
     ValidationPolicy,
 )
+from covidct.batch.data_docs import escape_stored_results, make_offline
 from covidct.config import parse_enum
 
 # ------------------------------------------------------------------------- the expectations
@@ -197,11 +198,15 @@ class ExpectationRunner:
         return [_failure(table, r, index_column) for r in result.results if not r.success]
 
     def build_docs(self) -> Path | None:
-        """Build the Data Docs site; return its index.html (None without a docs folder)."""
+        """Build the Data Docs site; return its index.html (None without a docs folder).
+
+        The pages are safe to open and render offline (:mod:`covidct.batch.data_docs`): input
+        values escaped before GE renders them, no script, no CDN, a static index."""
         if self.docs_dir is None:
             return None
+        success = escape_stored_results(self.context.validation_results_store)
         self.context.build_data_docs(site_names=["covidct"])
-        return self.docs_dir / "index.html"
+        return make_offline(self.docs_dir, success)
 
 
 def _site(docs_dir: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from covidct.batch.phantom import SIZE, ellipse_mask
+from covidct.safe_csv import write_csv
 
 TRUTH_SUFFIX = ".truth"
 PATIENTS_CSV, SLICES_CSV, MASKS_NPZ, TRUTH_JSON = (
@@ -58,9 +59,9 @@ def write_truth(truth_dir: Path, truth: TruthCollector, about: dict[str, Any]) -
     and the lesion masks, with ``about`` (the batch's generation settings). Raises OSError."""
     truth_dir.mkdir(parents=True, exist_ok=True)
     patients = pd.DataFrame(truth.patients, columns=PATIENT_TRUTH_COLUMNS)
-    patients.to_csv(truth_dir / PATIENTS_CSV, index=False, lineterminator="\n")
+    write_csv(patients, truth_dir / PATIENTS_CSV)  # every CSV we write: covidct.safe_csv
     slices = pd.DataFrame(truth.slices, columns=SLICE_TRUTH_COLUMNS)
-    slices.to_csv(truth_dir / SLICES_CSV, index=False, lineterminator="\n")
+    write_csv(slices, truth_dir / SLICES_CSV)
     _write_masks(truth_dir / MASKS_NPZ, truth.masks)
     text = json.dumps(about, indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False)
     (truth_dir / TRUTH_JSON).write_text(text + "\n", encoding="utf-8")

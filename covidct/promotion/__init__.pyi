@@ -12,6 +12,7 @@ from .alerts import (
     airflow_run_url as airflow_run_url,
     detect_regressions as detect_regressions,
     mlflow_run_url as mlflow_run_url,
+    one_line as one_line,
     read_alerts as read_alerts,
 )
 from .deployable import (

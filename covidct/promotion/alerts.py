@@ -20,6 +20,7 @@ from covidct.alerts import (
     Severity as Severity,
     airflow_run_url as airflow_run_url,
     mlflow_run_url as mlflow_run_url,
+    one_line as one_line,
     read_alerts as read_alerts,
 )
 

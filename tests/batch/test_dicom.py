@@ -19,7 +19,7 @@ from pydicom.pixels import apply_modality_lut, get_decoder
 from pydicom.uid import (
     CTImageStorage,
     ExplicitVRLittleEndian,
-    JPEGLSLossless,
+    HTJ2KLossless,
     RLELossless,
     generate_uid,
 )
@@ -350,11 +350,11 @@ EDGE_ROWS = [
         [0, 1000, 4095],
         {},
     ),
-    (
+    (  # display-inverted stored values (air stored high): the flag mirrors them back
         "monochrome1-inverted",
         {"photometric": "MONOCHROME1", "bits_stored": 12},
-        [0, 1000, 4095],
         [4095, 3095, 0],
+        [0, 1000, 4095],
         {"invert_monochrome1": True},
     ),
     (
@@ -520,8 +520,8 @@ def test_slices_are_ordered_head_to_feet(
     ]
 
 
-def _jpeg_ls_unavailable() -> bool:
-    return not get_decoder(JPEGLSLossless).is_available
+def _undecodable(uid: str) -> bool:
+    return not get_decoder(uid).is_available
 
 
 SKIP_ROWS = [
@@ -549,17 +549,19 @@ def test_unusable_slices_are_skipped_with_reason(
     assert report.written == {"S1": 1}
 
 
-@pytest.mark.skipif(not _jpeg_ls_unavailable(), reason="a JPEG-LS decoder is installed here")
+@pytest.mark.skipif(not _undecodable(HTJ2KLossless), reason="an HTJ2K decoder is installed here")
 def test_undecodable_transfer_syntax_is_named(tmp_path: Path) -> None:
+    """High-Throughput JPEG 2000: no installed handler (GDCM decodes JPEG-LS, JPEG Lossless
+    and JPEG 2000), so the slice is skipped with the syntax's name and UID."""
     make_ct(
-        _subject(tmp_path) / "axial" / "jls.dcm",
+        _subject(tmp_path) / "axial" / "htj2k.dcm",
         tiled([1], "uint16"),
-        transfer_syntax=JPEGLSLossless,
+        transfer_syntax=HTJ2KLossless,
     )
     report = ingest_dicom(tmp_path / "in", tmp_path / "out", "Negative", "s")
     ((file, reason),) = report.skipped
-    assert file == "S1/axial/jls.dcm"
-    assert "JPEG-LS Lossless" in reason and JPEGLSLossless in reason
+    assert file == "S1/axial/htj2k.dcm"
+    assert "High-Throughput JPEG 2000" in reason and HTJ2KLossless in reason
     assert report.written == {"S1": 0}
     assert read_patient_details(tmp_path / "out" / schema.PATIENT_DETAILS).empty
 

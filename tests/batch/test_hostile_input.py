@@ -437,6 +437,28 @@ def test_parallel_readers_stay_under_the_stated_ceiling() -> None:
     assert results["hostile"]["self_mib"] < 500
 
 
+def test_hostile_metadata_is_refused_unread_under_half_a_gigabyte() -> None:
+    """Issue 32: a 1,000,000-row Patient_details.csv drove validation past 7.7 GB; a
+    100,000-deep batch.json crashed it; a 100 MB one and duplicate keys passed. Each is refused
+    (its check named) with the validating process under 500 MiB."""
+    done = subprocess.run(
+        [sys.executable, "benchmarks/hostile_memory.py", "--metadata", "--slices", "3"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = {row["batch"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert set(results) == {
+        "details-1M-rows", "details-rows", "json-deep", "json-100MB", "json-duplicate-keys"
+    }  # fmt: skip
+    for name, row in results.items():
+        assert not row["passed"], name
+        expected = "layout" if name == "json-duplicate-keys" else "input_limit"
+        assert expected in row["checks"], (name, row["checks"])
+        assert row["self_mib"] < 500, (name, row)
+
+
 def test_validation_names_the_bomb(batch_factory: BatchFactory, bomb: Path) -> None:
     batch = batch_factory.write(patients={"patient1": "Positive"})
     shutil.copy(bomb, batch / "patient1/SR_2/IM00001.tif")
@@ -481,23 +503,28 @@ def test_ingest_that_writes_nothing_fails_and_says_why(
 
 
 def test_cli_inverts_monochrome1_when_asked(tmp_path: Path) -> None:
+    """A real slice stored display-inverted under MONOCHROME1 (air stored high): refused by
+    default with the flag named (issue 32: it converted with exit 0, air at about +2800 HU);
+    the flag restores the original's Negin values exactly."""
     folder = tmp_path / "in" / "S1" / "series"
     folder.mkdir(parents=True)
     source = sorted((LUNG / "Lung_Dx-A0002" / "B40f-8mm").glob("*.dcm"))[12]
     ds = pydicom.dcmread(source)
+    high = 2 ** int(ds.BitsStored) - 1
+    original = ds.pixel_array.astype(np.int64)
     ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.PixelData = (high - original).astype(ds.pixel_array.dtype).tobytes()
     ds.save_as(folder / "a.dcm")
     common = ["--label", "Negative", "--source", "s"]
-    assert main(["ingest-dicom", str(tmp_path / "in"), str(tmp_path / "kept"), *common]) == 0
+    args = ["ingest-dicom", str(tmp_path / "in"), str(tmp_path / "kept"), *common]
+    assert main(args) == EXIT_INVALID  # nothing written: not converted silently
     inverted = tmp_path / "inverted"
     args = ["ingest-dicom", str(tmp_path / "in"), str(inverted), *common, "--invert-monochrome1"]
     assert main(args) == EXIT_OK
-    kept = tifffile.imread(tmp_path / "kept/S1/SR_2/IM00001.tif").astype(np.int64)
     flipped = tifffile.imread(inverted / "S1/SR_2/IM00001.tif").astype(np.int64)
-    stored = ds.pixel_array.astype(np.int64)
-    high = 2 ** int(ds.BitsStored) - 1
-    np.testing.assert_array_equal(flipped, np.clip(high - stored, 0, None))
-    assert not np.array_equal(kept, flipped)
+    slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+    expected = np.clip(np.rint(original * slope + intercept + 1024), 0, 65535)
+    np.testing.assert_array_equal(flipped, expected)
 
 
 # ----------------------------------------------------------- 7. identifiers at the edge

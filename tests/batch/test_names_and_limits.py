@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from covidct.batch.contract import (
     MAX_JSON_DEPTH,
     field_problems,
     name_problem,
+    read_batch_info,
 )
 from covidct.batch.validation import validate_batch
 from covidct.cli import EXIT_ERROR, EXIT_INVALID, main
@@ -198,3 +200,15 @@ def test_duplicate_json_keys_are_refused(
     (batch / schema.BATCH_INFO).write_text('{"source": "site-a", "source": "negin"}')
     assert _validate_cli(batch, tmp_path / "report", capsys) == EXIT_INVALID
     assert "duplicate keys ['source']" in _layout(_validate(batch))
+
+
+def test_many_duplicate_json_keys_are_refused_at_once(tmp_path: Path) -> None:
+    """10,000 keys twice each under the byte limit: refused in well under a second (the first
+    duplicate check counted every key against every other, quadratic in the keys)."""
+    pairs = [f'"k{i}": {i}' for i in range(10_000)] + ['"source": "negin"']
+    (tmp_path / schema.BATCH_INFO).write_text("{" + ", ".join(pairs + pairs) + "}")
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"duplicate keys \['k0', 'k1', ") as error:
+        read_batch_info(tmp_path)
+    assert time.perf_counter() - started < 1.0
+    assert "and 9,996 more" in str(error.value)

@@ -334,3 +334,23 @@ def test_a_conf_airflow_lets_through_fails_the_plan_in_one_line(dag) -> None:  #
     message = str(caught.value)
     assert message.startswith("run configuration: profle: unknown field of the run configuration")
     assert "expected backbones, folds, seed, profile," in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("COVIDCT_GATE_MARGIN", "nan"), ("COVIDCT_GATE_N_BOOT", "-5"),
+     ("COVIDCT_SEQUESTERED_SHARE", "3"), ("COVIDCT_DRIFT_HU_LIMIT", "forty")],
+)  # fmt: skip
+def test_a_nonsense_setting_fails_the_plan_in_one_line(
+    dag, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 32: the run's first task reads every COVIDCT_* setting and fails, not retried,
+    naming the variable, its value and the allowed range (these were accepted before)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(AirflowFailException) as caught:
+        dag.get_task("plan").python_callable(params=_resolve(dag, {}))
+    message = str(caught.value)
+    assert message.startswith(f"settings: {variable}={value!r} is not allowed: expected ")
+    assert "\n" not in message

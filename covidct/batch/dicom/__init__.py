@@ -19,7 +19,10 @@ Rules, in order:
    be CT; one frame, one sample per pixel; ImageOrientationPatient present and axial (row cosine
    within ``AXIAL_TOLERANCE_DEG`` of +-x and column cosine within it of +-y; flipped axial images
    are kept as stored); the transfer syntax decodable by pydicom's installed handlers (else the
-   reason names it); 512x512, or, with ``size_policy="resample"``, any other size resampled.
+   reason names it: the syntax's name and UID). Installed: pydicom's own (uncompressed, RLE),
+   GDCM (python-gdcm, BSD-3-Clause: JPEG Lossless Process 14 and SV1, JPEG-LS, JPEG 2000) and
+   Pillow (JPEG baseline/extended, JPEG 2000); no GPL decoder (pylibjpeg-libjpeg) is used;
+   512x512, or, with ``size_policy="resample"``, any other size resampled.
 3. **SR folders.** Series with at least one converted slice are sorted by (SeriesNumber, series
    folder name, first file name) and become SR_2, SR_3, SR_4; later ones are skipped with a
    reason naming their SeriesNumber and folder.
@@ -40,22 +43,31 @@ Rules, in order:
    ``clip(rint(HU + 1024), 0, 65535)`` as uint16 (round half to even), so the output follows
    HU = value - 1024 whatever the file's intercept (0 or -1024). Padding below -1024 HU (e.g. GE's
    -2000 stored outside the field of view) clips to 0.
-6. **MONOCHROME1.** PS3.3 C.7.6.3.1.2 makes the photometric interpretation a display rule applied
-   after the VOI transform, so the Modality LUT output is HU for MONOCHROME1 and MONOCHROME2
-   alike, and by default both are converted identically. ``invert_monochrome1=True`` (CLI
-   ``--invert-monochrome1``) instead
-   mirrors MONOCHROME1 stored values inside their BitsStored range (``min + max - stored``)
-   before the Modality LUT, for sources known to store display-inverted values.
+6. **MONOCHROME1.** The tag is read as the standard defines it. PS3.3 C.7.6.3.1.2: MONOCHROME1
+   means "the minimum sample value is intended to be displayed as white after any VOI gray scale
+   transformations"; the grayscale pipeline (PS3.4 N.2.1) applies the Modality LUT first, then
+   the VOI LUT, and only the Presentation LUT (INVERSE for MONOCHROME1) turns values into
+   display polarity. The Modality LUT output is therefore HU for MONOCHROME1 as for MONOCHROME2,
+   and by default both are converted identically. A file that stores display-inverted values
+   (its producer baked the inversion into the pixels and kept the tag) breaks the standard; it
+   shows as air far above 0 HU (about +3000 HU for 12-bit data with intercept -1024). So every
+   MONOCHROME1 slice is checked after conversion: when the median HU of its four corner squares
+   (padding pixels, PixelPaddingValue, left out) is above
+   :data:`covidct.batch.dicom.slices.MAX_CORNER_HU` (+500 HU; the corners of an axial CT are
+   air or padding), the slice is not written and is skipped with the reason, naming the figure
+   and the flag. ``invert_monochrome1=True`` (CLI ``--invert-monochrome1``) is the override for
+   such broken files: it mirrors MONOCHROME1 stored values inside their BitsStored range
+   (``min + max - stored``) before the Modality LUT; the same check then refuses a slice the
+   flag made implausible (a correct file mirrored).
 7. **Resampling** (``size_policy="resample"``): HU images are resampled to 512x512 with bilinear
    interpolation on a pixel-area grid (``scipy.ndimage.zoom(order=1, grid_mode=True,
    mode="nearest")``), each axis scaled on its own, so the whole field of view is kept and the
    pixel spacing becomes FOV / 512; then converted to uint16 as above. Bilinear weights are convex,
    so no value leaves the input's range.
 8. **No DICOM tag reaches a TIFF** (:func:`covidct.batch.slices.write_slice` writes pixels and
-baseline
-   tags only). ``Patient_details.csv`` rows carry the patient id, the label and each written SR
-   folder's SliceThickness (the most common value of its slices; ``N/A`` when no slice has one;
-   empty for SR folders not written); SEX, AGE and Date stay empty.
+   baseline tags only). ``Patient_details.csv`` rows carry the patient id, the label and each
+   written SR folder's SliceThickness (the most common value of its slices; ``N/A`` when no
+   slice has one; empty for SR folders not written); SEX, AGE and Date stay empty.
    ``batch.json`` records the source, series assignments, file mapping and skipped files; no
    tag value (patient name, birth date, UID, date) is copied into it. File paths relative to
    ``dicom_dir`` are recorded as given: name subject folders and files without identifying data
@@ -71,11 +83,15 @@ from covidct.batch.dicom.ingest import (
 )
 from covidct.batch.dicom.slices import (
     AXIAL_TOLERANCE_DEG,
+    CORNER_FRACTION,
+    MAX_CORNER_HU,
     SizePolicy,
+    corner_hounsfield,
     dataset_to_negin,
     hounsfield_to_negin,
     invert_stored,
     is_axial,
+    monochrome1_problem,
     resample_hounsfield,
     rescale_assumption,
     rescale_problem,
@@ -85,15 +101,19 @@ from covidct.batch.dicom.slices import (
 
 __all__ = [
     "AXIAL_TOLERANCE_DEG",
+    "CORNER_FRACTION",
     "IngestReport",
+    "MAX_CORNER_HU",
     "SeriesAssignment",
     "SizePolicy",
+    "corner_hounsfield",
     "dataset_to_negin",
     "format_ingest_summary",
     "hounsfield_to_negin",
     "ingest_dicom",
     "invert_stored",
     "is_axial",
+    "monochrome1_problem",
     "parse_label",
     "rescale_assumption",
     "rescale_problem",

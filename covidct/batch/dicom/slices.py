@@ -1,8 +1,7 @@
 """One DICOM CT slice: header checks and the stored -> HU -> Negin pixel maths.
 
 Rules 2, 5, 6 and 7 of :mod:`covidct.batch.dicom` (slice checks, Modality LUT and rescale,
-MONOCHROME1,
-resampling).
+MONOCHROME1, resampling).
 """
 
 from __future__ import annotations
@@ -21,6 +20,14 @@ from covidct import schema
 
 logger = logging.getLogger(__name__)
 
+#: Highest plausible median HU of a slice's four corner squares (padding pixels left out): the
+#: corners of an axial CT lie outside the body (air, -1000 HU) or outside the reconstruction
+#: circle (padding, -1024 to -3024 HU); at most a small field of view puts soft tissue (about
+#: +40 HU) there. Display-inverted air lands at +999 HU (signed 12/16-bit, intercept 0) or far
+#: above (+3047 HU: 12-bit, intercept -1024).
+MAX_CORNER_HU: float = 500.0
+#: Side of each corner square, as a fraction of the image side (32 pixels of 512).
+CORNER_FRACTION: float = 1 / 16
 #: Largest angle (degrees) between a row/column cosine and the x/y axis for a slice to be axial.
 AXIAL_TOLERANCE_DEG: float = 10.0
 _NEGIN_MAX = int(np.iinfo(np.uint16).max)
@@ -141,6 +148,58 @@ def resample_hounsfield(hu: np.ndarray, shape: tuple[int, int] = schema.SLICE_SH
     return out
 
 
+def corner_hounsfield(hu: np.ndarray, padding: np.ndarray | None = None) -> float | None:
+    """Median HU (float) of the four corner squares of the 2-D image ``hu`` (side
+    :data:`CORNER_FRACTION` of the image's, at least 1 pixel), leaving out the pixels where
+    the boolean mask ``padding`` (same shape) is True; None when every corner pixel is padding."""
+    rows, columns = hu.shape
+    side_r, side_c = max(1, int(rows * CORNER_FRACTION)), max(1, int(columns * CORNER_FRACTION))
+    mask = np.zeros(hu.shape, dtype=bool)
+    for r in (slice(0, side_r), slice(rows - side_r, rows)):
+        for c in (slice(0, side_c), slice(columns - side_c, columns)):
+            mask[r, c] = True
+    if padding is not None:
+        mask &= ~padding
+    return float(np.median(hu[mask])) if mask.any() else None
+
+
+def _padding_mask(stored: np.ndarray, ds: Dataset) -> np.ndarray | None:
+    """Pixels equal to PixelPaddingValue (or inside it and PixelPaddingRangeLimit)."""
+    if "PixelPaddingValue" not in ds or ds.PixelPaddingValue is None:
+        return None
+    first = int(ds.PixelPaddingValue)
+    limit = ds.get("PixelPaddingRangeLimit")
+    last = int(limit) if limit is not None else first
+    low, high = min(first, last), max(first, last)
+    return (stored >= low) & (stored <= high)
+
+
+def monochrome1_problem(
+    hu: np.ndarray, stored: np.ndarray, ds: Dataset, inverted: bool
+) -> str | None:
+    """Why the HU of a MONOCHROME1 slice are implausible (rule 6 of :mod:`covidct.batch.dicom`),
+    or None: the median HU of its corners (:func:`corner_hounsfield`, padding left out) is above
+    :data:`MAX_CORNER_HU`, where air or padding belongs. The reason names the figure and the
+    ``--invert-monochrome1`` flag (to add when ``inverted`` is False, to drop when True).
+    ``hu``: float HU before resampling; ``stored``: the stored values as decoded (before any
+    inversion), same shape."""
+    if str(ds.get("PhotometricInterpretation", "")) != "MONOCHROME1":
+        return None
+    corners = corner_hounsfield(hu, _padding_mask(stored, ds))
+    if corners is None or corners <= MAX_CORNER_HU:
+        return None
+    advice = (
+        "the flag --invert-monochrome1 mirrored a file already stored as HU: convert without it"
+        if inverted
+        else "the file stores display-inverted values against PS3.3 C.7.6.3.1.2; convert it "
+        "with --invert-monochrome1 if it is known to"
+    )
+    return (
+        f"MONOCHROME1 slice with implausible HU: its corners read about "
+        f"{round(corners, -2):+.0f} HU (air is -1000, the limit {MAX_CORNER_HU:+.0f}); {advice}"
+    )
+
+
 def dataset_to_negin(
     ds: Dataset,
     *,
@@ -150,14 +209,18 @@ def dataset_to_negin(
 ) -> np.ndarray:
     """Decode one CT slice and return it as a Negin uint16 (512, 512) array (HU = value - 1024).
 
-    Raises ValueError when the slice is not 512x512 under ``SizePolicy.SKIP`` or its rescale is
-    unknown (:func:`stored_to_hounsfield`, ``assume_intercept``); pydicom's errors
-    (no decoder, corrupt pixel data) propagate.
+    Raises ValueError when the slice is not 512x512 under ``SizePolicy.SKIP``, its rescale is
+    unknown (:func:`stored_to_hounsfield`, ``assume_intercept``) or it is a MONOCHROME1 slice
+    whose HU are implausible (:func:`monochrome1_problem`, with or without
+    ``invert_monochrome1``); pydicom's errors (no decoder, corrupt pixel data) propagate.
     """
-    stored = ds.pixel_array
+    decoded = stored = ds.pixel_array
     if invert_monochrome1 and str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         stored = invert_stored(stored, int(ds.BitsStored), int(ds.PixelRepresentation) == 1)
     hu = stored_to_hounsfield(stored, ds, assume_intercept)
+    problem = monochrome1_problem(hu, decoded, ds, invert_monochrome1)
+    if problem is not None:
+        raise ValueError(problem)
     if hu.shape != schema.SLICE_SHAPE:
         if size_policy is not SizePolicy.RESAMPLE:
             raise ValueError(f"size {hu.shape[0]}x{hu.shape[1]}, expected 512x512")
