@@ -14,6 +14,16 @@ from .alerts import (
     mlflow_run_url as mlflow_run_url,
     read_alerts as read_alerts,
 )
+from .audit import (
+    BASELINE_ACTION as BASELINE_ACTION,
+    CHAMPION_ACTIONS as CHAMPION_ACTIONS,
+    AliasState as AliasState,
+    alias_disagreements as alias_disagreements,
+    alias_status as alias_status,
+    disagreement_alert as disagreement_alert,
+    ledger_aliases as ledger_aliases,
+    registry_aliases as registry_aliases,
+)
 from .gate import (
     SENSITIVITY_METRIC as SENSITIVITY_METRIC,
     Comparison as Comparison,
