@@ -404,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     h = rsub.add_parser("history", help="print the promotion audit ledger")
     h.add_argument("--json", action="store_true")
     st = rsub.add_parser(
-        "status", help="each alias, its version, and whether the gate's ledger agrees (exit 1 if not)"
+        "status", help="each alias, its version, and whether the gate's ledger agrees (1: not)"
     )
     st.add_argument("--json", action="store_true")
     r = rsub.add_parser("rollback", help="move @champion back to VERSION (audited)")

@@ -133,6 +133,4 @@ def disagreement_alert(
         state.detail for state in disagreements
     )
     details = {"model": model_name, "aliases": [state.to_dict() for state in disagreements]}
-    return Alert(
-        AlertKind.REGISTRY_DISAGREES, Severity.CRITICAL, summary, details, dag_id, run_id
-    )
+    return Alert(AlertKind.REGISTRY_DISAGREES, Severity.CRITICAL, summary, details, dag_id, run_id)

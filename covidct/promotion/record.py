@@ -3,9 +3,10 @@
 A promoting verdict moves ``@champion`` (:func:`covidct.promotion.registry.promote`: lock,
 compare-and-set, intent, audit); a refusal writes a ``refuse`` audit record and moves no alias
 (a refused version carries none: ``@challenger`` was once put on it, which read as "the next in
-line" while it meant "refused"; :mod:`covidct.promotion.audit` reports one left behind). Either way the candidate's version is tagged ``gate_verdict`` (``passed``/``refused``),
-``metric.<name>`` for each recorded figure and ``figures_basis`` (what the figures are:
-as measured, or corrected for the promotion's selection; ``covidct.promotion.rule``).
+line" while it meant "refused"; :mod:`covidct.promotion.audit` reports one left behind). Either
+way the candidate's version is tagged ``gate_verdict`` (``passed``/``refused``),
+``metric.<name>`` for each recorded figure and ``figures_basis`` (what the figures are: as
+measured, or corrected for the promotion's selection; ``covidct.promotion.rule``).
 """
 
 from __future__ import annotations

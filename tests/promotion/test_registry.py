@@ -219,7 +219,8 @@ def test_status_reports_an_alias_moved_outside_the_gate(setup, tmp_path: Path) -
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
     lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("@")}
-    assert "DISAGREES" in lines[f"@{ALIAS_CHAMPION}"] and f"v{second}" in lines[f"@{ALIAS_CHAMPION}"]
+    champion_line = lines[f"@{ALIAS_CHAMPION}"]
+    assert "DISAGREES" in champion_line and f"v{second}" in champion_line
     assert "DISAGREES" in lines[f"@{ALIAS_CHALLENGER}"]
 
     # put back through the gate's ledger: agrees again, exit 0
