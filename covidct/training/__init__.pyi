@@ -56,6 +56,7 @@ from .profiles import (
 from .spec import (
     FOLDS_RANGE as FOLDS_RANGE,
     FORM_DEFAULTS as FORM_DEFAULTS,
+    PROFILE_FORM_DEFAULTS as PROFILE_FORM_DEFAULTS,
     IMAGE_SIZE_RANGE as IMAGE_SIZE_RANGE,
     PROFILE_SCHEDULES as PROFILE_SCHEDULES,
     SPEC_TAG as SPEC_TAG,
@@ -65,6 +66,7 @@ from .spec import (
     Schedule as Schedule,
     TrainingSpec as TrainingSpec,
     check_conf as check_conf,
+    form_defaults as form_defaults,
 )
 from .tracking import (
     MlflowEpochMetrics as MlflowEpochMetrics,
