@@ -172,7 +172,9 @@ def _run_id() -> str:
             exclusiveMinimum=IMAGE_SIZE_RANGE[0] - 1,
             exclusiveMaximum=IMAGE_SIZE_RANGE[1] + 1,
             title="Image size (override)",
-            description=f"pixels, {IMAGE_SIZE_RANGE[0]} to {IMAGE_SIZE_RANGE[1]}; empty: the profile's",
+            description=(
+                f"pixels, {IMAGE_SIZE_RANGE[0]} to {IMAGE_SIZE_RANGE[1]}; empty: the profile's"
+            ),
         ),
         "weights": Param(
             None,
