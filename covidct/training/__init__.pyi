@@ -69,12 +69,15 @@ from .spec import (
     form_defaults as form_defaults,
 )
 from .tracking import (
+    EpochLogLine as EpochLogLine,
     MlflowEpochMetrics as MlflowEpochMetrics,
     RunSession as RunSession,
     log_keras_model as log_keras_model,
     register_custom_objects as register_custom_objects,
+    run_datasets as run_datasets,
     serving_copy as serving_copy,
     serving_requirements as serving_requirements,
+    start_logged_model as start_logged_model,
 )
 from .trainer import (
     available_backbones as available_backbones,
