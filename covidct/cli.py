@@ -220,8 +220,9 @@ def _registry_status(client: object, store: object, model_name: str, as_json: bo
     moved = [state for state in states if not state.agrees]
     if moved and not as_json:
         print(
-            f"{len(moved)} alias(es) moved outside the gate; `covidct registry rollback VERSION` "
-            "puts @champion back through the gate's ledger",
+            f"{len(moved)} alias(es) moved outside the gate: `covidct registry rollback VERSION` "
+            "puts @champion back through the ledger; an alias no gate decision set can be "
+            "deleted in the MLflow UI",
             file=sys.stderr,
         )
     return EXIT_INVALID if moved else EXIT_OK
