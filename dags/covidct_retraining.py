@@ -112,6 +112,13 @@ def _settings():
     return Settings.from_env(os.environ)
 
 
+def _skip(reason: str) -> None:
+    """Skip the running task, saying why in its log first: Airflow's own "Skipping task" line
+    sits in the log view's collapsed "Post Execute" group."""
+    log.info("skipped: %s", reason)
+    raise AirflowSkipException(reason)
+
+
 def _run_id() -> str:
     return str(get_current_context()["run_id"])
 
@@ -241,11 +248,11 @@ def covidct_retraining():
 
         params = get_current_context()["params"]
         if curated["dataset_version"] is None:
-            raise AirflowSkipException("no curated data yet: nothing to train on")
+            _skip("no curated data yet: nothing to train on")
         if params["dry_run"]:
             log.info("DRY RUN: the folds are made and nothing is trained, gated or promoted")
         if not curated["accepted"] and not params["force_retrain"]:
-            raise AirflowSkipException("no new batch accepted; set force_retrain to retrain")
+            _skip("no new batch accepted; set force_retrain to retrain")
         return pipeline.make_folds(
             _settings(), curated, params["folds"], params["seed"], dag_run_id=_run_id()
         )
@@ -268,7 +275,7 @@ def covidct_retraining():
     @task
     def backbones_of(the_plan: dict) -> list[str]:
         if not the_plan["backbones"]:  # a dry run's plan has none
-            raise AirflowSkipException(
+            _skip(
                 "dry run: no backbone is trained, so train, evaluate, aggregate, confirm, "
                 "gate_and_promote, publish_champion and regression_check are skipped too"
             )
