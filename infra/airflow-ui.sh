@@ -37,7 +37,7 @@ stop() {
   # shellcheck disable=SC2086
   [ -z "$left" ] || kill -KILL $left 2>/dev/null || true
   wait "$leader" 2>/dev/null || true
-  echo "airflow-ui: every process of airflow standalone stopped"
+  echo "airflow-ui: every process of airflow standalone stopped" >&2
   exit 0
 }
 trap stop INT TERM
