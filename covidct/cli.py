@@ -186,6 +186,12 @@ def cmd_registry(args: argparse.Namespace) -> int:
         if not records:
             print(f"(no promotion decision recorded yet in {settings.lake.uri})")
         for record in records:
+            if record.get("action") == "baseline":  # the gate's own alias move, no decision
+                print(
+                    f"{record['at']}  baseline @{record.get('alias')} -> "
+                    f"{_version(record.get('version'))}  run {_none(record.get('dag_run_id'))}"
+                )
+                continue
             print(
                 f"{record['at']}  {record['action']:<8} {_version(record.get('version'))} "
                 f"(champion before: {_version(record.get('previous_champion'))})  "
