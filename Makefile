@@ -36,9 +36,14 @@ help:
 	@echo "make test      install from the lock file and run lint + every test"
 	@echo "make airflow-ui / make mlflow-ui   open the UIs on the demo's stores"
 
+# one line ("Installed 266 packages in 11.2s", or "Checked ..." when nothing changed); the whole
+# output only when the sync fails
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	$(UV) sync --frozen --python 3.11
+	out=$$(mktemp)
+	if ! $(UV) sync --frozen --python 3.11 >"$$out" 2>&1; then cat "$$out" >&2; rm -f "$$out"; exit 1; fi
+	echo "uv sync: $$(grep -E '^(Installed|Uninstalled|Audited|Checked) ' "$$out" | paste -sd ';' - || true)"
+	rm -f "$$out"
 
 demo: install
 	SHARED=$(SHARED) RUN="$(RUN)" bash infra/demo.sh
@@ -66,10 +71,12 @@ test-fast: install
 	$(RUN) pytest -q -m "not slow" $(XDIST) --timeout 900
 
 # bound to 127.0.0.1 like mlflow-ui: Airflow's default API host 0.0.0.0 exposes the demo to the
-# network, and SimpleAuthManager then warns that the deployment "looks like production"
+# network, and SimpleAuthManager then warns that the deployment "looks like production".
+# infra/airflow-ui.sh: 1 API worker, 2 executor slots, 1 parsing process; Ctrl-C or SIGTERM
+# stops every process standalone started
 airflow-ui: install
 	@echo "Airflow UI on http://localhost:8080 (user admin; password printed below by 'airflow standalone')"
-	AIRFLOW__API__HOST=$${AIRFLOW__API__HOST:-127.0.0.1} $(RUN) airflow standalone
+	RUN="$(RUN)" bash infra/airflow-ui.sh
 
 # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: nothing uses MLflow server jobs, and their runner
 # processes burn CPU while idle (MLflow 3.17 starts them by default)

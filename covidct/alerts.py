@@ -35,6 +35,7 @@ class AlertKind(StrEnum):
     METRIC_REGRESSION = "metric_regression"
     RUN_LATE = "run_late"
     BATCH_DRIFT = "batch_drift"
+    REGISTRY_DISAGREES = "registry_disagrees"
 
 
 class Severity(StrEnum):

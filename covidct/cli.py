@@ -187,6 +187,12 @@ def cmd_registry(args: argparse.Namespace) -> int:
         if not records:
             print(f"(no promotion decision recorded yet in {settings.lake.uri})")
         for record in records:
+            if record.get("action") == "baseline":  # the gate's own alias move, no decision
+                print(
+                    f"{record['at']}  baseline @{record.get('alias')} -> "
+                    f"{_version(record.get('version'))}  run {_none(record.get('dag_run_id'))}"
+                )
+                continue
             print(
                 f"{record['at']}  {record['action']:<8} {_version(record.get('version'))} "
                 f"(champion before: {_version(record.get('previous_champion'))})  "
@@ -195,12 +201,38 @@ def cmd_registry(args: argparse.Namespace) -> int:
             )
         return EXIT_OK
     client = registry.client(settings.mlflow.tracking_uri)
+    if args.registry_command == "status":
+        return _registry_status(client, store, settings.mlflow.model_name, args.json)
     event = registry.rollback(client, store, settings.mlflow.model_name, args.version, args.reason)
     print(
         f"@champion moved back to version {event['version']} "
         f"(was {_version(event['previous_champion'])})"
     )
     return EXIT_OK
+
+
+def _registry_status(client: object, store: object, model_name: str, as_json: bool) -> int:
+    """Print each alias, its version and whether the ledger agrees; exit 1 on a disagreement."""
+    from covidct.promotion import audit
+
+    states = audit.alias_status(client, store, model_name)  # type: ignore[arg-type]
+    if as_json:
+        print(json.dumps([state.to_dict() for state in states], indent=2))
+    elif not states:
+        print(f"{model_name}: no alias in the registry nor in the ledger yet")
+    else:
+        print(f"{model_name}: alias, registry version, the version the gate's ledger expects")
+        for state in states:
+            print(state.line())
+    moved = [state for state in states if not state.agrees]
+    if moved and not as_json:
+        print(
+            f"{len(moved)} alias(es) moved outside the gate: `covidct registry rollback VERSION` "
+            "puts @champion back through the ledger; an alias no gate decision set can be "
+            "deleted in the MLflow UI",
+            file=sys.stderr,
+        )
+    return EXIT_INVALID if moved else EXIT_OK
 
 
 def _none(value: object) -> str:
@@ -375,10 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("registry", help="champion history and rollback")
+    p = sub.add_parser("registry", help="alias status, champion history and rollback")
     rsub = p.add_subparsers(dest="registry_command", required=True)
     h = rsub.add_parser("history", help="print the promotion audit ledger")
     h.add_argument("--json", action="store_true")
+    st = rsub.add_parser(
+        "status", help="each alias, its version, and whether the gate's ledger agrees (1: not)"
+    )
+    st.add_argument("--json", action="store_true")
     r = rsub.add_parser("rollback", help="move @champion back to VERSION (audited)")
     r.add_argument("version")
     r.add_argument("--reason", default="manual rollback")

@@ -36,10 +36,12 @@ parses this file.
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import timedelta
 
 from airflow.sdk import (
+    Asset,
     DeadlineAlert,
     DeadlineReference,
     Param,
@@ -57,14 +59,27 @@ from covidct.config import SettingError, deadline_hours, default_profile, task_r
 from covidct.schema import BACKBONE_NAMES, PROFILE_NAMES
 from covidct.training.spec import (
     FOLDS_RANGE,
-    FORM_DEFAULTS,
     IMAGE_SIZE_RANGE,
     WEIGHTS_NAMES,
     RunRequest,
+    form_defaults,
 )
+
+log = logging.getLogger(__name__)
 
 #: the deployment's default training profile (COVIDCT_DEFAULT_PROFILE; embedded: cpu-smoke)
 DEFAULT_PROFILE = default_profile(os.environ)
+#: the form's defaults for that profile (cpu-smoke: 2 backbones x 2 folds)
+FORM = form_defaults(DEFAULT_PROFILE)
+
+#: published by ``curate`` each time it records the curated dataset (extra: its version and the
+#: batches accepted); a DAG scheduled on it runs on new curated data
+#: (names only: a URI with a scheme makes Airflow load every provider's URI normaliser, boto3
+#: included, while the scheduler parses this file)
+CURATED_DATASET = Asset(name="covidct_curated_dataset")
+#: published only when the gate moved ``@champion`` (extra: the version, the one before and
+#: the run); a DAG scheduled on it (``schedule=[CHAMPION]``) runs when the champion changes
+CHAMPION = Asset(name="covidct_champion")
 
 default_args = {
     "owner": "covidct",
@@ -97,6 +112,13 @@ def _settings():
     return Settings.from_env(os.environ)
 
 
+def _skip(reason: str) -> None:
+    """Skip the running task, saying why in its log first: Airflow's own "Skipping task" line
+    sits in the log view's collapsed "Post Execute" group."""
+    log.info("skipped: %s", reason)
+    raise AirflowSkipException(reason)
+
+
 def _run_id() -> str:
     return str(get_current_context()["run_id"])
 
@@ -115,22 +137,26 @@ def _run_id() -> str:
     doc_md=__doc__,
     tags=["covidct", "retraining", "ml"],
     params={
+        # The UI's number box clamps a value out of its minimum/maximum to the bound when the
+        # field loses focus (1 fold became 2, 16 px became 32, silently). So: the folds are a
+        # list to choose from, and the free integers carry exclusive bounds, which the box does
+        # not clamp and Airflow's schema check refuses when the run is triggered.
         "backbones": Param(
-            FORM_DEFAULTS["backbones"],
+            FORM["backbones"],
             type="array",
             minItems=1,
             items={"type": "string", "enum": list(BACKBONE_NAMES)},
+            examples=list(BACKBONE_NAMES),  # the form's multi-select offers the registry's names
             title="Backbones",
             description="Backbones to train; resnet152 is the baseline the gate compares with.",
         ),
         "folds": Param(
-            FORM_DEFAULTS["folds"],
+            FORM["folds"],
             type="integer",
-            minimum=FOLDS_RANGE[0],
-            maximum=FOLDS_RANGE[1],
+            enum=list(range(FOLDS_RANGE[0], FOLDS_RANGE[1] + 1)),
             title="Folds (k)",
         ),
-        "seed": Param(FORM_DEFAULTS["seed"], type="integer", minimum=0, title="Fold seed"),
+        "seed": Param(FORM["seed"], type="integer", exclusiveMinimum=-1, title="Fold seed"),
         "profile": Param(
             DEFAULT_PROFILE,
             type="string",
@@ -141,16 +167,21 @@ def _run_id() -> str:
                 f"({DEFAULT_PROFILE}) is this deployment's COVIDCT_DEFAULT_PROFILE."
             ),
         ),
-        "epochs": Param(None, type=["null", "integer"], minimum=1, title="Epochs (override)"),
+        "epochs": Param(
+            None, type=["null", "integer"], exclusiveMinimum=0, title="Epochs (override)"
+        ),
         "steps_per_epoch": Param(
-            None, type=["null", "integer"], minimum=1, title="Steps per epoch (override)"
+            None, type=["null", "integer"], exclusiveMinimum=0, title="Steps per epoch (override)"
         ),
         "image_size": Param(
             None,
             type=["null", "integer"],
-            minimum=IMAGE_SIZE_RANGE[0],
-            maximum=IMAGE_SIZE_RANGE[1],
+            exclusiveMinimum=IMAGE_SIZE_RANGE[0] - 1,
+            exclusiveMaximum=IMAGE_SIZE_RANGE[1] + 1,
             title="Image size (override)",
+            description=(
+                f"pixels, {IMAGE_SIZE_RANGE[0]} to {IMAGE_SIZE_RANGE[1]}; empty: the profile's"
+            ),
         ),
         "weights": Param(
             None,
@@ -163,7 +194,10 @@ def _run_id() -> str:
             ),
         ),
         "dry_run": Param(
-            False, type="boolean", title="Dry run", description="Validate, curate and fold only."
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Validate, curate and fold only: nothing is trained, gated or promoted.",
         ),
         "force_retrain": Param(
             False, type="boolean", title="Retrain even when no new batch was accepted"
@@ -197,11 +231,16 @@ def covidct_retraining():
             raise AirflowSkipException(f"batch {verdict['batch_id']} passed validation")
         return pipeline.quarantine(_settings(), verdict, _run_id(), send=send)
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", outlets=[CURATED_DATASET])
     def curate(verdicts: list[dict] | None = None) -> dict:
         from covidct import pipeline
 
-        return pipeline.curate(_settings(), list(verdicts or []), _run_id())
+        curated = pipeline.curate(_settings(), list(verdicts or []), _run_id())
+        get_current_context()["outlet_events"][CURATED_DATASET].extra = {
+            "dataset_version": curated.get("dataset_version"),
+            "accepted": list(curated.get("accepted") or []),
+        }
+        return curated
 
     @task
     def make_folds(curated: dict) -> list[dict]:
@@ -209,9 +248,11 @@ def covidct_retraining():
 
         params = get_current_context()["params"]
         if curated["dataset_version"] is None:
-            raise AirflowSkipException("no curated data yet: nothing to train on")
+            _skip("no curated data yet: nothing to train on")
+        if params["dry_run"]:
+            log.info("DRY RUN: the folds are made and nothing is trained, gated or promoted")
         if not curated["accepted"] and not params["force_retrain"]:
-            raise AirflowSkipException("no new batch accepted; set force_retrain to retrain")
+            _skip("no new batch accepted; set force_retrain to retrain")
         return pipeline.make_folds(
             _settings(), curated, params["folds"], params["seed"], dag_run_id=_run_id()
         )
@@ -229,10 +270,20 @@ def covidct_retraining():
         except ValueError as error:
             # AirflowFailException: failed at once, not retried (a user's mistake)
             raise AirflowFailException(f"run configuration: {error}") from None
+        if request.dry_run:
+            log.info(
+                "DRY RUN: this run validates, curates and folds; it trains, evaluates, gates and "
+                "promotes nothing, and `covidct report` keeps showing the last run that trained"
+            )
         return request.plan()
 
     @task
     def backbones_of(the_plan: dict) -> list[str]:
+        if not the_plan["backbones"]:  # a dry run's plan has none
+            _skip(
+                "dry run: no backbone is trained, so train, evaluate, aggregate, confirm, "
+                "gate_and_promote, publish_champion and regression_check are skipped too"
+            )
         return the_plan["backbones"]
 
     @task(
@@ -274,6 +325,22 @@ def covidct_retraining():
 
         return pipeline.gate_and_promote(_settings(), confirmed, _run_id(), send=send)
 
+    @task(outlets=[CHAMPION])
+    def publish_champion(gated: dict) -> dict:
+        """Publish the CHAMPION asset when the gate moved ``@champion``; skip otherwise."""
+        if gated.get("champion_after") == gated.get("champion_before"):
+            raise AirflowSkipException(
+                f"@champion unchanged (v{gated.get('champion_before')}): nothing to publish"
+            )
+        event = {
+            "version": gated.get("champion_after"),
+            "previous": gated.get("champion_before"),
+            "candidate": gated.get("candidate"),
+            "dag_run_id": _run_id(),
+        }
+        get_current_context()["outlet_events"][CHAMPION].extra = event
+        return event
+
     @task
     def regression_check(gated: dict) -> dict:
         from covidct import pipeline
@@ -300,6 +367,7 @@ def covidct_retraining():
     evaluated = evaluate.expand(trained=trained)
     aggregated = aggregate(evaluated)
     gated = gate_and_promote(confirm(aggregated))
+    publish_champion(gated)
     checked = regression_check(gated)
     checked >> summarize()
 

@@ -68,7 +68,12 @@ wait "$PREPARE" || { echo "demo: preparing Airflow failed; the last lines of $AI
   tail -n 20 "$AIRFLOW_HOME/prepare.log" >&2; exit 1; }
 
 step "run the covidct_retraining DAG end to end: $CONF"
-$RUN airflow dags test covidct_retraining -c "$CONF" > "$COVIDCT_HOME/dag-test.log" 2>&1 || {
+echo "    one line as each task starts (>) and ends, with its time and figure; the full log:"
+echo "    $COVIDCT_HOME/dag-test.log (each task's log also opens in the Airflow UI)"
+# the story (plugins/covidct_story.py) goes to this terminal through file descriptor 3
+exec 3>&1
+COVIDCT_STORY=/dev/fd/3 $RUN airflow dags test covidct_retraining -c "$CONF" \
+  > "$COVIDCT_HOME/dag-test.log" 2>&1 || {
   echo "demo: the DAG run failed; the last lines of $COVIDCT_HOME/dag-test.log:" >&2
   tail -n 60 "$COVIDCT_HOME/dag-test.log" >&2; exit 1; }
 grep -E "DagRun Finished|state=" "$COVIDCT_HOME/dag-test.log" | tail -n 1 || true

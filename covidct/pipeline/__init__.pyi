@@ -84,6 +84,12 @@ from .intake import (
     selection_counts as selection_counts,
     validate as validate,
 )
+from .story import (
+    describe as describe,
+    end_line as end_line,
+    figure as figure,
+    start_line as start_line,
+)
 from .truth import (
     MAX_POINTING_SLICES as MAX_POINTING_SLICES,
     TRUTH_SUFFIX as TRUTH_SUFFIX,

@@ -141,7 +141,7 @@ def gate_and_promote(
     """
     from covidct import evaluation
     from covidct.pipeline import evidence, gate_evidence, truth
-    from covidct.promotion import record, registry, rule
+    from covidct.promotion import audit, record, registry, rule
     from covidct.report import model_card
 
     setup_mlflow(settings)
@@ -166,6 +166,15 @@ def gate_and_promote(
                 "champion_metrics": resumed["figures"],
             },
         )
+    moved = audit.alias_disagreements(mlflow_client, store, model_name)
+    if moved:  # an alias moved outside the gate (the embedded default has no auth)
+        send_alert(
+            settings, alerts_mod.AlertKind.REGISTRY_DISAGREES, alerts_mod.Severity.CRITICAL,
+            f"{model_name}: an alias moved outside the gate: "
+            + "; ".join(state.detail for state in moved),
+            {"model": model_name, "aliases": [state.to_dict() for state in moved]},
+            dag_run_id=dag_run_id, send=send,
+        )  # fmt: skip
     champion = registry.get_champion(mlflow_client, model_name)
     predictions = {b: _sequestered_predictions(store, r) for b, r in deployables.items()}
     figures = {name: headline_metrics(frame, None) for name, frame in predictions.items()}
@@ -195,6 +204,10 @@ def gate_and_promote(
             mlflow_client, model_name, baseline_version, "baseline", figures[BASELINE_BACKBONE]
         )
         mlflow_client.set_registered_model_alias(model_name, ALIAS_BASELINE, baseline_version)
+        registry.append_ledger(store, {
+            "action": audit.BASELINE_ACTION, "model": model_name, "version": baseline_version,
+            "alias": ALIAS_BASELINE, "dag_run_id": dag_run_id, "reason": "this run's ResNet152",
+        })  # fmt: skip
     reason = "; ".join(verdict.reasons)
     record.record_verdict(
         mlflow_client, store, model_name, passed=verdict.passed, version=version,

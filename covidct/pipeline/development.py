@@ -115,7 +115,8 @@ def train(
     cache, ``COVIDCT_WEIGHTS_CACHE``. Every epoch's checkpoint is mirrored to the lake
     under :func:`checkpoint_prefix`, so a retry on any worker resumes from the last epoch; the
     last epoch stays there as the run's artifact, the worker's local copy is removed after
-    success. Returns ``{"backbone", "fold", "run_id", "model_uri", "val_accuracy", "fold_key",
+    success. Returns ``{"backbone", "fold", "run_id", "model_uri", "val_accuracy", "steps",
+    "final_loss", "fold_key",
     "fold_digest", "dataset_version", "train_params", "checkpoint_uri"}`` (``train_params``:
     ``TrainingSpec.to_dict()``); ``val_accuracy`` is
     the last epoch's, None for a profile that does not validate during training (cpu-smoke).
@@ -176,6 +177,8 @@ def train(
         "run_id": run_id,
         "model_uri": result.model_uri,
         "val_accuracy": finite_or_none((result.history.get("val_accuracy") or [math.nan])[-1]),
+        "steps": int(result.total_steps),
+        "final_loss": finite_or_none((result.history.get("loss") or [math.nan])[-1]),
         "fold_key": fold_spec["key"],
         "fold_digest": fold_spec["digest"],
         "dataset_version": fold_spec["dataset_version"],

@@ -15,6 +15,16 @@ from .alerts import (
     one_line as one_line,
     read_alerts as read_alerts,
 )
+from .audit import (
+    BASELINE_ACTION as BASELINE_ACTION,
+    CHAMPION_ACTIONS as CHAMPION_ACTIONS,
+    AliasState as AliasState,
+    alias_disagreements as alias_disagreements,
+    alias_status as alias_status,
+    disagreement_alert as disagreement_alert,
+    ledger_aliases as ledger_aliases,
+    registry_aliases as registry_aliases,
+)
 from .deployable import (
     DIGEST_TAG as DIGEST_TAG,
     REGISTRY_BOOKKEEPING as REGISTRY_BOOKKEEPING,

@@ -1,10 +1,12 @@
 """One registry path for every gate verdict (issue 34 item 2): :func:`record_verdict`.
 
 A promoting verdict moves ``@champion`` (:func:`covidct.promotion.registry.promote`: lock,
-compare-and-set, intent, audit); a refusal moves ``@challenger`` and writes a ``refuse`` audit
-record. Either way the candidate's version is tagged ``gate_verdict`` (``passed``/``refused``),
-``metric.<name>`` for each recorded figure and ``figures_basis`` (what the figures are:
-as measured, or corrected for the promotion's selection; ``covidct.promotion.rule``).
+compare-and-set, intent, audit); a refusal writes a ``refuse`` audit record and moves no alias
+(a refused version carries none: ``@challenger`` was once put on it, which read as "the next in
+line" while it meant "refused"; :mod:`covidct.promotion.audit` reports one left behind). Either
+way the candidate's version is tagged ``gate_verdict`` (``passed``/``refused``),
+``metric.<name>`` for each recorded figure and ``figures_basis`` (what the figures are: as
+measured, or corrected for the promotion's selection; ``covidct.promotion.rule``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from covidct.promotion.registry import LedgerStore, append_ledger, promote
-from covidct.schema import ALIAS_CHALLENGER
 
 #: MLflow tags hold at most 5,000 characters; a longer figures basis is cut
 _TAG_LIMIT = 4000
@@ -68,7 +69,6 @@ def record_verdict(
             figures=figures,
         )  # fmt: skip
         return {**event, **extra}
-    mlflow_client.set_registered_model_alias(model_name, ALIAS_CHALLENGER, version)
     event = {
         "action": "refuse", "model": model_name, "version": version,
         "previous_champion": expected_champion, "reason": reason, "dag_run_id": dag_run_id,

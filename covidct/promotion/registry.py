@@ -1,7 +1,9 @@
 """The MLflow model registry: aliases only, safe moves, and an append-only audit ledger.
 
-* Aliases: ``champion`` (what serving resolves, ``models:/<name>@champion``), ``challenger``
-  (the latest refused candidate), ``baseline-resnet152`` (this run's ResNet152). Stages are never
+* Aliases: ``champion`` (what serving resolves, ``models:/<name>@champion``) and
+  ``baseline-resnet152`` (the last run's ResNet152), each move recorded in the ledger; a refused
+  version carries no alias (:mod:`covidct.promotion.audit` checks the registry against the
+  ledger). Stages are never
   used (deprecated since MLflow 2.9).
 * :func:`promote` is a compare-and-set on ``@champion``. Under a :class:`PromotionLock` it
   re-reads ``@champion`` and raises :class:`ChampionMovedError` if it changed since the gate read

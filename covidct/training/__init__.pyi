@@ -63,6 +63,7 @@ from .spec import (
     FOLDS_RANGE as FOLDS_RANGE,
     FORM_DEFAULTS as FORM_DEFAULTS,
     IMAGE_SIZE_RANGE as IMAGE_SIZE_RANGE,
+    PROFILE_FORM_DEFAULTS as PROFILE_FORM_DEFAULTS,
     PROFILE_SCHEDULES as PROFILE_SCHEDULES,
     SPEC_TAG as SPEC_TAG,
     WEIGHTS_NAMES as WEIGHTS_NAMES,
@@ -71,16 +72,20 @@ from .spec import (
     Schedule as Schedule,
     TrainingSpec as TrainingSpec,
     check_conf as check_conf,
+    form_defaults as form_defaults,
 )
 from .tracking import (
+    EpochLogLine as EpochLogLine,
     MlflowEpochMetrics as MlflowEpochMetrics,
     RunSession as RunSession,
     log_keras_model as log_keras_model,
     log_run_setup as log_run_setup,
     mlflow_active as mlflow_active,
     register_custom_objects as register_custom_objects,
+    run_datasets as run_datasets,
     serving_copy as serving_copy,
     serving_requirements as serving_requirements,
+    start_logged_model as start_logged_model,
 )
 from .trainer import (
     available_backbones as available_backbones,

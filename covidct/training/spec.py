@@ -77,6 +77,22 @@ FORM_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: the form's defaults that differ by profile: ``cpu-smoke`` trains 2 backbones x 2 folds (the
+#: baseline and one rival; 4 models of a few minutes each on CPU), not 3 x 5
+PROFILE_FORM_DEFAULTS: dict[Profile, dict[str, Any]] = {
+    Profile.CPU_SMOKE: {"backbones": ["resnet152", "resnet50"], "folds": 2},
+}
+
+
+def form_defaults(profile: str | None) -> dict[str, Any]:
+    """The run form's defaults for runs of ``profile`` (the deployment's default profile when the
+    form leaves it null): :data:`FORM_DEFAULTS` with :data:`PROFILE_FORM_DEFAULTS` of that
+    profile. An unknown profile gets :data:`FORM_DEFAULTS` (its check names the bad value)."""
+    chosen = Profile._value2member_map_.get(str(profile))
+    extra = PROFILE_FORM_DEFAULTS.get(chosen, {}) if isinstance(chosen, Profile) else {}
+    return {**FORM_DEFAULTS, **{k: list(v) if isinstance(v, list) else v for k, v in extra.items()}}
+
+
 def _choices(values: Any) -> str:
     return ", ".join("null" if v is None else str(v) for v in values)
 
@@ -248,10 +264,10 @@ class RunRequest:
     @classmethod
     def from_form(cls, form: Mapping[str, Any], *, default_profile: str) -> RunRequest:
         """Check a run form (the DAG's resolved Params, or a run configuration: absent fields
-        take :data:`FORM_DEFAULTS`). Raises ValueError, one line naming the field, the value
-        and the allowed values, for an unknown field or a bad value."""
+        take :func:`form_defaults` of the run's profile). Raises ValueError, one line naming the
+        field, the value and the allowed values, for an unknown field or a bad value."""
         _known(form, tuple(FORM_DEFAULTS), "run configuration")
-        full = FORM_DEFAULTS | dict(form)
+        full = form_defaults(form.get("profile") or default_profile) | dict(form)
         return cls(
             backbones=_backbones(full["backbones"]),
             folds=_integer("folds", full["folds"], *FOLDS_RANGE),

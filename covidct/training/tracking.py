@@ -6,6 +6,7 @@ process can load it).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any, Protocol
@@ -50,14 +51,97 @@ class RunSession(Protocol):
 # --------------------------------------------------------------------------- MLflow
 
 
+class EpochLogLine(keras.callbacks.Callback):
+    """One log line per epoch (the task log): ``resnet50 epoch 2/5: loss 0.6931, accuracy
+    0.5125, ... (12.3 s)``, every Keras metric of the epoch with 4 decimals; seconds of wall
+    time since the epoch began."""
+
+    def __init__(self, label: str, epochs: int) -> None:
+        super().__init__()
+        self.label, self.epochs, self._began = label, epochs, 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self._began = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        figures = ", ".join(f"{key} {float(value):.4f}" for key, value in (logs or {}).items())
+        took = time.perf_counter() - self._began
+        logger.info(
+            "%s epoch %d/%d: %s (%.1f s)", self.label, epoch + 1, self.epochs, figures, took
+        )
+
+
 class MlflowEpochMetrics(keras.callbacks.Callback):
-    """Log each epoch's Keras metrics to the active MLflow run, step = epoch number (1-based)."""
+    """Log each epoch's Keras metrics to the active MLflow run, step = epoch number (1-based).
+
+    ``model_id``: the MLflow 3 ``LoggedModel`` the metrics belong to (:func:`start_logged_model`;
+    the model logged at the end of training is that one), or None. The metrics are linked to the
+    run's input datasets: ``val_*`` to the one logged with context ``validation``, the others to
+    the ``training`` one (read from the run's inputs when training starts; none linked when the
+    run has no such input).
+    """
+
+    def __init__(self, model_id: str | None = None) -> None:
+        super().__init__()
+        self.model_id = model_id
+        self._datasets: dict[str, Any] = {}
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        self._datasets = run_datasets()
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         import mlflow
 
         metrics = {key: float(value) for key, value in (logs or {}).items()}
-        mlflow.log_metrics(metrics, step=epoch + 1)
+        for context, chosen in (
+            ("training", {k: v for k, v in metrics.items() if not k.startswith("val_")}),
+            ("validation", {k: v for k, v in metrics.items() if k.startswith("val_")}),
+        ):
+            if chosen:
+                mlflow.log_metrics(
+                    chosen, step=epoch + 1, model_id=self.model_id,
+                    dataset=self._datasets.get(context),
+                )  # fmt: skip
+
+
+def run_datasets() -> dict[str, Any]:
+    """``{context: mlflow.entities.Dataset}`` of the active MLflow run's inputs (the last one
+    logged for each ``mlflow.data.context`` tag); empty without an active run."""
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is None:
+        return {}
+    inputs = mlflow.get_run(active.info.run_id).inputs
+    found: dict[str, Any] = {}
+    for item in getattr(inputs, "dataset_inputs", None) or []:
+        tags = {tag.key: tag.value for tag in item.tags}
+        found[tags.get("mlflow.data.context", "")] = item.dataset
+    return found
+
+
+def start_logged_model(name: str) -> str | None:
+    """Create the MLflow 3 ``LoggedModel`` of the active run (status pending) and record the
+    run's input datasets (the fold manifests) as its inputs, as one
+    ``MlflowClient.log_inputs(run, datasets, models=[LoggedModelInput])``; return its id, None
+    without an active run. :func:`log_keras_model` with this ``model_id`` finalises it, and
+    :class:`MlflowEpochMetrics` logs the epochs against it."""
+    import mlflow
+    from mlflow.entities import DatasetInput, InputTag, LoggedModelInput
+    from mlflow.tracking import MlflowClient
+
+    active = mlflow.active_run()
+    if active is None:
+        return None
+    model = mlflow.initialize_logged_model(name=name, source_run_id=active.info.run_id)
+    inputs = [
+        DatasetInput(dataset, [InputTag("mlflow.data.context", context)] if context else [])
+        for context, dataset in run_datasets().items()
+    ]
+    MlflowClient().log_inputs(
+        active.info.run_id, datasets=inputs or None, models=[LoggedModelInput(model.model_id)]
+    )
+    return str(model.model_id)
 
 
 def mlflow_active(requested: bool) -> bool:
@@ -101,9 +185,13 @@ def log_run_setup(
             mlflow.log_metric(key, value, step=epoch)
 
 
-def log_keras_model(model: keras.Model, name: str, example: np.ndarray) -> str:
+def log_keras_model(
+    model: keras.Model, name: str, example: np.ndarray, model_id: str | None = None
+) -> str:
     """Log ``model``'s :func:`serving_copy` (Keras 3 format, no optimizer state) with a signature
-    inferred from ``example``; return its URI.
+    inferred from ``example``; return its URI. ``model_id``: the ``LoggedModel`` made by
+    :func:`start_logged_model` to finalise (its epochs' metrics and datasets stay linked), or
+    None for a new one.
 
     No ``input_example`` (MLflow 3.17 + Keras 3 crash on it).
     """
@@ -117,7 +205,7 @@ def log_keras_model(model: keras.Model, name: str, example: np.ndarray) -> str:
     logged = serving_copy(model) if getattr(model, "optimizer", None) is not None else model
     info = mlflow.keras.log_model(
         logged, name=name, signature=signature,
-        pip_requirements=serving_requirements(),
+        pip_requirements=serving_requirements(), model_id=model_id,
     )  # fmt: skip
     return str(info.model_uri)
 

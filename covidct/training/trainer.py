@@ -97,10 +97,12 @@ from covidct.training.optimization import (
 )
 from covidct.training.profiles import TrainingConfig, TrainResult
 from covidct.training.tracking import (
+    EpochLogLine,
     MlflowEpochMetrics,
     log_keras_model,
     log_run_setup,
     mlflow_active,
+    start_logged_model,
 )
 
 logger = logging.getLogger(__name__)
@@ -228,30 +230,35 @@ def train_model(
         if logging_on:
             frames = {"training": train_df, "validation": val_df} if log_datasets else {}
             log_run_setup(session, frames, session.derived_params(len(train_df), len(val_df)))
+        model_id = start_logged_model(backbone) if logging_on else None
         if session.resumed_from < config.epochs:
-            chosen = _callbacks(session, logging_on, callbacks)
+            chosen = _callbacks(session, logging_on, callbacks, model_id)
             _fit(session, (train_df, val_df), image_root, chosen)
         if recalibration_batches(config, session.steps):
             _recalibrate(session, train_df, image_root)
         uri = None
         if logging_on:
             example = _example_batch(val_df, train_df, image_root, config)
-            uri = log_keras_model(session.model, backbone, example)
+            uri = log_keras_model(session.model, backbone, example, model_id=model_id)
     if session.warm is not None:
         warm.keep_warm_model(session.warm)
     return _result(session, time.perf_counter() - started, uri if logging_on else None)
 
 
 def _callbacks(
-    session: _Session, logging_on: bool, extra: Sequence[keras.callbacks.Callback]
+    session: _Session,
+    logging_on: bool,
+    extra: Sequence[keras.callbacks.Callback],
+    model_id: str | None = None,
 ) -> list[keras.callbacks.Callback]:
     chosen: list[keras.callbacks.Callback] = [
         EpochCheckpoint(
             session.checkpoint_dir, session.identity, session.history, session.config.epochs
-        )
+        ),
+        EpochLogLine(session.backbone, session.config.epochs),  # a line per epoch: the task log
     ]
     if logging_on:
-        chosen.append(MlflowEpochMetrics())
+        chosen.append(MlflowEpochMetrics(model_id))
     return chosen + list(extra)
 
 

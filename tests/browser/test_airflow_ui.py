@@ -1,18 +1,25 @@
-"""The Airflow UI as an operator meets it, in headless Chromium: an ``airflow standalone`` on
-127.0.0.1 with a fresh AIRFLOW_HOME and COVIDCT_HOME (the embedded default).
+"""The Airflow UI as an operator meets it, in headless Chromium: ``make airflow-ui``'s
+``infra/airflow-ui.sh`` (``airflow standalone``) on 127.0.0.1 with a fresh AIRFLOW_HOME and
+COVIDCT_HOME (the embedded default).
 
-Log in, open the covidct_retraining DAG, open the trigger form, check every parameter of the
-DAG file is shown with its title and default value (the defaults read from the DAG file in a
-separate process), switch on "Dry run", trigger, and wait on the run's page until the UI says
-the run succeeded. Every process the server started is stopped at the end.
+Before the server starts, the demo's way of running the DAG, ``airflow dags test``, makes a dry
+run in the same home; its task log must open in the UI (issue 33 item 4). Then: log in, open
+the covidct_retraining DAG, open the trigger form, check every parameter of the DAG file is
+shown with its title and default value (the defaults read from the DAG file in a separate
+process), check a bad value is refused and kept as typed, not changed; switch on "Dry run",
+trigger, and wait on the run's page until the UI says the run succeeded. The server's processes
+stay under 2 GB resident, and a SIGTERM to the script stops every one of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -43,6 +50,8 @@ class Standalone:
     password: str
     log: Path
     env: dict[str, str]
+    pid: int  # infra/airflow-ui.sh
+    demo_run: str  # the run id of the `airflow dags test` dry run
 
 
 def _environment(home: Path, api_port: int) -> dict[str, str]:
@@ -86,6 +95,38 @@ def _healthy(base_url: str) -> bool:
         return False
 
 
+#: what ``make airflow-ui`` must stay under, resident, all its processes together (MiB)
+RSS_LIMIT_MB = 2048
+
+
+def _dags_test_dry_run(env: dict[str, str], home: Path) -> str:
+    """``airflow db migrate``, then a dry run by ``airflow dags test`` (the demo's way); its id."""
+    for argv in (
+        ["db", "migrate"],
+        ["dags", "test", DAG_ID, "-c", json.dumps({"dry_run": True})],
+    ):
+        done = subprocess.run(
+            [str(BIN / "airflow"), *argv], env=env, cwd=REPO, capture_output=True, text=True,
+            timeout=RUN_TIMEOUT_S,
+        )  # fmt: skip
+        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
+        (run_id,) = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ?", (DAG_ID,)).fetchone()
+    return str(run_id)
+
+
+def resident_mb(pid: int) -> tuple[float, int]:
+    """Resident memory (MiB, VmRSS summed) and count of ``pid`` and all its descendants."""
+    tree = [pid, *(proc.pid for proc in procgroups.descendants(pid))]
+    total_kb = 0
+    for member in tree:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+    return total_kb / 1024, len(tree)
+
+
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]:
     home = tmp_path_factory.mktemp("covidct_home")
@@ -94,12 +135,13 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]
     (home / "passwords.json").write_text(json.dumps({"admin": password}))
     api_port = _free_ports(1)[0]
     env = _environment(home, api_port)
+    demo_run = _dags_test_dry_run(env, home)
     log = home / "standalone.log"
     with log.open("wb") as sink:
         server = procgroups.popen(
-            "airflow standalone",
-            [str(BIN / "airflow"), "standalone"],
-            env=env,
+            "make airflow-ui",
+            ["bash", str(REPO / "infra" / "airflow-ui.sh")],
+            env={**env, "RUN": "env"},  # `env airflow standalone`: this venv's airflow
             cwd=REPO,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -111,15 +153,31 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]
             if server.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"airflow standalone did not start:\n{_tail(log)}")
             time.sleep(2)
-        yield Standalone(base_url, "admin", password, log, env)
+        yield Standalone(base_url, "admin", password, log, env, server.pid, demo_run)
+        # what Ctrl-C or `kill` does to `make airflow-ui`: one signal to the script alone
+        started = {proc.pid: proc for proc in procgroups.descendants(server.pid)}
+        os.kill(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _alive(started):
+            time.sleep(0.2)
+        assert not _alive(started), f"left running after SIGTERM: {_alive(started)}"
+        assert "every process of airflow standalone stopped" in _tail(log)
     finally:
         procgroups.stop_tree(server.pid, grace_s=4)
         procgroups.unregister(server.pid)
-        server.wait(timeout=30)
-        deadline = time.monotonic() + 15  # SIGKILLed processes take a moment to go
-        while (left := procgroups.tree_of(server.pid)) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not left, f"airflow standalone left processes running: {sorted(left)}"
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=30)
+
+
+def _alive(procs: dict[int, procgroups.Proc]) -> list[str]:
+    """Those of ``procs`` still running (same pid and start time), as ``pid cmdline``."""
+    left = []
+    for pid, proc in procs.items():
+        now = procgroups.read_proc(pid)
+        if now is not None and now.start_ticks == proc.start_ticks:
+            left.append(f"{pid} {proc.cmdline[:80]}")
+    return left
 
 
 def _tail(log: Path, chars: int = 4000) -> str:
@@ -163,7 +221,11 @@ def _check_field(dialog: Any, name: str, default: Any, schema: dict[str, Any]) -
     assert dialog.get_by_text(label).first.is_visible(), f"no field titled {title}"
     if schema.get("description"):
         assert dialog.get_by_text(schema["description"], exact=True).first.is_visible(), name
-    if "array" in kinds:
+    if "array" in kinds and "examples" in schema:  # a multi-select: the chosen names as chips
+        shown = [word for word in dialog.locator(f"#element_{name}").inner_text().split()
+                 if word in schema["examples"]]  # fmt: skip
+        assert shown == list(default), (name, shown, default)
+    elif "array" in kinds:
         shown = dialog.locator(f"#element_{name}").input_value().split()
         assert shown == list(default), (name, shown, default)
     elif "boolean" in kinds:
@@ -176,30 +238,76 @@ def _check_field(dialog: Any, name: str, default: Any, schema: dict[str, Any]) -
         assert shown == ("" if default is None else str(default)), (name, shown, default)
 
 
+def _log_in(page: Any, standalone: Standalone) -> None:
+    page.goto(standalone.base_url + "/")
+    page.get_by_label("Username").fill(standalone.username)
+    page.get_by_label("Password").fill(standalone.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url)
+
+
+def _open_form(page: Any, standalone: Standalone) -> Any:
+    """The DAG page (once the dag-processor has parsed the file), then its trigger form."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        page.goto(f"{standalone.base_url}/dags/{DAG_ID}")
+        trigger = page.get_by_role("button", name="Trigger")
+        try:
+            trigger.first.wait_for(timeout=10_000)
+            break
+        except Exception:  # noqa: BLE001 - Playwright's TimeoutError: not parsed yet
+            assert time.monotonic() < deadline, f"DAG never shown:\n{_tail(standalone.log)}"
+    assert page.get_by_text(DAG_ID).first.is_visible()
+    trigger.first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Run Parameters").wait_for()
+    return dialog
+
+
+def test_the_form_refuses_a_bad_value_and_keeps_it_as_typed(standalone: Standalone) -> None:
+    """Issue 33 item 4: 16 px stays 16 (the number box used to make it 32 on leaving the
+    field) and the trigger is refused, naming the field; no run is created."""
+    with browser_page() as page:
+        _log_in(page, standalone)
+        dialog = _open_form(page, standalone)
+        size = dialog.get_by_label(re.compile(r"^\s*Image size \(override\)"))
+        size.fill("16")
+        size.press("Tab")
+        page.wait_for_timeout(500)
+        assert size.input_value() == "16", "the form changed the value instead of refusing it"
+        dialog.get_by_role("button", name="Trigger").click()
+        refusal = page.get_by_text(re.compile("image_size")).first
+        refusal.wait_for(timeout=30_000)
+        assert refusal.is_visible()
+        print(f"refusal shown: {refusal.inner_text()[:300]!r}")
+        page.wait_for_timeout(2000)
+        assert "/runs/manual__" not in page.url
+        page.screenshot(path=str(Path(standalone.env["COVIDCT_HOME"]) / "refused.png"))
+
+
+def test_a_dags_test_task_log_opens(standalone: Standalone) -> None:
+    """Issue 33 item 4: the demo's runs (``airflow dags test``) have task logs in the UI; the dry
+    run's plan log says it is one."""
+    with browser_page() as page:
+        _log_in(page, standalone)
+        page.goto(f"{standalone.base_url}/dags/{DAG_ID}/runs/{standalone.demo_run}/tasks/plan")
+        page.get_by_text(re.compile("DRY RUN: this run validates")).first.wait_for(timeout=60_000)
+        assert page.get_by_text(re.compile("Log file not found")).count() == 0
+        page.goto(
+            f"{standalone.base_url}/dags/{DAG_ID}/runs/{standalone.demo_run}/tasks/backbones_of"
+        )
+        page.get_by_text(re.compile("skipped: dry run: no backbone is trained")).first.wait_for(
+            timeout=60_000
+        )
+
+
 def test_trigger_a_dry_run_from_the_form_and_see_it_succeed(standalone: Standalone) -> None:
     started = time.monotonic()
     params = dag_params(standalone.env)
     assert "dry_run" in params and params["dry_run"]["value"] is False
     with browser_page() as page:
-        page.goto(standalone.base_url + "/")
-        page.get_by_label("Username").fill(standalone.username)
-        page.get_by_label("Password").fill(standalone.password)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(lambda url: "/auth/login" not in url)
-        # the DAG page answers once the dag-processor has parsed the file
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            page.goto(f"{standalone.base_url}/dags/{DAG_ID}")
-            trigger = page.get_by_role("button", name="Trigger")
-            try:
-                trigger.first.wait_for(timeout=10_000)
-                break
-            except Exception:  # noqa: BLE001 - Playwright's TimeoutError: not parsed yet
-                assert time.monotonic() < deadline, f"DAG never shown:\n{_tail(standalone.log)}"
-        assert page.get_by_text(DAG_ID).first.is_visible()
-        trigger.first.click()
-        dialog = page.get_by_role("dialog")
-        dialog.get_by_text("Run Parameters").wait_for()
+        _log_in(page, standalone)
+        dialog = _open_form(page, standalone)
         for name, param in params.items():
             _check_field(dialog, name, param["value"], param["schema"])
         dialog.locator("[id='switch:element_dry_run']").click()
@@ -221,3 +329,10 @@ def test_trigger_a_dry_run_from_the_form_and_see_it_succeed(standalone: Standalo
             page.screenshot(path=str(Path(standalone.env["COVIDCT_HOME"]) / "run.png"))
         errors = _task_errors(Path(standalone.env["AIRFLOW_HOME"]))
         assert "Success" in state, f"the dry run's page says {state!r}; task errors:\n{errors}"
+
+
+def test_the_ui_stays_under_2_gb(standalone: Standalone) -> None:
+    """Issue 33 item 4: every process of ``make airflow-ui`` together, after a run."""
+    total, count = resident_mb(standalone.pid)
+    print(f"make airflow-ui: {total:.0f} MiB resident in {count} processes")
+    assert total < RSS_LIMIT_MB, f"{total:.0f} MiB in {count} processes"

@@ -248,17 +248,58 @@ def test_unpausing_creates_no_scheduled_run(airflow_env: dict[str, str], tmp_pat
 
 
 def test_form_bounds_and_defaults_are_the_librarys(dag) -> None:  # type: ignore[no-untyped-def]
-    from covidct.training.spec import FOLDS_RANGE, FORM_DEFAULTS, IMAGE_SIZE_RANGE, WEIGHTS_NAMES
+    from covidct.schema import BACKBONE_NAMES
+    from covidct.training.spec import (
+        FOLDS_RANGE,
+        FORM_DEFAULTS,
+        IMAGE_SIZE_RANGE,
+        WEIGHTS_NAMES,
+        form_defaults,
+    )
 
     params = dag.params
     assert list(params.keys()) == list(FORM_DEFAULTS)  # check-conf knows every field of the form
+    profile = os.environ.get("COVIDCT_DEFAULT_PROFILE", "cpu-smoke")
     defaults = {name: params[name] for name in FORM_DEFAULTS if name != "profile"}
-    assert defaults == {k: v for k, v in FORM_DEFAULTS.items() if k != "profile"}
+    assert defaults == {k: v for k, v in form_defaults(profile).items() if k != "profile"}
     folds = params.get_param("folds").schema
-    assert (folds["minimum"], folds["maximum"]) == FOLDS_RANGE
+    assert folds["enum"] == list(range(FOLDS_RANGE[0], FOLDS_RANGE[1] + 1))
     size = params.get_param("image_size").schema
-    assert (size["minimum"], size["maximum"]) == IMAGE_SIZE_RANGE
+    assert (size["exclusiveMinimum"] + 1, size["exclusiveMaximum"] - 1) == IMAGE_SIZE_RANGE
     assert params.get_param("weights").schema["enum"] == [None, *WEIGHTS_NAMES]
+    # issue 33 item 4: the UI's number box clamps to minimum/maximum on blur; no field has them
+    for name in params:
+        schema = params.get_param(name).schema
+        assert "minimum" not in schema and "maximum" not in schema, name
+    backbones = params.get_param("backbones").schema  # a multi-select of the registry's names
+    assert backbones["examples"] == backbones["items"]["enum"] == list(BACKBONE_NAMES)
+
+
+def test_cpu_smoke_defaults_fit_the_cpu() -> None:
+    """Issue 33 item 4: cpu-smoke's form trains 2 backbones x 2 folds, the others 3 x 5."""
+    from covidct.training.spec import RunRequest, form_defaults
+
+    smoke = RunRequest.from_form({}, default_profile="cpu-smoke")
+    assert (len(smoke.backbones), smoke.folds) == (2, 2)
+    assert "resnet152" in smoke.backbones  # the gate's baseline
+    paper = RunRequest.from_form({"profile": "paper"}, default_profile="cpu-smoke")
+    assert (len(paper.backbones), paper.folds) == (3, 5)
+    assert form_defaults("gpu-fast")["folds"] == 5
+    form_defaults("cpu-smoke")["backbones"].append("vgg16")  # a copy: the table is unchanged
+    assert len(form_defaults("cpu-smoke")["backbones"]) == 2
+
+
+def test_curate_and_the_champion_publish_assets(dag) -> None:  # type: ignore[no-untyped-def]
+    """Issue 33 item 4: a downstream DAG can be scheduled on a champion change."""
+    outlets = {
+        task_id: [asset.name for asset in dag.get_task(task_id).outlets]
+        for task_id in ("curate", "publish_champion")
+    }
+    assert outlets == {
+        "curate": ["covidct_curated_dataset"],
+        "publish_champion": ["covidct_champion"],
+    }
+    assert "gate_and_promote" in dag.get_task("publish_champion").upstream_task_ids
 
 
 def test_plan_runs_first(dag) -> None:  # type: ignore[no-untyped-def]
@@ -274,6 +315,10 @@ FORM_ROWS = [
     ({"backbones": ["vgg16", "vgg16"], "dry_run": True}, None),
     ({"profile": "gpu"}, "profile: expected one of paper, gpu-fast, cpu-smoke; got 'gpu'"),
     ({"image_size": 16}, "image_size: expected an integer from 32 to 1024 or null; got 16"),
+    ({"image_size": 1025}, "image_size: expected an integer from 32 to 1024 or null; got 1025"),
+    ({"folds": 1}, "folds: expected an integer from 2 to 10; got 1"),
+    ({"steps_per_epoch": 0}, "steps_per_epoch: expected an integer >= 1 or null; got 0"),
+    ({"seed": -1}, "seed: expected an integer >= 0; got -1"),
     ({"folds": 11}, "folds: expected an integer from 2 to 10; got 11"),
     ({"epochs": 0}, "epochs: expected an integer >= 1 or null; got 0"),
     ({"backbones": []}, "backbones: expected a non-empty list of"),

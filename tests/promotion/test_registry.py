@@ -148,7 +148,8 @@ def test_record_verdict_is_one_path_for_promotion_and_refusal(setup) -> None:  #
         figures_basis="as measured", patients_used=80,
     )  # fmt: skip
     assert refused["action"] == "refuse" and refused["previous_champion"] == first
-    assert str(client.get_model_version_by_alias(NAME, ALIAS_CHALLENGER).version) == second
+    # issue 33 item 5: a refused version carries no alias (no @challenger)
+    assert ALIAS_CHALLENGER not in client.get_registered_model(NAME).aliases
     assert str(client.get_model_version_by_alias(NAME, ALIAS_CHAMPION).version) == first
     tags = client.get_model_version(NAME, second).tags
     assert tags["gate_verdict"] == "refused" and tags["figures_basis"] == "as measured"
@@ -157,3 +158,77 @@ def test_record_verdict_is_one_path_for_promotion_and_refusal(setup) -> None:  #
     assert client.get_model_version(NAME, first).tags["gate_verdict"] == "passed"
     actions = [(r["action"], r["version"]) for r in registry.read_ledger(store)]
     assert actions == [("promote", first), ("refuse", second)]
+
+
+def test_status_reports_an_alias_moved_outside_the_gate(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 33 item 5: the gate's moves agree with the ledger; a move by hand (what the MLflow
+    UI does on the embedded default: set_registered_model_alias) is reported by
+    ``alias_disagreements``, by ``covidct registry status`` (exit 1, a DISAGREES line) and by an
+    alert."""
+    import os
+    import subprocess
+    import sys
+
+    from covidct.promotion import audit, record
+    from covidct.schema import ALIAS_CHALLENGER
+
+    client, store, uris = setup
+    registry.ensure_registered_model(client, NAME)
+    first = _register(client, uris, 0, "run-1")
+    second = _register(client, uris, 1, "run-2")
+    assert audit.alias_status(client, store, NAME) == []
+    record.record_verdict(
+        client, store, NAME, passed=True, version=first, expected_champion=None,
+        reason="beats", dag_run_id="run-1", figures={},
+    )  # fmt: skip
+    record.record_verdict(
+        client, store, NAME, passed=False, version=second, expected_champion=first,
+        reason="not shown better", dag_run_id="run-2", figures={},
+    )  # fmt: skip
+    (state,) = audit.alias_status(client, store, NAME)
+    assert (state.alias, state.registry_version, state.ledger_version, state.agrees) == (
+        ALIAS_CHAMPION, first, first, True,
+    )  # fmt: skip
+    assert audit.alias_disagreements(client, store, NAME) == []
+    assert audit.disagreement_alert([], NAME) is None
+
+    # three clicks in the MLflow UI: @champion and @challenger on the refused version
+    client.set_registered_model_alias(NAME, ALIAS_CHAMPION, second)
+    client.set_registered_model_alias(NAME, ALIAS_CHALLENGER, second)
+    moved = {state.alias: state for state in audit.alias_disagreements(client, store, NAME)}
+    assert set(moved) == {ALIAS_CHAMPION, ALIAS_CHALLENGER}
+    assert (moved[ALIAS_CHAMPION].registry_version, moved[ALIAS_CHAMPION].ledger_version) == (
+        second, first,
+    )  # fmt: skip
+    assert "refused" in moved[ALIAS_CHALLENGER].detail
+    alert = audit.disagreement_alert(list(moved.values()), NAME)
+    assert alert is not None and alert.kind.value == "registry_disagrees"
+    assert f"v{second}" in alert.summary and alert.severity.value == "critical"
+
+    # the command, in a separate process on the same registry and lake
+    env = {
+        **os.environ,
+        "COVIDCT_HOME": str(tmp_path),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "COVIDCT_MODEL_NAME": NAME,
+        "COVIDCT_LAKE_URI": f"file://{tmp_path / 'lake'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "covidct.cli", "registry", "status"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("@")}
+    champion_line = lines[f"@{ALIAS_CHAMPION}"]
+    assert "DISAGREES" in champion_line and f"v{second}" in champion_line
+    assert "DISAGREES" in lines[f"@{ALIAS_CHALLENGER}"]
+
+    # put back through the gate's ledger: agrees again, exit 0
+    registry.rollback(client, store, NAME, first, "undo the hand move")
+    client.delete_registered_model_alias(NAME, ALIAS_CHALLENGER)
+    done = subprocess.run(
+        [sys.executable, "-m", "covidct.cli", "registry", "status"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "agrees" in done.stdout and "DISAGREES" not in done.stdout

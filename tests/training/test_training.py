@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -353,9 +354,12 @@ def test_train_model_rejects(fold, tmp_path: Path, field: str, bad: str) -> None
         train_fold(fold, tmp_path, backbone, train_df=frame)
 
 
-def test_mlflow_records_and_reloads_identically(fold, tmp_path: Path, mlflow_store: str) -> None:
+def test_mlflow_records_and_reloads_identically(
+    fold, tmp_path: Path, mlflow_store: str, caplog: pytest.LogCaptureFixture
+) -> None:
     root, train_df, val_df = fold
     config = tiny_config(epochs=2, steps_per_epoch=2)
+    caplog.set_level(logging.INFO, logger="covidct.training.tracking")
     with mlflow.start_run() as run:
         result = train_fold(fold, tmp_path, config=config, mlflow_run=True)
     assert result.run_id == run.info.run_id and result.model_uri is not None
@@ -391,6 +395,21 @@ def test_mlflow_records_and_reloads_identically(fold, tmp_path: Path, mlflow_sto
         f"{BACKBONE}-training",
         f"{BACKBONE}-validation",
     }
+    # issue 33 item 3: a line per epoch in the task log; the epochs' metrics belong to the
+    # logged model (MLflow 3 LoggedModel) and to the training dataset, which is its input
+    epochs = [r.getMessage() for r in caplog.records if " epoch " in r.getMessage()]
+    assert [line.split(":")[0] for line in epochs] == [
+        f"{BACKBONE} epoch 1/2",
+        f"{BACKBONE} epoch 2/2",
+    ]
+    assert "loss " in epochs[-1] and "accuracy " in epochs[-1]
+    model = mlflow.get_logged_model(mlflow.models.get_model_info(result.model_uri).model_id)
+    assert model.source_run_id == run.info.run_id and str(model.status).endswith("READY")
+    linked = {(m.key, m.step) for m in model.metrics or []}
+    assert {("loss", 1), ("loss", 2), ("accuracy", 2)} <= linked
+    training_input = [m for m in model.metrics or [] if m.key == "loss"][0]
+    assert training_input.dataset_name == f"{BACKBONE}-training"
+    assert logged.inputs.model_inputs[0].model_id == model.model_id
     restored = mlflow.keras.load_model(result.model_uri)
     paths = list(val_df["path"])
     np.testing.assert_array_equal(
