@@ -9,7 +9,6 @@ rates shown in percent and AUC as a fraction.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,35 +81,33 @@ def pointing_sentence(record: Mapping[str, Any]) -> str | None:
 
 
 def models_html(gate: Mapping[str, Any]) -> str:
-    """HTML list: each confirmed model of ``gate`` (``gate.json``) in words (:func:`model_sentence`,
-    severity, pointing game); "no better than chance" flagged."""
-    items = []
-    for name, record in (gate.get("models") or {}).items():
-        css = ' class="fail"' if record.get("no_better_than_chance") else ""
-        extra = [severity_sentence(record), pointing_sentence(record)]
-        more = "".join(f"<br>{html.escape(text)}" for text in extra if text)
-        sentence = html.escape(model_sentence(name, record))
-        items.append(f"<li><span{css}>{sentence}</span>{more}</li>")
-    return f"<ul>{''.join(items)}</ul>" if items else ""
+    """HTML list (template ``parts/models.html``): each confirmed model of ``gate``
+    (``gate.json``) in words (:func:`model_sentence`, severity, pointing game); "no better than
+    chance" flagged."""
+    from covidct.report.templating import render
+
+    models = [
+        {
+            "sentence": model_sentence(name, record),
+            "chance": bool(record.get("no_better_than_chance")),
+            "extra": [t for t in (severity_sentence(record), pointing_sentence(record)) if t],
+        }
+        for name, record in (gate.get("models") or {}).items()
+    ]
+    return render("parts/models.html", models=models)
 
 
 def curation_html(curation: Mapping[str, Any] | None) -> str:
     """Slices per batch: selected (open lung) and not diagnostic (closed lung, left out by the
     COVID-CTset selection, kept in the lake); empty without a ``curation.json`` record."""
+    from covidct.report.templating import render, table
+
     if not curation:
         return ""
     keys = ("n_slices", "n_selected", "n_not_diagnostic")
     rows = [[b["batch_id"], *(b[k] for k in keys)] for b in curation.get("batches") or []]
     rows.append(["all", *(curation[k] for k in keys)])
     header = ["batch", "slices", "selected (open lung)", "not diagnostic: closed lung"]
-    head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
-        for row in rows
-    )
-    return (
-        "<p>Only selected slices (open lung) train, validate, pick thresholds and are scored; "
-        f"{html.escape(str(curation['n_not_diagnostic']))} slices not diagnostic: closed "
-        f'lung.</p><div class="table-box"><table class="text"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>"
+    return render(
+        "parts/curation.html", curation=curation, table=table(header, rows, table_class="text")
     )
