@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from markupsafe import Markup
+from matplotlib.figure import Figure
 
 from covidct.evaluation.metrics import (
     DEFAULT_THRESHOLD,
@@ -48,8 +49,7 @@ from covidct.evaluation.predictions import (
 from covidct.lake.layout import RunLayout
 from covidct.report import templating, wording
 from covidct.report.pictures import Picture, slug
-from covidct.report.templating import UNITS as UNITS
-from covidct.report.templating import metric_title, render
+from covidct.report.templating import UNITS as UNITS, metric_title, render
 
 if TYPE_CHECKING:
     from covidct.report.gradcam_report import GradCams
@@ -161,7 +161,8 @@ def gate_metric(gate: Mapping[str, Any] | None) -> str:
     gate = gate or {}
     primary = (gate.get("candidate_primary") or {}).get("metric")
     comparisons = (gate.get("verdict") or {}).get("comparisons") or []
-    return str(primary or (comparisons[0].get("metric") if comparisons else None) or DEFAULT_PRIMARY)
+    first = comparisons[0].get("metric") if comparisons else None
+    return str(primary or first or DEFAULT_PRIMARY)
 
 
 def leaderboard_html(
@@ -188,7 +189,7 @@ def leaderboard_html(
     models = {str(n): r for n, r in ((gate or {}).get("models") or {}).items()}
     records = board.to_dict("records")
 
-    def cells(record: Mapping[str, Any], names: Sequence[str]) -> list[dict[str, str]]:
+    def cells(record: Mapping[Any, Any], names: Sequence[str]) -> list[dict[str, str]]:
         return [
             {"key": n, "text": format_cell(n, record[n + MEAN_SUFFIX], record[n + SD_SUFFIX])}
             for n in names
