@@ -78,10 +78,13 @@ _TITLE_WIDTH = 44  # characters per line of a picture title (the narrowest figur
 
 
 def format_metric(name: str, value: Any) -> str:
-    """Format one metric value (module docstring rule); non-numbers as text, NaN as ``n/a``.
+    """Format one metric value (module docstring rule); non-numbers as text, NaN and None (an
+    undefined metric travels as null in JSON) as ``n/a``.
 
     ``name``: a metric key such as ``image_covid_sensitivity`` (unit prefix optional).
     """
+    if value is None:
+        return "n/a"
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -202,7 +205,7 @@ def leaderboard_html(
         rows.append({
             "backbone": name, "candidate": name == candidate, "cells": cells(record, key),
             "folds": record.get("folds"), "chance": bool(confirmed.get("no_better_than_chance")),
-            "words": "confirmed" if confirmed else "not confirmed",
+            "words": _sequestered_words(confirmed),
         })  # fmt: skip
     details = []
     for level in ("image", "patient"):
@@ -222,6 +225,14 @@ def leaderboard_html(
         details=details,
         n_metrics=len(metrics),
     )
+
+
+def _sequestered_words(record: Mapping[str, Any]) -> str:
+    """A model's sequestered image ROC AUC with its interval, or "not scored"."""
+    if not record:
+        return "not scored"
+    auc = (record.get("intervals") or {}).get("image_roc_auc")
+    return f"ROC AUC {wording.interval_text('image_roc_auc', auc)}"
 
 
 def batches_html(batches: Sequence[Mapping[str, Any]]) -> str:

@@ -244,6 +244,7 @@ def test_bad_inputs_raise(run_inputs, tmp_path, kwargs, error, message):
         ("image_roc_auc", 0.97312, "0.9731"),
         ("mcc", -0.5, "-0.5000"),
         ("image_accuracy", float("nan"), "n/a"),
+        ("image_covid_precision", None, "n/a"),  # undefined: null in gate.json
         ("folds", 5, "5"),
         ("note", "text", "text"),
     ],

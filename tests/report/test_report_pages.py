@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chromium import VIEWPORT, browser_page, page_facts, requires_chromium
+from chromium import VIEWPORT, browser_page, offline, page_facts, requires_chromium
 from test_html_report import FOLDS, _gradcam_png, run_inputs  # noqa: F401 - run_inputs: fixture
 
 from covidct.batch.validation import validate_batch
@@ -48,12 +48,19 @@ def run_report(run_inputs, tmp_path_factory) -> Path:  # noqa: F811 - the import
               "calibration_scaled": {"ece": 0.08, "brier": 0.18, "nll": 0.55}}  # fmt: skip
     models = {name: {"version": "4", "temperature": 1.3, "temperature_fit": fit} | scored
               for name in ("vgg16", "resnet152")}  # fmt: skip
+    # gate.json's models: each model's sequestered intervals, one no better than chance
+    confirmed = {
+        name: {"version": version, "patients": 36, "no_better_than_chance": low < 0.5,
+               "intervals": {"image_roc_auc": {"value": value, "ci_low": low, "ci_high": high}}}
+        for name, version, value, low, high in (("vgg16", "4", 0.8125, 0.7031, 0.9102),
+                                                ("resnet152", "5", 0.5312, 0.4219, 0.6406))
+    }  # fmt: skip
     evidence = evidence_html.subgroup_table_html(table, "vgg16 v4")
     evidence += evidence_html.calibration_html(models)
     return html_report.write_run_report(
         tmp_path_factory.mktemp("run") / "report",
         leaderboard=run_inputs["leaderboard"],
-        gate=run_inputs["gate"],
+        gate=run_inputs["gate"] | {"models": confirmed},
         batches=run_inputs["batches"],
         predictions={"vgg16": predictions["vgg16"], "resnet152": resnet},
         gradcam={"vgg16": folds, "resnet152": {0: _gradcam_png(cams / "resnet152-fold0.png")}},
@@ -61,30 +68,10 @@ def run_report(run_inputs, tmp_path_factory) -> Path:  # noqa: F811 - the import
     )
 
 
-def _offline(page: Any) -> list[str]:
-    """Route every request of ``page``: ``file:`` and ``data:`` go through, anything else is
-    aborted; returns the list the URLs of the aborted (network) requests are appended to."""
-    network: list[str] = []
-
-    def handle(route: Any) -> None:
-        url = route.request.url
-        if url.startswith(("file:", "data:")):
-            route.continue_()
-        else:
-            network.append(url)
-            route.abort()
-
-    page.route("**/*", handle)
-    page.on(
-        "request", lambda r: None if r.url.startswith(("file:", "data:")) else network.append(r.url)
-    )
-    return network
-
-
 @pytest.fixture
 def offline_page() -> Iterator[tuple[Any, list[str]]]:
     with browser_page() as page:
-        yield page, _offline(page)
+        yield page, offline(page)
 
 
 def _assert_fits_and_loads(facts: dict, page_name: str) -> None:
