@@ -100,6 +100,7 @@ from .templating import (
 )
 from .wording import (
     CHANCE_WORDS as CHANCE_WORDS,
+    WORSE_WORDS as WORSE_WORDS,
     curation_html as curation_html,
     interval_text as interval_text,
     model_sentence as model_sentence,

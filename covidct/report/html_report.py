@@ -204,7 +204,7 @@ def leaderboard_html(
         confirmed = models.get(name) or {}
         rows.append({
             "backbone": name, "candidate": name == candidate, "cells": cells(record, key),
-            "folds": record.get("folds"), "chance": bool(confirmed.get("no_better_than_chance")),
+            "folds": record.get("folds"), "flag": _chance_flag(confirmed),
             "words": _sequestered_words(confirmed),
         })  # fmt: skip
     details = []
@@ -225,6 +225,15 @@ def leaderboard_html(
         details=details,
         n_metrics=len(metrics),
     )
+
+
+def _chance_flag(record: Mapping[str, Any]) -> str:
+    """ "no better than chance" (AUC interval includes 0.5), "worse than chance" (it lies
+    below 0.5) or nothing, from a ``gate.json`` ``models`` entry."""
+    if record.get("no_better_than_chance"):
+        return "no better than chance"
+    high = ((record.get("intervals") or {}).get("image_roc_auc") or {}).get("ci_high")
+    return "worse than chance" if high is not None and float(high) < 0.5 else ""
 
 
 def _sequestered_words(record: Mapping[str, Any]) -> str:

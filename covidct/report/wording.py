@@ -16,6 +16,9 @@ from covidct.evaluation.truth import SEVERITY_BANDS
 
 #: Shown after a model's figures when its AUC interval includes 0.5.
 CHANCE_WORDS = "no better than chance: its ROC AUC interval includes 0.5"
+#: Shown after a model's figures when its whole AUC interval lies below 0.5 (it ranks COVID
+#: below normal: worse than a coin, not merely no better).
+WORSE_WORDS = "worse than chance: its whole ROC AUC interval lies below 0.5"
 
 
 def interval_text(metric: str, item: Mapping[str, Any] | None) -> str:
@@ -37,7 +40,8 @@ def model_sentence(name: str, record: Mapping[str, Any]) -> str:
     the sequestered patients with 95% intervals, and "no better than chance" when it is.
 
     ``record``: a ``gate.json`` ``models`` entry (``version``, ``patients``, ``intervals``,
-    ``no_better_than_chance``)."""
+    ``no_better_than_chance``). A model whose whole AUC interval lies below 0.5 is "worse than
+    chance" (:data:`WORSE_WORDS`)."""
     intervals = record.get("intervals") or {}
     auc, accuracy = "image_roc_auc", "patient_balanced_accuracy"
     text = (
@@ -45,8 +49,11 @@ def model_sentence(name: str, record: Mapping[str, Any]) -> str:
         f"patients: image ROC AUC {interval_text(auc, intervals.get(auc))}, "
         f"patient balanced accuracy {interval_text(accuracy, intervals.get(accuracy))}"
     )
+    high = (intervals.get(auc) or {}).get("ci_high")
     if record.get("no_better_than_chance"):
         text += f": {CHANCE_WORDS}"
+    elif high is not None and float(high) < 0.5:
+        text += f": {WORSE_WORDS}"
     return text
 
 
@@ -89,7 +96,8 @@ def models_html(gate: Mapping[str, Any]) -> str:
     models = [
         {
             "sentence": model_sentence(name, record),
-            "chance": bool(record.get("no_better_than_chance")),
+            "chance": bool(record.get("no_better_than_chance"))
+            or WORSE_WORDS in model_sentence(name, record),
             "extra": [t for t in (severity_sentence(record), pointing_sentence(record)) if t],
         }
         for name, record in (gate.get("models") or {}).items()

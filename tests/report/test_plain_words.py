@@ -132,7 +132,14 @@ def test_leaderboard_calls_a_chance_level_model_so(run_inputs) -> None:  # type:
                        "resnet152": {"no_better_than_chance": True}}}  # fmt: skip
     page = html_report.leaderboard_html(board, "vgg16", gate=gate)
     assert "no better than chance" in _row(page, "resnet152")
-    assert "no better than chance" not in _row(page, "vgg16")
+    assert "than chance" not in _row(page, "vgg16")
+    below = {
+        "no_better_than_chance": False,
+        "intervals": {"image_roc_auc": {"value": 0.2, "ci_low": 0.1, "ci_high": 0.4}},
+    }
+    gate["models"]["vgg16"] = below  # fmt: skip
+    row = _row(html_report.leaderboard_html(board, "vgg16", gate=gate), "vgg16")
+    assert "ROC AUC 0.200 (95% CI 0.100 to 0.400)" in row and "worse than chance" in row
     head = page.split("</thead>")[0]
     titles = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", head)
     assert titles[0] == "backbone" and titles[1].startswith("ROC AUC (image)")  # gate's first
