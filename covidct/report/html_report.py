@@ -208,8 +208,8 @@ def leaderboard_html(
             "words": _sequestered_words(confirmed),
         })  # fmt: skip
     details = []
-    for level in ("image", "patient"):
-        names = [m for m in metrics if parse_metric_key(m)[0].value == level]
+    for level in ("image", "patient", "other"):
+        names = [m for m in metrics if _level(m) == level]
         if names:
             body = [[r[BACKBONE_COLUMN], *(c["text"] for c in cells(r, names))] for r in records]
             header = [BACKBONE_COLUMN, *(metric_title(m) for m in names)]
@@ -225,6 +225,14 @@ def leaderboard_html(
         details=details,
         n_metrics=len(metrics),
     )
+
+
+def _level(metric: str) -> str:
+    """``image`` or ``patient`` for a metric key, ``other`` for a column that is none."""
+    try:
+        return parse_metric_key(metric)[0].value
+    except ValueError:
+        return "other"
 
 
 def _chance_flag(record: Mapping[str, Any]) -> str:
