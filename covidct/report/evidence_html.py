@@ -132,14 +132,14 @@ def calibration_flags(entry: Mapping[str, Any]) -> list[str]:
     sequestered NLL worse (``calibration_scaled.nll`` above ``calibration_raw.nll``)."""
     fit = entry.get("temperature_fit") or {}
     flags = []
-    if fit.get("at_bound"):
-        fitted = fit.get("fitted") if fit.get("applied") is False else fit.get("temperature")
-        flags.append(
-            f"T = {number(fitted, 3)} hit its search bound: the data say nothing about T, and "
-            "a temperature that large pushes every probability towards 0.5"
-        )
     if fit.get("applied") is False:
         flags.append(f"not applied (T = 1): {fit.get('reason') or 'refused'}")
+    elif fit.get("at_bound"):
+        flags.append(
+            f"T = {number(fit.get('temperature'), 3)} hit its search bound and was applied: "
+            "the data say nothing about T, and a temperature that large pushes every "
+            "probability towards 0.5"
+        )
     raw = (entry.get("calibration_raw") or {}).get("nll")
     scaled = (entry.get("calibration_scaled") or {}).get("nll")
     if raw is not None and scaled is not None and float(scaled) > float(raw):

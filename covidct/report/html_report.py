@@ -319,18 +319,19 @@ def _confirmation(gate: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     primary = gate.get("candidate_primary") or {}
     metric = str(primary.get("metric", "patient_balanced_accuracy"))
-    shown = ("image_covid_sensitivity", "image_roc_auc")
+    # the gate's metric first, once
+    shown = list(dict.fromkeys((metric, "image_covid_sensitivity", "image_roc_auc")))
     rows = [
         [
             f"{name} v{record.get('version')}",
             record.get("patients"),
             record.get("overlap_patients"),
-            *(_shown(key, (record.get("metrics") or {}).get(key)) for key in (metric, *shown)),
+            *(_shown(key, (record.get("metrics") or {}).get(key)) for key in shown),
         ]
         for name, record in models.items()
     ]
     header = ["model", "patients", "seen in development",
-              *(metric_title(key) for key in (metric, *shown))]  # fmt: skip
+              *(metric_title(key) for key in shown)]  # fmt: skip
     return {
         "patients": gate.get("sequestered_patients"),
         "covid": gate.get("sequestered_covid_patients"),

@@ -99,11 +99,10 @@ def test_calibration_at_its_bound_or_made_worse_is_flagged() -> None:
     }
     page = evidence_html.calibration_html(models)
     text = _text(page)
-    assert "vgg16 v3: T = 20.000 hit its search bound" in text
+    assert "vgg16 v3: T = 20.000 hit its search bound and was applied" in text
     assert "resnet152 v3: scaling made calibration worse on the sequestered patients " in text
     assert "(NLL 0.5200 before, 0.6100 after)" in text
-    assert "refused v3: T = 20.000 hit its search bound" in text
-    assert "not applied (T = 1): T = 20 sits at its search bound" in text
+    assert "refused v3: not applied (T = 1): T = 20 sits at its search bound." in text
     assert "resnet50 v3:" not in text  # improved: no flag
     assert page.count('<tr class="flag">') == 3
     assert evidence_html.calibration_flags(models["resnet50"]) == []
