@@ -72,3 +72,22 @@ def page_facts(page: Any) -> dict[str, Any]:
                 right: img.getBoundingClientRect().right})),
         })"""
     )
+
+
+def offline(page: Any) -> list[str]:
+    """Route every request of ``page``: ``file:`` and ``data:`` URLs go through, anything else
+    is aborted. Returns the list that the URL of every other request is appended to (routed or
+    merely seen), so a test asserts it stays empty: the page asked nothing of the network."""
+    network: list[str] = []
+    local = ("file:", "data:")
+
+    def handle(route: Any) -> None:
+        if route.request.url.startswith(local):
+            route.continue_()
+        else:
+            network.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", handle)
+    page.on("request", lambda r: None if r.url.startswith(local) else network.append(r.url))
+    return network

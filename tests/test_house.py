@@ -49,6 +49,7 @@ FLOORS: dict[str, int] = {
     "safe_csv": 0,
     "config": 0,
     "alerts": 0,
+    "templating": 0,
     "batch": 1,
     "lake": 2,
     "data": 3,

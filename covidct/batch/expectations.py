@@ -249,7 +249,7 @@ def _plain(value: Any) -> str:
     if hasattr(value, "item"):
         value = value.item()
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "None"
+        return "none"  # a missing value reads "none", never Python's "None"
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else f"{value:.1f}"
     return str(value)

@@ -4,7 +4,6 @@ and the one-paragraph text verdict ``covidct validate`` prints.
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
@@ -36,63 +35,35 @@ def _replace_paths(verdict: BatchVerdict, paths: tuple[str, ...]) -> BatchVerdic
 
 
 def summary_html(verdict: BatchVerdict, docs_index: Path | None, report_dir: Path) -> str:
-    """Return a self-contained HTML page: verdict, failures table, link to the Data Docs."""
-    status = "PASSED" if verdict.passed else "FAILED"
-    rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(str(v))}</td>"
-            for v in (
-                f.check.value,
-                f.table.value,
-                f.description,
-                f.count,
-                "; ".join(f.examples[:20]) + (" ..." if f.count > 20 else ""),
-            )
-        )
-        + "</tr>"
+    """Return a self-contained HTML page (template ``validation.html`` on the reports' base
+    layout, :mod:`covidct.templating`, autoescaped): verdict, the policy as a table,
+    failures table, link to the Data Docs."""
+    from covidct.templating import render, table
+
+    failures = [
+        [f.check.value, f.table.value, f.description, f.count,
+         "; ".join(f.examples[:20]) + (" ..." if f.count > 20 else "")]
         for f in verdict.failures
-    )
-    docs = (
-        (
-            f'<p><a href="{docs_index.relative_to(report_dir).as_posix()}">Great Expectations '
-            f"Data Docs (every expectation, observed values)</a></p>"
+    ]  # fmt: skip
+    policy = verdict.policy.to_dict()
+    policy_rows = [
+        ("largest excludable share of slices", f"{100 * policy['max_excluded_fraction']:.1f}%"),
+        ("checks whose failing slices may be excluded", ", ".join(policy["excludable"]) or "none"),
+        ("largest stored value", policy["max_stored_value"]),
+        ("smallest maximum value (8-bit data below it)", policy["min_max_value"]),
+        ("slice shape (pixels)", " x ".join(str(n) for n in policy["slice_shape"])),
+    ]
+    header = ["check", "table", "what", "count", "files / patients"]
+    return str(
+        render(
+            "validation.html",
+            title=f"covidct validation: {verdict.batch_id}",
+            verdict=verdict,
+            docs=docs_index.relative_to(report_dir).as_posix() if docs_index else None,
+            policy=table(["policy", "value"], policy_rows, table_class="text"),
+            failures=table(header, failures, table_class="text") if failures else None,
         )
-        if docs_index
-        else ""
     )
-    excluded = (
-        ("<p>Excluded by policy: " + html.escape(", ".join(verdict.excluded_slices)) + "</p>")
-        if verdict.excluded_slices
-        else ""
-    )
-    return _PAGE.format(
-        batch=html.escape(verdict.batch_id),
-        status=status,
-        color="#1a7f37" if verdict.passed else "#cf222e",
-        n_slices=verdict.n_slices,
-        n_patients=verdict.n_patients,
-        source=html.escape(verdict.source),
-        rows=rows or '<tr><td colspan="5">none</td></tr>',
-        docs=docs,
-        excluded=excluded,
-        policy=html.escape(json.dumps(verdict.policy.to_dict())),
-    )
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>covidct validation: {batch}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}}</style>
-</head><body>
-<h1>Batch {batch}: <span style="color:{color}">{status}</span></h1>
-<p>{n_slices} slices, {n_patients} patients with images, source <code>{source}</code>.</p>
-<p>Policy: <code>{policy}</code></p>{excluded}{docs}
-<h2>Failed checks</h2>
-<table><tr><th>check</th><th>table</th><th>what</th><th>count</th><th>files / patients</th></tr>
-{rows}</table>
-</body></html>
-"""
 
 
 def format_verdict(verdict: BatchVerdict) -> str:

@@ -1,4 +1,4 @@
-"""What a run produced, for people.
+"""What a run produced, for people (pages rendered through :mod:`covidct.templating`).
 
 Modules:
 
@@ -9,6 +9,7 @@ Modules:
 * ``evidence_html``: HTML of a run's evidence (drift, calibration, subgroups, serving check)
 * ``gradcam_report``: Grad-CAM panels of every fold, outcome kinds shown and absent
 * ``model_card``: model card and change record of a registered version (``covidct model-card``)
+* ``card_parts``: the model card's sentences: registry tags in words, criteria, change record
 * ``wording``: plain words for confirmed models (no better than chance, severity, pointing game)
 
 Each public name of these modules is importable from the package, imported on first use;

@@ -1,8 +1,19 @@
 """Public names of ``covidct.report``, one list: read by ``lazy_loader.attach_stub`` at run
 time (each imported on first use) and by type checkers."""
 
+from .card_parts import (
+    CHANGE_FIELDS as CHANGE_FIELDS,
+    change_record as change_record,
+    criteria_rows as criteria_rows,
+    members_text as members_text,
+    spec_changes as spec_changes,
+    spec_text as spec_text,
+    temperature_text as temperature_text,
+)
 from .evidence_html import (
     SUBGROUP_COLUMNS as SUBGROUP_COLUMNS,
+    ZERO_SENSITIVITY_MIN_COVID as ZERO_SENSITIVITY_MIN_COVID,
+    calibration_flags as calibration_flags,
     calibration_html as calibration_html,
     drift_html as drift_html,
     escape as escape,
@@ -21,10 +32,11 @@ from .gradcam_report import (
 )
 from .html_report import (
     BACKBONE_COLUMN as BACKBONE_COLUMN,
+    DEFAULT_PRIMARY as DEFAULT_PRIMARY,
+    KEY_METRICS as KEY_METRICS,
     MEAN_SUFFIX as MEAN_SUFFIX,
     REPORT_FILE as REPORT_FILE,
     SD_SUFFIX as SD_SUFFIX,
-    UNITS as UNITS,
     backbone_pictures as backbone_pictures,
     batches_html as batches_html,
     fold_confusion_html as fold_confusion_html,
@@ -32,6 +44,7 @@ from .html_report import (
     format_difference as format_difference,
     format_metric as format_metric,
     gate_html as gate_html,
+    gate_metric as gate_metric,
     leaderboard_html as leaderboard_html,
     leaderboard_metrics as leaderboard_metrics,
     render_page as render_page,
@@ -78,6 +91,7 @@ from .summary import (
 )
 from .wording import (
     CHANCE_WORDS as CHANCE_WORDS,
+    WORSE_WORDS as WORSE_WORDS,
     curation_html as curation_html,
     interval_text as interval_text,
     model_sentence as model_sentence,

@@ -1,24 +1,29 @@
 """HTML fragments of a run's evidence, shared by the run report and the model card.
 
-Each function takes what :mod:`covidct.pipeline.evidence` recorded (JSON dicts, the subgroup table)
-and
-returns escaped HTML for :func:`covidct.report.html_report.render_page`: the subgroup table with its
-intervals, calibration before and after temperature scaling, batch drift, the serving check and
-the gate's subgroup rule. Rates are shown in percent with one decimal, intervals in brackets.
+Each function takes what :mod:`covidct.pipeline.evidence` recorded (JSON dicts, the subgroup
+table) and returns HTML rendered by a Jinja2 template (:mod:`covidct.templating`,
+autoescaped): the subgroup table with its intervals, calibration before and after temperature
+scaling, batch drift, the serving check and the gate's subgroup rule. Rates are shown in percent
+with one decimal, intervals in brackets, differences of rates in percentage points.
+
+Plain words: a subgroup with at least :data:`ZERO_SENSITIVITY_MIN_COVID` COVID patients in which
+the model finds none (patient-level COVID sensitivity 0) is flagged; so is a calibration whose
+temperature sat at its search bound, was refused, or made the sequestered NLL worse.
 """
 
 from __future__ import annotations
 
-import html
 import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import markupsafe
 import pandas as pd
 
-from covidct.report.html_report import table_html
+from covidct import templating
+from covidct.templating import metric_title, render
 
 #: (unit, metric) columns of the subgroup table, in order.
 SUBGROUP_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -29,11 +34,15 @@ SUBGROUP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("image", "covid_specificity"),
     ("image", "balanced_accuracy"),
 )
+#: A subgroup's zero COVID sensitivity is flagged from this many COVID patients on: with 5
+#: COVID patients a classifier that finds each with probability 0.5 misses all five in 3% of
+#: samples, so 0 of 5 is a finding, not noise (0 of 2 happens a quarter of the time).
+ZERO_SENSITIVITY_MIN_COVID = 5
 
 
 def escape(value: Any) -> str:
-    """HTML-escaped text of ``value``."""
-    return html.escape(str(value), quote=True)
+    """HTML-escaped text of ``value`` (``markupsafe.escape``; ``None`` as ``none``)."""
+    return str(markupsafe.escape("none" if value is None else str(value)))
 
 
 def _pct(value: Any) -> str:
@@ -42,6 +51,11 @@ def _pct(value: Any) -> str:
     except (TypeError, ValueError):
         return "n/a"
     return f"{100 * number:.1f}" if math.isfinite(number) else "n/a"
+
+
+def _points(value: Any) -> str:
+    shown = _pct(value)
+    return shown if shown == "n/a" or shown.startswith("-") else f"+{shown}"
 
 
 def number(value: Any, digits: int = 4) -> str:
@@ -58,200 +72,216 @@ def interval(point: Any, low: Any, high: Any) -> str:
     return f"{_pct(point)} [{_pct(low)}, {_pct(high)}]"
 
 
+def _zero_sensitivity(group: pd.DataFrame, n_covid: int) -> bool:
+    row = group[(group["unit"] == "patient") & (group["metric"] == "covid_sensitivity")]
+    if not len(row) or n_covid < ZERO_SENSITIVITY_MIN_COVID:
+        return False
+    point = float(row.iloc[0]["point"])
+    return math.isfinite(point) and point == 0.0
+
+
 def subgroup_table_html(table: pd.DataFrame | None, title: str = "") -> str:
     """One row per subgroup of :func:`covidct.evaluation.subgroups.subgroup_table`'s tidy table:
-    patients
-    (COVID / normal), images, then patient- and image-level COVID sensitivity, specificity and
-    balanced accuracy with their 95% patient-bootstrap interval. Subgroups below the minimum
-    size are shown, marked."""
+    patients (COVID / normal), images, then patient-level COVID sensitivity, specificity and
+    balanced accuracy with their 95% patient-bootstrap interval and a note; the image-level
+    figures in a collapsible second table. Subgroups below the minimum size are shown, marked;
+    a subgroup of at least :data:`ZERO_SENSITIVITY_MIN_COVID` COVID patients with COVID
+    sensitivity 0 is flagged (row class ``flag``)."""
     if table is None or table.empty:
-        return "<p>No subgroup table was recorded.</p>"
-    rows, classes = [], []
+        return render("parts/paragraph.html", text="No subgroup table was recorded.")
+    rows, details, classes = [], [], []
     for (axis, subgroup), group in table.groupby(["axis", "subgroup"], sort=False):
         first = group.iloc[0]
-        cells = [
-            escape(f"{axis}={subgroup}" if axis != "all" else "all patients"),
-            escape(
-                f"{first['n_patients']} ({first['n_covid_patients']} / "
-                f"{first['n_normal_patients']})"
-            ),
-            escape(first["n_images"]),
-        ]
+        name = f"{axis}={subgroup}" if axis != "all" else "all patients"
+        n_covid = int(first["n_covid_patients"])
+        figures = {}
         for unit, metric in SUBGROUP_COLUMNS:
             row = group[(group["unit"] == unit) & (group["metric"] == metric)]
-            cells.append(
-                escape(interval(*row.iloc[0][["point", "low", "high"]])) if len(row) else "n/a"
+            figures[unit, metric] = (
+                interval(*row.iloc[0][["point", "low", "high"]]) if len(row) else "n/a"
             )
-        small = bool(first["below_min_size"])
-        cells.append("below minimum size" if small else "")
-        rows.append(cells)
-        classes.append("")
-    header = ["subgroup", "patients (COVID / normal)", "images",
-              *(f"{unit} {metric.replace('_', ' ')} [95% CI]" for unit, metric in SUBGROUP_COLUMNS),
-              "note"]  # fmt: skip
-    head = f"<p><b>{escape(title)}</b></p>" if title else ""
-    note = (
-        '<p class="note">Percent, 95% percentile patient bootstrap (stratified by label; a '
-        "patient's slices move together), same resamples as the gate. Subgroups below the "
-        "minimum size are shown with their (wide) intervals, not hidden; <i>unknown</i> holds "
-        "patients whose attribute is not recorded.</p>"
+        notes = []
+        missed = _zero_sensitivity(group, n_covid)
+        if missed:
+            notes.append(f"finds none of its {n_covid} COVID patients (COVID sensitivity 0)")
+        if bool(first["below_min_size"]):
+            notes.append("below minimum size")
+        patients = f"{first['n_patients']} ({n_covid} / {first['n_normal_patients']})"
+        level = [figures[key] for key in SUBGROUP_COLUMNS if key[0] == "patient"]
+        note = render("parts/flag.html", notes=notes, flagged=missed)
+        rows.append([name, patients, first["n_images"], *level, note])
+        details.append([name, *(figures[key] for key in SUBGROUP_COLUMNS if key[0] == "image")])
+        classes.append("flag" if missed else "")
+    titles = {key: f"{metric_title(f'{key[0]}_{key[1]}')} [95% CI]" for key in SUBGROUP_COLUMNS}
+    by_unit = {u: [titles[k] for k in SUBGROUP_COLUMNS if k[0] == u] for u in ("patient", "image")}
+    header = ["subgroup", "patients (COVID / normal)", "images", *by_unit["patient"], "note"]
+    image_header = ["subgroup", *by_unit["image"]]
+    return render(
+        "parts/subgroups.html",
+        title=title,
+        table=templating.table(header, rows, classes, table_class="text"),
+        images=templating.table(image_header, details, table_class="text"),
+        min_covid=ZERO_SENSITIVITY_MIN_COVID,
     )
-    return head + table_html(header, rows, classes, table_class="text") + note
+
+
+def calibration_flags(entry: Mapping[str, Any]) -> list[str]:
+    """What is wrong with one model's calibration record (``evidence.json``'s ``models``
+    entry), in words; empty when nothing is: the temperature sat at its search bound, the fit
+    was refused (``temperature_fit.applied`` False, with its reason), or scaling made the
+    sequestered NLL worse (``calibration_scaled.nll`` above ``calibration_raw.nll``)."""
+    fit = entry.get("temperature_fit") or {}
+    flags = []
+    if fit.get("applied") is False:
+        flags.append(f"not applied (T = 1): {fit.get('reason') or 'refused'}")
+    elif fit.get("at_bound"):
+        flags.append(
+            f"T = {number(fit.get('temperature'), 3)} hit its search bound and was applied: "
+            "the data say nothing about T, and a temperature that large pushes every "
+            "probability towards 0.5"
+        )
+    raw = (entry.get("calibration_raw") or {}).get("nll")
+    scaled = (entry.get("calibration_scaled") or {}).get("nll")
+    if raw is not None and scaled is not None and float(scaled) > float(raw):
+        flags.append(
+            f"scaling made calibration worse on the sequestered patients (NLL {number(raw)} "
+            f"before, {number(scaled)} after)"
+        )
+    return flags
 
 
 def calibration_html(models: Mapping[str, Mapping[str, Any]]) -> str:
     """ECE, Brier score and NLL of each model's sequestered predictions before and after its
-    temperature (``evidence.json``'s ``models``)."""
+    temperature (``evidence.json``'s ``models``), each model's calibration in words and
+    :func:`calibration_flags` flagged (row class ``flag``)."""
     if not models:
-        return "<p>No calibration was recorded.</p>"
-    rows = []
+        return render("parts/paragraph.html", text="No calibration was recorded.")
+    rows, classes, words = [], [], []
     for name, entry in models.items():
         raw = entry.get("calibration_raw") or {}
         scaled = entry.get("calibration_scaled") or {}
         fit = entry.get("temperature_fit") or {}
-        rows.append(
-            [
-                escape(f"{name} v{entry.get('version')}"),
-                escape(number(entry.get("temperature"), 3) if entry.get("temperature") else "none"),
-                escape(fit.get("n_predictions", "-")),
-                *(escape(number(raw.get(k))) for k in ("ece", "brier", "nll")),
-                *(
-                    escape(number(scaled.get(k)) if scaled else "n/a")
-                    for k in ("ece", "brier", "nll")
-                ),
-            ]
-        )
+        flags = calibration_flags(entry)
+        temperature = entry.get("temperature")
+        rows.append([
+            f"{name} v{entry.get('version')}",
+            number(temperature, 3) if temperature else "none",
+            fit.get("n_predictions", "-"),
+            *(number(raw.get(k)) for k in ("ece", "brier", "nll")),
+            *(number(scaled.get(k)) if scaled else "n/a" for k in ("ece", "brier", "nll")),
+            render("parts/verdict.html", passed=not flags, yes="ok", no="flagged"),
+        ])  # fmt: skip
+        classes.append("flag" if flags else "")
+        words.append({"name": f"{name} v{entry.get('version')}", "flags": flags})
     header = ["model", "temperature T", "development predictions fitted on", "ECE before",
-              "Brier before", "NLL before", "ECE after", "Brier after", "NLL after"]  # fmt: skip
-    note = (
-        '<p class="note">Image level, sequestered patients. T is fitted by minimum NLL on the '
-        "model's development out-of-fold predictions (never the sequestered ones) and applied "
-        "as p = sigmoid(logit(p) / T); decisions at 0.5 and AUCs do not change. ECE: 15 "
-        "equal-width bins of p(COVID) (Guo et al. 2017).</p>"
+              "Brier before", "NLL before", "ECE after", "Brier after", "NLL after",
+              "calibration"]  # fmt: skip
+    return render(
+        "parts/calibration.html",
+        table=templating.table(header, rows, classes, table_class="text"),
+        words=[w for w in words if w["flags"]],
     )
-    refused = [
-        f"{name}: not applied (T = 1): {(entry.get('temperature_fit') or {}).get('reason')}"
-        for name, entry in models.items()
-        if (entry.get("temperature_fit") or {}).get("applied") is False
-    ]
-    flagged = "".join(f'<p class="fail">{escape(text)}.</p>' for text in refused)
-    return table_html(header, rows, table_class="text") + flagged + note
 
 
-def drift_html(records: Sequence[Mapping[str, Any]]) -> str:
-    """One row per measure of each batch's drift record (``runs/<run>/drift/<batch>.json``)."""
+def drift_html(records: Sequence[Mapping[str, Any]], arrived: int | None = None) -> str:
+    """One row per measure of each batch's drift record (``runs/<run>/drift/<batch>.json``).
+
+    ``arrived``: how many new batches the run saw (None: not known). Without a record the page
+    says "No new batch arrived this week" when none arrived, else that none passed validation.
+    """
     if not records:
-        return "<p>No batch passed validation in this run; nothing was compared.</p>"
+        text = (
+            "No new batch arrived this week; nothing was compared."
+            if arrived == 0
+            else "No batch passed validation in this run; nothing was compared."
+            if arrived
+            else "No drift record: no new batch passed validation in this run."
+        )
+        return render("parts/paragraph.html", text=text)
     rows = []
     for record in records:
         batch = record.get("batch_id", "?")
         if not record.get("measures"):
-            rows.append(
-                [escape(batch), "-", "-", "-", "-", escape(record.get("note", "not measured"))]
-            )
+            rows.append([batch, "-", "-", "-", "-", record.get("note", "not measured")])
             continue
         for measure in record["measures"]:
-            flag = (
-                '<span class="fail">DRIFT</span>'
-                if measure.get("drifted")
-                else '<span class="pass">ok</span>'
-            )
-            rows.append(
-                [
-                    escape(batch),
-                    escape(measure.get("name")),
-                    escape(f"{number(measure.get('value'))} {measure.get('unit', '')}"),
-                    escape(f"{measure.get('limit')}"),
-                    flag,
-                    escape(measure.get("detail", "")),
-                ]
-            )
+            drifted = bool(measure.get("drifted"))
+            rows.append([
+                batch,
+                measure.get("name"),
+                f"{number(measure.get('value'))} {measure.get('unit', '')}",
+                measure.get("limit"),
+                render("parts/verdict.html", passed=not drifted, yes="ok", no="DRIFT"),
+                measure.get("detail", ""),
+            ])  # fmt: skip
     header = ["batch", "measure", "value", "limit", "drift", "detail"]
-    note = (
-        '<p class="note">Each batch that passed validation against the curated reference '
-        "(covidct.batch.drift). A drifted batch is accepted and raises a batch_drift alert.</p>"
-    )
-    return table_html(header, rows, table_class="text") + note
+    return render("parts/drift.html", table=templating.table(header, rows, table_class="text"))
 
 
 def serving_html(check: Mapping[str, Any] | None) -> str:
     """The serving check: passed or the reasons, tolerance, latency."""
     if not check:
-        return "<p>No serving check was recorded.</p>"
-    state = (
-        '<span class="pass">passed</span>'
-        if check.get("passed")
-        else '<span class="fail">FAILED</span>'
+        return render("parts/paragraph.html", text="No serving check was recorded.")
+    state = render(
+        "parts/serving_state.html", passed=bool(check.get("passed")), reason=check.get("reason")
     )
-    rows = [
-        ["model URI", escape(check.get("model_uri"))],
-        ["result", state + (f" ({escape(check.get('reason'))})" if check.get("reason") else "")],
-        ["probe slices (digest)",
-         escape(f"{check.get('slices', '-')} ({check.get('probe_digest', '-')})")],
+    rows: list[list[Any]] = [
+        ["model URI", check.get("model_uri")],
+        ["result", state],
+        ["probe slices (digest)", f"{check.get('slices', '-')} ({check.get('probe_digest', '-')})"],
         ["max |p served - p evaluated| (tolerance)",
-         escape(f"{check.get('max_abs_diff')} ({check.get('tolerance')})")],
+         f"{check.get('max_abs_diff')} ({check.get('tolerance')})"],
         ["served digest / registered",
-         escape(f"{check.get('served_digest')} / {check.get('expected_digest')}")],
-        ["load (s)", escape(number(check.get("load_s"), 2))],
-        ["latency, warm (ms per slice)", escape(number(check.get("ms_per_slice"), 1))],
-        ["first pass (ms per slice)", escape(number(check.get("first_predict_ms_per_slice"), 1))],
-        ["fresh process, spawn to exit (s)", escape(number(check.get("total_s"), 1))],
+         f"{check.get('served_digest')} / {check.get('expected_digest')}"],
+        ["load (s)", number(check.get("load_s"), 2)],
+        ["latency, warm (ms per slice)", number(check.get("ms_per_slice"), 1)],
+        ["first pass (ms per slice)", number(check.get("first_predict_ms_per_slice"), 1)],
+        ["fresh process, spawn to exit (s)", number(check.get("total_s"), 1)],
     ]  # fmt: skip
-    note = (
-        '<p class="note">The registered model loaded from its registry URI in a fresh process '
-        "and scored the fixed probe set of converted TCIA 16-bit slices "
-        "(covidct.promotion.serving), "
-        "before any alias moved.</p>"
+    return render(
+        "parts/serving.html",
+        table=templating.table(["serving check", ""], rows, table_class="text"),
     )
-    return table_html(["serving check", ""], rows, table_class="text") + note
 
 
 def subgroup_rule_html(rule: Mapping[str, Any] | None) -> str:
     """The gate's subgroup rule (``gate.json``'s ``subgroups``): each judged subgroup's COVID
-    sensitivity difference to the champion with its interval; those not judged listed."""
+    sensitivity difference to the champion with its interval, in percentage points; those not
+    judged listed."""
     if not rule:
-        return "<p>Subgroup rule not applied: no champion to compare with.</p>"
-    rows = []
-    for item in rule.get("comparisons") or []:
-        if not item.get("judged"):
-            continue
-        rows.append(
-            [
-                escape(f"{item['axis']}={item['subgroup']}"),
-                escape(f"{item['n_patients']} ({item['n_covid_patients']})"),
-                escape(
-                    f"{number(item.get('difference'))} [{number(item.get('ci_low'))}, "
-                    f"{number(item.get('ci_high'))}]"
-                ),  # fmt: skip
-                '<span class="pass">yes</span>'
-                if item.get("passed")
-                else '<span class="fail">no</span>',
-            ]
-        )
-    head = (
-        f"<p>Refused when a judged subgroup's lower bound is below -{escape(rule.get('margin'))} "
-        f"(judged: at least {escape(rule.get('min_patients'))} patients, "
-        f"{escape(rule.get('min_covid_patients'))} with COVID). Not judged (too small): "
-        f"{escape(', '.join(rule.get('not_judged') or []) or 'none')}.</p>"
-    )
-    if not rows:
-        return head
-    header = ["subgroup", "patients (COVID)", "COVID sensitivity difference [95% CI]", "passed"]
-    return head + table_html(header, rows, table_class="text")
-
-
-def _figure(src: str, caption: str) -> str:
-    return (
-        f'<figure><img src="{escape(src)}" alt="{escape(caption)}">'
-        f"<figcaption>{escape(caption)}</figcaption></figure>"
+        text = "Subgroup rule not applied: no champion to compare with."
+        return render("parts/paragraph.html", text=text)
+    rows = [
+        [
+            f"{item['axis']}={item['subgroup']}",
+            f"{item['n_patients']} ({item['n_covid_patients']})",
+            f"{_points(item.get('difference'))} [{_points(item.get('ci_low'))}, "
+            f"{_points(item.get('ci_high'))}]",
+            render("parts/verdict.html", passed=item.get("passed"), yes="yes", no="no"),
+        ]
+        for item in rule.get("comparisons") or []
+        if item.get("judged")
+    ]
+    header = ["subgroup", "patients (COVID)", "COVID sensitivity difference [95% CI] (points)",
+              "passed"]  # fmt: skip
+    return render(
+        "parts/subgroup_rule.html",
+        margin=_pct(rule.get("margin")),
+        min_patients=rule.get("min_patients"),
+        min_covid=rule.get("min_covid_patients"),
+        not_judged=", ".join(rule.get("not_judged") or []) or "none",
+        table=templating.table(header, rows, table_class="text") if rows else "",
     )
 
 
-def run_evidence_html(store: Any, prefix: str, out_dir: Path) -> str:
+def run_evidence_html(
+    store: Any, prefix: str, out_dir: Path, batches: Sequence[Mapping[str, Any]] | None = None
+) -> str:
     """The run report's evidence section: drift of each batch, subgroup tables, the gate's
     subgroup rule, calibration (diagrams copied into ``out_dir``), the serving check and links
     to the model cards, all read from what :mod:`covidct.pipeline.evidence` wrote under
-    ``prefix``."""
+    ``prefix``. ``batches``: the run's new batches (the summary's), so that a week without one
+    says so (:func:`drift_html`)."""
     from covidct.lake.access import read_json
     from covidct.lake.layout import RunLayout
 
@@ -262,30 +292,35 @@ def run_evidence_html(store: Any, prefix: str, out_dir: Path) -> str:
     gate = read_json(store, run.gate) or {}
     evidence = read_json(store, run.evidence_index) or {}
     models = evidence.get("models") or {}
-    parts = ["<h3>Batch drift</h3>", drift_html(drift)]
-    parts.append("<h3>Subgroups on the sequestered patients</h3>")
-    tables = [(n, m) for n, m in models.items() if m.get("subgroups_key")]
-    for name, entry in tables:
-        table = pd.read_csv(io.BytesIO(store.read_bytes(entry["subgroups_key"])))
-        parts.append(subgroup_table_html(table, f"{name} v{entry.get('version')}"))
-    if not tables:
-        parts.append("<p>No subgroup table was recorded (no model was confirmed).</p>")
-    parts += ["<h3>The gate's subgroup rule</h3>", subgroup_rule_html(gate.get("subgroups"))]
-    parts += ["<h3>Calibration before and after temperature scaling</h3>", calibration_html(models)]
+    subgroup_tables = [
+        subgroup_table_html(
+            pd.read_csv(io.BytesIO(store.read_bytes(entry["subgroups_key"]))),
+            f"{name} v{entry.get('version')}",
+        )
+        for name, entry in models.items()
+        if entry.get("subgroups_key")
+    ]
+    diagrams = []
     for name, entry in models.items():
         key = entry.get("reliability_key")
         if key and store.exists(key):
             file = f"evidence-{name}-reliability.png"
             (Path(out_dir) / file).write_bytes(store.read_bytes(key))
-            parts.append(_figure(file, f"{name} v{entry.get('version')}: reliability diagram"))
-    parts += ["<h3>Serving check</h3>", serving_html(gate.get("serving_check"))]
+            caption = f"{name} v{entry.get('version')}: reliability diagram"
+            diagrams.append({"src": file, "caption": caption})
     cards = read_json(store, run.model_cards_index) or {}
-    links = "".join(
-        f'<li><a href="{escape(run.model_card_from_report(v))}">'
-        f"model card of version {escape(v)}</a>"
-        f" (MLflow: {escape(card.get('artifact_uri', '-'))})</li>"
+    links = [
+        {"href": run.model_card_from_report(v), "version": v, "uri": card.get("artifact_uri", "-")}
         for v, card in sorted(cards.items())
         if not card.get("error")
+    ]
+    return render(
+        "parts/evidence.html",
+        drift=drift_html(drift, None if batches is None else len(batches)),
+        subgroups=subgroup_tables,
+        rule=subgroup_rule_html(gate.get("subgroups")),
+        calibration=calibration_html(models),
+        diagrams=render("parts/figures.html", pictures=diagrams),
+        serving=serving_html(gate.get("serving_check")),
+        cards=links,
     )
-    parts += ["<h3>Model cards</h3>", f"<ul>{links}</ul>" if links else "<p>No model card.</p>"]
-    return "".join(parts)

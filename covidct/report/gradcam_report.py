@@ -7,7 +7,6 @@ panels names, per kind, the folds with an example, and says plainly which kinds 
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -22,6 +21,7 @@ from covidct.evaluation.metrics import (
     predict_labels,
 )
 from covidct.report.pictures import Picture, copy_picture, slug
+from covidct.templating import render
 
 #: The four outcome kinds of a Grad-CAM panel (:class:`covidct.evaluation.predictions.Cell`
 #: values), in the order of :func:`covidct.evaluation.metrics.cells_from_confusion`.
@@ -77,8 +77,4 @@ def gradcam_html(
     text = f"Grad-CAM examples of {'; '.join(parts) or 'no outcome kind'}."
     if absent:
         text += f" No example of {', '.join(absent)}: no test image had that outcome."
-    note = (
-        f'<p class="note gradcam-outcomes" data-shown="{" ".join(shown)}" '
-        f'data-absent="{" ".join(absent)}">{html.escape(text)}</p>'
-    )
-    return pictures, note
+    return pictures, render("parts/gradcam_note.html", shown=shown, absent=absent, text=text)

@@ -13,12 +13,13 @@ Number format (:data:`UNITS`, the same in ``covidct report``'s terminal leaderbo
 percent with two decimals (``95.62``), ``mcc``, ``roc_auc`` and ``pr_auc`` as fractions with
 four decimals (``0.9731``), as ``covidct evaluate-predictions`` prints them; differences of
 rates in percentage points. The leaderboard shows ``mean ± sd`` over folds, and the single
-value where only one fold gave a finite value (``15.75 (1 fold)``).
+value where only one fold gave a finite value (``15.75 (1 fold)``). Its first table holds the
+gate's metric first and a few key rates (:data:`KEY_METRICS`), so it fits a 1,400 px screen;
+every other metric is in a collapsible ``<details>``, one table per level (image, patient).
 """
 
 from __future__ import annotations
 
-import html
 import logging
 import math
 import textwrap
@@ -27,8 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from markupsafe import Markup
 from matplotlib.figure import Figure
 
+from covidct import templating
 from covidct.evaluation.metrics import (
     DEFAULT_THRESHOLD,
     Metric,
@@ -47,6 +50,7 @@ from covidct.evaluation.predictions import (
 from covidct.lake.layout import RunLayout
 from covidct.report import wording
 from covidct.report.pictures import Picture, slug
+from covidct.templating import UNITS as UNITS, metric_title, render
 
 if TYPE_CHECKING:
     from covidct.report.gradcam_report import GradCams
@@ -57,38 +61,31 @@ REPORT_FILE = RunLayout.REPORT_FILE
 BACKBONE_COLUMN = "backbone"
 MEAN_SUFFIX = "_mean"
 SD_SUFFIX = "_sd"
+#: The gate's metric when the gate record names none (``GateSettings.primary_metric``).
+DEFAULT_PRIMARY = "image_roc_auc"
+#: Metrics of the leaderboard's first table after the gate's metric (when the board has them).
+KEY_METRICS: tuple[str, ...] = (
+    "patient_balanced_accuracy",
+    "image_covid_sensitivity",
+    "image_covid_specificity",
+    "image_roc_auc",
+)
 _FRACTION_METRICS = frozenset({Metric.MCC, Metric.ROC_AUC, Metric.PR_AUC})
 _DPI = 100
-#: The one sentence on units, shown under the leaderboard and by ``covidct report``.
-UNITS = "Rates in percent; MCC and AUCs as fractions (-1..1 and 0..1)."
 _TITLE_WIDTH = 44  # characters per line of a picture title (the narrowest figure is 4.6 in)
-
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1200px;
-       padding: 0 1rem; color: #1b1b1b; background: #fff; }
-.table-box { max-width: 100%; overflow-x: auto; }
-h1 { font-size: 1.5rem; } h2 { border-bottom: 2px solid #2c5d8f; padding-bottom: .2rem; }
-table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .9rem; }
-th, td { border: 1px solid #bbb; padding: .25rem .5rem; text-align: right; }
-th:first-child, td:first-child, table.text td { text-align: left; }
-thead th { background: #e8eef5; }
-tr.candidate td { background: #fff6d5; font-weight: 600; }
-.pass { color: #176b2c; font-weight: 700; } .fail { color: #a3161a; font-weight: 700; }
-figure { display: inline-block; margin: .5rem; vertical-align: top; max-width: 100%; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { font-size: .85rem; color: #444; }
-.note { color: #555; font-size: .85rem; }
-"""
 
 
 # --------------------------------------------------------------------------- formatting
 
 
 def format_metric(name: str, value: Any) -> str:
-    """Format one metric value (module docstring rule); non-numbers as text, NaN as ``n/a``.
+    """Format one metric value (module docstring rule); non-numbers as text, NaN and None (an
+    undefined metric travels as null in JSON) as ``n/a``.
 
     ``name``: a metric key such as ``image_covid_sensitivity`` (unit prefix optional).
     """
+    if value is None:
+        return "n/a"
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -128,35 +125,19 @@ def _number(value: Any) -> float:
         return math.nan
 
 
-def _e(value: Any) -> str:  # a missing value reads "none", never Python's "None"
-    return "none" if value is None else html.escape(str(value), quote=True)
-
-
-def _table(
-    header: Sequence[str],
-    rows: Sequence[Sequence[str]],
-    classes: Sequence[str] = (),
-    table_class: str = "",
-) -> str:
-    """``rows`` hold HTML (already escaped); ``classes`` are per-row CSS classes."""
-    head = "".join(f"<th>{_e(cell)}</th>" for cell in header)
-    body = []
-    for index, row in enumerate(rows):
-        row_css = f' class="{classes[index]}"' if index < len(classes) and classes[index] else ""
-        body.append(f"<tr{row_css}>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>")
-    css = f' class="{table_class}"' if table_class else ""
-    table = f"<table{css}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-    return f'<div class="table-box">{table}</div>'  # a wide table scrolls in its box
-
-
 def table_html(
     header: Sequence[str],
     rows: Sequence[Sequence[str]],
     classes: Sequence[str] = (),
     table_class: str = "",
 ) -> str:
-    """An HTML table in the report's style; ``rows`` hold HTML (already escaped)."""
-    return _table(header, rows, classes, table_class)
+    """An HTML table in the report's style (template ``parts/table.html``).
+
+    ``rows`` hold HTML: each cell is kept as it is (a caller escapes text first, or passes
+    :class:`markupsafe.Markup`); ``header`` is text (escaped). ``classes``: CSS class per row.
+    """
+    cells = [[Markup(cell) for cell in row] for row in rows]  # noqa: S704 - HTML by contract
+    return templating.table(header, cells, classes, table_class)
 
 
 # --------------------------------------------------------------------------- sections
@@ -178,77 +159,130 @@ def _leaderboard_rows(leaderboard: pd.DataFrame) -> pd.DataFrame:
     return leaderboard.rename_axis(BACKBONE_COLUMN).reset_index()
 
 
-def leaderboard_html(leaderboard: pd.DataFrame, candidate: str | None = None) -> str:
-    """The leaderboard as an HTML table (:func:`format_cell` per metric, ``folds``).
+def gate_metric(gate: Mapping[str, Any] | None) -> str:
+    """The metric the gate judged: ``candidate_primary.metric``, else the first comparison's,
+    else :data:`DEFAULT_PRIMARY`."""
+    gate = gate or {}
+    primary = (gate.get("candidate_primary") or {}).get("metric")
+    comparisons = (gate.get("verdict") or {}).get("comparisons") or []
+    first = comparisons[0].get("metric") if comparisons else None
+    return str(primary or first or DEFAULT_PRIMARY)
+
+
+def leaderboard_html(
+    leaderboard: pd.DataFrame,
+    candidate: str | None = None,
+    *,
+    primary_metric: str | None = None,
+    gate: Mapping[str, Any] | None = None,
+) -> str:
+    """The leaderboard: a first table narrow enough for a 1,400 px screen (backbone, the gate's
+    metric first, :data:`KEY_METRICS`, folds and, with ``gate``, "no better than chance" for a
+    model whose sequestered AUC interval includes 0.5), then every metric in a ``<details>``,
+    one table per level. Cells by :func:`format_cell`; titles by :func:`metric_title`.
 
     ``leaderboard``: :func:`covidct.pipeline.leaderboard`'s table (backbone as index or column).
+    ``primary_metric``: the gate's metric (default :func:`gate_metric` of ``gate``).
     """
     if leaderboard.empty:
-        return "<p>No model was trained in this run.</p>"
+        return render("parts/paragraph.html", text="No model was trained in this run.")
     board = _leaderboard_rows(leaderboard)
     metrics = leaderboard_metrics(board)
-    header = [BACKBONE_COLUMN, *metrics, *(["folds"] if "folds" in board.columns else [])]
-    rows, classes = [], []
-    for record in board.to_dict("records"):
-        cells = [_e(record[BACKBONE_COLUMN])]
-        for name in metrics:
-            cells.append(
-                _e(format_cell(name, record[name + MEAN_SUFFIX], record[name + SD_SUFFIX]))
-            )
-        if "folds" in board.columns:
-            cells.append(_e(record["folds"]))
-        rows.append(cells)
-        classes.append("candidate" if str(record[BACKBONE_COLUMN]) == candidate else "")
-    note = (
-        '<p class="note">Mean ± standard deviation over folds of per-fold metrics; "(1 fold)": '
-        f"the one fold where the metric is defined. {_e(UNITS)} Highlighted: the gate's "
-        "candidate.</p>"
+    primary = primary_metric or gate_metric(gate)
+    key = [m for m in dict.fromkeys((primary, *KEY_METRICS)) if m in metrics] or metrics[:5]
+    models = {str(n): r for n, r in ((gate or {}).get("models") or {}).items()}
+    records = board.to_dict("records")
+
+    def cells(record: Mapping[Any, Any], names: Sequence[str]) -> list[dict[str, str]]:
+        return [
+            {"key": n, "text": format_cell(n, record[n + MEAN_SUFFIX], record[n + SD_SUFFIX])}
+            for n in names
+        ]
+
+    rows = []
+    for record in records:
+        name = str(record[BACKBONE_COLUMN])
+        confirmed = models.get(name) or {}
+        rows.append({
+            "backbone": name, "candidate": name == candidate, "cells": cells(record, key),
+            "folds": record.get("folds"), "flag": _chance_flag(confirmed),
+            "words": _sequestered_words(confirmed),
+        })  # fmt: skip
+    details = []
+    for level in ("image", "patient", "other"):
+        names = [m for m in metrics if _level(m) == level]
+        if names:
+            body = [[r[BACKBONE_COLUMN], *(c["text"] for c in cells(r, names))] for r in records]
+            header = [BACKBONE_COLUMN, *(metric_title(m) for m in names)]
+            details.append((f"{level} level", templating.table(header, body)))
+    return render(
+        "parts/leaderboard.html",
+        primary=primary,
+        columns=[{"key": m, "title": metric_title(m)} for m in key],
+        rows=rows,
+        has_folds="folds" in board.columns,
+        has_words=bool(models),
+        units=UNITS,
+        details=details,
+        n_metrics=len(metrics),
     )
-    return _table(header, rows, classes) + note
+
+
+def _level(metric: str) -> str:
+    """``image`` or ``patient`` for a metric key, ``other`` for a column that is none."""
+    try:
+        return parse_metric_key(metric)[0].value
+    except ValueError:
+        return "other"
+
+
+def _chance_flag(record: Mapping[str, Any]) -> str:
+    """ "no better than chance" (AUC interval includes 0.5), "worse than chance" (it lies
+    below 0.5) or nothing, from a ``gate.json`` ``models`` entry."""
+    if record.get("no_better_than_chance"):
+        return "no better than chance"
+    high = ((record.get("intervals") or {}).get("image_roc_auc") or {}).get("ci_high")
+    return "worse than chance" if high is not None and float(high) < 0.5 else ""
+
+
+def _sequestered_words(record: Mapping[str, Any]) -> str:
+    """A model's sequestered image ROC AUC with its interval, or "not scored"."""
+    if not record:
+        return "not scored"
+    auc = (record.get("intervals") or {}).get("image_roc_auc")
+    return f"ROC AUC {wording.interval_text('image_roc_auc', auc)}"
 
 
 def batches_html(batches: Sequence[Mapping[str, Any]]) -> str:
-    """Table of the run's batches: id, accepted or quarantined, reasons."""
-    if not batches:
-        return "<p>No new batch in this run.</p>"
-    rows = []
-    for batch in batches:
-        passed = batch.get("passed")
-        if passed is None:
-            state = "?"
-        elif passed:
-            state = '<span class="pass">accepted</span>'
-        else:
-            state = '<span class="fail">QUARANTINED</span>'
-        reasons = "<br>".join(_e(reason) for reason in batch.get("reasons") or []) or "-"
-        rows.append([_e(batch.get("batch_id", "?")), state, reasons])
-    return _table(["batch", "validation", "reasons"], rows, table_class="text")
+    """Table of the run's batches: id, accepted or quarantined, reasons; "No new batch arrived
+    this week." when there is none."""
+    shown = [
+        {"id": b.get("batch_id", "?"), "passed": b.get("passed"), "reasons": b.get("reasons") or []}
+        for b in batches
+    ]
+    return render("parts/batches.html", batches=shown)
 
 
 def gate_html(gate: Mapping[str, Any] | None) -> str:
-    """The promotion decision: verdict, reasons and the paired comparisons, if any."""
+    """The promotion decision: verdict, reasons, the sequestered confirmation, each confirmed
+    model in words (:func:`covidct.report.wording.models_html`) and the paired comparisons."""
     if not gate:
-        return "<p>No promotion gate ran in this run.</p>"
+        return render("parts/gate.html", gate=None)
     verdict = gate.get("verdict") or {}
-    passed = bool(verdict.get("passed"))
-    decision = (
-        '<span class="pass">PROMOTED to @champion</span>'
-        if passed
-        else '<span class="fail">not promoted</span>'
+    return render(
+        "parts/gate.html",
+        gate=gate,
+        candidate=gate.get("candidate", verdict.get("candidate", "?")),
+        version=gate.get("version", "?"),
+        passed=bool(verdict.get("passed")),
+        status=verdict.get("status", "?"),
+        champion_before=gate.get("champion_before"),
+        champion_after=gate.get("champion_after"),
+        reasons=verdict.get("reasons") or [],
+        confirmation=_confirmation(gate),
+        models=Markup(wording.models_html(gate)),  # noqa: S704 - rendered by a template
+        comparisons=_comparisons_html(verdict.get("comparisons") or []),
     )
-    parts = [
-        f"<p>Candidate <b>{_e(gate.get('candidate', verdict.get('candidate', '?')))}</b> "
-        f"(version {_e(gate.get('version', '?'))}): {decision} "
-        f"(status {_e(verdict.get('status', '?'))}). Champion: "
-        f"{_e(gate.get('champion_before'))} &rarr; {_e(gate.get('champion_after'))}.</p>"
-    ]
-    reasons = verdict.get("reasons") or []
-    if reasons:
-        parts.append("<ul>" + "".join(f"<li>{_e(reason)}</li>" for reason in reasons) + "</ul>")
-    parts.append(_confirmation_html(gate))
-    parts.append(wording.models_html(gate))
-    parts.append(_comparisons_html(verdict.get("comparisons") or []))
-    return "".join(parts)
 
 
 def _comparisons_html(comparisons: Sequence[Mapping[str, Any]]) -> str:
@@ -264,64 +298,52 @@ def _comparisons_html(comparisons: Sequence[Mapping[str, Any]]) -> str:
             format_difference("covid_sensitivity", item.get(f"sensitivity_{key}"))
             for key in ("difference", "ci_low", "ci_high")
         ]
-        rows.append(
-            [
-                _e(f"{item.get('comparator', '?')} {item.get('comparator_name', '')}"),
-                _e(f"{item.get('n_patients', '?')} / {item.get('overlap_patients', '?')}"),
-                _e(item.get("metric", "?")),
-                _e(f"{difference[0]} [{difference[1]}, {difference[2]}]"),
-                _e(f"{sensitivity[0]} [{sensitivity[1]}, {sensitivity[2]}]"),
-                '<span class="pass">yes</span>'
-                if item.get("passed")
-                else '<span class="fail">no</span>',
-            ]
-        )
-    header = [
-        "compared with",
-        "sequestered patients / seen in development",
-        "metric",
-        "difference [95% CI] (points for a rate)",
-        "COVID sensitivity difference [95% CI] (points)",
-        "passed",
-    ]
-    return _table(header, rows, table_class="text")
+        passed = item.get("passed")
+        rows.append([
+            f"{item.get('comparator', '?')} {item.get('comparator_name', '')}",
+            f"{item.get('n_patients', '?')} / {item.get('overlap_patients', '?')}",
+            metric_title(metric),
+            f"{difference[0]} [{difference[1]}, {difference[2]}]",
+            f"{sensitivity[0]} [{sensitivity[1]}, {sensitivity[2]}]",
+            render("parts/verdict.html", passed=passed, yes="yes", no="no"),
+        ])  # fmt: skip
+    header = ["compared with", "sequestered patients / seen in development", "metric",
+              "difference [95% CI] (points for a rate)",
+              "COVID sensitivity difference [95% CI] (points)", "passed"]  # fmt: skip
+    return templating.table(header, rows, table_class="text")
 
 
-def _confirmation_html(gate: Mapping[str, Any]) -> str:
+def _confirmation(gate: Mapping[str, Any]) -> dict[str, Any] | None:
     """The sequestered figures of every scored model, with the candidate's interval."""
     models = gate.get("models") or {}
     if not models:
-        return ""
+        return None
     primary = gate.get("candidate_primary") or {}
     metric = str(primary.get("metric", "patient_balanced_accuracy"))
-    same = gate.get("evaluated_model_digest") == gate.get("registered_model_digest")
-    head = (
-        f"<p>Confirmed on <b>{_e(gate.get('sequestered_patients'))}</b> sequestered patients "
-        f"({_e(gate.get('sequestered_covid_patients'))} COVID), which no compared model trained, "
-        f"validated or picked a threshold on. Candidate {_e(metric)}: "
-        f"{_e(_shown(metric, primary.get('value')))} (95% CI "
-        f"{_e(_shown(metric, primary.get('ci_low')))} to "
-        f"{_e(_shown(metric, primary.get('ci_high')))}). Model evaluated = model registered: "
-        f"{'yes' if same else 'NO'}"
-        f" (digest {_e(gate.get('evaluated_model_digest'))}).</p>"
-    )
-    rows = []
-    for name, record in models.items():
-        figures = record.get("metrics") or {}
-        rows.append(
-            [
-                _e(f"{name} v{record.get('version')}"),
-                _e(record.get("patients")),
-                _e(record.get("overlap_patients")),
-                *(
-                    _e(_shown(key, figures.get(key)))
-                    for key in (metric, "image_covid_sensitivity", "image_roc_auc")
-                ),
-            ]
-        )
-    header = ["model", "patients", "seen in development", metric, "image COVID sensitivity",
-              "image ROC AUC"]  # fmt: skip
-    return head + _table(header, rows, table_class="text")
+    # the gate's metric first, once
+    shown = list(dict.fromkeys((metric, "image_covid_sensitivity", "image_roc_auc")))
+    rows = [
+        [
+            f"{name} v{record.get('version')}",
+            record.get("patients"),
+            record.get("overlap_patients"),
+            *(_shown(key, (record.get("metrics") or {}).get(key)) for key in shown),
+        ]
+        for name, record in models.items()
+    ]
+    header = ["model", "patients", "seen in development",
+              *(metric_title(key) for key in shown)]  # fmt: skip
+    return {
+        "patients": gate.get("sequestered_patients"),
+        "covid": gate.get("sequestered_covid_patients"),
+        "metric_title": metric_title(metric),
+        "value": _shown(metric, primary.get("value")),
+        "low": _shown(metric, primary.get("ci_low")),
+        "high": _shown(metric, primary.get("ci_high")),
+        "same": gate.get("evaluated_model_digest") == gate.get("registered_model_digest"),
+        "digest": gate.get("evaluated_model_digest"),
+        "table": templating.table(header, rows, table_class="text"),
+    }
 
 
 def _shown(name: str, value: Any) -> str:
@@ -342,8 +364,8 @@ def fold_confusion_html(predictions: pd.DataFrame) -> str:
             group[Y_TRUE], predict_labels(group[P_COVID].to_numpy(), DEFAULT_THRESHOLD)
         )
         cells = cells_from_confusion(matrix)  # tp, fn, fp, tn
-        rows.append([_e(fold), *(_e(f"{int(count):,}") for count in cells)])
-    return _table(["fold", "TP", "FN", "FP", "TN"], rows)
+        rows.append([fold, *(f"{int(count):,}" for count in cells)])
+    return templating.table(["fold", "TP", "FN", "FP", "TN"], rows)
 
 
 # --------------------------------------------------------------------------- pictures
@@ -381,11 +403,8 @@ def backbone_pictures(out_dir: Path, backbone: str, predictions: pd.DataFrame) -
 
 
 def _figures_html(pictures: Sequence[Picture]) -> str:
-    return "".join(
-        f'<figure><img src="{_e(picture.file)}" alt="{_e(picture.caption)}">'
-        f"<figcaption>{_e(picture.caption)}</figcaption></figure>"
-        for picture in pictures
-    )
+    shown = [{"src": picture.file, "caption": picture.caption} for picture in pictures]
+    return render("parts/figures.html", pictures=shown)
 
 
 def _backbone_section(
@@ -398,13 +417,16 @@ def _backbone_section(
 
         cams, outcomes = gradcam_html(out_dir, backbone, predictions, gradcam)
         pictures.extend(cams)
-    n_images = len(predictions)
     n_patients = predictions["patient_id"].nunique() if "patient_id" in predictions else 0
-    return (
-        f'<section id="{_e(slug(backbone))}"><h3>{_e(backbone)}</h3>'
-        f'<p class="note">{n_images:,} test images, {n_patients:,} (fold, patient) pairs; a '
-        "slice is predicted COVID when p(covid) &gt; 0.5.</p>"
-        f"{fold_confusion_html(predictions)}{outcomes}{_figures_html(pictures)}</section>"
+    return render(
+        "parts/backbone.html",
+        anchor=slug(backbone),
+        backbone=backbone,
+        n_images=f"{len(predictions):,}",
+        n_patients=f"{n_patients:,}",
+        confusion=fold_confusion_html(predictions),
+        outcomes=Markup(outcomes),  # noqa: S704 - rendered by gradcam_html's template
+        figures=_figures_html(pictures),
     )
 
 
@@ -412,13 +434,10 @@ def _backbone_section(
 
 
 def render_page(title: str, sections: Sequence[tuple[str, str]]) -> str:
-    """A complete HTML document: ``title`` and (heading, body HTML) sections."""
-    body = "".join(f"<h2>{_e(heading)}</h2>{content}" for heading, content in sections)
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
-        f"<body><h1>{_e(title)}</h1>{body}</body></html>\n"
-    )
+    """A complete HTML document (template ``page.html`` on ``base.html``): ``title`` and
+    (heading, body HTML) sections; headings are text (escaped), bodies HTML (kept)."""
+    shown = [(heading, Markup(body)) for heading, body in sections]  # noqa: S704 - HTML
+    return str(render("page.html", title=title, sections=shown)) + "\n"
 
 
 def write_run_report(
@@ -453,18 +472,19 @@ def write_run_report(
     if unknown:
         logger.warning("Grad-CAM given for backbones without predictions: %s", ", ".join(unknown))
     candidate = (gate or {}).get("candidate")
-    backbones = "".join(
+    backbones = [
         _backbone_section(out, name, frame, gradcam.get(name))
         for name, frame in sorted(predictions.items())
-    )
+    ]
+    no_pictures = render("parts/paragraph.html", text="No test predictions in this run.")
     sections = [
-        ("Batches", batches_html(batches) + wording.curation_html(curation)),
-        ("Leaderboard", leaderboard_html(leaderboard, candidate)),
+        ("Batches", Markup(batches_html(batches)) + Markup(wording.curation_html(curation))),  # noqa: S704
+        ("Leaderboard", leaderboard_html(leaderboard, candidate, gate=gate)),
         ("Promotion gate", gate_html(gate)),
-        *extra_sections,
-        ("Pictures per backbone", backbones or "<p>No test predictions in this run.</p>"),
+        *((heading, Markup(body)) for heading, body in extra_sections),  # noqa: S704 - HTML
+        ("Pictures per backbone", Markup("").join(backbones) or no_pictures),  # noqa: S704
     ]
     path = out / REPORT_FILE
-    path.write_text(render_page(title, sections), encoding="utf-8")
+    path.write_text(render("run_report.html", title=title, sections=sections) + "\n", "utf-8")
     logger.info("run report written to %s", path)
     return path

@@ -4,10 +4,12 @@
 temperature, digest), its DAG run's ``gate.json`` and evidence (:mod:`covidct.pipeline.evidence`),
 the
 curated dataset version's manifest and the run's Grad-CAM panels, and writes one self-contained
-HTML page (PNGs embedded) in the run report's style
-(:func:`covidct.report.html_report.render_page`).
-Its sections are :data:`CARD_SECTIONS`. Nothing in it is typed by hand: a figure that was not
-recorded is shown as not recorded.
+HTML page (PNGs embedded as data URIs) from the template ``model_card.html`` on the run report's
+base layout (:mod:`covidct.templating`, autoescaped). Its sections are
+:data:`CARD_SECTIONS`: tables and sentences, no raw JSON; rates in percent, AUCs and MCC as
+fractions. Nothing in it is typed by hand: a figure that was not recorded is shown as not
+recorded. The change record (:func:`change_html`) lists what changed against the previous
+version: data, training specification, sequestered metrics with their intervals, decision.
 
 :func:`publish_cards` (called by ``pipeline.gate_and_promote``) writes the card of every version
 the run registered to ``runs/<run>/model_cards/v<N>/model_card.html``, logs it to the version's
@@ -28,14 +30,22 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from markupsafe import Markup
 
+from covidct import templating
 from covidct.config import Settings
 from covidct.lake.access import open_lake, read_json
 from covidct.lake.layout import LakeLayout, RunLayout
 from covidct.report import evidence_html
-from covidct.report.evidence_html import escape, number
-from covidct.report.html_report import gate_html, render_page, table_html
-from covidct.training.spec import SPEC_TAG, TrainingSpec
+from covidct.report.card_parts import (
+    change_record,
+    criteria_rows,
+    members_text,
+    spec_text,
+    temperature_text,
+)
+from covidct.report.html_report import format_metric, gate_html
+from covidct.templating import metric_title, render
 
 logger = logging.getLogger(__name__)
 
@@ -57,45 +67,16 @@ CARD_SECTIONS: tuple[str, ...] = (
 #: Outcome kinds of the Grad-CAM examples (slice level, p(COVID) > 0.5).
 OUTCOME_KINDS: tuple[str, ...] = ("TP", "FP", "FN", "TN")
 
-INTENDED_USE = (
-    "<p><b>Intended use.</b> Research and engineering demonstration: a classifier of single "
-    "axial chest-CT slices (16-bit, Negin layout, HU = value - 1024) into COVID-19 and normal, "
-    "aggregated to a patient-level call by the recorded patient threshold, to support (never "
-    "replace) a radiologist reading the whole study.</p>"
-    "<p><b>Limits.</b> Not a cleared medical device. Trained and confirmed only on the sources "
-    "listed in the lineage below (scanners, kernels and slice thicknesses there); other "
-    "sources, pediatric patients, contrast phases and non-COVID pathology are out of scope. "
-    "Subgroups below the minimum size have wide intervals; attributes recorded as "
-    "<i>unknown</i> could not be checked. Probabilities are calibrated by one temperature "
-    "fitted on development data; calibration on a new population must be re-checked.</p>"
-)
+#: The card's first section (template ``parts/intended_use.html``).
+INTENDED_USE = "parts/intended_use.html"
 
 
-def _png(data: bytes, caption: str) -> str:
-    src = "data:image/png;base64," + base64.b64encode(data).decode()
-    return (
-        f'<figure><img src="{src}" alt="{escape(caption)}">'
-        f"<figcaption>{escape(caption)}</figcaption></figure>"
-    )
+def _png(data: bytes, caption: str) -> dict[str, str]:
+    return {"src": "data:image/png;base64," + base64.b64encode(data).decode(), "caption": caption}
 
 
-def _kv(rows: list[tuple[str, Any]]) -> str:
-    return table_html(
-        ["field", "value"],
-        [[escape(k), escape(v)] for k, v in rows],
-        table_class="text",
-    )
-
-
-def _spec_text(tag: str | None) -> str:
-    """A version's ``train_params`` tag in words (:meth:`TrainingSpec.describe`; tags written
-    before the typed spec read as ``TrainingSpec.from_tag(..., legacy=True)`` does)."""
-    if tag is None:
-        return "-"
-    try:
-        return TrainingSpec.from_tag(tag, legacy=True).describe()
-    except ValueError as error:
-        return f"unreadable: {error}"
+def _kv(rows: list[tuple[str, Any]]) -> Markup:
+    return templating.table(["field", "value"], rows, table_class="text")
 
 
 def _batch_of(manifest: pd.DataFrame) -> pd.Series:
@@ -112,7 +93,8 @@ def lineage_html(settings: Settings, store: Any, tags: Mapping[str, str]) -> str
     version = tags.get("dataset_version", "?")
     key = LakeLayout.dataset_manifest(version)
     if not store.exists(key):
-        return f"<p>Dataset version {escape(version)}: manifest not found ({key}).</p>"
+        text = f"Dataset version {version}: manifest not found ({key})."
+        return render("parts/paragraph.html", text=text)
     manifest = read_parquet(store, key)
     manifest = manifest.assign(batch=_batch_of(manifest))
     seen_key = tags.get("seen_patients_key", "")
@@ -136,27 +118,21 @@ def lineage_html(settings: Settings, store: Any, tags: Mapping[str, str]) -> str
         for p in patients.index
     ]
     patients["source"] = [str(p).split("/", 1)[0] for p in patients.index]
-    parts = [
-        _kv(
-            [
-                ("dataset version", version),
-                ("batches", ", ".join(sorted(patients["batch"].unique()))),
-                ("slices", f"{len(manifest):,}"),
-                ("patients", f"{len(patients):,}"),
-                ("development patients the model saw", tags.get("seen_patients", len(seen))),
-                ("sequestration epoch", tags.get("sequester_epoch", "?")),
-            ]
-        )  # fmt: skip
-    ]
+    facts = _kv([
+        ("dataset version", version),
+        ("batches", ", ".join(sorted(patients["batch"].unique()))),
+        ("slices", f"{len(manifest):,}"),
+        ("patients", f"{len(patients):,}"),
+        ("development patients the model saw", tags.get("seen_patients", len(seen))),
+        ("sequestration epoch", tags.get("sequester_epoch", "?")),
+    ])  # fmt: skip
+    tables = []
     for axis in ("role", "batch", "source", "sex", "age_band"):
         counts = patients.groupby([axis, "label"]).size().unstack(fill_value=0)
-        rows = [
-            [escape(level), *(escape(int(v)) for v in counts.loc[level])] for level in counts.index
-        ]
-        parts.append(table_html([axis, *map(str, counts.columns)], rows, table_class="text"))
-    parts.append('<p class="note">Patients by label; sex and age from Patient_details.csv '
-                 "(unknown where the batch leaves them empty).</p>")  # fmt: skip
-    return "".join(parts)
+        rows = [[level, *(int(v) for v in counts.loc[level])] for level in counts.index]
+        header = [axis.replace("_", " "), *map(str, counts.columns)]
+        tables.append(templating.table(header, rows, table_class="text"))
+    return render("parts/lineage.html", facts=facts, tables=tables)
 
 
 def card_gradcam_html(store: Any, prefix: str, backbone: str) -> str:
@@ -170,8 +146,9 @@ def card_gradcam_html(store: Any, prefix: str, backbone: str) -> str:
         if k.split("/")[-1].startswith(f"{backbone}-fold")
     )
     if not panels:
-        return "<p>No Grad-CAM panel was recorded for this model's folds.</p>"
-    parts = []
+        text = "No Grad-CAM panel was recorded for this model's folds."
+        return render("parts/paragraph.html", text=text)
+    pictures = []
     for panel in panels:
         name = panel.split("/")[-1].removesuffix(".png")
         predictions = f"{RunLayout.at(prefix).predictions_dir}/{name}.csv"
@@ -186,69 +163,32 @@ def card_gradcam_html(store: Any, prefix: str, backbone: str) -> str:
             )
         else:
             note = "outcome counts not recorded"
-        parts.append(_png(store.read_bytes(panel), f"{name}: Grad-CAM (class COVID); {note}"))
-    return "".join(parts)
+        pictures.append(_png(store.read_bytes(panel), f"{name}: Grad-CAM (class COVID); {note}"))
+    return render("parts/figures.html", pictures=pictures)
 
 
 def change_html(client: Any, settings: Settings, version: str, gate: Mapping[str, Any]) -> str:
-    """What changed against the champion this version was judged against: the gate's decision
-    (its status, whether this version became champion, the champion before and after) and, when
-    there was a champion, each recorded field and sequestered metric of both side by side."""
-    name = settings.mlflow.model_name
-    before = gate.get("champion_before") if str(gate.get("version")) == str(version) else None
-    promoted = str(gate.get("champion_after")) == str(version)
-    decision = (
-        f"<p>Gate decision {escape((gate.get('verdict') or {}).get('status', '?'))}: this version "
-        f"{'became champion' if promoted else 'was not promoted'}; champion "
-        f"{_version_text(gate.get('champion_before'))} &rarr; "
-        f"{_version_text(gate.get('champion_after'))}.</p>"
-    )
-    if not before:
-        return decision + (
-            "<p>No champion before it: this version is the first champion.</p>"
-            if promoted
-            else "<p>No champion before it, so nothing to compare; none yet.</p>"
-        )
-    ours = client.get_model_version(name, version).tags
-    theirs = client.get_model_version(name, before).tags
-    fields = ("backbone", "dataset_version", "train_params", "deployable", "patient_threshold",
-              "temperature", "sequester_epoch", "seen_patients", "model_digest")  # fmt: skip
-    rows = []
-    for field in fields:
-        a, b = theirs.get(field, "-"), ours.get(field, "-")
-        if field == SPEC_TAG:  # compared as specs: a legacy tag and its full form are equal
-            a, b = _spec_text(theirs.get(field)), _spec_text(ours.get(field))
-        rows.append([escape(field), escape(a), escape(b),
-                     "changed" if a != b else ""])  # fmt: skip
-    models = gate.get("models") or {}
-    champion = (models.get("champion") or {}).get("metrics") or {}
-    mine: dict[str, Any] = next(
-        (m for m in models.values() if str(m.get("version")) == str(version)), {}
-    )
-    for metric, value in (mine.get("metrics") or {}).items():
-        old = champion.get(metric)
-        rows.append([escape(f"sequestered {metric}"), escape(number(old)),
-                     escape(number(value)), ""])  # fmt: skip
-    header = ["field", f"previous champion v{before}", f"this version v{version}", ""]
-    return decision + table_html(header, rows, table_class="text")
+    """The change record: the gate's decision (its status, whether this version became
+    champion, the champion before and after), then what changed against the previous version
+    (the champion this version was judged against, else the version registered before it):
+    data version, training specification, sequestered metrics with their 95% intervals and
+    the gate's verdict, as sentences and a table (:func:`covidct.report.card_parts.change_record`).
+    Raises ``mlflow.exceptions.MlflowException`` when the registry cannot be read."""
+    return render("parts/change.html", **change_record(client, settings, str(version), gate))
 
 
-def _version_text(version: Any) -> str:
-    return f"v{escape(version)}" if version else "none"
-
-
-def _words_html(name: str, gated: Mapping[str, Any]) -> str:
+def _words(name: str, gated: Mapping[str, Any]) -> list[str]:
     """The version's sequestered figures in sentences (:mod:`covidct.report.wording`)."""
     from covidct.report import wording
 
     if not gated:
-        return ""
+        return []
     sentences = [
         wording.model_sentence(name, gated),
         wording.severity_sentence(gated),
         wording.pointing_sentence(gated),
     ]
-    return "".join(f"<p>{escape(text)}.</p>" for text in sentences if text)
+    return [text for text in sentences if text]
 
 
 def render_card(settings: Settings, version: str) -> str:
@@ -284,11 +224,10 @@ def render_card(settings: Settings, version: str) -> str:
         ("registered model", f"{name} version {version}"),
         ("backbone", backbone),
         ("deployable", tags.get("deployable", "-")),
-        ("training parameters", _spec_text(tags.get(SPEC_TAG))),
-        ("member fold runs", tags.get("member_runs", "-")),
+        ("training specification", spec_text(tags.get("train_params"))),
+        ("member fold runs", members_text(tags.get("member_runs"))),
         ("patient threshold", tags.get("patient_threshold", "-")),
-        ("temperature", tags.get("temperature", "not fitted")),
-        ("temperature fit", tags.get("temperature_fit", "-")),
+        ("temperature", temperature_text(tags.get("temperature_fit"), tags.get("temperature"))),
         ("model digest", tags.get("model_digest", "-")),
         ("DAG run", dag_run_id),
         ("MLflow run", model_version.run_id),
@@ -298,56 +237,51 @@ def render_card(settings: Settings, version: str) -> str:
         table = pd.read_csv(io.BytesIO(store.read_bytes(entry["subgroups_key"])))
     overall = table[table["axis"] == "all"] if table is not None else None
     metrics = gated.get("metrics") or {}
-    performance = (
-        _words_html(backbone, gated)
-        + (
-            _kv([(k, number(v)) for k, v in metrics.items()])
-            if metrics
-            else "<p>No sequestered figures recorded.</p>"
+    figures = (
+        templating.table(
+            ["sequestered metric", "value"],
+            [(metric_title(k), format_metric(k, v)) for k, v in metrics.items()],
+            table_class="text",
         )
-    ) + evidence_html.subgroup_table_html(overall, "all sequestered patients, 95% intervals")
-    calibration = evidence_html.calibration_html(mine)
-    if entry.get("reliability_key") and store.exists(entry["reliability_key"]):
-        calibration += _png(
-            store.read_bytes(entry["reliability_key"]), "reliability diagram, before and after"
-        )
-    criteria = _kv([
-        ("primary metric", settings.gate.primary_metric),
-        ("margin on its difference's 95% lower bound", settings.gate.margin),
-        ("COVID sensitivity non-inferiority margin",
-         f"power analysis for the COVID patients compared, at least "
-         f"{settings.gate.sensitivity_margin}"),
-        ("subgroup harm margin (Holm)", settings.gate.subgroup_margin),
-        ("smallest gain this decision detects with 80% power",
-         "-" if gate.get("detectable_gain") is None else f"{gate['detectable_gain']:+.4f}"),
-        ("champion figures", gate.get("figures_basis") or "-"),
-        ("first-run policy", settings.gate.first_run_policy.value),
-        ("bootstrap resamples", settings.gate.n_boot),
-        ("subgroup rule minimum patients / COVID patients",
-         f"{settings.gate.subgroup_min_patients} / {settings.gate.subgroup_min_covid_patients}"),
-        ("gate verdict tag of this version", tags.get("gate_verdict", "-")),
-    ])  # fmt: skip
-    own = str(gate.get("version")) == str(version)
-    gate_part = (
-        gate_html(gate) + evidence_html.subgroup_rule_html(gate.get("subgroups"))
-        if own
-        else f"<p>Registered as {escape(tags.get('gate_verdict', '-'))} in this run; "
-        "the gate judged the candidate (see its card).</p>"
+        if metrics
+        else None
     )
+    reliability = (
+        [_png(store.read_bytes(entry["reliability_key"]), "reliability diagram, before and after")]
+        if entry.get("reliability_key") and store.exists(entry["reliability_key"])
+        else []
+    )
+    own = str(gate.get("version")) == str(version)
     serving = read_json(store, run.serving(version))
-    sections = [
-        (CARD_SECTIONS[0], INTENDED_USE),
-        (CARD_SECTIONS[1], lineage_html(settings, store, tags)),
-        (CARD_SECTIONS[2], spec),
-        (CARD_SECTIONS[3], performance),
-        (CARD_SECTIONS[4], evidence_html.subgroup_table_html(table)),
-        (CARD_SECTIONS[5], calibration),
-        (CARD_SECTIONS[6], card_gradcam_html(store, run.prefix, backbone)),
-        (CARD_SECTIONS[7], criteria + gate_part),
-        (CARD_SECTIONS[8], evidence_html.serving_html(serving)),
-        (CARD_SECTIONS[9], change_html(client, settings, str(version), gate)),
-    ]
-    return render_page(f"Model card: {name} v{version} ({backbone})", sections)
+    return (
+        str(
+            render(
+                "model_card.html",
+                title=f"Model card: {name} v{version} ({backbone})",
+                headings=CARD_SECTIONS,
+                lineage=lineage_html(settings, store, tags),
+                spec=spec,
+                words=_words(backbone, gated),
+                figures=figures,
+                units=templating.UNITS,
+                overall=evidence_html.subgroup_table_html(
+                    overall, "all sequestered patients, 95% intervals"
+                ),
+                subgroups=evidence_html.subgroup_table_html(table),
+                calibration=evidence_html.calibration_html(mine),
+                reliability=render("parts/figures.html", pictures=reliability),
+                gradcam=card_gradcam_html(store, run.prefix, backbone),
+                criteria=_kv(criteria_rows(settings, gate, tags)),
+                own=own,
+                gate=gate_html(gate) if own else "",
+                rule=evidence_html.subgroup_rule_html(gate.get("subgroups")) if own else "",
+                verdict_tag=tags.get("gate_verdict", "-"),
+                serving=evidence_html.serving_html(serving),
+                change=change_html(client, settings, str(version), gate),
+            )
+        )
+        + "\n"
+    )
 
 
 def write_model_card(settings: Settings, version: str, out: Path) -> Path:

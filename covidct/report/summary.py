@@ -262,7 +262,7 @@ def write_picture_report(
     run = RunLayout.at(prefix)
     out_dir = settings.work_dir / "reports" / prefix.replace("/", "_")
     out_dir.mkdir(parents=True, exist_ok=True)
-    evidence = evidence_html.run_evidence_html(store, prefix, out_dir)
+    evidence = evidence_html.run_evidence_html(store, prefix, out_dir, summary["batches"])
     rows = summary["leaderboard"]
     board = (
         pd.DataFrame(rows).set_index("backbone")

@@ -9,7 +9,6 @@ rates shown in percent and AUC as a fraction.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +16,9 @@ from covidct.evaluation.truth import SEVERITY_BANDS
 
 #: Shown after a model's figures when its AUC interval includes 0.5.
 CHANCE_WORDS = "no better than chance: its ROC AUC interval includes 0.5"
+#: Shown after a model's figures when its whole AUC interval lies below 0.5 (it ranks COVID
+#: below normal: worse than a coin, not merely no better).
+WORSE_WORDS = "worse than chance: its whole ROC AUC interval lies below 0.5"
 
 
 def interval_text(metric: str, item: Mapping[str, Any] | None) -> str:
@@ -38,7 +40,8 @@ def model_sentence(name: str, record: Mapping[str, Any]) -> str:
     the sequestered patients with 95% intervals, and "no better than chance" when it is.
 
     ``record``: a ``gate.json`` ``models`` entry (``version``, ``patients``, ``intervals``,
-    ``no_better_than_chance``)."""
+    ``no_better_than_chance``). A model whose whole AUC interval lies below 0.5 is "worse than
+    chance" (:data:`WORSE_WORDS`)."""
     intervals = record.get("intervals") or {}
     auc, accuracy = "image_roc_auc", "patient_balanced_accuracy"
     text = (
@@ -46,8 +49,11 @@ def model_sentence(name: str, record: Mapping[str, Any]) -> str:
         f"patients: image ROC AUC {interval_text(auc, intervals.get(auc))}, "
         f"patient balanced accuracy {interval_text(accuracy, intervals.get(accuracy))}"
     )
+    high = (intervals.get(auc) or {}).get("ci_high")
     if record.get("no_better_than_chance"):
         text += f": {CHANCE_WORDS}"
+    elif high is not None and float(high) < 0.5:
+        text += f": {WORSE_WORDS}"
     return text
 
 
@@ -82,35 +88,34 @@ def pointing_sentence(record: Mapping[str, Any]) -> str | None:
 
 
 def models_html(gate: Mapping[str, Any]) -> str:
-    """HTML list: each confirmed model of ``gate`` (``gate.json``) in words (:func:`model_sentence`,
-    severity, pointing game); "no better than chance" flagged."""
-    items = []
-    for name, record in (gate.get("models") or {}).items():
-        css = ' class="fail"' if record.get("no_better_than_chance") else ""
-        extra = [severity_sentence(record), pointing_sentence(record)]
-        more = "".join(f"<br>{html.escape(text)}" for text in extra if text)
-        sentence = html.escape(model_sentence(name, record))
-        items.append(f"<li><span{css}>{sentence}</span>{more}</li>")
-    return f"<ul>{''.join(items)}</ul>" if items else ""
+    """HTML list (template ``parts/models.html``): each confirmed model of ``gate``
+    (``gate.json``) in words (:func:`model_sentence`, severity, pointing game); "no better than
+    chance" flagged."""
+    from covidct.templating import render
+
+    models = [
+        {
+            "sentence": model_sentence(name, record),
+            "chance": bool(record.get("no_better_than_chance"))
+            or WORSE_WORDS in model_sentence(name, record),
+            "extra": [t for t in (severity_sentence(record), pointing_sentence(record)) if t],
+        }
+        for name, record in (gate.get("models") or {}).items()
+    ]
+    return render("parts/models.html", models=models)
 
 
 def curation_html(curation: Mapping[str, Any] | None) -> str:
     """Slices per batch: selected (open lung) and not diagnostic (closed lung, left out by the
     COVID-CTset selection, kept in the lake); empty without a ``curation.json`` record."""
+    from covidct.templating import render, table
+
     if not curation:
         return ""
     keys = ("n_slices", "n_selected", "n_not_diagnostic")
     rows = [[b["batch_id"], *(b[k] for k in keys)] for b in curation.get("batches") or []]
     rows.append(["all", *(curation[k] for k in keys)])
     header = ["batch", "slices", "selected (open lung)", "not diagnostic: closed lung"]
-    head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
-        for row in rows
-    )
-    return (
-        "<p>Only selected slices (open lung) train, validate, pick thresholds and are scored; "
-        f"{html.escape(str(curation['n_not_diagnostic']))} slices not diagnostic: closed "
-        f'lung.</p><div class="table-box"><table class="text"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>"
+    return render(
+        "parts/curation.html", curation=curation, table=table(header, rows, table_class="text")
     )

@@ -7,8 +7,10 @@ custody of patients and models, not accuracy.
 
 from __future__ import annotations
 
+import html
 import io
 import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from chromium import browser_page, chromium_path, offline
 
 from covidct import pipeline
 from covidct.config import Settings
@@ -252,6 +255,23 @@ def test_model_card_of_a_registered_version_has_every_section(weeks, tmp_path, m
     assert f"previous champion v{gated['champion_before']}" in page  # the change record
     assert "all patients" in page and "passed" in page
     assert "dataset version" in page and "development" in page
+    # issue 33: tables and sentences, rates in percent, a change record that lists what changed
+    text = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+    assert '{"' not in text and "None" not in text
+    mine = next(m for m in gated["models"].values() if str(m["version"]) == str(version))
+    accuracy = mine["metrics"]["patient_balanced_accuracy"]
+    assert f"<td>balanced accuracy (patient)</td><td>{100 * accuracy:.2f}</td>" in page
+    assert f"Compared with the previous champion, v{gated['champion_before']}:" in text
+    for sentence in ("Data: dataset version ", "Training specification: ",
+                     "Sequestered metrics (both scored on this run's sequestered patients): "
+                     "ROC AUC (image) ", "Gate verdict: "):  # fmt: skip
+        assert sentence in text, sentence
+    assert "(95% CI " in text.split("Sequestered metrics")[1]
+    if chromium_path() is not None:  # the card asks nothing of the network
+        with browser_page() as browser:
+            network = offline(browser)
+            browser.goto(out.resolve().as_uri(), wait_until="load")
+            assert browser.locator("h2").count() == len(CARD_SECTIONS) and network == []
     # the card logged with the version is the same document
     logged = mlflow.artifacts.download_artifacts(
         registry.client(weeks["settings"].mlflow.tracking_uri)

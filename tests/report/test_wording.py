@@ -44,6 +44,10 @@ def test_model_sentence_says_chance_in_words() -> None:
         "ROC AUC interval includes 0.5"
     )
     assert "chance" not in wording.model_sentence("resnet152", _record(False))
+    worse = _record(False)
+    worse["intervals"]["image_roc_auc"] = {"value": 0.2, "ci_low": 0.1, "ci_high": 0.45}
+    assert wording.model_sentence("vgg16", worse).endswith(f": {wording.WORSE_WORDS}")
+    assert 'class="fail"' in wording.models_html({"models": {"vgg16": worse}})
 
 
 def test_severity_and_pointing_sentences() -> None:
