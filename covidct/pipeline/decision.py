@@ -284,6 +284,7 @@ def gate_and_promote(
             for name, item in [*deployables.items(), *([("champion", rival)] if rival else [])]
         },  # fmt: skip
         "notes": list(confirmed.get("notes") or []),
+        "registry_disagreements": [state.to_dict() for state in moved],
         "subgroups": verdict_record["subgroups"],
         "serving_check": serving,
         "evidence": confirmed.get("evidence"),

@@ -279,6 +279,7 @@ def gate_html(gate: Mapping[str, Any] | None) -> str:
         champion_before=gate.get("champion_before"),
         champion_after=gate.get("champion_after"),
         reasons=verdict.get("reasons") or [],
+        disagreements=gate.get("registry_disagreements") or [],
         confirmation=_confirmation(gate),
         models=Markup(wording.models_html(gate)),  # noqa: S704 - rendered by a template
         comparisons=_comparisons_html(verdict.get("comparisons") or []),

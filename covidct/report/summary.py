@@ -66,7 +66,10 @@ def collect_summary(settings: Settings, dag_run_id: str) -> dict[str, Any]:
             }
             for v in verdicts
         ],
-        "quarantined": sorted(
+        # this run's: a batch quarantined by an earlier run is not news (it stays in the
+        # lake's quarantine/ area); the lake's total is counted beside it
+        "quarantined": sorted({str(v.get("batch_id")) for v in verdicts if not v.get("passed")}),
+        "quarantined_total": len(
             {k.split("/")[1] for k in store.list(LakeLayout.QUARANTINE) if "/" in k}
         ),
         "curation": _read_json(store, run.curation),
@@ -91,21 +94,30 @@ def _text(value: Any) -> str:
 
 
 def leaderboard_text(board: list[dict[str, Any]]) -> str:
-    """Render the leaderboard: backbone x metric, mean ± sd over folds, in the HTML report's
-    units (:data:`covidct.report.html_report.UNITS`; a single fold's value as ``value (1
-    fold)``)."""
-    from covidct.report.html_report import UNITS, format_cell
+    """Render the leaderboard for a terminal: one row per metric (readable titles,
+    :func:`covidct.templating.metric_title`), one column per backbone, mean ± sd over folds in
+    the HTML report's units (:data:`covidct.templating.UNITS`; a single fold's value as
+    ``value (1 fold)``). Transposed so that it stays under 100 columns for up to three
+    backbones, whatever the number of metrics."""
+    from covidct.report.html_report import format_cell
+    from covidct.templating import UNITS, metric_title
 
     if not board:
         return "(no model was trained in this run)"
-    header = f"{'backbone':<16}" + "".join(f"{name:>30}" for name in LEADERBOARD_COLUMNS)
+    titles = [metric_title(name) for name in LEADERBOARD_COLUMNS]
+    cells = [
+        [format_cell(name, row.get(f"{name}_mean"), row.get(f"{name}_sd")) for row in board]
+        for name in LEADERBOARD_COLUMNS
+    ]
+    first = max(len("metric"), *(len(title) for title in titles)) + 2
+    width = max(len(str(row["backbone"])) for row in board)
+    width = max(width, *(len(cell) for line in cells for cell in line)) + 2
+    header = f"{'metric':<{first}}" + "".join(f"{row['backbone']!s:>{width}}" for row in board)
     lines = [header, "-" * len(header)]
-    for row in board:
-        cells = "".join(
-            f"{format_cell(name, row.get(f'{name}_mean'), row.get(f'{name}_sd')):>30}"
-            for name in LEADERBOARD_COLUMNS
-        )
-        lines.append(f"{row['backbone']:<16}{cells}")
+    lines.extend(
+        f"{title:<{first}}" + "".join(f"{cell:>{width}}" for cell in line)
+        for title, line in zip(titles, cells, strict=True)
+    )
     lines.append(
         f"({UNITS} Mean ± sd over {board[0].get('folds', '?')} folds; "
         '"(1 fold)": the one fold where the metric is defined.)'
@@ -223,6 +235,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             f"  candidate {gate['candidate']} (version {_text(gate['version'])}): {decision}"
         )
+        lines.extend(
+            f"  REGISTRY DISAGREES: @{item.get('alias')}: {item.get('detail')}"
+            for item in gate.get("registry_disagreements") or []
+        )
         lines.extend(f"  reason: {reason}" for reason in verdict["reasons"])
         lines.extend(confirmation_lines(gate))
         lines.extend(evidence_lines(gate["candidate"], verdict.get("comparisons") or []))
@@ -233,7 +249,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
     else:
         lines.append("  (no gate in this run)")
-    lines.append(f"\nQuarantined batches: {', '.join(summary['quarantined']) or 'none'}")
+    earlier = summary.get("quarantined_total", 0) - len(summary["quarantined"])
+    lines.append(
+        f"\nQuarantined in this run: {', '.join(summary['quarantined']) or 'none'}"
+        + (f" ({earlier} earlier batch(es) still in quarantine)" if earlier > 0 else "")
+    )
     lines.append("\nArtifacts:")
     lines.append(f"  run outputs   {summary['run_prefix']}")
     lines.append(f"  data lake     {summary['lake']}")

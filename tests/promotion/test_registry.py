@@ -205,6 +205,28 @@ def test_status_reports_an_alias_moved_outside_the_gate(setup, tmp_path: Path) -
     assert alert is not None and alert.kind.value == "registry_disagrees"
     assert f"v{second}" in alert.summary and alert.severity.value == "critical"
 
+    # the next run's report: gate.json carries the disagreements (pipeline.decision), and the
+    # page and the terminal summary say so
+    from covidct.report import html_report, summary
+
+    gate = {
+        "verdict": {"passed": False, "status": "refused", "reasons": ["not shown better"]},
+        "candidate": "resnet50", "version": second, "champion_before": second,
+        "champion_after": second,
+        "registry_disagreements": [state.to_dict() for state in moved.values()],
+    }  # fmt: skip
+    page = str(html_report.gate_html(gate))
+    assert "registry disagrees" in page.lower() and f"@{ALIAS_CHAMPION}" in page
+    assert (
+        "registry disagrees"
+        not in str(html_report.gate_html({**gate, "registry_disagreements": []})).lower()
+    )
+    text = summary.format_summary({
+        "dag_run_id": "run-3", "batches": [], "leaderboard": [], "gate": gate, "quarantined": [],
+        "run_prefix": "runs/run-3", "lake": "lake", "mlflow": "mlflow", "alerts": "a.jsonl",
+    })  # fmt: skip
+    assert f"REGISTRY DISAGREES: @{ALIAS_CHAMPION}" in text
+
     # the command, in a separate process on the same registry and lake
     env = {
         **os.environ,

@@ -4,6 +4,7 @@ HTML page, ``runs/<run>/report/report.html``, with its pictures beside it."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
 from html.parser import HTMLParser
 from pathlib import Path
@@ -72,19 +73,24 @@ def test_champion_line_says_none_never_python_none() -> None:
 
 
 def test_text_leaderboard_shows_six_headline_metrics_in_order() -> None:
-    board = [{"backbone": "resnet50", "folds": 2}]
-    board[0] |= {f"{name}_mean": 0.5 for name in HEADLINE_METRICS}
-    board[0] |= {f"{name}_sd": 0.125 for name in HEADLINE_METRICS}
-    header = leaderboard_text(board).splitlines()[0].split()
-    assert header == [
-        "backbone",
-        "image_accuracy",
-        "image_covid_sensitivity",
-        "image_covid_specificity",
-        "image_covid_precision",
-        "image_roc_auc",
-        "patient_balanced_accuracy",
+    """Issue 33: the terminal leaderboard was 196 columns of keys; it is one row per metric in
+    words, one column per backbone, under 100 columns for three backbones."""
+    board = [{"backbone": name, "folds": 2} for name in ("resnet50", "resnet152", "inceptionv3")]
+    for row in board:
+        row |= {f"{name}_mean": 0.5 for name in HEADLINE_METRICS}
+        row |= {f"{name}_sd": 0.125 for name in HEADLINE_METRICS}
+    lines = leaderboard_text(board).splitlines()
+    assert lines[0].split() == ["metric", "resnet50", "resnet152", "inceptionv3"]
+    titles = [re.split(r"\s{2,}", line)[0] for line in lines[2:8]]
+    assert titles == [
+        "accuracy (image)",
+        "COVID sensitivity (image)",
+        "COVID specificity (image)",
+        "COVID precision (image)",
+        "ROC AUC (image)",
+        "balanced accuracy (patient)",
     ]
+    assert max(len(line) for line in lines[:8]) < 100
     text = leaderboard_text(board)
     # the HTML report's units: rates in percent, AUCs as fractions, said once
     assert "50.00 ± 12.50" in text and "0.5000 ± 0.1250" in text
@@ -96,9 +102,9 @@ def test_text_leaderboard_shows_a_single_folds_value_without_a_spread() -> None:
     board[0] |= {f"{name}_mean": 0.1575 for name in HEADLINE_METRICS}
     board[0] |= {f"{name}_sd": float("nan") for name in HEADLINE_METRICS}
     board[0] |= {"image_accuracy_mean": float("nan")}
-    row = leaderboard_text(board).splitlines()[2]
-    assert "15.75 (1 fold)" in row and "0.1575 (1 fold)" in row
-    assert "n/a ± n/a" in row and "15.75 ±" not in row
+    rows = leaderboard_text(board).splitlines()
+    assert "n/a ± n/a" in rows[2] and "15.75 ±" not in rows[2]  # accuracy: undefined
+    assert "15.75 (1 fold)" in rows[3] and "0.1575 (1 fold)" in rows[6]
 
 
 def _fold_predictions(fold: int) -> pd.DataFrame:
