@@ -3,8 +3,8 @@
 anything hypothesis draws) fed to every CSV writer, alert formatter and to the Data Docs
 pages leave no formula-leading text cell, no raw markup and no channel markup.
 
-The renderers of ``covidct.report`` (the run report, the model card, the validation summary)
-are checked by their own tests."""
+The page renderers (the run report, the validation summary) are checked as a property in
+``tests/report/test_hostile_pages.py``; the model card in its own tests."""
 
 from __future__ import annotations
 
