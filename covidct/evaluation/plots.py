@@ -137,7 +137,7 @@ def plot_pr_curve(predictions: pd.DataFrame, *, title: str = "") -> Figure:
     """Precision-recall curve for COVID (per fold and pooled), with the prevalence baseline.
     Returns an Agg Figure."""
     frame = validate_predictions(predictions)
-    figure = _new_figure(5.6, 4.6)
+    figure = _new_figure(8.0, 4.6)
     axes = figure.add_subplot()
     groups = _fold_groups(frame)
     if len(groups) > 1:
@@ -161,5 +161,6 @@ def plot_pr_curve(predictions: pd.DataFrame, *, title: str = "") -> Figure:
         xlabel="recall (COVID sensitivity)", ylabel="precision (COVID)", xlim=(0, 1), ylim=(0, 1.01)
     )
     axes.set_title(title or "precision-recall, positive class covid")
-    axes.legend(loc="lower left", fontsize="small")
+    # beside the axes: inside, the legend covered the low-recall, low-precision curves
+    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small")
     return figure

@@ -541,3 +541,8 @@ def test_roc_and_pr_pictures(tmp_path: Path) -> None:
     assert any(label.startswith("pooled (AP") for label in labels)
     assert any(label.startswith("prevalence 0.2") for label in labels)
     assert _png_ok(pr, tmp_path / "pr.png")
+    # issue 33: the legend covered the curves; it sits beside the axes, inside the picture
+    pr.canvas.draw()
+    legend = pr.axes[0].get_legend().get_window_extent()
+    assert not legend.overlaps(pr.axes[0].get_window_extent())
+    assert pr.bbox.contains(legend.x1 - 1, legend.y0 + 1)
