@@ -16,6 +16,17 @@ from .backbones import (
     parameter_counts as parameter_counts,
     run_models_command as run_models_command,
 )
+from .backend import (
+    JAX as JAX,
+    TENSORFLOW as TENSORFLOW,
+    TORCH as TORCH,
+    backend_name as backend_name,
+    keep_tensorflow_out as keep_tensorflow_out,
+    set_random_seed as set_random_seed,
+    tensorflow_imported as tensorflow_imported,
+    to_numpy as to_numpy,
+    uses_tensorflow as uses_tensorflow,
+)
 from .weights import (
     SHA256_SIDECAR as SHA256_SIDECAR,
     ChannelAdaptation as ChannelAdaptation,

@@ -1,15 +1,17 @@
-"""The training table (``path``, ``label`` per slice) as class indices and as the tf.data
-datasets of a run: shuffled, rebalanced and augmented for training; in order for evaluation.
+"""The training table (``path``, ``label`` per slice) as class indices and as the datasets of a
+run (``tf.data`` under TensorFlow, the NumPy ``PyDataset`` otherwise:
+:func:`covidct.data.make_dataset`): shuffled, rebalanced and augmented for training; in order
+for evaluation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from covidct.data.loading import make_dataset
 from covidct.schema import CLASS_NAMES, LABEL_TO_CLASS
@@ -48,7 +50,7 @@ def _paths(frame: pd.DataFrame, image_root: Path) -> list[Path]:
 
 def _train_dataset(
     frame: pd.DataFrame, image_root: Path, config: TrainingConfig, global_batch: int, epoch: int
-) -> tf.data.Dataset:
+) -> Any:
     return make_dataset(
         _paths(frame, image_root),
         label_indices(frame).tolist(),
@@ -70,7 +72,7 @@ def _eval_dataset(
     config: TrainingConfig,
     batch: int,
     cache: bool = False,
-) -> tf.data.Dataset:
+) -> Any:
     return make_dataset(
         paths,
         labels,
