@@ -34,6 +34,7 @@ from .loaded import (
 from .optimization import (
     AUGMENT_LAYER as AUGMENT_LAYER,
     RESIDUAL_LAST_BN as RESIDUAL_LAST_BN,
+    BackendStrategy as BackendStrategy,
     Nadam as Nadam,
     PreciseBatchNorm as PreciseBatchNorm,
     compile_model as compile_model,

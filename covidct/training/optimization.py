@@ -156,7 +156,7 @@ def zero_init_residual_branches(model: keras.Model) -> int:
         if isinstance(layer, keras.layers.BatchNormalization) and RESIDUAL_LAST_BN.search(
             layer.name
         ):
-            layer.gamma.assign(keras.ops.zeros_like(layer.gamma))
+            layer.gamma.assign(keras.ops.zeros(layer.gamma.shape, layer.gamma.dtype))
             changed += 1
     return changed
 
