@@ -70,6 +70,7 @@ from .spec import (
 from .tracking import (
     MlflowEpochMetrics as MlflowEpochMetrics,
     RunSession as RunSession,
+    log_backend as log_backend,
     log_keras_model as log_keras_model,
     register_custom_objects as register_custom_objects,
     serving_copy as serving_copy,

@@ -101,6 +101,7 @@ from covidct.training.tracking import (
     MlflowEpochMetrics,
     _log_run_setup,
     _mlflow_active,
+    log_backend,
     log_keras_model,
 )
 
@@ -238,6 +239,7 @@ def train_model(
         if logging_on:
             example = _example_batch(val_df, train_df, image_root, config)
             uri = log_keras_model(session.model, backbone, example)
+        log_backend(backbone, logging_on)
     if session.warm is not None:
         warm.keep_warm_model(session.warm)
     return _result(session, time.perf_counter() - started, uri if logging_on else None)
