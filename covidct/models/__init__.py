@@ -6,6 +6,7 @@ Modules:
   models``
 * ``weights``: ImageNet weights from a local or object-store cache, checked; RGB kernels adapted to
   one channel
+* ``backend``: the process's Keras backend, seeding, no TensorFlow under JAX or PyTorch
 
 Each public name of these modules is importable from the package, imported on first use;
 the list is ``__init__.pyi`` (``lazy_loader`` stub).

@@ -335,7 +335,8 @@ def compile_model(model: keras.Model, config: TrainingConfig, replicas: int) -> 
 
     The optimizer's and the metric's variables are created here, before the first step: Keras's
     TensorFlow trainer otherwise creates them inside the first trace, and ``tf.function`` traces
-    the whole train step a second time.
+    the whole train step a second time; the other backends' trainers would take a batch from
+    fit's data to build the metrics (a batch the training then skips).
     """
     model.compile(
         optimizer=Nadam(learning_rate=config.effective_learning_rate(replicas)),
@@ -346,6 +347,15 @@ def compile_model(model: keras.Model, config: TrainingConfig, replicas: int) -> 
         run_eagerly=config.eager(replicas),
     )
     model.optimizer.build(model.trainable_variables)
+    if not uses_tensorflow():
+        # Keras's JAX and PyTorch trainers otherwise build the metrics from the first batch of
+        # fit's iterator, which a PyDataset read by worker threads then skips: a fresh model
+        # would start one batch later than a kept one (covidct.training.warm) and train to
+        # other weights
+        images = np.zeros((1, *model.input_shape[1:]), "float32")
+        model._symbolic_build(
+            data_batch=(images, np.zeros((1, *model.output_shape[1:]), "float32"))
+        )
 
 
 def inference_model(training_model: keras.Model, backbone: str) -> keras.Model:
