@@ -110,14 +110,18 @@ def test_a_registry_backbone_serves_on_the_other_backend(  # type: ignore[no-unt
     model = get_backbone("vgg16").build((32, 32, 1), 2, None)
     with mlflow.start_run(experiment_id=experiment) as run:
         logged = training.log_keras_model(model, "model", np.zeros((1, 32, 32, 1)))
+    digest = model_digest(download(logged))
     version = registry.register_version(
         registry.client(uri), NAME, model_uri=logged, run_id=run.info.run_id,
-        dag_run_id="run-x", backbone="vgg16",
+        dag_run_id="run-x", backbone="vgg16", tags={DIGEST_TAG: digest},
     )  # fmt: skip
     model_uri = f"models:/{NAME}/{version}"
     evaluated = evaluate_probe(mlflow.keras.load_model(model_uri), probe, PARAMS)
     assert np.ptp(evaluated) > 0
-    result = serving_check(model_uri, probe, evaluated, PARAMS, tracking_uri=uri, backend=other)
+    result = serving_check(
+        model_uri, probe, evaluated, PARAMS, tracking_uri=uri, expected_digest=digest,
+        backend=other,
+    )  # fmt: skip
     assert result.passed, result.reason
     assert result.backend == other and result.max_abs_diff <= P_COVID_TOLERANCE
     assert result.tensorflow_imported is (other == "tensorflow")
