@@ -12,13 +12,19 @@ random float32 batches:
 - ``--grappler``: ``trace s`` and ``compiled img/s`` again with TensorFlow's graph optimiser
   (Grappler) skipped, as ``cpu-smoke`` runs (``training.graph_optimizer_policy``).
 
+``--backends tensorflow,jax`` runs the table once per Keras backend, each in its own process
+(``KERAS_BACKEND``), rows tagged with the backend in the last column; the ``eager`` column is
+op by op on either (JAX's trainer without ``jit``), ``compiled`` is ``tf.function`` under
+TensorFlow and ``jax.jit`` (XLA) under JAX, and ``trace s`` the first step with its tracing or
+compilation. Grappler options apply to TensorFlow only.
+
 ``--demo`` also runs ``infra/demo.sh`` (a fresh ``COVIDCT_HOME`` in a temporary folder) and
 prints its wall time and the bytes its processes wrote (``getrusage`` block outputs, 512-byte
 blocks, as ``/usr/bin/time -v`` reports them). Prints a Markdown table; nothing is asserted.
 
     uv run python benchmarks/cpu_train.py [--backbones resnet152,resnet50,vgg16]
         [--sizes 64,128] [--batch 16] [--steps 5] [--eager-steps 2] [--keras-trace] [--grappler]
-        [--demo]
+        [--backends tensorflow,jax] [--demo]
 """
 
 from __future__ import annotations
@@ -128,6 +134,27 @@ def run_demo() -> tuple[float, int]:
     return wall, blocks * 512
 
 
+def _framework_version() -> str:
+    from covidct.keras_backend import backend_name
+
+    module = __import__("tensorflow" if backend_name() == "tensorflow" else backend_name())
+    return str(module.__version__)
+
+
+def per_backend(args: argparse.Namespace, argv: list[str]) -> int:
+    """This script once per backend of ``--backends``, each in a process of its own."""
+    rest = [a for i, a in enumerate(argv) if a != "--backends" and argv[i - 1] != "--backends"]
+    rest = [a for a in rest if not a.startswith("--backends=") and a != "--demo"]
+    for index, backend in enumerate(args.backends.split(",")):
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        command = [sys.executable, __file__, *rest, *(["--no-header"] if index else [])]
+        subprocess.run(command, env=env, check=True, cwd=REPO)
+    if args.demo:
+        wall, written = run_demo()
+        print(f"\ndemo: {wall:.0f} s wall, {written / 1e9:.2f} GB written", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the benchmark table (see module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -139,15 +166,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keras-trace", action="store_true", help="also time Keras's own set-up")
     parser.add_argument("--grappler", action="store_true", help="also time without Grappler")
     parser.add_argument("--demo", action="store_true", help="also run the demo and count bytes")
+    parser.add_argument("--backends", default="", help="e.g. tensorflow,jax: one process each")
+    parser.add_argument("--no-header", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    import tensorflow as tf
+    if args.backends:
+        return per_backend(args, list(sys.argv[1:] if argv is None else argv))
+    import keras
 
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, batch {args.batch}", flush=True)
-    header = "| backbone | px | eager img/s | compiled img/s | speed-up | trace s |"
-    extra = [" keras trace s |"] * args.keras_trace
-    extra += [" no-Grappler trace s | no-Grappler img/s |"] * args.grappler
-    print(header + "".join(extra))
-    print("|---" * (6 + args.keras_trace + 2 * args.grappler) + "|", flush=True)
+    from covidct.keras_backend import backend_name, uses_tensorflow
+
+    grappler = args.grappler and uses_tensorflow()
+    version = getattr(keras.backend, "__version__", "") or _framework_version()
+    print(f"Keras {keras.__version__} on {backend_name()} {version}, {os.cpu_count()} CPUs, "
+          f"batch {args.batch}", flush=True)  # fmt: skip
+    if not args.no_header:
+        header = "| backbone | px | eager img/s | compiled img/s | speed-up | trace s |"
+        extra = [" keras trace s |"] * args.keras_trace
+        extra += [" no-Grappler trace s | no-Grappler img/s |"] * grappler
+        print(header + "".join(extra) + " backend |")
+        print("|---" * (7 + args.keras_trace + 2 * grappler) + "|", flush=True)
     for backbone in args.backbones.split(","):
         for size in (int(value) for value in args.sizes.split(",")):
             row = measure(backbone, size, args.batch, args.steps, args.eager_steps)
@@ -157,10 +194,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             if args.keras_trace:
                 line += f" {keras_trace(backbone, size, args.batch):.1f} |"
-            if args.grappler:
+            if grappler:
                 bare = measure_without_grappler(backbone, size, args.batch, args.steps)
                 line += f" {bare['trace_s']:.1f} | {bare['compiled']:.1f} |"
-            print(line, flush=True)
+            print(line + f" {backend_name()} |", flush=True)
     if args.demo:
         wall, written = run_demo()
         print(f"\ndemo: {wall:.0f} s wall, {written / 1e9:.2f} GB written", flush=True)

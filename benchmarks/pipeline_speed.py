@@ -8,7 +8,12 @@ Writes ``--count`` CT-like 512x512 uint16 TIFFs (or reads ``--dir``), then print
   device and augmentation runs there, ``gpu-fast``);
 - cached epochs with the Table 5 augmentation on the host (``paper``; ``cpu-smoke`` flips only).
 
-Usage: ``python benchmarks/pipeline_speed.py [--count 300] [--image-size 512 64] [--dir DIR]``.
+Each for ``--pipelines``: ``tf.data`` (the TensorFlow backend's default) and ``numpy`` (the NumPy
+``PyDataset`` of :mod:`covidct.data.host`, every other backend's; read here as Keras reads it,
+its ``workers`` threads building batches in parallel).
+
+Usage: ``python benchmarks/pipeline_speed.py [--count 300] [--image-size 512 64] [--dir DIR]
+[--pipelines tf.data numpy]``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import argparse
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -51,21 +59,35 @@ def bare_decode_rate(paths: list[Path], repeats: int = 3) -> float:
     return repeats * len(paths) / (time.perf_counter() - started)
 
 
+def batches(dataset: Any) -> Iterator[Any]:
+    """One pass: a ``tf.data.Dataset`` iterated, a ``PyDataset`` read by its worker threads."""
+    if hasattr(dataset, "element_spec"):
+        yield from dataset
+        return
+    with ThreadPoolExecutor(max(dataset.workers, 1)) as pool:
+        yield from pool.map(dataset.__getitem__, range(len(dataset)))
+    dataset.on_epoch_end()
+
+
 def epoch_rate(dataset, images: int) -> float:
     started = time.perf_counter()
     seen = 0
-    for batch, _ in dataset:
+    for batch, _ in batches(dataset):
         seen += int(batch.shape[0])
     if seen != images:
         raise RuntimeError(f"expected {images} images per epoch, saw {seen}")
     return images / (time.perf_counter() - started)
 
 
-def pipeline_rates(paths: list[Path], image_size: int, batch_size: int, epochs: int) -> dict:
+def pipeline_rates(
+    paths: list[Path], image_size: int, batch_size: int, epochs: int, pipeline: str
+) -> dict:
     from covidct.data import AugmentConfig, make_dataset
 
     labels = [index % 2 for index in range(len(paths))]
-    plain = make_dataset(paths, labels, image_size=image_size, batch_size=batch_size, seed=1)
+    plain = make_dataset(
+        paths, labels, image_size=image_size, batch_size=batch_size, seed=1, pipeline=pipeline
+    )
     first = epoch_rate(plain, len(paths))
     cached = np.median([epoch_rate(plain, len(paths)) for _ in range(epochs)])
     augmented = make_dataset(
@@ -75,6 +97,7 @@ def pipeline_rates(paths: list[Path], image_size: int, batch_size: int, epochs: 
         batch_size=batch_size,
         augment=AugmentConfig(),
         seed=1,
+        pipeline=pipeline,
     )
     epoch_rate(augmented, len(paths))  # fill its cache
     with_augment = np.median([epoch_rate(augmented, len(paths)) for _ in range(epochs)])
@@ -88,6 +111,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=None, help="existing folder of TIFFs")
+    parser.add_argument("--pipelines", nargs="+", default=["tf.data", "numpy"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         if args.dir is not None:
@@ -97,10 +121,10 @@ def main() -> None:
         print(f"{len(paths)} slices, 512x512 uint16, {os.cpu_count()} CPU cores")
         bare = bare_decode_rate(paths)
         print(f"bare tifffile.imread (1 core, hot cache): {bare:8.0f} images/s")
-        for size in args.image_size:
-            rates = pipeline_rates(paths, size, args.batch_size, args.epochs)
+        for size, pipeline in ((s, p) for s in args.image_size for p in args.pipelines):
+            rates = pipeline_rates(paths, size, args.batch_size, args.epochs, pipeline)
             print(
-                f"pipeline -> {size}x{size}, batch {args.batch_size}: "
+                f"{pipeline:>7} -> {size}x{size}, batch {args.batch_size}: "
                 f"first epoch {rates['first']:7.0f} images/s | "
                 f"cached {rates['cached']:7.0f} images/s "
                 f"({rates['cached'] / bare:.1f}x bare decode) | "

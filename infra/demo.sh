@@ -78,6 +78,30 @@ COVIDCT_STORY=/dev/fd/3 $RUN airflow dags test covidct_retraining -c "$CONF" \
   tail -n 60 "$COVIDCT_HOME/dag-test.log" >&2; exit 1; }
 grep -E "DagRun Finished|state=" "$COVIDCT_HOME/dag-test.log" | tail -n 1 || true
 
+# KERAS_BACKEND (tensorflow, the default; jax; torch) reaches `airflow dags test` and every task
+# from the environment of `make demo`; each training run tags its backend and whether any
+# TensorFlow module was loaded in its process (covidct.training.log_backend)
+step "Keras backend of this run's training: ${KERAS_BACKEND:-tensorflow}"
+$RUN python - "$COVIDCT_HOME" "$start" <<'PY'
+import os, sys
+import mlflow
+home, since = sys.argv[1], int(sys.argv[2]) * 1000
+backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
+runs = mlflow.search_runs(search_all_experiments=True, filter_string=f"attributes.start_time >= {since}")
+if "tags.keras_backend" in runs.columns:
+    tagged = runs[runs["tags.keras_backend"].notna()]
+else:
+    tagged = runs.iloc[0:0]
+backends = sorted(set(tagged["tags.keras_backend"])) if len(tagged) else []
+with_tf = int((tagged["tags.tensorflow_imported"] == "true").sum()) if len(tagged) else 0
+print(f"{len(tagged)} training runs on {backends}; TensorFlow loaded in {with_tf} of them")
+if not len(tagged) or backends != [backend]:
+    sys.exit(f"demo: expected training runs on {backend}, found {backends}")
+if backend != "tensorflow" and with_tf:
+    sys.exit(f"demo: a {backend} training process imported TensorFlow")
+PY
+
 step "summary"
 $RUN covidct report
 echo

@@ -49,6 +49,7 @@ HEAVY_FIRST = (
     "dags/test_retraining_e2e.py",
     "infra/test_topology.py",
     "training/test_training.py",
+    "test_backends.py",
     "browser/test_airflow_ui.py",
     "models/test_models.py",
     "evaluation/test_explain.py",

@@ -50,6 +50,7 @@ FLOORS: dict[str, int] = {
     "config": 0,
     "alerts": 0,
     "templating": 0,
+    "keras_backend": 0,
     "batch": 1,
     "lake": 2,
     "data": 3,

@@ -3,8 +3,9 @@ and augmented.
 
 Modules:
 
-* ``loading``: 16-bit TIFF slices to float32 model inputs (intensity transform, cache, tf.data
-  batches)
+* ``loading``: 16-bit TIFF slices to float32 model inputs (reading, intensity transform, labels)
+* ``pipelines``: ``make_dataset``, the dataset of the backend's pipeline
+* ``tfdata``: the ``tf.data`` pipeline (TensorFlow backend); ``host``: the NumPy one (any)
 * ``augment``: the seed's Table 5 augmentation in ``keras.ops``, inside the compiled train step
 * ``folds``: patient-level folds of the COVID-CTset protocol, incremental, leak-free
 * ``fold_manifests``: per-fold manifests, their digest, the protocol table, MLflow dataset records

@@ -30,16 +30,25 @@ from .folds import (
 from .folds_cli import (
     run_folds_command as run_folds_command,
 )
+from .host import (
+    SliceDataset as SliceDataset,
+    area_resize as area_resize,
+    area_weights as area_weights,
+    bilinear_weights as bilinear_weights,
+    numpy_affine_warp as numpy_affine_warp,
+    numpy_random_affine as numpy_random_affine,
+    resize_bilinear as resize_bilinear,
+)
 from .loading import (
-    AUTOTUNE as AUTOTUNE,
     IntensityMode as IntensityMode,
     IntensityTransform as IntensityTransform,
-    augment_batch as augment_batch,
-    make_dataset as make_dataset,
     one_hot_labels as one_hot_labels,
-    projective_warp as projective_warp,
-    random_affine_parameters as random_affine_parameters,
     read_slice as read_slice,
+)
+from .pipelines import (
+    PIPELINES as PIPELINES,
+    default_pipeline as default_pipeline,
+    make_dataset as make_dataset,
 )
 from .selection import (
     SELECTED_COLUMN as SELECTED_COLUMN,
@@ -73,4 +82,12 @@ from .sequester import (
     relock as relock,
     roles_of as roles_of,
     update as update,
+)
+from .tfdata import (
+    AUTOTUNE as AUTOTUNE,
+    apply_transform as apply_transform,
+    augment_batch as augment_batch,
+    projective_warp as projective_warp,
+    random_affine_parameters as random_affine_parameters,
+    tf_dataset as tf_dataset,
 )

@@ -22,6 +22,8 @@ from typing import Any
 import keras
 from keras import ops
 
+import covidct.keras_backend  # noqa: F401  (under JAX/PyTorch: no TensorFlow import)
+
 
 @dataclass(frozen=True)
 class AugmentConfig:

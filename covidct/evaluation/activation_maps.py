@@ -1,20 +1,26 @@
 """Grad-CAM (Selvaraju et al., ICCV 2017, https://arxiv.org/abs/1610.02391) of any backbone: the
 feature layer is found, the class score's gradients are taken through it and the class
 activation map is the ReLU of the gradient-weighted feature maps, resized to the slice.
+
+The gradient is taken by the backend Keras runs on, behind one function
+(:func:`features_and_gradients`): ``tf.GradientTape`` under TensorFlow, ``jax.grad`` under JAX
+(the feature map gets a zero perturbation whose gradient is d y^c / d A), ``torch.autograd``
+under PyTorch; no TensorFlow module is imported under the other two.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from covidct.data.host import resize_bilinear
 from covidct.evaluation.metrics import POSITIVE_INDEX
+from covidct.keras_backend import JAX, TORCH, backend_name, to_numpy
 
 logger = logging.getLogger(__name__)
 
@@ -145,14 +151,17 @@ def _logits(model: keras.Model) -> Iterator[bool]:
 
 
 @contextmanager
-def _watched(layer: keras.layers.Layer, tape: tf.GradientTape) -> Iterator[list[tf.Tensor]]:
-    """Record (and watch on ``tape``) every output ``layer`` produces while the block runs."""
-    outputs: list[tf.Tensor] = []
+def _watched(
+    layer: keras.layers.Layer, hook: Callable[[Any], Any] | None = None
+) -> Iterator[list[Any]]:
+    """Record every output ``layer`` produces while the block runs (``hook`` may replace it)."""
+    outputs: list[Any] = []
     original = layer.call
 
-    def call(*args: Any, **kwargs: Any) -> tf.Tensor:
+    def call(*args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
-        tape.watch(result)
+        if hook is not None:
+            result = hook(result)
         outputs.append(result)
         return result
 
@@ -163,14 +172,14 @@ def _watched(layer: keras.layers.Layer, tape: tf.GradientTape) -> Iterator[list[
         del layer.call  # the instance attribute; the class's call shows through again
 
 
-def _as_batch(model: keras.Model, images: np.ndarray | tf.Tensor) -> tf.Tensor:
+def _as_batch(model: keras.Model, images: Any) -> np.ndarray:
     """float32 (B, H, W, C) from (H, W), (H, W, C) or (B, H, W, C); checked against the model."""
-    batch = tf.convert_to_tensor(images, dtype=tf.float32)
+    batch = to_numpy(images).astype(np.float32, copy=False)
     expected = tuple(model.input_shape[1:])
-    if batch.shape.rank == 2:
-        batch = batch[..., tf.newaxis]
-    if batch.shape.rank == 3:
-        batch = batch[tf.newaxis]
+    if batch.ndim == 2:
+        batch = batch[..., np.newaxis]
+    if batch.ndim == 3:
+        batch = batch[np.newaxis]
     shape = tuple(batch.shape[1:])
     if len(shape) != len(expected) or any(
         want is not None and want != got for want, got in zip(expected, shape, strict=True)
@@ -187,15 +196,17 @@ def _check_class_index(model: keras.Model, class_index: int) -> None:
 
 def features_and_gradients(
     model: keras.Model,
-    images: np.ndarray | tf.Tensor,
+    images: Any,
     *,
     class_index: int = DEFAULT_CLASS_INDEX,
     layer_name: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Feature map ``A`` and ``d y^c / d A``, both float32 (B, h, w, K), for a batch.
 
-    ``images``: float32 model inputs (B, H, W, C) (or one image, (H, W[, C])). Runs the model
-    once, eagerly, with ``training=False``. Raises ValueError for a multi-output model, an input
+    ``images``: float32 model inputs (B, H, W, C) (or one image, (H, W[, C])), NumPy or a backend
+    tensor. Runs the model eagerly with ``training=False`` (once under TensorFlow and PyTorch,
+    twice under JAX), taking the gradient with the backend's own autodiff (module docstring).
+    Raises ValueError for a multi-output model, an input
     of the wrong shape, a class index out of range, or a layer the output does not depend on.
     """
     if len(model.outputs) != 1:
@@ -203,18 +214,100 @@ def features_and_gradients(
     _check_class_index(model, class_index)
     batch = _as_batch(model, images)
     layer = feature_layer(model, layer_name)
-    with tf.GradientTape() as tape, _watched(layer, tape) as outputs, _logits(model):
-        scores = model(batch, training=False)[:, class_index]
+    gradient = {JAX: _jax_gradients, TORCH: _torch_gradients}.get(
+        backend_name(), _tensorflow_gradients
+    )
+    with _logits(model):
+        features, gradients = gradient(model, layer, batch, class_index)
+    return to_numpy(features).astype(np.float32), to_numpy(gradients).astype(np.float32)
+
+
+def _no_output(model: keras.Model, layer: keras.layers.Layer) -> ValueError:
+    return ValueError(f"model {model.name}: layer {layer.name} did not run in the forward pass")
+
+
+def _no_gradient(model: keras.Model, layer: keras.layers.Layer) -> ValueError:
+    return ValueError(f"model {model.name}: the output does not depend on layer {layer.name}")
+
+
+def _tensorflow_gradients(
+    model: keras.Model, layer: keras.layers.Layer, batch: np.ndarray, class_index: int
+) -> tuple[Any, Any]:
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape, _watched(layer, _watch_on(tape)) as outputs:
+        scores = model(tf.convert_to_tensor(batch), training=False)[:, class_index]
     if not outputs:
-        raise ValueError(f"model {model.name}: layer {layer.name} did not run in the forward pass")
+        raise _no_output(model, layer)
     gradients = tape.gradient(scores, outputs[-1])
     if gradients is None:
-        raise ValueError(f"model {model.name}: the output does not depend on layer {layer.name}")
-    return _to_float32(outputs[-1]), _to_float32(gradients)
+        raise _no_gradient(model, layer)
+    return outputs[-1], gradients
 
 
-def _to_float32(tensor: tf.Tensor) -> np.ndarray:
-    return tf.cast(tensor, tf.float32).numpy()
+def _watch_on(tape: Any) -> Callable[[Any], Any]:
+    def watch(result: Any) -> Any:
+        tape.watch(result)
+        return result
+
+    return watch
+
+
+def _torch_gradients(
+    model: keras.Model, layer: keras.layers.Layer, batch: np.ndarray, class_index: int
+) -> tuple[Any, Any]:
+    import torch
+
+    with _watched(layer) as outputs:
+        scores = model(keras.ops.convert_to_tensor(batch), training=False)[:, class_index]
+    if not outputs:
+        raise _no_output(model, layer)
+    features = outputs[-1]
+    if not (features.requires_grad and scores.requires_grad):
+        raise _no_gradient(model, layer)
+    (gradients,) = torch.autograd.grad(scores.sum(), features, allow_unused=True)
+    if gradients is None:
+        raise _no_gradient(model, layer)
+    return features.detach(), gradients
+
+
+def _jax_gradients(
+    model: keras.Model, layer: keras.layers.Layer, batch: np.ndarray, class_index: int
+) -> tuple[Any, Any]:
+    """d y^c / d A as the gradient of the summed scores with respect to a zero ``delta`` added
+    to the layer's last output (a first pass counts its calls and gives A's shape)."""
+    import jax
+    import jax.numpy as jnp
+
+    with _watched(layer) as probe:
+        model(batch, training=False)
+    if not probe:
+        raise _no_output(model, layer)
+    last, features = len(probe) - 1, probe[-1]
+
+    def score(delta: Any) -> Any:
+        calls = [0]
+
+        def add(result: Any) -> Any:
+            calls[0] += 1
+            return result + delta.astype(result.dtype) if calls[0] - 1 == last else result
+
+        with _watched(layer, add):
+            return jnp.sum(model(batch, training=False)[:, class_index].astype(jnp.float32))
+
+    gradients = jax.grad(score)(jnp.zeros(features.shape, jnp.float32))
+    if not bool(jnp.any(gradients != 0)) and not _depends(model, layer, batch, class_index):
+        raise _no_gradient(model, layer)
+    return features, gradients
+
+
+def _depends(model: keras.Model, layer: keras.layers.Layer, batch: np.ndarray, index: int) -> bool:
+    """Whether the class score changes when the layer's output is perturbed (a zero gradient
+    can be genuine, e.g. behind a ReLU that is off everywhere)."""
+    baseline = to_numpy(model(batch, training=False)[:, index])
+    with _watched(layer, lambda result: result + 1.0):
+        moved = to_numpy(model(batch, training=False)[:, index])
+    return not np.array_equal(baseline, moved)
 
 
 # --------------------------------------------------------------------------- Grad-CAM
@@ -230,7 +323,7 @@ def cam_from_gradients(
     """
     weights = gradients.mean(axis=(1, 2))  # eq. 1: (B, K)
     cam = np.maximum(np.einsum("bhwk,bk->bhw", features, weights), 0.0)  # eq. 2
-    resized = tf.image.resize(cam[..., np.newaxis], size, method="bilinear").numpy()[..., 0]
+    resized = resize_bilinear(cam, size)
     resized = np.maximum(resized, 0.0)
     peak = resized.max(axis=(1, 2), keepdims=True)
     scaled = np.divide(resized, peak, out=np.zeros_like(resized), where=peak > 0)
@@ -239,7 +332,7 @@ def cam_from_gradients(
 
 def gradcam_batch(
     model: keras.Model,
-    images: np.ndarray | tf.Tensor,
+    images: Any,
     *,
     class_index: int = DEFAULT_CLASS_INDEX,
     layer_name: str | None = None,
@@ -257,7 +350,7 @@ def gradcam_batch(
 
 def gradcam(
     model: keras.Model,
-    image: np.ndarray | tf.Tensor,
+    image: Any,
     *,
     class_index: int = DEFAULT_CLASS_INDEX,
     layer_name: str | None = None,

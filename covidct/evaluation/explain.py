@@ -9,9 +9,11 @@ shape (h, w, K) and the class score ``y^c`` *before the softmax*,
   input's (H, W) and divided by its maximum, so it lies in [0, 1] (all zeros when no location
   has positive evidence for the class).
 
-Written with ``tf.GradientTape`` for Keras 3 (tf-explain is unmaintained and does not support
-Keras 3). It needs no second model: while the model runs eagerly, the chosen layer's output is
-watched by the tape (its ``call`` is wrapped for the duration of one forward pass and restored
+Written for Keras 3 on any backend (tf-explain is unmaintained and does not support Keras 3;
+the gradient is ``tf.GradientTape``'s, ``jax.grad``'s or ``torch.autograd``'s:
+:func:`covidct.evaluation.features_and_gradients`). It needs no second model: while the model
+runs eagerly, the chosen layer's output is
+watched (its ``call`` is wrapped for the duration of one forward pass and restored
 afterwards), so it works unchanged for layers inside nested models (a backbone applied as a
 sub-model layer, e.g. the training wrapper of :mod:`covidct.training`), for two-branch models
 such as the seed's ResNet152-LSTM (the LSTM branch simply contributes no gradient to the map),
@@ -42,11 +44,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from covidct.data.host import area_resize, resize_bilinear
 from covidct.data.loading import IntensityMode, IntensityTransform, read_slice
 from covidct.evaluation.activation_maps import DEFAULT_CLASS_INDEX, feature_layer, gradcam_batch
 from covidct.evaluation.metrics import DEFAULT_THRESHOLD
@@ -102,7 +104,7 @@ def display_gray(image: np.ndarray, window: DisplayWindow = LUNG_WINDOW) -> np.n
         raise ValueError(f"expected a 2-D slice (H, W) or (H, W, 1), got shape {array.shape}")
     if np.issubdtype(array.dtype, np.integer):
         transform = IntensityTransform(IntensityMode.HU_WINDOW, window.level_hu, window.width_hu)
-        return transform.apply(array).numpy()
+        return np.asarray(transform.apply(array), dtype=np.float32)
     values = array.astype(np.float32)
     low, high = float(values.min()), float(values.max())
     return (values - low) / (high - low) if high > low else np.zeros_like(values)
@@ -113,7 +115,7 @@ def _resize_to(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if heat.ndim != 2:
         raise ValueError(f"heatmap must be 2-D (H, W), got shape {heat.shape}")
     if heat.shape != shape:
-        heat = tf.image.resize(heat[..., np.newaxis], shape, method="bilinear").numpy()[..., 0]
+        heat = resize_bilinear(heat, shape)
     return np.clip(heat, 0.0, 1.0)
 
 
@@ -193,10 +195,10 @@ def model_input(
     Same steps as :mod:`covidct.data`'s decoding: ``transform`` (default: the lung-window
     :class:`IntensityTransform`), then an ``area`` resize to ``image_size`` x ``image_size``.
     """
-    values = (transform or IntensityTransform()).apply(stored)[..., tf.newaxis]
+    values = (transform or IntensityTransform()).apply(np.asarray(stored))[..., np.newaxis]
     if image_size is not None:
-        values = tf.image.resize(values, (image_size, image_size), method="area")
-    return values.numpy().astype(np.float32)
+        values = area_resize(values, image_size)
+    return np.asarray(values, dtype=np.float32)
 
 
 def tiff_loader(image_root: Path) -> Callable[[str], np.ndarray]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,9 @@ class ServingCheck:
     #: untagged) and max |scaled p served - scaled p evaluated| (NaN without a temperature)
     temperature: float | None = None
     max_abs_diff_scaled: float = math.nan
+    #: the serving process's Keras backend, and whether it had imported any TensorFlow module
+    backend: str | None = None
+    tensorflow_imported: bool | None = None
 
     @property
     def reason(self) -> str:
@@ -202,6 +206,7 @@ def serving_check(
     expected_temperature: float | None = None,
     tolerance: float = P_COVID_TOLERANCE,
     timeout_s: float = SERVING_TIMEOUT_S,
+    backend: str | None = None,
 ) -> ServingCheck:
     """Load ``model_uri`` in a fresh process, predict the probe set, compare; never raises for a
     model that fails (the result says why). ``expected_p_covid``: :func:`evaluate_probe` of the
@@ -214,6 +219,10 @@ def serving_check(
     (``covidct.evaluation.calibration.apply_temperature``) as a serving process would; a different
     or
     missing temperature, or scaled predictions beyond the tolerance, refuse. None skips it.
+    ``backend``: the Keras backend of the serving process (``KERAS_BACKEND``: ``tensorflow``,
+    ``jax``, ``torch``); None inherits this process's environment. A model evaluated under one
+    backend and served under another passes within the same tolerance (the ``.keras`` format
+    is backend-neutral; tests/promotion/test_serving.py holds it for a registry backbone).
 
     Raises ValueError when ``expected_p_covid`` does not have one value per probe slice, or
     for a bad ``train_params`` (the version's training spec, sent to the serving process).
@@ -242,9 +251,10 @@ def serving_check(
         )
         spawned = time.time()
         try:
+            env = {**os.environ, **({"KERAS_BACKEND": backend} if backend else {})}
             done = subprocess.run(
                 [sys.executable, "-m", "covidct.promotion.serving", str(request)],
-                capture_output=True, text=True, timeout=timeout_s, check=False,
+                capture_output=True, text=True, timeout=timeout_s, check=False, env=env,
             )  # fmt: skip
             failure = None if done.returncode == 0 else _tail(done.stderr, done.returncode)
         except subprocess.TimeoutExpired:
@@ -337,6 +347,8 @@ def _judge(
         total_s=total,
         temperature=None if temperature is None else float(temperature),
         max_abs_diff_scaled=scaled_diff,
+        backend=served.get("backend"),
+        tensorflow_imported=served.get("tensorflow_imported"),
     )
 
 
@@ -367,6 +379,7 @@ def _serve(request_file: str) -> None:
 
     from covidct import training
     from covidct.evaluation.calibration import apply_temperature
+    from covidct.keras_backend import backend_name, tensorflow_imported
     from covidct.promotion.deployable import download, model_digest
 
     imported = time.perf_counter()
@@ -396,6 +409,8 @@ def _serve(request_file: str) -> None:
         "temperature": temperature,
         "p_covid_scaled": None if scaled is None else [float(p) for p in scaled],
         "model_digest": model_digest(local),
+        "backend": backend_name(),
+        "tensorflow_imported": tensorflow_imported(),
     }
     Path(request["output"]).write_text(json.dumps(result))
 

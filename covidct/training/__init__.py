@@ -7,7 +7,7 @@ Modules:
   schedules; free of Keras, so the DAG file and ``covidct check-conf`` import it
 * ``profiles``: ``TrainingConfig`` (built from a spec by ``TrainingConfig.from_spec``), the
   named profiles, ``TrainResult``
-* ``datasets``: the training table as class indices and tf.data datasets
+* ``datasets``: the training table as class indices and the backend's datasets
 * ``optimization``: precision, distribution, the training model, batch-norm handling, fused Nadam,
   compile
 * ``checkpoints``: per-epoch checkpoints, resume checks, mirror to the lake

@@ -40,6 +40,7 @@ from .loaded import (
 from .optimization import (
     AUGMENT_LAYER as AUGMENT_LAYER,
     RESIDUAL_LAST_BN as RESIDUAL_LAST_BN,
+    BackendStrategy as BackendStrategy,
     Nadam as Nadam,
     PreciseBatchNorm as PreciseBatchNorm,
     compile_model as compile_model,
@@ -78,6 +79,7 @@ from .tracking import (
     EpochLogLine as EpochLogLine,
     MlflowEpochMetrics as MlflowEpochMetrics,
     RunSession as RunSession,
+    log_backend as log_backend,
     log_keras_model as log_keras_model,
     log_run_setup as log_run_setup,
     mlflow_active as mlflow_active,

@@ -1,17 +1,19 @@
-"""The training table (``path``, ``label`` per slice) as class indices and as the tf.data
-datasets of a run: shuffled, rebalanced and augmented for training; in order for evaluation.
+"""The training table (``path``, ``label`` per slice) as class indices and as the datasets of a
+run (``tf.data`` under TensorFlow, the NumPy ``PyDataset`` otherwise:
+:func:`covidct.data.make_dataset`): shuffled, rebalanced and augmented for training; in order
+for evaluation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
-from covidct.data.loading import make_dataset
+from covidct.data.pipelines import make_dataset
 from covidct.schema import CLASS_NAMES, LABEL_TO_CLASS
 from covidct.training.profiles import TrainingConfig
 
@@ -49,7 +51,7 @@ def slice_paths(frame: pd.DataFrame, image_root: Path) -> list[Path]:
 
 def train_dataset(
     frame: pd.DataFrame, image_root: Path, config: TrainingConfig, global_batch: int, epoch: int
-) -> tf.data.Dataset:
+) -> Any:
     """The training input of one epoch: shuffled (seed + ``epoch``), augmented on the host
     unless on the device, repeated, in full batches of ``global_batch``."""
     return make_dataset(
@@ -73,7 +75,7 @@ def eval_dataset(
     config: TrainingConfig,
     batch: int,
     cache: bool = False,
-) -> tf.data.Dataset:
+) -> Any:
     """The evaluation input of ``paths`` and ``labels``: in order, unaugmented, batches of
     ``batch`` (the last may be short), cached in memory with ``cache``."""
     return make_dataset(

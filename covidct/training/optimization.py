@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict
 from typing import Any
 
 import keras
-import tensorflow as tf
+import numpy as np
 
 from covidct.data.augment import DeviceAugmentation
 from covidct.models.backbones import get_backbone
+from covidct.keras_backend import JAX, backend_name, uses_tensorflow
 from covidct.schema import CLASS_NAMES
 from covidct.training.profiles import TrainingConfig
 
@@ -45,8 +46,14 @@ def graph_optimizer_policy(enabled: bool) -> Iterator[None]:
     data; ``benchmarks/cpu_train.py --grappler`` repeats it): the first compiled step took
     28.6 s with Grappler and 18.1 s without, and later steps were no faster with it (1.09 s
     against 0.99 s), so ``cpu-smoke`` skips it. The setting is global to the process; it is
-    applied when a traced function first runs and restored on exit.
+    applied when a traced function first runs and restored on exit. Other backends have no
+    Grappler: there this does nothing (and imports no TensorFlow).
     """
+    if not uses_tensorflow():
+        yield
+        return
+    import tensorflow as tf
+
     options = tf.config.optimizer
     previous = bool(options.get_experimental_options().get("disable_meta_optimizer", False))
     options.set_experimental_options({"disable_meta_optimizer": not enabled})
@@ -56,11 +63,37 @@ def graph_optimizer_policy(enabled: bool) -> Iterator[None]:
         options.set_experimental_options({"disable_meta_optimizer": previous})
 
 
-def distribution_strategy(config: TrainingConfig) -> tf.distribute.Strategy:
-    """MirroredStrategy over all visible GPUs when ``config.distribute``, else the default."""
-    if config.distribute:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+class BackendStrategy:
+    """The part of ``tf.distribute.Strategy`` training uses, for the other backends:
+    ``num_replicas_in_sync`` and ``scope()`` (nothing to enter: a JAX data-parallel
+    distribution is set for the whole process by :func:`distribution_strategy`)."""
+
+    def __init__(self, replicas: int = 1) -> None:
+        self.num_replicas_in_sync = replicas
+
+    def scope(self) -> AbstractContextManager[None]:
+        """A context that does nothing (the distribution, if any, is global)."""
+        return nullcontext()
+
+
+def distribution_strategy(config: TrainingConfig) -> Any:
+    """How a run spreads over the accelerators: a ``tf.distribute`` strategy under TensorFlow
+    (MirroredStrategy over all visible GPUs when ``config.distribute``, else the default), a
+    :class:`BackendStrategy` otherwise. Under JAX with ``config.distribute`` and more than one
+    device, Keras's ``DataParallel`` distribution is set for the process (batches split over
+    the devices, one replica each)."""
+    if uses_tensorflow():
+        import tensorflow as tf
+
+        if config.distribute:
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.get_strategy()
+    if config.distribute and backend_name() == JAX:
+        devices = keras.distribution.list_devices()
+        if len(devices) > 1:
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+            return BackendStrategy(len(devices))
+    return BackendStrategy(1)
 
 
 def new_training_model(backbone: str, config: TrainingConfig, replicas: int) -> keras.Model:
@@ -123,7 +156,7 @@ def zero_init_residual_branches(model: keras.Model) -> int:
         if isinstance(layer, keras.layers.BatchNormalization) and RESIDUAL_LAST_BN.search(
             layer.name
         ):
-            layer.gamma.assign(keras.ops.zeros_like(layer.gamma))
+            layer.gamma.assign(keras.ops.zeros(layer.gamma.shape, layer.gamma.dtype))
             changed += 1
     return changed
 
@@ -151,7 +184,8 @@ def recalibrate_batchnorm(
 
 
 class PreciseBatchNorm:
-    """:func:`recalibrate_batchnorm` for one model, its forward pass traced at most once.
+    """:func:`recalibrate_batchnorm` for one model, its forward pass traced at most once
+    (``tf.function`` under TensorFlow, ``jax.jit`` of ``stateless_call`` under JAX).
 
     ``model`` keeps its architecture for the life of this object (its weights may change
     between calls: a traced forward pass reads the current values). Calling it with
@@ -160,7 +194,14 @@ class PreciseBatchNorm:
 
     def __init__(self, model: keras.Model, *, compiled: bool = True) -> None:
         batch_norm = keras.layers.BatchNormalization
+        self.model = model
         self.layers = [layer for layer in _all_layers(model) if isinstance(layer, batch_norm)]
+        self.compiled = compiled
+        self.forward: Any = None
+        if not uses_tensorflow():
+            return
+        import tensorflow as tf
+
         self.momentum = tf.Variable(
             0.0, trainable=False, dtype=tf.float32, name="precise_bn_momentum"
         )
@@ -174,18 +215,61 @@ class PreciseBatchNorm:
         if not self.layers or count < 1:
             return 0
         momenta = [layer.momentum for layer in self.layers]
-        for layer in self.layers:
-            layer.momentum = self.momentum
         try:
-            for index, batch in enumerate(batches):
-                if index >= count:
-                    break
-                self.momentum.assign(index / (index + 1))
-                self.forward(batch[0] if isinstance(batch, tuple) else batch)
+            if uses_tensorflow():
+                self._tensorflow(batches, count)
+            else:
+                self._stateless(batches, count)
         finally:
             for layer, old in zip(self.layers, momenta, strict=True):
                 layer.momentum = old
         return len(self.layers)
+
+    def _tensorflow(self, batches: Iterable[Any], count: int) -> None:
+        for layer in self.layers:
+            layer.momentum = self.momentum
+        for index, batch in enumerate(batches):
+            if index >= count:
+                break
+            self.momentum.assign(index / (index + 1))
+            self.forward(batch[0] if isinstance(batch, tuple) else batch)
+
+    def _stateless(self, batches: Iterable[Any], count: int) -> None:
+        """JAX and PyTorch: each batch's own statistics (momentum 0 in a stateless forward pass
+        in training mode, ``jax.jit``-compiled under JAX when ``compiled``), averaged with equal
+        weights and assigned once: the same average the TensorFlow path accumulates."""
+        for layer in self.layers:
+            layer.momentum = 0.0
+        model = self.model
+        if self.forward is None:
+
+            def forward(trainable: Any, non_trainable: Any, images: Any) -> Any:
+                return model.stateless_call(trainable, non_trainable, images, training=True)[1]
+
+            if self.compiled and backend_name() == JAX:
+                import jax
+
+                forward = jax.jit(forward)
+            self.forward = forward
+        position = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
+        watched = [v for layer in self.layers for v in (layer.moving_mean, layer.moving_variance)]
+        indices = [position[id(v)] for v in watched]
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
+        sums: list[np.ndarray] | None = None
+        seen = 0
+        for index, batch in enumerate(batches):
+            if index >= count:
+                break
+            images = batch[0] if isinstance(batch, tuple) else batch
+            updated = self.forward(trainable, non_trainable, images)
+            values = [keras.ops.convert_to_numpy(updated[i]).astype(np.float64) for i in indices]
+            sums = values if sums is None else [a + b for a, b in zip(sums, values, strict=True)]
+            seen += 1
+        if sums is None:
+            return
+        for variable, total in zip(watched, sums, strict=True):
+            variable.assign((total / seen).astype(variable.dtype))
 
 
 def _all_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
@@ -251,16 +335,27 @@ def compile_model(model: keras.Model, config: TrainingConfig, replicas: int) -> 
 
     The optimizer's and the metric's variables are created here, before the first step: Keras's
     TensorFlow trainer otherwise creates them inside the first trace, and ``tf.function`` traces
-    the whole train step a second time.
+    the whole train step a second time; the other backends' trainers would take a batch from
+    fit's data to build the metrics (a batch the training then skips).
     """
     model.compile(
         optimizer=Nadam(learning_rate=config.effective_learning_rate(replicas)),
         loss=config.loss,
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        jit_compile=config.jit_compile,
+        # JAX compiles only through XLA: its trainer without jit_compile runs op by op
+        jit_compile=config.jit_compile or backend_name() == JAX,
         run_eagerly=config.eager(replicas),
     )
     model.optimizer.build(model.trainable_variables)
+    if not uses_tensorflow():
+        # Keras's JAX and PyTorch trainers otherwise build the metrics from the first batch of
+        # fit's iterator, which a PyDataset read by worker threads then skips: a fresh model
+        # would start one batch later than a kept one (covidct.training.warm) and train to
+        # other weights
+        images = np.zeros((1, *model.input_shape[1:]), "float32")
+        model._symbolic_build(
+            data_batch=(images, np.zeros((1, *model.output_shape[1:]), "float32"))
+        )
 
 
 def inference_model(training_model: keras.Model, backbone: str) -> keras.Model:

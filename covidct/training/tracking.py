@@ -17,6 +17,7 @@ import pandas as pd
 
 from covidct.data.augment import DeviceAugmentation
 from covidct.models.backbones import parameter_counts
+from covidct.keras_backend import backend_name, tensorflow_imported
 from covidct.training.datasets import (
     LABEL_COLUMN,
 )
@@ -169,6 +170,7 @@ def log_run_setup(
     params = {
         **session.config.to_params(),
         "backbone": session.backbone,
+        "keras_backend": backend_name(),
         "input_shape": f"{size}x{size}x1",
         "total_params": str(total),
         "non_trainable_params": str(non_trainable),
@@ -183,6 +185,25 @@ def log_run_setup(
     for key, values in session.history.items():  # epochs of an earlier, killed attempt
         for epoch, value in enumerate(values, start=1):
             mlflow.log_metric(key, value, step=epoch)
+
+
+def log_backend(backbone: str, logging_on: bool) -> bool:
+    """Log (and, with ``logging_on``, tag the active MLflow run with) the Keras backend and
+    whether any TensorFlow module is loaded in this process after training ``backbone``.
+
+    Tags ``keras_backend`` and ``tensorflow_imported`` (``"true"``/``"false"``); the log line
+    ``Keras backend jax; TensorFlow imported: False`` is what ``infra/demo.sh`` checks under a
+    backend other than TensorFlow. Returns whether TensorFlow is loaded.
+    """
+    loaded = tensorflow_imported()
+    logger.info("%s: Keras backend %s; TensorFlow imported: %s", backbone, backend_name(), loaded)
+    if logging_on:
+        import mlflow
+
+        mlflow.set_tags(
+            {"keras_backend": backend_name(), "tensorflow_imported": str(loaded).lower()}
+        )
+    return loaded
 
 
 def log_keras_model(
@@ -211,7 +232,8 @@ def log_keras_model(
 
 
 def serving_requirements() -> list[str]:
-    """The registered model's pip requirements: the Keras and TensorFlow that trained it, pinned.
+    """The registered model's pip requirements: the Keras, TensorFlow and JAX of the training
+    environment, pinned (the ``.keras`` file loads on either backend).
 
     Given to MLflow so it does not infer them: its inference loads the saved model again in a
     new Python process to see what it imports, for every model logged (TensorFlow and the whole
@@ -220,7 +242,7 @@ def serving_requirements() -> list[str]:
     from importlib import metadata
 
     pinned = []
-    for distribution in ("keras", "tensorflow", "tensorflow-cpu"):
+    for distribution in ("keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib"):
         with suppress(metadata.PackageNotFoundError):
             pinned.append(f"{distribution}=={metadata.version(distribution)}")
     return pinned

@@ -70,8 +70,9 @@ import keras
 import numpy as np
 import pandas as pd
 
-from covidct.data.loading import make_dataset
+from covidct.data.pipelines import make_dataset
 from covidct.models.backbones import BACKBONES, get_backbone
+from covidct.keras_backend import set_random_seed, to_numpy
 from covidct.schema import CLASS_NAMES, POSITIVE_CLASS
 from covidct.training import warm
 from covidct.training.checkpoints import (
@@ -99,6 +100,7 @@ from covidct.training.profiles import TrainingConfig, TrainResult
 from covidct.training.tracking import (
     EpochLogLine,
     MlflowEpochMetrics,
+    log_backend,
     log_keras_model,
     log_run_setup,
     mlflow_active,
@@ -224,7 +226,7 @@ def train_model(
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     logging_on = mlflow_active(mlflow_run)
-    keras.utils.set_random_seed(config.seed)
+    set_random_seed(config.seed)
     with graph_optimizer_policy(config.graph_optimizer):
         session = _open_session(backbone, config, checkpoint_dir, reuse_compiled)
         if logging_on:
@@ -240,6 +242,7 @@ def train_model(
         if logging_on:
             example = _example_batch(val_df, train_df, image_root, config)
             uri = log_keras_model(session.model, backbone, example, model_id=model_id)
+        log_backend(backbone, logging_on)
     if session.warm is not None:
         warm.keep_warm_model(session.warm)
     return _result(session, time.perf_counter() - started, uri if logging_on else None)
@@ -358,7 +361,7 @@ def _example_batch(
 ) -> np.ndarray:
     frame = (val_df if not val_df.empty else train_df).head(2)
     dataset = eval_dataset(slice_paths(frame, image_root), [0] * len(frame), config, len(frame))
-    return next(iter(dataset))[0].numpy()
+    return to_numpy(next(iter(dataset))[0])
 
 
 # --------------------------------------------------------------------------- prediction
@@ -387,12 +390,11 @@ def predict_p_covid(
     # again (5-7 s for ResNet152 on 2 cores, twice per evaluation: validation and test).
     padded = files + files[-1:] * (-len(files) % config.batch_size)
     dataset = eval_dataset(padded, [0] * len(padded), config, config.batch_size)
-    images = dataset.map(lambda image, _target: image)
     if eager:
-        scores = np.concatenate([np.asarray(model(batch, training=False)) for batch in images])
+        scores = np.concatenate([to_numpy(model(batch, training=False)) for batch, _ in dataset])
     else:
         with graph_optimizer_policy(config.graph_optimizer):
-            scores = model.predict(images, verbose=0)
+            scores = model.predict(dataset, verbose=0)  # the targets are ignored
     probabilities = np.asarray(scores, dtype=np.float64)[: len(files)]
     return probabilities[:, CLASS_NAMES.index(POSITIVE_CLASS)]
 

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 import tifffile
 
+from covidct.data.tfdata import apply_transform
 from covidct.data import (
     AugmentConfig,
     DeviceAugmentation,
@@ -51,14 +52,14 @@ def write_ramp(path: Path, low: int, high: int, size: int = 64) -> np.ndarray:
 def test_intensity_transform_values(
     transform: IntensityTransform, stored: list[int], expected: list[float]
 ) -> None:
-    out = transform.apply(tf.constant(np.array(stored, dtype=np.uint16)))
+    out = apply_transform(transform, tf.constant(np.array(stored, dtype=np.uint16)))
     assert out.dtype == tf.float32
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_intensity_transform_keeps_every_uint16_level() -> None:
     stored = np.arange(0, 65536, dtype=np.uint16)
-    out = IntensityTransform(IntensityMode.RAW).apply(tf.constant(stored)).numpy()
+    out = apply_transform(IntensityTransform(IntensityMode.RAW), tf.constant(stored)).numpy()
     assert np.unique(out).size == 65536
 
 

@@ -93,6 +93,41 @@ def test_matching_model_passes(registered, probe) -> None:  # type: ignore[no-un
     print("serving check timings:", result.to_dict())
 
 
+def test_a_registry_backbone_serves_on_the_other_backend(  # type: ignore[no-untyped-def]
+    tmp_path: Path, isolated_mlflow_uris: None, probe
+) -> None:
+    """Issue 35: a registry backbone logged and evaluated under this process's backend serves
+    within the tolerance from a process on the other one (TensorFlow <-> JAX); a JAX serving
+    process imports no TensorFlow."""
+    from covidct.keras_backend import backend_name, set_random_seed
+    from covidct.models import get_backbone
+
+    other = "jax" if backend_name() == "tensorflow" else "tensorflow"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    experiment = mlflow.create_experiment("x", artifact_location=str(tmp_path / "artifacts"))
+    set_random_seed(0)
+    model = get_backbone("vgg16").build((32, 32, 1), 2, None)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        logged = training.log_keras_model(model, "model", np.zeros((1, 32, 32, 1)))
+    digest = model_digest(download(logged))
+    version = registry.register_version(
+        registry.client(uri), NAME, model_uri=logged, run_id=run.info.run_id,
+        dag_run_id="run-x", backbone="vgg16", tags={DIGEST_TAG: digest},
+    )  # fmt: skip
+    model_uri = f"models:/{NAME}/{version}"
+    evaluated = evaluate_probe(mlflow.keras.load_model(model_uri), probe, PARAMS)
+    assert np.ptp(evaluated) > 0
+    result = serving_check(
+        model_uri, probe, evaluated, PARAMS, tracking_uri=uri, expected_digest=digest,
+        backend=other,
+    )  # fmt: skip
+    assert result.passed, result.reason
+    assert result.backend == other and result.max_abs_diff <= P_COVID_TOLERANCE
+    assert result.tensorflow_imported is (other == "tensorflow")
+
+
 def test_tampered_artifact_is_refused(registered, probe) -> None:  # type: ignore[no-untyped-def]
     tracking, model_uri, evaluated, digest = registered
     (saved,) = download(model_uri).rglob("*.keras")  # the file in the local artifact store
