@@ -53,9 +53,9 @@ def test_jax_inputs_equal_the_default_intensity_transform(tmp_path: Path) -> Non
     ours = benchmark.decode_lung_window(paths)
     import tifffile
 
-    expected = np.stack(
-        [IntensityTransform().apply(tifffile.imread(path)) for path in paths]
-    )[..., None]
+    expected = np.stack([IntensityTransform().apply(tifffile.imread(path)) for path in paths])[
+        ..., None
+    ]
     np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6)
     assert len(np.unique(ours)) > 256  # 16-bit levels survive
 

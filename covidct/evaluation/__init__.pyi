@@ -44,6 +44,7 @@ from .calibration import (
     scale_predictions as scale_predictions,
 )
 from .explain import (
+    GRADCAM_SCALE_LABEL as GRADCAM_SCALE_LABEL,
     LUNG_WINDOW as LUNG_WINDOW,
     DisplayWindow as DisplayWindow,
     display_gray as display_gray,

@@ -46,6 +46,8 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from covidct.data.host import area_resize, resize_bilinear
@@ -117,6 +119,10 @@ def _resize_to(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if heat.shape != shape:
         heat = resize_bilinear(heat, shape)
     return np.clip(heat, 0.0, 1.0)
+
+
+#: Label of the Grad-CAM figure's colour bar (the heat of :func:`overlay`, normalised 0..1).
+GRADCAM_SCALE_LABEL = "Grad-CAM weight (0: no evidence, 1: strongest in the slice)"
 
 
 def overlay(
@@ -255,6 +261,13 @@ def gradcam_figure(
             axes = grid[row, column]
             axes.imshow(overlay(stored[position], heatmaps[position], window=window))
             axes.set_title(_case_title(cases.iloc[position]), fontsize=7)
+    # the heat's scale (overlay's colormap, 0..1): without it a panel's red means nothing
+    bar = figure.colorbar(
+        ScalarMappable(Normalize(0.0, 1.0), colormaps["jet"]),
+        ax=list(grid.flat), shrink=0.8, fraction=0.03, pad=0.01,
+    )  # fmt: skip
+    bar.set_label(GRADCAM_SCALE_LABEL, fontsize=7)
+    bar.ax.tick_params(labelsize=6)
     layer = feature_layer(model, layer_name).name
     low, high = window.bounds()
     figure.suptitle(

@@ -53,8 +53,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from covidct.config import parse_enum
 import covidct.keras_backend  # noqa: F401  (no TensorFlow under JAX)
+from covidct.config import parse_enum
 from covidct.models.weights import ChannelAdaptation, WeightsCacheLike, load_weights
 
 logger = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ import keras
 import numpy as np
 
 from covidct.data.augment import DeviceAugmentation
-from covidct.models.backbones import get_backbone
 from covidct.keras_backend import JAX, backend_name, uses_tensorflow
+from covidct.models.backbones import get_backbone
 from covidct.schema import CLASS_NAMES
 from covidct.training.profiles import TrainingConfig
 

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from covidct.data.augment import DeviceAugmentation
-from covidct.models.backbones import parameter_counts
 from covidct.keras_backend import backend_name, tensorflow_imported
+from covidct.models.backbones import parameter_counts
 from covidct.training.datasets import (
     LABEL_COLUMN,
 )

@@ -71,8 +71,8 @@ import numpy as np
 import pandas as pd
 
 from covidct.data.pipelines import make_dataset
-from covidct.models.backbones import BACKBONES, get_backbone
 from covidct.keras_backend import set_random_seed, to_numpy
+from covidct.models.backbones import BACKBONES, get_backbone
 from covidct.schema import CLASS_NAMES, POSITIVE_CLASS
 from covidct.training import warm
 from covidct.training.checkpoints import (

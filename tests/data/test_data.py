@@ -11,7 +11,6 @@ import pytest
 import tensorflow as tf
 import tifffile
 
-from covidct.data.tfdata import apply_transform
 from covidct.data import (
     AugmentConfig,
     DeviceAugmentation,
@@ -24,6 +23,7 @@ from covidct.data import (
     projective_warp,
     read_slice,
 )
+from covidct.data.tfdata import apply_transform
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 TCIA_AXIAL = sorted((SHARED_DATA / "tcia" / "lung-pet-ct-dx").rglob("*.dcm"))[:3]

@@ -410,6 +410,9 @@ def test_gradcam_figure_from_real_tiffs(square_model, tmp_path):
     picture = keras.utils.load_img(path)
     assert picture.size[0] > 300 and np.asarray(picture).std() > 10
     assert "; no " not in figure.get_suptitle()  # every outcome kind has a row
+    # issue 33: the panels carry a colour bar of the heat's 0..1 scale
+    (bar,) = [axes for axes in figure.axes if axes.get_ylabel() == explain.GRADCAM_SCALE_LABEL]
+    assert bar.get_ylim() == (0.0, 1.0)
     without_fn = cases[cases["cell"] != "FN"].reset_index(drop=True)
     partial = explain.gradcam_figure(
         square_model, without_fn, explain.tiff_loader(tmp_path), explain.model_input
