@@ -354,14 +354,19 @@ def _record_gate(store: Any, dag_run_id: str, result: dict[str, Any]) -> dict[st
 def regression_check(
     settings: Settings, gated: Mapping[str, Any], dag_run_id: str, send: Any = None
 ) -> dict:
-    """Compare this run's champion metrics with the previous run's; alert on any regression."""
+    """Compare this run's champion metrics with the previous run's; alert on any regression.
+
+    Returns ``{"compared_with": run id or None, "regressions": [...]}``, with ``reason`` when
+    nothing was compared (no champion yet, or no earlier run recorded champion figures)."""
     store = lake(settings)
     mine = RunLayout.of(dag_run_id).history
     keys = sorted(k for k in store.list(LakeLayout.RUN_HISTORY) if k != mine)
     records = [json.loads(store.read_bytes(k)) for k in keys]
     previous = [r for r in records if r.get("metrics")]
-    if not previous or not gated["champion_metrics"]:
-        return {"compared_with": None, "regressions": []}
+    if not gated["champion_metrics"]:
+        return {"compared_with": None, "regressions": [], "reason": "no champion yet"}
+    if not previous:
+        return {"compared_with": None, "regressions": [], "reason": "no earlier champion figures"}
     last = max(previous, key=lambda r: r.get("at", ""))
     found = alerts_mod.detect_regressions(
         last["metrics"], gated["champion_metrics"], settings.gate.regression_thresholds

@@ -90,7 +90,7 @@ def _gate(result: Any) -> str:
 def _regressions(result: Any) -> str:
     found = result.get("regressions") or []
     if result.get("compared_with") is None:
-        return "no earlier run to compare with"
+        return f"nothing compared: {result.get('reason') or 'no earlier champion figures'}"
     return f"{len(found)} metric regression(s) against {result['compared_with']}"
 
 
